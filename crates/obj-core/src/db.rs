@@ -1,0 +1,547 @@
+//! The database handle: open/create, recovery, commit publication, checkpoints, close.
+
+use crate::backend::{FileBackend, MemoryBackend, StorageBackend};
+use crate::btree::{self, node};
+use crate::error::{Error, Result};
+use crate::format::{self, Meta, PageKind};
+use crate::freelist;
+use crate::integrity::{self, IntegrityReport};
+use crate::lock;
+use crate::pager::{PageBuf, Pager};
+use crate::txn::{ReadTxn, WriteTxn};
+use crate::wal::Wal;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// When commits reach the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the WAL on every commit: an acknowledged commit survives power loss.
+    #[default]
+    Immediate,
+    /// No fsync per commit; the WAL is synced at checkpoint. Survives a process crash,
+    /// may lose the latest commits on power loss.
+    Eventual,
+    /// Never fsync. For scratch data and tests.
+    None,
+}
+
+/// Options for [`Db::open`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub read_only: bool,
+    /// Page size for a new file (power of two, 4 KiB to 64 KiB); an existing file keeps its own.
+    pub page_size: u32,
+    /// How long to wait for the writer lock (in-process) or the file lock (other processes).
+    pub busy_timeout: Duration,
+    pub durability: Durability,
+    /// Bytes of main-file pages kept in the shared page cache.
+    pub cache_size: usize,
+    /// WAL frames after which a commit triggers an automatic checkpoint.
+    pub checkpoint_frames: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            read_only: false,
+            page_size: format::DEFAULT_PAGE_SIZE,
+            busy_timeout: Duration::from_secs(5),
+            durability: Durability::Immediate,
+            cache_size: 64 << 20,
+            checkpoint_frames: 1000,
+        }
+    }
+}
+
+/// What a checkpoint did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Page versions copied from the WAL into the main file.
+    pub frames_copied: u64,
+    /// True when the WAL was reset to its header.
+    pub wal_reset: bool,
+    /// True when a live reader kept some frames in the WAL.
+    pub deferred: bool,
+}
+
+struct Published {
+    seq: u64,
+    meta: Meta,
+    /// Live snapshots: commit number → how many readers pin it.
+    readers: BTreeMap<u64, usize>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) pager: Pager,
+    wal: Mutex<Wal>,
+    published: Mutex<Published>,
+    writer_busy: Mutex<bool>,
+    writer_cv: Condvar,
+    /// Collection roots never move; each entry is valid for snapshots at or after its seq.
+    roots: RwLock<HashMap<String, (u64, u64)>>,
+    opts: Options,
+    pub(crate) failed: AtomicBool,
+    closed: AtomicBool,
+    lock_file: Option<File>,
+    path: PathBuf,
+}
+
+/// An open database. `Send + Sync`: share it between threads (for example in an `Arc`).
+pub struct Db {
+    shared: Arc<Shared>,
+}
+
+/// Structural check for pages loaded from disk, by kind.
+fn validate_page(no: u64, page: &[u8]) -> Result<()> {
+    match PageKind::of(page[0]) {
+        Some(PageKind::FreeTrunk) => freelist::validate(no, page),
+        Some(PageKind::Overflow) => Ok(()),
+        _ => node::validate(no, page),
+    }
+}
+
+/// `<path>-wal`.
+pub fn wal_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push("-wal");
+    PathBuf::from(s)
+}
+
+impl Db {
+    /// Opens (or, unless read-only, creates) the database at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let path = path.as_ref().to_path_buf();
+        if !format::valid_page_size(opts.page_size) {
+            return Err(Error::invalid(format!(
+                "page_size must be a power of two from 4096 to 65536, got {}",
+                opts.page_size
+            )));
+        }
+        let file = if opts.read_only {
+            OpenOptions::new().read(true).open(&path)
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        }
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::NotFound(format!("database file {} does not exist", path.display()))
+            }
+            _ => Error::Io(e),
+        })?;
+        let lock_file = file.try_clone()?;
+        lock::acquire(&lock_file, &path, !opts.read_only, opts.busy_timeout)?;
+        let main: Box<dyn StorageBackend> = Box::new(FileBackend::new(file));
+        let wal_file = wal_path(&path);
+        let wal: Box<dyn StorageBackend> = if opts.read_only {
+            match File::open(&wal_file) {
+                Ok(f) => Box::new(FileBackend::new(f)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Box::new(MemoryBackend::new())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            Box::new(FileBackend::new(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&wal_file)?,
+            ))
+        };
+        let created = main.len()? == 0 && !opts.read_only;
+        if created {
+            create_file(main.as_ref(), wal.as_ref(), opts.page_size)?;
+            if let Some(dir) = path.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+        }
+        Self::open_backends(main, wal, opts, Some(lock_file), path)
+    }
+
+    /// Opens a database over arbitrary backends (in-memory stores, fault injection). Empty
+    /// stores are initialised unless the options say read-only.
+    pub fn open_with_backends(
+        main: Box<dyn StorageBackend>,
+        wal: Box<dyn StorageBackend>,
+        opts: Options,
+    ) -> Result<Db> {
+        if main.len()? == 0 && !opts.read_only {
+            create_file(main.as_ref(), wal.as_ref(), opts.page_size)?;
+        }
+        Self::open_backends(main, wal, opts, None, PathBuf::from(":memory:"))
+    }
+
+    fn open_backends(
+        main: Box<dyn StorageBackend>,
+        wal: Box<dyn StorageBackend>,
+        opts: Options,
+        lock_file: Option<File>,
+        path: PathBuf,
+    ) -> Result<Db> {
+        let len = main.len()?;
+        if len < format::META_END as u64 {
+            return Err(Error::corrupt(format!(
+                "{} is not an obj database (file too short: {len} bytes)",
+                path.display()
+            )));
+        }
+        let mut head = vec![0u8; format::META_END];
+        main.read_at(0, &mut head)?;
+        let page_size = format::check_header_prefix(&head)? as usize;
+        let (wal, commits) = Wal::open(wal, page_size, !opts.read_only)?;
+        let pager = Pager::new(main, page_size, opts.cache_size, validate_page);
+        let mut last_size = None;
+        let seq = commits.len() as u64;
+        for (k, commit) in commits.into_iter().enumerate() {
+            let mut pages: Vec<(u64, PageBuf)> = Vec::with_capacity(commit.pages.len());
+            for (no, page) in commit.pages {
+                pager.check(no, &page)?;
+                pages.push((no, Arc::new(page)));
+            }
+            pager.publish(k as u64 + 1, pages);
+            last_size = Some(commit.db_pages);
+        }
+        let meta = Meta::read_from(&pager.read(0, seq)?)?;
+        if meta.page_size as usize != page_size {
+            return Err(Error::corrupt_page(
+                0,
+                "page size differs between header copies",
+            ));
+        }
+        if let Some(size) = last_size {
+            if size != meta.page_count {
+                return Err(Error::corrupt(
+                    "last WAL commit disagrees with the header's page count",
+                ));
+            }
+        }
+        let shared = Arc::new(Shared {
+            pager,
+            wal: Mutex::new(wal),
+            published: Mutex::new(Published {
+                seq,
+                meta,
+                readers: BTreeMap::new(),
+            }),
+            writer_busy: Mutex::new(false),
+            writer_cv: Condvar::new(),
+            roots: RwLock::new(HashMap::new()),
+            opts,
+            failed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            lock_file,
+            path,
+        });
+        Ok(Db { shared })
+    }
+
+    /// A snapshot of the latest commit.
+    pub fn begin_read(&self) -> Result<ReadTxn> {
+        self.shared.check_open()?;
+        let (seq, meta) = {
+            let mut p = self.shared.published.lock();
+            let seq = p.seq;
+            *p.readers.entry(seq).or_insert(0) += 1;
+            (seq, p.meta.clone())
+        };
+        Ok(ReadTxn::new(self.shared.clone(), seq, meta))
+    }
+
+    /// Starts the write transaction, waiting up to the busy timeout for the current writer.
+    pub fn begin_write(&self) -> Result<WriteTxn> {
+        self.shared.check_writable()?;
+        self.shared.acquire_writer()?;
+        if let Err(e) = self.shared.check_writable() {
+            self.shared.release_writer();
+            return Err(e);
+        }
+        let (seq, meta) = {
+            let p = self.shared.published.lock();
+            (p.seq, p.meta.clone())
+        };
+        Ok(WriteTxn::new(self.shared.clone(), seq, meta))
+    }
+
+    /// Copies committed pages from the WAL into the main file and, when no reader still
+    /// needs the log, resets it to its header.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo> {
+        self.shared.check_writable()?;
+        self.shared.acquire_writer()?;
+        let result = self.shared.checkpoint_locked();
+        self.shared.release_writer();
+        result
+    }
+
+    /// Checkpoints best-effort, then releases the file lock. Idempotent; later calls on this
+    /// handle or its transactions fail with `Error::Closed`.
+    pub fn close(&self) -> Result<()> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if !shared.opts.read_only
+            && !shared.failed.load(Ordering::Acquire)
+            && shared.try_acquire_writer()
+        {
+            let _ = shared.checkpoint_locked();
+            shared.release_writer();
+        }
+        shared.closed.store(true, Ordering::Release);
+        if let Some(f) = &shared.lock_file {
+            f.unlock()?;
+        }
+        Ok(())
+    }
+
+    /// Closes without the checkpoint (for a handle whose user hit an error).
+    pub fn close_without_checkpoint(&self) -> Result<()> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(f) = &self.shared.lock_file {
+            f.unlock()?;
+        }
+        Ok(())
+    }
+
+    /// Walks every tree, overflow chain and the freelist of the latest commit.
+    pub fn integrity_check(&self) -> Result<IntegrityReport> {
+        let snap = self.begin_read()?;
+        integrity::check(&snap)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.shared.opts.read_only
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.shared.pager.page_size()
+    }
+
+    /// Committed frames currently in the WAL.
+    pub fn wal_frames(&self) -> u64 {
+        self.shared.wal.lock().frames()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.shared.path)
+            .field("read_only", &self.shared.opts.read_only)
+            .finish()
+    }
+}
+
+/// Writes the header page and an empty catalog to a new store, and a fresh WAL header.
+fn create_file(main: &dyn StorageBackend, wal: &dyn StorageBackend, page_size: u32) -> Result<()> {
+    let ps = page_size as usize;
+    let mut pages = vec![0u8; 2 * ps];
+    let (meta_page, catalog) = pages.split_at_mut(ps);
+    Meta::new(page_size).write_to(meta_page);
+    format::seal_page(0, meta_page);
+    node::init(catalog, PageKind::Leaf);
+    format::seal_page(1, catalog);
+    main.write_at(0, &pages)?;
+    main.sync()?;
+    wal.set_len(0)?;
+    Ok(())
+}
+
+impl Shared {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("the database has been closed".into()));
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.opts.read_only {
+            return Err(Error::ReadOnly(format!(
+                "{} was opened read-only",
+                self.path.display()
+            )));
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::Closed(
+                "an earlier write to the log failed; reopen the database to continue".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn acquire_writer(&self) -> Result<()> {
+        let deadline = Instant::now() + self.opts.busy_timeout;
+        let mut busy = self.writer_busy.lock();
+        while *busy {
+            if self.writer_cv.wait_until(&mut busy, deadline).timed_out() && *busy {
+                return Err(Error::Busy(format!(
+                    "another write transaction held the writer lock for longer than {:.1}s",
+                    self.opts.busy_timeout.as_secs_f64()
+                )));
+            }
+        }
+        *busy = true;
+        Ok(())
+    }
+
+    fn try_acquire_writer(&self) -> bool {
+        let mut busy = self.writer_busy.lock();
+        if *busy {
+            return false;
+        }
+        *busy = true;
+        true
+    }
+
+    pub(crate) fn release_writer(&self) {
+        *self.writer_busy.lock() = false;
+        self.writer_cv.notify_one();
+    }
+
+    pub(crate) fn unpin_reader(&self, seq: u64) {
+        let mut p = self.published.lock();
+        if let Some(n) = p.readers.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                p.readers.remove(&seq);
+            }
+        }
+    }
+
+    pub(crate) fn cached_root(&self, collection: &str, seq: u64) -> Option<u64> {
+        let roots = self.roots.read();
+        roots
+            .get(collection)
+            .filter(|(_, since)| *since <= seq)
+            .map(|(root, _)| *root)
+    }
+
+    pub(crate) fn cache_root(&self, collection: &str, root: u64, seen_at: u64) {
+        let mut roots = self.roots.write();
+        let entry = roots
+            .entry(collection.to_string())
+            .or_insert((root, seen_at));
+        entry.1 = entry.1.min(seen_at);
+    }
+
+    /// Appends a commit to the WAL and publishes it. Called by `WriteTxn::commit` with the
+    /// writer lock held.
+    pub(crate) fn commit_pages(
+        &self,
+        base_seq: u64,
+        pages: Vec<(u64, PageBuf)>,
+        meta: Meta,
+        created: &[(String, u64)],
+    ) -> Result<()> {
+        let seq = base_seq + 1;
+        let sync = self.opts.durability == Durability::Immediate;
+        let mut wal = self.wal.lock();
+        {
+            let frames: Vec<(u64, &[u8])> =
+                pages.iter().map(|(no, p)| (*no, p.as_slice())).collect();
+            if let Err(e) = wal.append_commit(&frames, meta.page_count, sync) {
+                self.failed.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        self.pager.publish(seq, pages);
+        for (name, root) in created {
+            self.cache_root(name, *root, seq);
+        }
+        {
+            let mut p = self.published.lock();
+            p.seq = seq;
+            p.meta = meta;
+        }
+        if wal.frames() >= self.opts.checkpoint_frames {
+            drop(wal);
+            // The commit is already durable; a failed automatic checkpoint loses nothing and
+            // is retried by the next one.
+            let _ = self.checkpoint_locked();
+        }
+        Ok(())
+    }
+
+    /// Checkpoint with the writer lock held.
+    fn checkpoint_locked(&self) -> Result<CheckpointInfo> {
+        if !self.pager.has_versions() {
+            return Ok(CheckpointInfo::default());
+        }
+        let (latest, upto, page_count) = {
+            let p = self.published.lock();
+            let oldest = p.readers.keys().next().copied().unwrap_or(p.seq);
+            (p.seq, oldest.min(p.seq), p.meta.page_count)
+        };
+        let sync = self.opts.durability != Durability::None;
+        let mut wal = self.wal.lock();
+        if sync {
+            wal.sync()?;
+        }
+        let backfill = self.pager.backfill(upto, latest)?;
+        if backfill.complete {
+            let main = self.pager.main();
+            let want = page_count * self.pager.page_size() as u64;
+            if main.len()? < want {
+                main.set_len(want)?;
+            }
+        }
+        if sync && backfill.pages_written > 0 {
+            self.pager.main().sync()?;
+        }
+        if backfill.complete {
+            wal.reset(sync)?;
+            self.pager.clear_versions();
+        }
+        Ok(CheckpointInfo {
+            frames_copied: backfill.pages_written,
+            wal_reset: backfill.complete,
+            deferred: !backfill.complete,
+        })
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Db>();
+    is::<ReadTxn>();
+    is::<WriteTxn>();
+    let _ = btree::MAX_DEPTH;
+}

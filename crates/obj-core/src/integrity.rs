@@ -1,0 +1,272 @@
+//! `integrity_check`: walks every tree, overflow chain and the freelist of one snapshot and
+//! checks checksums, structure, key order, counts and that every page is used exactly once.
+
+use crate::btree::node::{self, LeafValue};
+use crate::btree::{overflow, PageRead, MAX_DEPTH};
+use crate::catalog::{self, CollectionRecord};
+use crate::error::{Error, Result};
+use crate::format::PageKind;
+use crate::freelist;
+use crate::txn::ReadTxn;
+
+/// What a successful check found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IntegrityReport {
+    pub page_count: u64,
+    pub free_pages: u64,
+    pub collections: Vec<CollectionReport>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CollectionReport {
+    pub name: String,
+    pub documents: u64,
+    /// Pages owned by the collection's tree and its overflow chains.
+    pub pages: u64,
+}
+
+struct Walk<'a> {
+    snap: &'a ReadTxn,
+    /// Owner tag per page: 0 unseen.
+    owner: Vec<u32>,
+    problems: Vec<String>,
+}
+
+const MAX_PROBLEMS: usize = 100;
+
+impl Walk<'_> {
+    fn problem(&mut self, msg: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(msg);
+        }
+    }
+
+    fn claim(&mut self, no: u64, tag: u32, what: &str) -> bool {
+        match self.owner.get_mut(no as usize) {
+            None => {
+                self.problem(format!("{what}: page {no} is beyond the database size"));
+                false
+            }
+            Some(o) if *o != 0 => {
+                self.problem(format!("{what}: page {no} is used twice"));
+                false
+            }
+            Some(o) => {
+                *o = tag;
+                true
+            }
+        }
+    }
+
+    /// Walks a tree; calls `leaf` for each entry. Returns (entries, pages).
+    fn tree(
+        &mut self,
+        root: u64,
+        tag: u32,
+        what: &str,
+        leaf: &mut dyn FnMut(&mut Self, &[u8], &[u8]),
+    ) -> (u64, u64) {
+        let mut entries = 0u64;
+        let mut pages = 0u64;
+        let mut leaf_depth: Option<usize> = None;
+        // (page, depth, low bound, high bound)
+        let mut stack: Vec<(u64, usize, Option<Vec<u8>>, Option<Vec<u8>>)> =
+            vec![(root, 0, None, None)];
+        while let Some((no, depth, lo, hi)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                self.problem(format!("{what}: tree deeper than {MAX_DEPTH}"));
+                continue;
+            }
+            if !self.claim(no, tag, what) {
+                continue;
+            }
+            pages += 1;
+            let page = match self.snap.page(no) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.problem(format!("{what}: {e}"));
+                    continue;
+                }
+            };
+            let is_leaf = match PageKind::of(page[0]) {
+                Some(PageKind::Leaf) => true,
+                Some(PageKind::Branch) => false,
+                _ => {
+                    self.problem(format!("{what}: page {no} is not a B-tree node"));
+                    continue;
+                }
+            };
+            let n = node::count(&page);
+            for i in 0..n {
+                let k = node::key(&page, i);
+                if i > 0 && node::key(&page, i - 1) >= k {
+                    self.problem(format!("{what}: keys out of order in page {no}"));
+                }
+                if lo.as_deref().is_some_and(|lo| k < lo) || hi.as_deref().is_some_and(|hi| k >= hi)
+                {
+                    self.problem(format!(
+                        "{what}: key outside its parent's range in page {no}"
+                    ));
+                }
+            }
+            if is_leaf {
+                if *leaf_depth.get_or_insert(depth) != depth {
+                    self.problem(format!("{what}: leaves at different depths (page {no})"));
+                }
+                for i in 0..n {
+                    entries += 1;
+                    let value = match node::leaf_value(&page, i) {
+                        LeafValue::Inline(v) => v.to_vec(),
+                        LeafValue::Overflow { first, len } => {
+                            match overflow::chain(self.snap, first, len) {
+                                Ok(chain) => {
+                                    for p in chain {
+                                        if self.claim(p, tag, what) {
+                                            pages += 1;
+                                        }
+                                    }
+                                }
+                                Err(e) => self.problem(format!("{what}: {e}")),
+                            }
+                            match overflow::read(self.snap, first, len) {
+                                Ok(v) => v,
+                                Err(_) => continue,
+                            }
+                        }
+                    };
+                    leaf(self, node::key(&page, i), &value);
+                }
+            } else {
+                for i in 0..=n {
+                    let child_lo = if i == 0 {
+                        lo.clone()
+                    } else {
+                        Some(node::key(&page, i - 1).to_vec())
+                    };
+                    let child_hi = if i == n {
+                        hi.clone()
+                    } else {
+                        Some(node::key(&page, i).to_vec())
+                    };
+                    stack.push((node::child(&page, i), depth + 1, child_lo, child_hi));
+                }
+            }
+        }
+        (entries, pages)
+    }
+}
+
+pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
+    let meta = snap.meta().clone();
+    let mut walk = Walk {
+        snap,
+        owner: vec![0; meta.page_count as usize],
+        problems: Vec::new(),
+    };
+    walk.owner[0] = u32::MAX;
+    let mut records: Vec<(String, CollectionRecord)> = Vec::new();
+    walk.tree(meta.catalog_root, 1, "catalog", &mut |_, _, _| {});
+    match catalog::list(snap, meta.catalog_root) {
+        Ok(list) => records = list,
+        Err(e) => walk.problem(format!("catalog: {e}")),
+    }
+    let mut report = IntegrityReport {
+        page_count: meta.page_count,
+        ..Default::default()
+    };
+    for (i, (name, rec)) in records.iter().enumerate() {
+        let what = format!("collection {name:?}");
+        let mut max_id = 0u64;
+        let mut bad_keys = 0u64;
+        let (entries, pages) =
+            walk.tree(
+                rec.root,
+                i as u32 + 2,
+                &what,
+                &mut |_, key, _| match <[u8; 8]>::try_from(key) {
+                    Ok(k) => max_id = max_id.max(u64::from_be_bytes(k)),
+                    Err(_) => bad_keys += 1,
+                },
+            );
+        if bad_keys > 0 {
+            walk.problem(format!("{what}: {bad_keys} keys are not 8-byte ids"));
+        }
+        if entries != rec.count {
+            walk.problem(format!(
+                "{what}: holds {entries} documents but the catalog says {}",
+                rec.count
+            ));
+        }
+        if max_id >= rec.next_id {
+            walk.problem(format!(
+                "{what}: id {max_id} is not below the next id {}",
+                rec.next_id
+            ));
+        }
+        report.collections.push(CollectionReport {
+            name: name.clone(),
+            documents: entries,
+            pages,
+        });
+    }
+    // Freelist.
+    let mut free = 0u64;
+    let mut trunk = meta.free_head;
+    let mut hops = 0u64;
+    while trunk != 0 {
+        hops += 1;
+        if hops > meta.page_count {
+            walk.problem("freelist: trunk chain loops".into());
+            break;
+        }
+        if !walk.claim(trunk, u32::MAX - 1, "freelist") {
+            break;
+        }
+        free += 1;
+        let page = match snap.page(trunk) {
+            Ok(p) if p[0] == PageKind::FreeTrunk as u8 => p,
+            Ok(_) => {
+                walk.problem(format!("freelist: page {trunk} is not a trunk"));
+                break;
+            }
+            Err(e) => {
+                walk.problem(format!("freelist: {e}"));
+                break;
+            }
+        };
+        for i in 0..freelist::count(&page) {
+            let no = freelist::entry(&page, i);
+            if walk.claim(no, u32::MAX - 1, "freelist") {
+                free += 1;
+            }
+        }
+        trunk = freelist::next(&page);
+    }
+    if free != meta.free_count {
+        walk.problem(format!(
+            "freelist holds {free} pages but the header says {}",
+            meta.free_count
+        ));
+    }
+    let lost: Vec<usize> = walk
+        .owner
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| **o == 0)
+        .map(|(i, _)| i)
+        .collect();
+    if !lost.is_empty() {
+        let shown: Vec<String> = lost.iter().take(10).map(|p| p.to_string()).collect();
+        walk.problem(format!(
+            "{} page(s) belong to nothing: {}",
+            lost.len(),
+            shown.join(", ")
+        ));
+    }
+    report.free_pages = free;
+    if walk.problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(Error::Integrity(walk.problems))
+    }
+}

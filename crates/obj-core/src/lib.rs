@@ -1,0 +1,41 @@
+//! obj-core: the storage engine of obj, an embedded document database.
+//!
+//! One database is a main file plus a write-ahead log (`<path>-wal`). Documents are byte
+//! strings stored per named collection under `u64` ids. Writers are serialised; readers
+//! work on snapshots and never block the writer. See `docs/format.md` for the bytes on
+//! disk and the invariants that make commits atomic and durable.
+//!
+//! ```
+//! use obj_core::{Db, Options, Reader};
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open(dir.path().join("app.obj"), Options::default()).unwrap();
+//! let mut tx = db.begin_write().unwrap();
+//! let id = tx.insert("orders", b"hello").unwrap();
+//! tx.commit().unwrap();
+//! let rx = db.begin_read().unwrap();
+//! assert_eq!(&*rx.get("orders", id).unwrap().unwrap(), b"hello");
+//! ```
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod backend;
+mod btree;
+mod catalog;
+mod db;
+mod error;
+pub mod format;
+mod freelist;
+mod integrity;
+mod lock;
+mod pager;
+mod txn;
+mod wal;
+
+pub use btree::{PageRead, Value};
+pub use catalog::{CollectionRecord, MAX_NAME_LEN};
+pub use db::{wal_path, CheckpointInfo, Db, Durability, Options};
+pub use error::{Error, Result};
+pub use integrity::{CollectionReport, IntegrityReport};
+pub use txn::{Iter, ReadTxn, Reader, WriteTxn};
+pub use wal::WAL_HEADER_SIZE;

@@ -1,0 +1,213 @@
+//! Pages: the shared cache of main-file pages and the committed page versions that still
+//! live in the WAL.
+//!
+//! A reader at snapshot `S` sees, for page `p`, the newest version of `p` committed at or
+//! before `S` if the WAL still holds one, and the main file's copy otherwise. Checkpoint only
+//! copies versions that every live reader already sees (see `docs/format.md`, invariant 4),
+//! so a main-file page a reader may still need is never overwritten under it.
+
+use crate::backend::StorageBackend;
+use crate::error::{Error, Result};
+use crate::format;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+/// An immutable page image shared between the cache, the WAL versions and readers.
+pub type PageBuf = Arc<Vec<u8>>;
+
+/// Checks a page's structure after its checksum passed; supplied by the B-tree layer so
+/// malformed pages never enter the cache.
+pub type PageValidator = fn(u64, &[u8]) -> Result<()>;
+
+const CACHE_SHARDS: usize = 16;
+
+/// Bounded, sharded cache of verified main-file pages.
+struct PageCache {
+    shards: Vec<Mutex<HashMap<u64, PageBuf>>>,
+    per_shard: usize,
+}
+
+impl PageCache {
+    fn new(capacity_pages: usize) -> Self {
+        let per_shard = (capacity_pages / CACHE_SHARDS).max(8);
+        PageCache {
+            shards: (0..CACHE_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            per_shard,
+        }
+    }
+
+    fn shard(&self, no: u64) -> &Mutex<HashMap<u64, PageBuf>> {
+        &self.shards[(no as usize) % CACHE_SHARDS]
+    }
+
+    fn get(&self, no: u64) -> Option<PageBuf> {
+        self.shard(no).lock().get(&no).cloned()
+    }
+
+    fn insert(&self, no: u64, page: PageBuf) {
+        let mut shard = self.shard(no).lock();
+        if shard.len() >= self.per_shard && !shard.contains_key(&no) {
+            // Evict an arbitrary entry; hash order is effectively random.
+            if let Some(&victim) = shard.keys().next() {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(no, page);
+    }
+}
+
+/// Committed page versions not yet reset out of the WAL, oldest first per page.
+#[derive(Default)]
+struct Versions {
+    pages: HashMap<u64, Vec<(u64, PageBuf)>>,
+    /// Versions at or below this commit have been copied into the main file.
+    backfilled: u64,
+}
+
+/// Result of copying committed versions into the main file.
+pub struct Backfill {
+    pub pages_written: u64,
+    /// True when every version was copied and the WAL can be reset.
+    pub complete: bool,
+}
+
+pub struct Pager {
+    page_size: usize,
+    main: Box<dyn StorageBackend>,
+    cache: PageCache,
+    versions: RwLock<Versions>,
+    validate: PageValidator,
+}
+
+impl Pager {
+    pub fn new(
+        main: Box<dyn StorageBackend>,
+        page_size: usize,
+        cache_bytes: usize,
+        validate: PageValidator,
+    ) -> Self {
+        Pager {
+            page_size,
+            main,
+            cache: PageCache::new(cache_bytes / page_size),
+            versions: RwLock::new(Versions::default()),
+            validate,
+        }
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    pub fn main(&self) -> &dyn StorageBackend {
+        self.main.as_ref()
+    }
+
+    /// The page as of commit `seq`.
+    pub fn read(&self, no: u64, seq: u64) -> Result<PageBuf> {
+        if let Some(page) = self.read_version(no, seq) {
+            return Ok(page);
+        }
+        self.read_main(no)
+    }
+
+    fn read_version(&self, no: u64, seq: u64) -> Option<PageBuf> {
+        let versions = self.versions.read();
+        let list = versions.pages.get(&no)?;
+        list.iter()
+            .rev()
+            .find(|(s, _)| *s <= seq)
+            .map(|(_, p)| p.clone())
+    }
+
+    /// Reads a page from the main file through the cache, verifying it on first load.
+    pub fn read_main(&self, no: u64) -> Result<PageBuf> {
+        if let Some(page) = self.cache.get(no) {
+            return Ok(page);
+        }
+        let page = self.load_main(no)?;
+        self.cache.insert(no, page.clone());
+        Ok(page)
+    }
+
+    fn load_main(&self, no: u64) -> Result<PageBuf> {
+        let mut buf = vec![0u8; self.page_size];
+        let offset = no
+            .checked_mul(self.page_size as u64)
+            .ok_or_else(|| Error::corrupt_page(no, "page number out of range"))?;
+        match self.main.read_at(offset, &mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Error::corrupt_page(no, "lies beyond the end of the file"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.check(no, &buf)?;
+        Ok(Arc::new(buf))
+    }
+
+    /// Verifies checksum and structure of a page image that came from disk.
+    pub fn check(&self, no: u64, page: &[u8]) -> Result<()> {
+        format::verify_page(no, page)?;
+        if no != 0 {
+            (self.validate)(no, page)?;
+        }
+        Ok(())
+    }
+
+    /// Records the pages of commit `seq` as the newest versions.
+    pub fn publish(&self, seq: u64, pages: impl IntoIterator<Item = (u64, PageBuf)>) {
+        let mut versions = self.versions.write();
+        for (no, page) in pages {
+            versions.pages.entry(no).or_default().push((seq, page));
+        }
+    }
+
+    pub fn has_versions(&self) -> bool {
+        !self.versions.read().pages.is_empty()
+    }
+
+    /// Copies into the main file, for every page, the newest version at or below `upto`
+    /// that is not there yet. The caller holds the writer lock and syncs the main file.
+    pub fn backfill(&self, upto: u64, latest: u64) -> Result<Backfill> {
+        let mut pending: Vec<(u64, PageBuf)> = {
+            let versions = self.versions.read();
+            let floor = versions.backfilled;
+            versions
+                .pages
+                .iter()
+                .filter_map(|(&no, list)| {
+                    list.iter()
+                        .rev()
+                        .find(|(s, _)| *s <= upto)
+                        .filter(|(s, _)| *s > floor)
+                        .map(|(_, p)| (no, p.clone()))
+                })
+                .collect()
+        };
+        pending.sort_unstable_by_key(|(no, _)| *no);
+        let pages_written = pending.len() as u64;
+        for (no, page) in &pending {
+            self.main.write_at(no * self.page_size as u64, page)?;
+        }
+        for (no, page) in pending {
+            self.cache.insert(no, page);
+        }
+        let mut versions = self.versions.write();
+        versions.backfilled = versions.backfilled.max(upto);
+        Ok(Backfill {
+            pages_written,
+            complete: upto >= latest,
+        })
+    }
+
+    /// Forgets all versions after a full checkpoint reset the WAL.
+    pub fn clear_versions(&self) {
+        let mut versions = self.versions.write();
+        versions.pages.clear();
+    }
+}

@@ -1,0 +1,279 @@
+//! The public engine API: transactions, visibility, rollback, reopen, checkpoint, errors.
+
+use obj_core::{wal_path, Db, Durability, Error, Options, Reader, WAL_HEADER_SIZE};
+use std::time::Duration;
+
+fn open(path: &std::path::Path) -> Db {
+    Db::open(path, Options::default()).unwrap()
+}
+
+#[test]
+fn insert_get_put_delete_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.obj");
+    {
+        let db = open(&path);
+        let mut tx = db.begin_write().unwrap();
+        let a = tx.insert("orders", b"one").unwrap();
+        let b = tx.insert("orders", b"two").unwrap();
+        assert_eq!((a, b), (1, 2));
+        // Reads in the write transaction see its own writes.
+        assert_eq!(&*tx.get("orders", 2).unwrap().unwrap(), b"two");
+        assert!(!tx.put("orders", 10, b"ten").unwrap());
+        assert!(tx.put("orders", 10, b"TEN").unwrap());
+        assert_eq!(tx.insert("orders", b"eleven").unwrap(), 11);
+        assert!(tx.delete("orders", 1).unwrap());
+        assert!(!tx.delete("orders", 1).unwrap());
+        assert_eq!(tx.count("orders").unwrap(), 3);
+        tx.commit().unwrap();
+    }
+    let db = open(&path);
+    let rx = db.begin_read().unwrap();
+    let all: Vec<(u64, Vec<u8>)> = rx
+        .iter("orders")
+        .unwrap()
+        .map(|r| r.map(|(id, v)| (id, v.into_vec())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        all,
+        vec![
+            (2, b"two".to_vec()),
+            (10, b"TEN".to_vec()),
+            (11, b"eleven".to_vec())
+        ]
+    );
+    let mid: Vec<u64> = rx
+        .range("orders", 3..=10)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    assert_eq!(mid, vec![10]);
+    assert_eq!(rx.count("missing").unwrap(), 0);
+    assert!(rx.get("missing", 1).unwrap().is_none());
+    assert_eq!(rx.iter("missing").unwrap().count(), 0);
+    assert_eq!(rx.collections().unwrap(), vec!["orders".to_string()]);
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn dropping_a_write_txn_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("r.obj"));
+    let mut tx = db.begin_write().unwrap();
+    tx.insert("c", b"kept").unwrap();
+    tx.commit().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.insert("c", b"gone").unwrap();
+    tx.insert("new", b"gone").unwrap();
+    drop(tx);
+    let rx = db.begin_read().unwrap();
+    assert_eq!(rx.count("c").unwrap(), 1);
+    assert_eq!(rx.count("new").unwrap(), 0);
+    // The id handed out by the rolled-back insert is handed out again.
+    let mut tx = db.begin_write().unwrap();
+    assert_eq!(tx.insert("c", b"x").unwrap(), 2);
+    tx.rollback();
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn readers_keep_their_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("s.obj"));
+    let mut tx = db.begin_write().unwrap();
+    tx.insert("c", b"v1").unwrap();
+    tx.commit().unwrap();
+    let old = db.begin_read().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.put("c", 1, b"v2").unwrap();
+    tx.insert("c", b"more").unwrap();
+    // Uncommitted work is invisible to readers.
+    assert_eq!(
+        &*db.begin_read().unwrap().get("c", 1).unwrap().unwrap(),
+        b"v1"
+    );
+    tx.commit().unwrap();
+    assert_eq!(&*old.get("c", 1).unwrap().unwrap(), b"v1");
+    assert_eq!(old.count("c").unwrap(), 1);
+    // A checkpoint while the old reader lives is deferred, not destructive.
+    let info = db.checkpoint().unwrap();
+    assert!(info.deferred && !info.wal_reset, "{info:?}");
+    assert_eq!(&*old.get("c", 1).unwrap().unwrap(), b"v1");
+    drop(old);
+    let info = db.checkpoint().unwrap();
+    assert!(info.wal_reset, "{info:?}");
+    assert_eq!(
+        std::fs::metadata(wal_path(db.path())).unwrap().len(),
+        WAL_HEADER_SIZE as u64
+    );
+    assert_eq!(
+        &*db.begin_read().unwrap().get("c", 1).unwrap().unwrap(),
+        b"v2"
+    );
+    // Nothing to fold: a no-op.
+    assert_eq!(db.checkpoint().unwrap(), Default::default());
+}
+
+#[test]
+fn second_writer_waits_then_gets_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        busy_timeout: Duration::from_millis(100),
+        ..Options::default()
+    };
+    let db = Db::open(dir.path().join("b.obj"), opts).unwrap();
+    let tx = db.begin_write().unwrap();
+    let start = std::time::Instant::now();
+    assert!(matches!(db.begin_write(), Err(Error::Busy(_))));
+    assert!(start.elapsed() >= Duration::from_millis(90));
+    drop(tx);
+    db.begin_write().unwrap();
+}
+
+#[test]
+fn second_open_of_the_same_file_is_busy_until_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.obj");
+    let db = open(&path);
+    let opts = Options {
+        busy_timeout: Duration::from_millis(50),
+        ..Options::default()
+    };
+    assert!(matches!(Db::open(&path, opts.clone()), Err(Error::Busy(_))));
+    db.close().unwrap();
+    db.close().unwrap();
+    assert!(matches!(db.begin_read(), Err(Error::Closed(_))));
+    Db::open(&path, opts).unwrap();
+}
+
+#[test]
+fn read_only_handles_refuse_writes_and_missing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.obj");
+    let ro = Options {
+        read_only: true,
+        ..Options::default()
+    };
+    assert!(matches!(
+        Db::open(&path, ro.clone()),
+        Err(Error::NotFound(_))
+    ));
+    {
+        let db = open(&path);
+        let mut tx = db.begin_write().unwrap();
+        tx.insert("c", b"x").unwrap();
+        tx.commit().unwrap();
+        db.close_without_checkpoint().unwrap();
+    }
+    let db = Db::open(&path, ro).unwrap();
+    assert_eq!(db.begin_read().unwrap().count("c").unwrap(), 1);
+    assert!(matches!(db.begin_write(), Err(Error::ReadOnly(_))));
+    assert!(matches!(db.checkpoint(), Err(Error::ReadOnly(_))));
+}
+
+#[test]
+fn bad_arguments_are_invalid_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("x.obj"));
+    let mut tx = db.begin_write().unwrap();
+    assert!(matches!(
+        tx.insert("", b"x"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        tx.put("c", 0, b"x"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(tx.get("c", 0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        tx.insert(&"n".repeat(300), b"x"),
+        Err(Error::InvalidArgument(_))
+    ));
+    let bad = Options {
+        page_size: 1000,
+        ..Options::default()
+    };
+    assert!(matches!(
+        Db::open(dir.path().join("y.obj"), bad),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn values_from_empty_to_16_mib_and_page_sizes() {
+    for page_size in [4096u32, 16384, 65536] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.obj");
+        let sizes = [0usize, 1, 100, 4000, 70_000, 1 << 20, 16 << 20];
+        {
+            let db = Db::open(
+                &path,
+                Options {
+                    page_size,
+                    durability: Durability::None,
+                    ..Options::default()
+                },
+            )
+            .unwrap();
+            let mut tx = db.begin_write().unwrap();
+            for &n in &sizes {
+                tx.insert("blobs", &vec![(n % 251) as u8; n]).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let db = open(&path);
+        assert_eq!(db.page_size(), page_size as usize);
+        let rx = db.begin_read().unwrap();
+        for (i, &n) in sizes.iter().enumerate() {
+            let v = rx.get("blobs", i as u64 + 1).unwrap().unwrap();
+            assert_eq!(v.len(), n);
+            assert!(v.iter().all(|b| *b == (n % 251) as u8));
+        }
+        db.integrity_check().unwrap();
+    }
+}
+
+#[test]
+fn freed_space_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.obj");
+    let db = Db::open(
+        &path,
+        Options {
+            durability: Durability::None,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let fill = |db: &Db| {
+        let mut tx = db.begin_write().unwrap();
+        for i in 0..100_000u64 {
+            tx.insert(
+                "docs",
+                format!("document number {i} with some padding").as_bytes(),
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    };
+    fill(&db);
+    db.checkpoint().unwrap();
+    let size1 = std::fs::metadata(&path).unwrap().len();
+    let mut tx = db.begin_write().unwrap();
+    let ids: Vec<u64> = tx.iter("docs").unwrap().map(|r| r.unwrap().0).collect();
+    for id in ids {
+        assert!(tx.delete("docs", id).unwrap());
+    }
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+    fill(&db);
+    db.checkpoint().unwrap();
+    let size2 = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        size2 as f64 <= size1 as f64 * 1.10,
+        "file grew from {size1} to {size2}"
+    );
+    let report = db.integrity_check().unwrap();
+    assert_eq!(report.collections[0].documents, 100_000);
+}
