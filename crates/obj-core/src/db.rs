@@ -53,7 +53,7 @@ impl Default for Options {
             page_size: format::DEFAULT_PAGE_SIZE,
             busy_timeout: Duration::from_secs(5),
             durability: Durability::Immediate,
-            cache_size: 64 << 20,
+            cache_size: 256 << 20,
             checkpoint_frames: 1000,
         }
     }

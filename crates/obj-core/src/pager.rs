@@ -11,8 +11,30 @@ use crate::error::{Error, Result};
 use crate::format;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Page numbers are already well spread; a multiplicative hash beats SipHash on the hot path.
+#[derive(Default)]
+pub struct PageHasher(u64);
+
+impl Hasher for PageHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ (n >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub type PageMap<V> = HashMap<u64, V, BuildHasherDefault<PageHasher>>;
 
 /// An immutable page image shared between the cache, the WAL versions and readers.
 pub type PageBuf = Arc<Vec<u8>>;
@@ -25,7 +47,7 @@ const CACHE_SHARDS: usize = 16;
 
 /// Bounded, sharded cache of verified main-file pages.
 struct PageCache {
-    shards: Vec<Mutex<HashMap<u64, PageBuf>>>,
+    shards: Vec<Mutex<PageMap<PageBuf>>>,
     per_shard: usize,
 }
 
@@ -34,13 +56,13 @@ impl PageCache {
         let per_shard = (capacity_pages / CACHE_SHARDS).max(8);
         PageCache {
             shards: (0..CACHE_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
+                .map(|_| Mutex::new(PageMap::default()))
                 .collect(),
             per_shard,
         }
     }
 
-    fn shard(&self, no: u64) -> &Mutex<HashMap<u64, PageBuf>> {
+    fn shard(&self, no: u64) -> &Mutex<PageMap<PageBuf>> {
         &self.shards[(no as usize) % CACHE_SHARDS]
     }
 
@@ -63,7 +85,7 @@ impl PageCache {
 /// Committed page versions not yet reset out of the WAL, oldest first per page.
 #[derive(Default)]
 struct Versions {
-    pages: HashMap<u64, Vec<(u64, PageBuf)>>,
+    pages: PageMap<Vec<(u64, PageBuf)>>,
     /// Versions at or below this commit have been copied into the main file.
     backfilled: u64,
 }
@@ -80,6 +102,8 @@ pub struct Pager {
     main: Box<dyn StorageBackend>,
     cache: PageCache,
     versions: RwLock<Versions>,
+    /// False while the WAL holds no versions, so reads skip the versions lock.
+    has_versions: AtomicBool,
     validate: PageValidator,
 }
 
@@ -95,6 +119,7 @@ impl Pager {
             main,
             cache: PageCache::new(cache_bytes / page_size),
             versions: RwLock::new(Versions::default()),
+            has_versions: AtomicBool::new(false),
             validate,
         }
     }
@@ -116,6 +141,9 @@ impl Pager {
     }
 
     fn read_version(&self, no: u64, seq: u64) -> Option<PageBuf> {
+        if !self.has_versions.load(Ordering::Acquire) {
+            return None;
+        }
         let versions = self.versions.read();
         let list = versions.pages.get(&no)?;
         list.iter()
@@ -165,10 +193,12 @@ impl Pager {
         for (no, page) in pages {
             versions.pages.entry(no).or_default().push((seq, page));
         }
+        self.has_versions
+            .store(!versions.pages.is_empty(), Ordering::Release);
     }
 
     pub fn has_versions(&self) -> bool {
-        !self.versions.read().pages.is_empty()
+        self.has_versions.load(Ordering::Acquire)
     }
 
     /// Copies into the main file, for every page, the newest version at or below `upto`
@@ -209,5 +239,6 @@ impl Pager {
     pub fn clear_versions(&self) {
         let mut versions = self.versions.write();
         versions.pages.clear();
+        self.has_versions.store(false, Ordering::Release);
     }
 }

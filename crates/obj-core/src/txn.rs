@@ -10,7 +10,7 @@ use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
-use crate::pager::PageBuf;
+use crate::pager::{PageBuf, PageMap};
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
@@ -236,7 +236,7 @@ pub struct WriteTxn {
     shared: Arc<Shared>,
     base_seq: u64,
     meta: Meta,
-    dirty: HashMap<u64, PageBuf>,
+    dirty: PageMap<PageBuf>,
     colls: HashMap<String, CollState>,
     finished: bool,
 }
@@ -247,7 +247,7 @@ impl WriteTxn {
             shared,
             base_seq,
             meta,
-            dirty: HashMap::new(),
+            dirty: PageMap::default(),
             colls: HashMap::new(),
             finished: false,
         }

@@ -190,13 +190,28 @@ pub fn branch_cell(key: &[u8], child: u64) -> Vec<u8> {
 
 /// Binary search: `Ok(i)` if key i equals `key`, else `Err(i)` with i the insert position.
 pub fn search(page: &[u8], key: &[u8]) -> std::result::Result<usize, usize> {
+    use std::cmp::Ordering;
+    let hdr = if is_leaf(page) {
+        LEAF_CELL_HDR
+    } else {
+        BRANCH_CELL_HDR
+    };
+    // Document ids are 8-byte big-endian keys: compare them as integers, not with memcmp.
+    let key8 = <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes);
     let (mut lo, mut hi) = (0usize, count(page));
     while lo < hi {
         let mid = (lo + hi) / 2;
-        match self::key(page, mid).cmp(key) {
-            std::cmp::Ordering::Less => lo = mid + 1,
-            std::cmp::Ordering::Greater => hi = mid,
-            std::cmp::Ordering::Equal => return Ok(mid),
+        let off = ptr(page, mid);
+        let klen = get_u16(page, off) as usize;
+        let k = &page[off + hdr..off + hdr + klen];
+        let ord = match (key8, <[u8; 8]>::try_from(k)) {
+            (Some(want), Ok(k)) => u64::from_be_bytes(k).cmp(&want),
+            _ => k.cmp(key),
+        };
+        match ord {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Greater => hi = mid,
+            Ordering::Equal => return Ok(mid),
         }
     }
     Err(lo)
