@@ -3,10 +3,12 @@
 //! (schemas, index definitions) share the tree without colliding.
 
 use crate::btree::{self, Cursor, PageRead, PageWrite};
+use crate::codec::Schema;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 const COLLECTION_PREFIX: u8 = 0x01;
+const SCHEMA_PREFIX: u8 = 0x02;
 
 /// Longest collection name, in UTF-8 bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -79,9 +81,82 @@ pub fn list<R: PageRead>(r: &R, catalog_root: u64) -> Result<Vec<(String, Collec
         let name = std::str::from_utf8(&k[1..])
             .map_err(|_| Error::corrupt("catalog holds a collection name that is not UTF-8"))?
             .to_string();
-        let value = btree::Value::from_leaf(r, &page, i)?;
+        let value = btree::TreeValue::from_leaf(r, &page, i)?;
         let rec = decode(&name, &value)?;
         out.push((name, rec));
+    }
+    Ok(out)
+}
+
+fn schema_key(collection: &str, version: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(collection.len() + 6);
+    k.push(SCHEMA_PREFIX);
+    k.extend_from_slice(collection.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+pub fn load_schema<R: PageRead>(
+    r: &R,
+    catalog_root: u64,
+    collection: &str,
+    version: u32,
+) -> Result<Option<Schema>> {
+    match btree::get(r, catalog_root, &schema_key(collection, version))? {
+        Some(v) => {
+            let schema = Schema::from_bytes(&v).map_err(|e| {
+                Error::corrupt(format!(
+                    "stored schema of {collection:?} version {version}: {e}"
+                ))
+            })?;
+            if schema.version != version {
+                return Err(Error::corrupt(format!(
+                    "stored schema of {collection:?} has the wrong version"
+                )));
+            }
+            Ok(Some(schema))
+        }
+        None => Ok(None),
+    }
+}
+
+pub fn store_schema<W: PageWrite>(
+    w: &mut W,
+    catalog_root: u64,
+    collection: &str,
+    schema: &Schema,
+) -> Result<()> {
+    btree::put(
+        w,
+        catalog_root,
+        &schema_key(collection, schema.version),
+        &schema.to_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Every stored schema of a collection, by version.
+pub fn list_schemas<R: PageRead>(
+    r: &R,
+    catalog_root: u64,
+    collection: &str,
+) -> Result<Vec<Schema>> {
+    let mut prefix = vec![SCHEMA_PREFIX];
+    prefix.extend_from_slice(collection.as_bytes());
+    prefix.push(0);
+    let mut out = Vec::new();
+    let mut cursor = Cursor::seek(r, catalog_root, Some(&prefix))?;
+    while let Some((page, i)) = cursor.next(r)? {
+        let k = btree::node::key(&page, i);
+        if !k.starts_with(&prefix) || k.len() != prefix.len() + 4 {
+            break;
+        }
+        let value = btree::TreeValue::from_leaf(r, &page, i)?;
+        out.push(
+            Schema::from_bytes(&value)
+                .map_err(|e| Error::corrupt(format!("stored schema of {collection:?}: {e}")))?,
+        );
     }
     Ok(out)
 }

@@ -2,6 +2,7 @@
 
 use crate::backend::{FileBackend, MemoryBackend, StorageBackend};
 use crate::btree::{self, node};
+use crate::codec::Schema;
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
@@ -85,6 +86,8 @@ pub(crate) struct Shared {
     writer_cv: Condvar,
     /// Collection roots never move; each entry is valid for snapshots at or after its seq.
     roots: RwLock<HashMap<String, (u64, u64)>>,
+    /// Committed schemas; a stored (collection, version) shape never changes.
+    schemas: RwLock<HashMap<(String, u32), Arc<Schema>>>,
     opts: Options,
     pub(crate) failed: AtomicBool,
     closed: AtomicBool,
@@ -246,6 +249,7 @@ impl Db {
             writer_busy: Mutex::new(false),
             writer_cv: Condvar::new(),
             roots: RwLock::new(HashMap::new()),
+            schemas: RwLock::new(HashMap::new()),
             opts,
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -459,6 +463,19 @@ impl Shared {
             .entry(collection.to_string())
             .or_insert((root, seen_at));
         entry.1 = entry.1.min(seen_at);
+    }
+
+    pub(crate) fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
+        self.schemas
+            .read()
+            .get(&(collection.to_string(), version))
+            .cloned()
+    }
+
+    pub(crate) fn cache_schema(&self, collection: &str, schema: Arc<Schema>) {
+        self.schemas
+            .write()
+            .insert((collection.to_string(), schema.version), schema);
     }
 
     /// Appends a commit to the WAL and publishes it. Called by `WriteTxn::commit` with the

@@ -4,6 +4,7 @@
 use crate::btree::node::{self, LeafValue};
 use crate::btree::{overflow, PageRead, MAX_DEPTH};
 use crate::catalog::{self, CollectionRecord};
+use crate::doc::DocHeader;
 use crate::error::{Error, Result};
 use crate::format::PageKind;
 use crate::freelist;
@@ -178,16 +179,22 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
         let what = format!("collection {name:?}");
         let mut max_id = 0u64;
         let mut bad_keys = 0u64;
-        let (entries, pages) =
-            walk.tree(
-                rec.root,
-                i as u32 + 2,
-                &what,
-                &mut |_, key, _| match <[u8; 8]>::try_from(key) {
-                    Ok(k) => max_id = max_id.max(u64::from_be_bytes(k)),
-                    Err(_) => bad_keys += 1,
-                },
-            );
+        let mut bad_headers = 0u64;
+        let (entries, pages) = walk.tree(rec.root, i as u32 + 2, &what, &mut |_, key, value| {
+            match <[u8; 8]>::try_from(key) {
+                Ok(k) => max_id = max_id.max(u64::from_be_bytes(k)),
+                Err(_) => bad_keys += 1,
+            }
+            match DocHeader::decode(value) {
+                Ok((h, _)) if h.collection_id == rec.id => {}
+                _ => bad_headers += 1,
+            }
+        });
+        if bad_headers > 0 {
+            walk.problem(format!(
+                "{what}: {bad_headers} documents have a damaged or foreign header"
+            ));
+        }
         if bad_keys > 0 {
             walk.problem(format!("{what}: {bad_keys} keys are not 8-byte ids"));
         }

@@ -22,7 +22,9 @@
 pub mod backend;
 mod btree;
 mod catalog;
+pub mod codec;
 mod db;
+mod doc;
 mod error;
 pub mod format;
 mod freelist;
@@ -32,10 +34,11 @@ mod pager;
 mod txn;
 mod wal;
 
-pub use btree::{PageRead, Value};
+pub use btree::PageRead;
 pub use catalog::{CollectionRecord, MAX_NAME_LEN};
 pub use db::{wal_path, CheckpointInfo, Db, Durability, Options};
+pub use doc::{DocHeader, DocKind};
 pub use error::{Error, Result};
 pub use integrity::{CollectionReport, IntegrityReport};
-pub use txn::{Iter, ReadTxn, Reader, WriteTxn};
+pub use txn::{Iter, ReadTxn, Reader, Value, WriteTxn};
 pub use wal::WAL_HEADER_SIZE;

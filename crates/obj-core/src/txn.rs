@@ -4,9 +4,11 @@
 //! the writer lock, keeps its changed pages private until `commit`, and rolls back when
 //! dropped uncommitted.
 
-use crate::btree::{self, Cursor, PageRead, PageWrite, Value};
+use crate::btree::{self, Cursor, PageRead, PageWrite, TreeValue};
 use crate::catalog::{self, CollectionRecord};
+use crate::codec::Schema;
 use crate::db::Shared;
+use crate::doc::{DocHeader, DocKind};
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
@@ -15,6 +17,57 @@ use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// A stored document: its header plus its payload, which is what it dereferences to.
+/// Small payloads are borrowed from a shared page image, so reading one copies nothing.
+#[derive(Clone)]
+pub struct Value {
+    header: DocHeader,
+    payload: TreeValue,
+}
+
+impl Value {
+    fn from_tree(stored: TreeValue) -> Result<Value> {
+        let (header, len) = DocHeader::decode(&stored)?;
+        Ok(Value {
+            header,
+            payload: stored.skip(len),
+        })
+    }
+
+    pub fn header(&self) -> DocHeader {
+        self.header
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        self.payload.into_vec()
+    }
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq<[u8]> for Value {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value({:?}, {} bytes)", self.header.kind, self.len())
+    }
+}
 
 fn id_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
@@ -37,6 +90,8 @@ pub trait Reader: PageRead + Sized {
     fn catalog_root(&self) -> u64;
     #[doc(hidden)]
     fn check_usable(&self) -> Result<()>;
+    #[doc(hidden)]
+    fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>>;
 
     /// The document `id` of `collection`, or None.
     fn get(&self, collection: &str, id: u64) -> Result<Option<Value>> {
@@ -44,7 +99,9 @@ pub trait Reader: PageRead + Sized {
         catalog::check_name(collection)?;
         check_id(id)?;
         match self.collection_root(collection)? {
-            Some(root) => btree::get(self, root, &id_key(id)),
+            Some(root) => btree::get(self, root, &id_key(id))?
+                .map(Value::from_tree)
+                .transpose(),
             None => Ok(None),
         }
     }
@@ -94,6 +151,23 @@ pub trait Reader: PageRead + Sized {
         self.range(collection, from..)?.take(limit).collect()
     }
 
+    /// The stored schema of `collection` at `version`, if one was registered.
+    fn schema(&self, collection: &str, version: u32) -> Result<Option<Arc<Schema>>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        if let Some(s) = self.cached_schema(collection, version) {
+            return Ok(Some(s));
+        }
+        Ok(catalog::load_schema(self, self.catalog_root(), collection, version)?.map(Arc::new))
+    }
+
+    /// Every stored schema of `collection`, oldest version first.
+    fn schemas(&self, collection: &str) -> Result<Vec<Schema>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        catalog::list_schemas(self, self.catalog_root(), collection)
+    }
+
     /// Names of all collections, sorted.
     fn collections(&self) -> Result<Vec<String>> {
         self.check_usable()?;
@@ -128,7 +202,10 @@ impl<R: Reader> Iterator for Iter<'_, R> {
             if id > self.last {
                 return Ok(None);
             }
-            Ok(Some((id, Value::from_leaf(self.src, &page, i)?)))
+            Ok(Some((
+                id,
+                Value::from_tree(TreeValue::from_leaf(self.src, &page, i)?)?,
+            )))
         })();
         match step {
             Ok(Some(item)) => Some(Ok(item)),
@@ -222,6 +299,10 @@ impl Reader for ReadTxn {
     fn check_usable(&self) -> Result<()> {
         self.pin.shared.check_open()
     }
+
+    fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
+        self.pin.shared.cached_schema(collection, version)
+    }
 }
 
 struct CollState {
@@ -238,6 +319,8 @@ pub struct WriteTxn {
     meta: Meta,
     dirty: PageMap<PageBuf>,
     colls: HashMap<String, CollState>,
+    /// Schemas stored by this transaction, published to the shared cache at commit.
+    new_schemas: Vec<(String, Arc<Schema>)>,
     finished: bool,
 }
 
@@ -249,6 +332,7 @@ impl WriteTxn {
             meta,
             dirty: PageMap::default(),
             colls: HashMap::new(),
+            new_schemas: Vec::new(),
             finished: false,
         }
     }
@@ -293,14 +377,74 @@ impl WriteTxn {
         })
     }
 
-    /// Stores `value` under a new id (one more than the highest id ever used) and returns it.
+    /// Records the shape of `collection` at `schema.version`, or checks it against the one
+    /// already stored: a different shape is `InvalidArgument`, never a silent mis-decode.
+    pub fn register_schema(&mut self, collection: &str, schema: &Schema) -> Result<Arc<Schema>> {
+        if let Some(stored) = self.schema(collection, schema.version)? {
+            if let Some(diff) = schema.difference(&stored) {
+                return Err(Error::invalid(format!(
+                    "collection {collection:?} version {} is stored with a different shape: {diff}; \
+                     use another collection name or bump the version",
+                    schema.version
+                )));
+            }
+            return Ok(stored);
+        }
+        let root = self.meta.catalog_root;
+        catalog::store_schema(self, root, collection, schema)?;
+        let schema = Arc::new(schema.clone());
+        self.new_schemas
+            .push((collection.to_string(), schema.clone()));
+        Ok(schema)
+    }
+
+    /// Stores raw bytes under a new id (one more than the highest id ever used) and
+    /// returns the id.
     pub fn insert(&mut self, collection: &str, value: &[u8]) -> Result<u64> {
+        self.insert_doc(collection, DocKind::Raw, 0, value)
+    }
+
+    /// Stores raw bytes under `id`, replacing any document there; returns true if it
+    /// replaced one. Later `insert`s hand out ids above `id`.
+    pub fn put(&mut self, collection: &str, id: u64, value: &[u8]) -> Result<bool> {
+        self.put_doc(collection, id, DocKind::Raw, 0, value)
+    }
+
+    fn stored(
+        &self,
+        collection: &str,
+        kind: DocKind,
+        type_version: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let collection_id = self.colls.get(collection).map_or(0, |st| st.rec.id);
+        let header = DocHeader {
+            kind,
+            flags: 0,
+            type_version,
+            collection_id,
+        };
+        let mut buf = Vec::with_capacity(payload.len() + 12);
+        header.encode_into(&mut buf);
+        buf.extend_from_slice(payload);
+        buf
+    }
+
+    /// Like [`WriteTxn::insert`] for a payload of the given kind and schema version.
+    pub fn insert_doc(
+        &mut self,
+        collection: &str,
+        kind: DocKind,
+        type_version: u32,
+        payload: &[u8],
+    ) -> Result<u64> {
         self.check_usable()?;
         let (root, id) = {
             let st = self.writable_state(collection)?;
             (st.rec.root, st.rec.next_id)
         };
-        let replaced = btree::put(self, root, &id_key(id), value)?;
+        let value = self.stored(collection, kind, type_version, payload);
+        let replaced = btree::put(self, root, &id_key(id), &value)?;
         if replaced {
             return Err(Error::corrupt(format!(
                 "id {id} of {collection:?} already in use"
@@ -314,13 +458,20 @@ impl WriteTxn {
         Ok(id)
     }
 
-    /// Stores `value` under `id`, replacing any document there; returns true if it replaced
-    /// one. Later `insert`s hand out ids above `id`.
-    pub fn put(&mut self, collection: &str, id: u64, value: &[u8]) -> Result<bool> {
+    /// Like [`WriteTxn::put`] for a payload of the given kind and schema version.
+    pub fn put_doc(
+        &mut self,
+        collection: &str,
+        id: u64,
+        kind: DocKind,
+        type_version: u32,
+        payload: &[u8],
+    ) -> Result<bool> {
         self.check_usable()?;
         check_id(id)?;
         let root = self.writable_state(collection)?.rec.root;
-        let replaced = btree::put(self, root, &id_key(id), value)?;
+        let value = self.stored(collection, kind, type_version, payload);
+        let replaced = btree::put(self, root, &id_key(id), &value)?;
         if let Some(st) = self.colls.get_mut(collection) {
             st.rec.next_id = st.rec.next_id.max(id.saturating_add(1));
             if !replaced {
@@ -384,6 +535,11 @@ impl WriteTxn {
         let result = self
             .shared
             .commit_pages(self.base_seq, pages, meta, &created);
+        if result.is_ok() {
+            for (collection, schema) in std::mem::take(&mut self.new_schemas) {
+                self.shared.cache_schema(&collection, schema);
+            }
+        }
         self.finished = true;
         self.shared.release_writer();
         result
@@ -520,6 +676,17 @@ impl Reader for WriteTxn {
 
     fn catalog_root(&self) -> u64 {
         self.meta.catalog_root
+    }
+
+    fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
+        if let Some(s) = self
+            .new_schemas
+            .iter()
+            .find(|(c, s)| c == collection && s.version == version)
+        {
+            return Some(s.1.clone());
+        }
+        self.shared.cached_schema(collection, version)
     }
 
     fn check_usable(&self) -> Result<()> {

@@ -277,3 +277,66 @@ fn freed_space_is_reused() {
     let report = db.integrity_check().unwrap();
     assert_eq!(report.collections[0].documents, 100_000);
 }
+
+#[test]
+fn schemas_are_persisted_and_checked() {
+    use obj_core::codec::{Field, FieldType, Schema, StructType};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.obj");
+    let v1 = Schema {
+        version: 1,
+        root: StructType {
+            fields: vec![
+                Field {
+                    name: "id".into(),
+                    ty: FieldType::Int,
+                },
+                Field {
+                    name: "name".into(),
+                    ty: FieldType::Str,
+                },
+            ],
+        },
+    };
+    {
+        let db = open(&path);
+        let mut tx = db.begin_write().unwrap();
+        tx.register_schema("people", &v1).unwrap();
+        // Identical again: fine. Different shape under the same version: refused.
+        tx.register_schema("people", &v1).unwrap();
+        let mut bad = v1.clone();
+        bad.root.fields[1].ty = FieldType::Bytes;
+        let err = tx.register_schema("people", &bad).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("name")),
+            "{err}"
+        );
+        tx.commit().unwrap();
+        // A rolled-back registration leaves nothing behind.
+        let mut v2 = v1.clone();
+        v2.version = 2;
+        let mut tx = db.begin_write().unwrap();
+        tx.register_schema("people", &v2).unwrap();
+        drop(tx);
+        assert!(db
+            .begin_read()
+            .unwrap()
+            .schema("people", 2)
+            .unwrap()
+            .is_none());
+    }
+    let db = open(&path);
+    let rx = db.begin_read().unwrap();
+    assert_eq!(*rx.schema("people", 1).unwrap().unwrap(), v1);
+    assert_eq!(rx.schemas("people").unwrap(), vec![v1.clone()]);
+    let mut bad = v1.clone();
+    bad.root.fields.push(Field {
+        name: "extra".into(),
+        ty: FieldType::Bool,
+    });
+    let mut tx = db.begin_write().unwrap();
+    assert!(matches!(
+        tx.register_schema("people", &bad),
+        Err(Error::InvalidArgument(_))
+    ));
+}

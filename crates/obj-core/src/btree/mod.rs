@@ -36,60 +36,55 @@ pub trait PageWrite: PageRead {
 /// A value read from a tree: borrowed from a shared page when it is inline, owned when it
 /// was assembled from an overflow chain.
 #[derive(Clone)]
-pub struct Value(ValueRepr);
+pub struct TreeValue(ValueRepr);
 
 #[derive(Clone)]
 enum ValueRepr {
     Page(PageBuf, std::ops::Range<usize>),
-    Owned(Vec<u8>),
+    Owned(Vec<u8>, usize),
 }
 
-impl Value {
+impl TreeValue {
     pub fn into_vec(self) -> Vec<u8> {
         match self.0 {
             ValueRepr::Page(page, range) => page[range].to_vec(),
-            ValueRepr::Owned(v) => v,
+            ValueRepr::Owned(mut v, start) => {
+                v.drain(..start);
+                v
+            }
         }
     }
 
-    pub(crate) fn from_leaf<R: PageRead>(r: &R, page: &PageBuf, i: usize) -> Result<Value> {
+    /// The same value without its first `n` bytes (`n` must not exceed the length).
+    pub fn skip(self, n: usize) -> TreeValue {
+        debug_assert!(n <= self.len());
+        TreeValue(match self.0 {
+            ValueRepr::Page(page, range) => ValueRepr::Page(page, range.start + n..range.end),
+            ValueRepr::Owned(v, start) => ValueRepr::Owned(v, start + n),
+        })
+    }
+
+    pub(crate) fn from_leaf<R: PageRead>(r: &R, page: &PageBuf, i: usize) -> Result<TreeValue> {
         if let Some(range) = node::inline_range(page, i) {
-            return Ok(Value(ValueRepr::Page(page.clone(), range)));
+            return Ok(TreeValue(ValueRepr::Page(page.clone(), range)));
         }
         match node::leaf_value(page, i) {
-            LeafValue::Overflow { first, len } => {
-                Ok(Value(ValueRepr::Owned(overflow::read(r, first, len)?)))
-            }
-            LeafValue::Inline(v) => Ok(Value(ValueRepr::Owned(v.to_vec()))),
+            LeafValue::Overflow { first, len } => Ok(TreeValue(ValueRepr::Owned(
+                overflow::read(r, first, len)?,
+                0,
+            ))),
+            LeafValue::Inline(v) => Ok(TreeValue(ValueRepr::Owned(v.to_vec(), 0))),
         }
     }
 }
 
-impl std::ops::Deref for Value {
+impl std::ops::Deref for TreeValue {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match &self.0 {
             ValueRepr::Page(page, range) => &page[range.clone()],
-            ValueRepr::Owned(v) => v,
+            ValueRepr::Owned(v, start) => &v[*start..],
         }
-    }
-}
-
-impl AsRef<[u8]> for Value {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
-impl std::fmt::Debug for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Value({} bytes)", self.len())
-    }
-}
-
-impl PartialEq<[u8]> for Value {
-    fn eq(&self, other: &[u8]) -> bool {
-        **self == *other
     }
 }
 
@@ -110,13 +105,13 @@ pub fn create<W: PageWrite>(w: &mut W) -> Result<u64> {
 }
 
 /// Looks up `key`.
-pub fn get<R: PageRead>(r: &R, root: u64, key: &[u8]) -> Result<Option<Value>> {
+pub fn get<R: PageRead>(r: &R, root: u64, key: &[u8]) -> Result<Option<TreeValue>> {
     let mut no = root;
     for _ in 0..MAX_DEPTH {
         let page = node_page(r, no)?;
         if node::is_leaf(&page) {
             return match node::search(&page, key) {
-                Ok(i) => Ok(Some(Value::from_leaf(r, &page, i)?)),
+                Ok(i) => Ok(Some(TreeValue::from_leaf(r, &page, i)?)),
                 Err(_) => Ok(None),
             };
         }

@@ -79,7 +79,7 @@ fn scan(m: &MemPages, root: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
     while let Some((page, i)) = c.next(m).unwrap() {
         out.push((
             node::key(&page, i).to_vec(),
-            Value::from_leaf(m, &page, i).unwrap().into_vec(),
+            TreeValue::from_leaf(m, &page, i).unwrap().into_vec(),
         ));
     }
     out

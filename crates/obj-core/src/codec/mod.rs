@@ -1,0 +1,19 @@
+//! Document codecs.
+//!
+//! - [`wire`]: postcard's primitive encodings (varints, zigzag, lengths), shared by all.
+//! - [`schema`]: the shape of a typed document, persisted in the catalog.
+//! - [`dynamic`]: reads a typed (positional) payload by its schema.
+//! - [`datum`]: the self-describing Value codec for dict-native documents, and the
+//!   [`Datum`] tree that every payload can be decoded into.
+
+pub mod datum;
+pub mod dynamic;
+pub mod schema;
+pub mod wire;
+
+pub use datum::Datum;
+pub use schema::{EnumType, Field, FieldType, Schema, StructType};
+
+/// Nesting deeper than this is refused when reading, so damaged or hostile bytes cannot
+/// exhaust the stack.
+pub const MAX_NESTING: usize = 64;

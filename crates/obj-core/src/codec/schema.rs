@@ -1,0 +1,350 @@
+//! The shape of a typed document, persisted in the catalog so a file describes itself.
+//!
+//! Two schemas are the same shape when their field names, order and types agree; class
+//! names are not part of the shape.
+//!
+//! Encoding: a varint tag per type, followed by its parameters.
+//!
+//! | tag | type | parameters |
+//! | --- | --- | --- |
+//! | 0 | bool | |
+//! | 1 | int (i64) | |
+//! | 2 | float (f64) | |
+//! | 3 | str | |
+//! | 4 | bytes | |
+//! | 5 | None | |
+//! | 6 | Optional | inner type |
+//! | 7 | list | item type |
+//! | 8 | tuple | varint count, item types |
+//! | 9 | dict[str, V] | value type |
+//! | 10 | struct | varint count, (name str, type) per field |
+//! | 11 | datetime | |
+//! | 12 | date | |
+//! | 13 | enum | varint count, (name str, value Datum) per member |
+//! | 14 | uuid | |
+//! | 15 | any (self-describing Datum) | |
+//!
+//! A schema record is `version varint` followed by the root struct type.
+
+use super::datum::Datum;
+use super::wire::{put_bytes, put_uvarint, WireReader};
+use super::MAX_NESTING;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldType {
+    Bool,
+    Int,
+    Float,
+    Str,
+    Bytes,
+    NoneType,
+    Optional(Box<FieldType>),
+    List(Box<FieldType>),
+    Tuple(Vec<FieldType>),
+    Map(Box<FieldType>),
+    Struct(StructType),
+    DateTime,
+    Date,
+    Enum(EnumType),
+    Uuid,
+    Any,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StructType {
+    pub fields: Vec<Field>,
+}
+
+/// An enum's members in declaration order; stored documents hold the member's index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnumType {
+    pub members: Vec<(String, Datum)>,
+}
+
+/// The shape of one `(collection, version)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schema {
+    pub version: u32,
+    pub root: StructType,
+}
+
+impl StructType {
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_uvarint(out, self.fields.len() as u64);
+        for f in &self.fields {
+            put_bytes(out, f.name.as_bytes());
+            f.ty.encode(out);
+        }
+    }
+
+    fn read(r: &mut WireReader<'_>, depth: usize) -> Result<StructType> {
+        let n = r.len(2)?;
+        let mut fields = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.str()?.to_string();
+            fields.push(Field {
+                name,
+                ty: FieldType::read(r, depth + 1)?,
+            });
+        }
+        Ok(StructType { fields })
+    }
+}
+
+impl FieldType {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let tag = match self {
+            FieldType::Bool => 0,
+            FieldType::Int => 1,
+            FieldType::Float => 2,
+            FieldType::Str => 3,
+            FieldType::Bytes => 4,
+            FieldType::NoneType => 5,
+            FieldType::Optional(_) => 6,
+            FieldType::List(_) => 7,
+            FieldType::Tuple(_) => 8,
+            FieldType::Map(_) => 9,
+            FieldType::Struct(_) => 10,
+            FieldType::DateTime => 11,
+            FieldType::Date => 12,
+            FieldType::Enum(_) => 13,
+            FieldType::Uuid => 14,
+            FieldType::Any => 15,
+        };
+        put_uvarint(out, tag);
+        match self {
+            FieldType::Optional(t) | FieldType::List(t) | FieldType::Map(t) => t.encode(out),
+            FieldType::Tuple(items) => {
+                put_uvarint(out, items.len() as u64);
+                for t in items {
+                    t.encode(out);
+                }
+            }
+            FieldType::Struct(s) => s.encode(out),
+            FieldType::Enum(e) => {
+                put_uvarint(out, e.members.len() as u64);
+                for (name, value) in &e.members {
+                    put_bytes(out, name.as_bytes());
+                    value.encode(out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn read(r: &mut WireReader<'_>, depth: usize) -> Result<FieldType> {
+        if depth > MAX_NESTING {
+            return Err(Error::corrupt(format!(
+                "schema nested deeper than {MAX_NESTING} levels"
+            )));
+        }
+        Ok(match r.uvarint()? {
+            0 => FieldType::Bool,
+            1 => FieldType::Int,
+            2 => FieldType::Float,
+            3 => FieldType::Str,
+            4 => FieldType::Bytes,
+            5 => FieldType::NoneType,
+            6 => FieldType::Optional(Box::new(Self::read(r, depth + 1)?)),
+            7 => FieldType::List(Box::new(Self::read(r, depth + 1)?)),
+            8 => {
+                let n = r.len(1)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(Self::read(r, depth + 1)?);
+                }
+                FieldType::Tuple(items)
+            }
+            9 => FieldType::Map(Box::new(Self::read(r, depth + 1)?)),
+            10 => FieldType::Struct(StructType::read(r, depth)?),
+            11 => FieldType::DateTime,
+            12 => FieldType::Date,
+            13 => {
+                let n = r.len(2)?;
+                let mut members = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = r.str()?.to_string();
+                    members.push((name, Datum::read(r, depth + 1)?));
+                }
+                FieldType::Enum(EnumType { members })
+            }
+            14 => FieldType::Uuid,
+            15 => FieldType::Any,
+            tag => return Err(Error::corrupt(format!("unknown schema type tag {tag}"))),
+        })
+    }
+
+    /// A short human-readable name (`list[int]`, `Optional[str]`, ...).
+    pub fn describe(&self) -> String {
+        match self {
+            FieldType::Bool => "bool".into(),
+            FieldType::Int => "int".into(),
+            FieldType::Float => "float".into(),
+            FieldType::Str => "str".into(),
+            FieldType::Bytes => "bytes".into(),
+            FieldType::NoneType => "None".into(),
+            FieldType::Optional(t) => format!("Optional[{}]", t.describe()),
+            FieldType::List(t) => format!("list[{}]", t.describe()),
+            FieldType::Tuple(items) => {
+                format!(
+                    "tuple[{}]",
+                    items
+                        .iter()
+                        .map(|t| t.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            FieldType::Map(t) => format!("dict[str, {}]", t.describe()),
+            FieldType::Struct(s) => format!(
+                "{{{}}}",
+                s.fields
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name, f.ty.describe()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            FieldType::DateTime => "datetime".into(),
+            FieldType::Date => "date".into(),
+            FieldType::Enum(e) => {
+                format!(
+                    "enum[{}]",
+                    e.members
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            FieldType::Uuid => "uuid".into(),
+            FieldType::Any => "any".into(),
+        }
+    }
+}
+
+impl Schema {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_uvarint(&mut out, u64::from(self.version));
+        self.root.encode(&mut out);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Schema> {
+        let mut r = WireReader::new(bytes);
+        let version = u32::try_from(r.uvarint()?)
+            .map_err(|_| Error::corrupt("schema version out of range"))?;
+        let root = StructType::read(&mut r, 0)?;
+        r.finish()?;
+        Ok(Schema { version, root })
+    }
+
+    /// Describes the first difference from `other`, for error messages.
+    pub fn difference(&self, other: &Schema) -> Option<String> {
+        if self == other {
+            return None;
+        }
+        let (a, b) = (&self.root.fields, &other.root.fields);
+        for i in 0..a.len().max(b.len()) {
+            match (a.get(i), b.get(i)) {
+                (Some(x), Some(y)) if x == y => continue,
+                (Some(x), Some(y)) => {
+                    return Some(format!(
+                        "field {} is `{}: {}` here but `{}: {}` in the stored schema",
+                        i,
+                        x.name,
+                        x.ty.describe(),
+                        y.name,
+                        y.ty.describe()
+                    ))
+                }
+                (Some(x), None) => {
+                    return Some(format!("field `{}` is not in the stored schema", x.name))
+                }
+                (None, Some(y)) => {
+                    return Some(format!("the stored schema has an extra field `{}`", y.name))
+                }
+                (None, None) => break,
+            }
+        }
+        Some("the schemas differ".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Schema {
+        Schema {
+            version: 3,
+            root: StructType {
+                fields: vec![
+                    Field {
+                        name: "id".into(),
+                        ty: FieldType::Int,
+                    },
+                    Field {
+                        name: "tags".into(),
+                        ty: FieldType::List(Box::new(FieldType::Str)),
+                    },
+                    Field {
+                        name: "addr".into(),
+                        ty: FieldType::Optional(Box::new(FieldType::Struct(StructType {
+                            fields: vec![Field {
+                                name: "city".into(),
+                                ty: FieldType::Str,
+                            }],
+                        }))),
+                    },
+                    Field {
+                        name: "color".into(),
+                        ty: FieldType::Enum(EnumType {
+                            members: vec![
+                                ("RED".into(), Datum::Int(1)),
+                                ("BLUE".into(), Datum::Str("b".into())),
+                            ],
+                        }),
+                    },
+                    Field {
+                        name: "pair".into(),
+                        ty: FieldType::Tuple(vec![FieldType::Float, FieldType::Bytes]),
+                    },
+                    Field {
+                        name: "m".into(),
+                        ty: FieldType::Map(Box::new(FieldType::Any)),
+                    },
+                ],
+            },
+        }
+    }
+
+    #[test]
+    fn schema_round_trip_and_difference() {
+        let s = sample();
+        let bytes = s.to_bytes();
+        assert_eq!(Schema::from_bytes(&bytes).unwrap(), s);
+        for cut in 0..bytes.len() {
+            assert!(Schema::from_bytes(&bytes[..cut]).is_err());
+        }
+        let mut other = s.clone();
+        other.root.fields[1].ty = FieldType::List(Box::new(FieldType::Int));
+        let msg = s.difference(&other).unwrap();
+        assert!(
+            msg.contains("tags") && msg.contains("list[str]") && msg.contains("list[int]"),
+            "{msg}"
+        );
+        assert_eq!(s.difference(&s), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! Postcard's primitive encodings: unsigned LEB128 varints, zigzag for signed integers,
+//! little-endian f64, length-prefixed byte strings.
+
+use crate::error::{Error, Result};
+
+pub fn put_uvarint(out: &mut Vec<u8>, v: u64) {
+    crate::doc::put_varint(out, v)
+}
+
+pub fn put_ivarint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64)
+}
+
+pub fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_le_bytes())
+}
+
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_uvarint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// Most items a sequence of zero-sized values (`list[None]`) may claim.
+pub const MAX_EMPTY_ITEMS: u64 = 1 << 20;
+
+/// A cursor over encoded bytes; every read checks bounds and reports damage as corruption.
+pub struct WireReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> WireReader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        WireReader { buf, pos: 0 }
+    }
+
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn damaged(&self, what: &str) -> Error {
+        Error::corrupt(format!(
+            "document payload damaged at byte {}: {what}",
+            self.pos
+        ))
+    }
+
+    pub fn u8(&mut self) -> Result<u8> {
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.damaged("truncated"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    pub fn uvarint(&mut self) -> Result<u64> {
+        crate::doc::get_varint(self.buf, &mut self.pos).ok_or_else(|| self.damaged("bad varint"))
+    }
+
+    pub fn ivarint(&mut self) -> Result<i64> {
+        let z = self.uvarint()?;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    pub fn f64(&mut self) -> Result<f64> {
+        let b = self.take(8)?;
+        let mut x = [0u8; 8];
+        x.copy_from_slice(b);
+        Ok(f64::from_le_bytes(x))
+    }
+
+    pub fn bool(&mut self) -> Result<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.damaged("bad bool")),
+        }
+    }
+
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| self.damaged("truncated"))?;
+        let out = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    pub fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.uvarint()?;
+        let n = usize::try_from(n).map_err(|_| self.damaged("length too large"))?;
+        self.take(n)
+    }
+
+    pub fn str(&mut self) -> Result<&'a str> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b).map_err(|_| self.damaged("string is not UTF-8"))
+    }
+
+    /// A sequence length, refused if it could not possibly fit in the bytes left (each item
+    /// takes at least `min_item` bytes).
+    pub fn len(&mut self, min_item: usize) -> Result<usize> {
+        let n = self.uvarint()?;
+        let left = (self.buf.len() - self.pos) as u64;
+        let limit = if min_item == 0 {
+            MAX_EMPTY_ITEMS
+        } else {
+            left / min_item as u64
+        };
+        if n > limit {
+            return Err(self.damaged("sequence longer than the payload"));
+        }
+        usize::try_from(n).map_err(|_| self.damaged("length too large"))
+    }
+
+    /// Fails unless every byte was consumed.
+    pub fn finish(&self) -> Result<()> {
+        if self.pos != self.buf.len() {
+            return Err(self.damaged("trailing bytes"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primitives_match_postcard() {
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX, 12345, -987654321] {
+            let mut ours = Vec::new();
+            put_ivarint(&mut ours, v);
+            assert_eq!(ours, postcard::to_allocvec(&v).unwrap());
+            assert_eq!(WireReader::new(&ours).ivarint().unwrap(), v);
+        }
+        for v in [0.0f64, -0.0, 1.5, f64::INFINITY, f64::MIN_POSITIVE] {
+            let mut ours = Vec::new();
+            put_f64(&mut ours, v);
+            assert_eq!(ours, postcard::to_allocvec(&v).unwrap());
+            assert_eq!(WireReader::new(&ours).f64().unwrap().to_bits(), v.to_bits());
+        }
+        let mut ours = Vec::new();
+        put_bytes(&mut ours, "héllo".as_bytes());
+        assert_eq!(ours, postcard::to_allocvec("héllo").unwrap());
+        assert_eq!(WireReader::new(&ours).str().unwrap(), "héllo");
+    }
+
+    #[test]
+    fn damage_is_an_error() {
+        assert!(WireReader::new(&[5, b'a']).str().is_err());
+        assert!(WireReader::new(&[2, 0xff, 0xfe]).str().is_err());
+        assert!(WireReader::new(&[1, 2, 3]).f64().is_err());
+        assert!(WireReader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f])
+            .len(1)
+            .is_err());
+        assert!(WireReader::new(&[7]).bool().is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! The header in front of every stored document.
+//!
+//! Layout (see `docs/format.md`, "Documents"): `kind u8`, `flags u8`, `type_version` varint,
+//! `collection_id` varint, then the payload. The kind says how to read the payload: raw
+//! bytes the caller encoded, the self-describing Value codec, or the schema-driven Dynamic
+//! codec of a typed document (whose schema is found by collection and type version).
+
+use crate::error::{Error, Result};
+
+/// How a document's payload is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DocKind {
+    /// Bytes chosen by the caller.
+    Raw = 0,
+    /// Self-describing Value codec (dict-native documents).
+    Value = 1,
+    /// Positional Dynamic codec driven by the persisted schema.
+    Typed = 2,
+}
+
+impl DocKind {
+    fn of(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Self::Raw),
+            1 => Some(Self::Value),
+            2 => Some(Self::Typed),
+            _ => None,
+        }
+    }
+}
+
+/// Metadata stored with each document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DocHeader {
+    pub kind: DocKind,
+    pub flags: u8,
+    /// Schema version of a typed document (0 for raw and Value documents).
+    pub type_version: u32,
+    /// The collection the document was written to.
+    pub collection_id: u64,
+}
+
+impl DocHeader {
+    pub fn raw(collection_id: u64) -> Self {
+        DocHeader {
+            kind: DocKind::Raw,
+            flags: 0,
+            type_version: 0,
+            collection_id,
+        }
+    }
+
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(self.kind as u8);
+        out.push(self.flags);
+        put_varint(out, u64::from(self.type_version));
+        put_varint(out, self.collection_id);
+    }
+
+    /// Parses a header; returns it and its length in bytes.
+    pub fn decode(bytes: &[u8]) -> Result<(DocHeader, usize)> {
+        let bad = || Error::corrupt("document header is damaged");
+        let kind = DocKind::of(*bytes.first().ok_or_else(bad)?).ok_or_else(bad)?;
+        let flags = *bytes.get(1).ok_or_else(bad)?;
+        let mut at = 2;
+        let version = get_varint(bytes, &mut at).ok_or_else(bad)?;
+        let collection_id = get_varint(bytes, &mut at).ok_or_else(bad)?;
+        let type_version = u32::try_from(version).map_err(|_| bad())?;
+        Ok((
+            DocHeader {
+                kind,
+                flags,
+                type_version,
+                collection_id,
+            },
+            at,
+        ))
+    }
+}
+
+/// Unsigned LEB128, as postcard writes it.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads an unsigned LEB128 at `*at`, advancing it; None if truncated or over-long.
+pub fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..70).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        if shift == 63 && b > 1 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        for h in [
+            DocHeader::raw(1),
+            DocHeader {
+                kind: DocKind::Typed,
+                flags: 3,
+                type_version: 70_000,
+                collection_id: u64::MAX,
+            },
+        ] {
+            let mut buf = Vec::new();
+            h.encode_into(&mut buf);
+            buf.extend_from_slice(b"payload");
+            let (back, len) = DocHeader::decode(&buf).unwrap();
+            assert_eq!(back, h);
+            assert_eq!(&buf[len..], b"payload");
+        }
+        assert!(DocHeader::decode(&[9, 0, 0, 0]).is_err());
+        assert!(DocHeader::decode(&[0, 0, 0x80]).is_err());
+        assert!(DocHeader::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn varints_match_postcard() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut ours = Vec::new();
+            put_varint(&mut ours, v);
+            assert_eq!(ours, postcard::to_allocvec(&v).unwrap());
+            let mut at = 0;
+            assert_eq!(get_varint(&ours, &mut at), Some(v));
+            assert_eq!(at, ours.len());
+        }
+        let mut at = 0;
+        assert_eq!(get_varint(&[0xff; 11], &mut at), None);
+    }
+}
