@@ -3,6 +3,7 @@
 //! (schemas, index definitions) share the tree without colliding.
 
 use crate::btree::{self, Cursor, PageRead, PageWrite};
+use crate::codec::wire::{put_bytes, put_uvarint, WireReader};
 use crate::codec::Schema;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -156,6 +157,146 @@ pub fn list_schemas<R: PageRead>(
         out.push(
             Schema::from_bytes(&value)
                 .map_err(|e| Error::corrupt(format!("stored schema of {collection:?}: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
+const INDEX_PREFIX: u8 = 0x03;
+
+/// How an index maps a document to keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IndexKind {
+    /// One entry per document: the value at the path.
+    Standard,
+    /// Like standard, and no two documents may share a (non-null) value.
+    Unique,
+    /// One entry per distinct element of the list at the path.
+    Each,
+    /// One entry per document: the tuple of the values at the paths.
+    Composite,
+}
+
+impl IndexKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::Standard => "standard",
+            IndexKind::Unique => "unique",
+            IndexKind::Each => "each",
+            IndexKind::Composite => "composite",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            IndexKind::Standard => 0,
+            IndexKind::Unique => 1,
+            IndexKind::Each => 2,
+            IndexKind::Composite => 3,
+        }
+    }
+
+    fn of(code: u64) -> Option<Self> {
+        match code {
+            0 => Some(IndexKind::Standard),
+            1 => Some(IndexKind::Unique),
+            2 => Some(IndexKind::Each),
+            3 => Some(IndexKind::Composite),
+            _ => None,
+        }
+    }
+}
+
+/// What an index is: its name, kind and the dotted field paths it reads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IndexSpec {
+    pub name: String,
+    pub kind: IndexKind,
+    pub paths: Vec<String>,
+}
+
+/// A stored index: its spec, its tree and whether it is ready for queries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexDef {
+    pub spec: IndexSpec,
+    pub root: u64,
+    pub ready: bool,
+}
+
+fn index_prefix(collection: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(collection.len() + 2);
+    k.push(INDEX_PREFIX);
+    k.extend_from_slice(collection.as_bytes());
+    k.push(0);
+    k
+}
+
+impl IndexDef {
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(self.spec.kind.code());
+        put_uvarint(&mut out, self.spec.paths.len() as u64);
+        for p in &self.spec.paths {
+            put_bytes(&mut out, p.as_bytes());
+        }
+        put_uvarint(&mut out, self.root);
+        out.push(u8::from(self.ready));
+        out
+    }
+
+    fn from_bytes(name: String, bytes: &[u8]) -> Result<IndexDef> {
+        let mut r = WireReader::new(bytes);
+        let kind = IndexKind::of(u64::from(r.u8()?))
+            .ok_or_else(|| Error::corrupt("unknown index kind"))?;
+        let n = r.len(1)?;
+        let mut paths = Vec::with_capacity(n);
+        for _ in 0..n {
+            paths.push(r.str()?.to_string());
+        }
+        let root = r.uvarint()?;
+        let ready = r.bool()?;
+        r.finish()?;
+        Ok(IndexDef {
+            spec: IndexSpec { name, kind, paths },
+            root,
+            ready,
+        })
+    }
+}
+
+pub fn store_index<W: PageWrite>(
+    w: &mut W,
+    catalog_root: u64,
+    collection: &str,
+    def: &IndexDef,
+) -> Result<()> {
+    let mut key = index_prefix(collection);
+    key.extend_from_slice(def.spec.name.as_bytes());
+    btree::put(w, catalog_root, &key, &def.to_bytes())?;
+    Ok(())
+}
+
+/// Every index of a collection, by name.
+pub fn list_indexes<R: PageRead>(
+    r: &R,
+    catalog_root: u64,
+    collection: &str,
+) -> Result<Vec<IndexDef>> {
+    let prefix = index_prefix(collection);
+    let mut out = Vec::new();
+    let mut cursor = Cursor::seek(r, catalog_root, Some(&prefix))?;
+    while let Some((page, i)) = cursor.next(r)? {
+        let k = btree::node::key(&page, i);
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        let name = std::str::from_utf8(&k[prefix.len()..])
+            .map_err(|_| Error::corrupt("index name is not UTF-8"))?
+            .to_string();
+        let value = btree::TreeValue::from_leaf(r, &page, i)?;
+        out.push(
+            IndexDef::from_bytes(name, &value)
+                .map_err(|e| Error::corrupt(format!("index definition of {collection:?}: {e}")))?,
         );
     }
     Ok(out)

@@ -2,6 +2,7 @@
 
 use crate::backend::{FileBackend, MemoryBackend, StorageBackend};
 use crate::btree::{self, node};
+use crate::catalog::IndexDef;
 use crate::codec::Schema;
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, PageKind};
@@ -88,6 +89,8 @@ pub(crate) struct Shared {
     roots: RwLock<HashMap<String, (u64, u64)>>,
     /// Committed schemas; a stored (collection, version) shape never changes.
     schemas: RwLock<HashMap<(String, u32), Arc<Schema>>>,
+    /// Latest committed index definitions per collection, valid from the given commit.
+    indexes: RwLock<HashMap<String, (u64, Arc<Vec<IndexDef>>)>>,
     opts: Options,
     pub(crate) failed: AtomicBool,
     closed: AtomicBool,
@@ -250,6 +253,7 @@ impl Db {
             writer_cv: Condvar::new(),
             roots: RwLock::new(HashMap::new()),
             schemas: RwLock::new(HashMap::new()),
+            indexes: RwLock::new(HashMap::new()),
             opts,
             failed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -476,6 +480,30 @@ impl Shared {
         self.schemas
             .write()
             .insert((collection.to_string(), schema.version), schema);
+    }
+
+    pub(crate) fn cached_indexes(&self, collection: &str, seq: u64) -> Option<Arc<Vec<IndexDef>>> {
+        let cache = self.indexes.read();
+        cache
+            .get(collection)
+            .filter(|(since, _)| *since <= seq)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// A writer's commit changed the definitions: they hold from `seq` on.
+    pub(crate) fn publish_indexes(&self, collection: &str, seq: u64, defs: Arc<Vec<IndexDef>>) {
+        self.indexes
+            .write()
+            .insert(collection.to_string(), (seq, defs));
+    }
+
+    /// A reader loaded the definitions of its snapshot: keep them only if nothing newer is
+    /// known (any later change was published by its writer and is already here).
+    pub(crate) fn offer_indexes(&self, collection: &str, seq: u64, defs: Arc<Vec<IndexDef>>) {
+        self.indexes
+            .write()
+            .entry(collection.to_string())
+            .or_insert((seq, defs));
     }
 
     /// Appends a commit to the WAL and publishes it. Called by `WriteTxn::commit` with the

@@ -8,7 +8,10 @@ use crate::doc::DocHeader;
 use crate::error::{Error, Result};
 use crate::format::PageKind;
 use crate::freelist;
+use crate::index::{entry_key, keys_for};
 use crate::txn::ReadTxn;
+use crate::txn::Reader;
+use std::collections::HashSet;
 
 /// What a successful check found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,6 +160,11 @@ impl Walk<'_> {
     }
 }
 
+/// Owner tag of a collection's tree (part 0) or of its index trees (part 1..).
+fn tag(collection: usize, part: usize) -> u32 {
+    2 + (collection as u32) * 1024 + part as u32
+}
+
 pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
     let meta = snap.meta().clone();
     let mut walk = Walk {
@@ -180,16 +188,69 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
         let mut max_id = 0u64;
         let mut bad_keys = 0u64;
         let mut bad_headers = 0u64;
-        let (entries, pages) = walk.tree(rec.root, i as u32 + 2, &what, &mut |_, key, value| {
-            match <[u8; 8]>::try_from(key) {
-                Ok(k) => max_id = max_id.max(u64::from_be_bytes(k)),
-                Err(_) => bad_keys += 1,
+        let mut undecodable = 0u64;
+        let defs = match snap.indexes(name) {
+            Ok(defs) => defs,
+            Err(e) => {
+                walk.problem(format!("{what}: index definitions: {e}"));
+                Default::default()
             }
-            match DocHeader::decode(value) {
-                Ok((h, _)) if h.collection_id == rec.id => {}
-                _ => bad_headers += 1,
+        };
+        // The entries every index should hold, recomputed from the documents.
+        let mut expected: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); defs.len()];
+        let (entries, pages) = walk.tree(rec.root, tag(i, 0), &what, &mut |_, key, value| {
+            let id = match <[u8; 8]>::try_from(key) {
+                Ok(k) => u64::from_be_bytes(k),
+                Err(_) => {
+                    bad_keys += 1;
+                    return;
+                }
+            };
+            max_id = max_id.max(id);
+            let (h, len) = match DocHeader::decode(value) {
+                Ok((h, len)) if h.collection_id == rec.id => (h, len),
+                _ => {
+                    bad_headers += 1;
+                    return;
+                }
+            };
+            if defs.is_empty() {
+                return;
+            }
+            match snap.decode_payload(name, h.kind, h.type_version, &value[len..]) {
+                Ok(Some(doc)) => {
+                    for (def, want) in defs.iter().zip(expected.iter_mut()) {
+                        match keys_for(&def.spec, &doc) {
+                            Ok(keys) => {
+                                want.extend(keys.iter().map(|k| entry_key(def.spec.kind, k, id)))
+                            }
+                            Err(_) => undecodable += 1,
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => undecodable += 1,
             }
         });
+        if undecodable > 0 {
+            walk.problem(format!(
+                "{what}: {undecodable} documents do not decode with their schema"
+            ));
+        }
+        for (j, (def, want)) in defs.iter().zip(expected).enumerate() {
+            let iwhat = format!("index {:?} of {what}", def.spec.name);
+            let mut found: HashSet<Vec<u8>> = HashSet::new();
+            walk.tree(def.root, tag(i, j + 1), &iwhat, &mut |_, key, _| {
+                found.insert(key.to_vec());
+            });
+            let missing = want.difference(&found).count();
+            let extra = found.difference(&want).count();
+            if missing + extra > 0 {
+                walk.problem(format!(
+                    "{iwhat}: disagrees with the documents ({missing} entries missing, {extra} unexpected)"
+                ));
+            }
+        }
         if bad_headers > 0 {
             walk.problem(format!(
                 "{what}: {bad_headers} documents have a damaged or foreign header"

@@ -5,13 +5,15 @@
 //! dropped uncommitted.
 
 use crate::btree::{self, Cursor, PageRead, PageWrite, TreeValue};
-use crate::catalog::{self, CollectionRecord};
+use crate::catalog::{self, CollectionRecord, IndexDef, IndexKind, IndexSpec};
 use crate::codec::Schema;
+use crate::codec::{dynamic, Datum};
 use crate::db::Shared;
 use crate::doc::{DocHeader, DocKind};
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
+use crate::index::IndexScan;
 use crate::pager::{PageBuf, PageMap};
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
@@ -168,6 +170,78 @@ pub trait Reader: PageRead + Sized {
         catalog::list_schemas(self, self.catalog_root(), collection)
     }
 
+    /// Decodes a stored document into a [`Datum`] (None for raw bytes).
+    fn decode_stored(&self, collection: &str, doc: &Value) -> Result<Option<Datum>> {
+        let h = doc.header();
+        self.decode_payload(collection, h.kind, h.type_version, doc)
+    }
+
+    #[doc(hidden)]
+    fn decode_payload(
+        &self,
+        collection: &str,
+        kind: DocKind,
+        version: u32,
+        payload: &[u8],
+    ) -> Result<Option<Datum>> {
+        match kind {
+            DocKind::Raw => Ok(None),
+            DocKind::Value => Ok(Some(Datum::decode(payload)?)),
+            DocKind::Typed => {
+                let schema = self.schema(collection, version)?.ok_or_else(|| {
+                    Error::invalid(format!(
+                        "no schema is stored for {collection:?} version {version}; register it before writing or reading typed documents"
+                    ))
+                })?;
+                Ok(Some(dynamic::decode(&schema.root, payload)?))
+            }
+        }
+    }
+
+    /// Every index of `collection`, by name.
+    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>>;
+
+    /// The index `name` of `collection`, or `NotFound`.
+    fn index(&self, collection: &str, name: &str) -> Result<IndexDef> {
+        self.indexes(collection)?
+            .iter()
+            .find(|d| d.spec.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "collection {collection:?} has no index named {name:?}"
+                ))
+            })
+    }
+
+    /// The id of the document whose unique index `name` holds `values`.
+    fn find_unique(&self, collection: &str, name: &str, values: &[Datum]) -> Result<Option<u64>> {
+        let def = self.index(collection, name)?;
+        if def.spec.kind != IndexKind::Unique {
+            return Err(Error::invalid(format!(
+                "index {name:?} of {collection:?} is a {} index, not unique; use an index range instead",
+                def.spec.kind.name()
+            )));
+        }
+        let key = crate::keys::encode(values)?;
+        match btree::get(self, def.root, &key)? {
+            Some(v) => Ok(Some(crate::index::entry_id(IndexKind::Unique, &key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A scan of index `name` between inclusive bounds (None = unbounded).
+    fn index_scan(
+        &self,
+        collection: &str,
+        name: &str,
+        lo: Option<&[Datum]>,
+        hi: Option<&[Datum]>,
+    ) -> Result<IndexScan> {
+        let def = self.index(collection, name)?;
+        IndexScan::new(def.root, def.spec.kind, lo, hi)
+    }
+
     /// Names of all collections, sorted.
     fn collections(&self) -> Result<Vec<String>> {
         self.check_usable()?;
@@ -303,12 +377,31 @@ impl Reader for ReadTxn {
     fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
         self.pin.shared.cached_schema(collection, version)
     }
+
+    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        let shared = &self.pin.shared;
+        if let Some(defs) = shared.cached_indexes(collection, self.pin.seq) {
+            return Ok(defs);
+        }
+        let defs = Arc::new(catalog::list_indexes(
+            self,
+            self.pin.meta.catalog_root,
+            collection,
+        )?);
+        shared.offer_indexes(collection, self.pin.seq, defs.clone());
+        Ok(defs)
+    }
 }
 
 struct CollState {
     rec: CollectionRecord,
     dirty: bool,
     created: bool,
+    /// Index definitions, loaded on first use.
+    indexes: Option<Arc<Vec<IndexDef>>>,
+    indexes_changed: bool,
 }
 
 /// The single writer. Changes are private until [`WriteTxn::commit`]; dropping the
@@ -345,6 +438,8 @@ impl WriteTxn {
                     rec,
                     dirty: false,
                     created: false,
+                    indexes: None,
+                    indexes_changed: false,
                 },
                 None if create => {
                     let root = btree::create(self)?;
@@ -362,6 +457,8 @@ impl WriteTxn {
                         rec,
                         dirty: true,
                         created: true,
+                        indexes: Some(Arc::new(Vec::new())),
+                        indexes_changed: false,
                     }
                 }
                 None => return Ok(None),
@@ -438,24 +535,9 @@ impl WriteTxn {
         type_version: u32,
         payload: &[u8],
     ) -> Result<u64> {
-        self.check_usable()?;
-        let (root, id) = {
-            let st = self.writable_state(collection)?;
-            (st.rec.root, st.rec.next_id)
-        };
-        let value = self.stored(collection, kind, type_version, payload);
-        let replaced = btree::put(self, root, &id_key(id), &value)?;
-        if replaced {
-            return Err(Error::corrupt(format!(
-                "id {id} of {collection:?} already in use"
-            )));
-        }
-        if let Some(st) = self.colls.get_mut(collection) {
-            st.rec.next_id = id + 1;
-            st.rec.count += 1;
-            st.dirty = true;
-        }
-        Ok(id)
+        Ok(self
+            .write_doc(collection, None, kind, type_version, payload)?
+            .0)
     }
 
     /// Like [`WriteTxn::put`] for a payload of the given kind and schema version.
@@ -467,11 +549,42 @@ impl WriteTxn {
         type_version: u32,
         payload: &[u8],
     ) -> Result<bool> {
-        self.check_usable()?;
         check_id(id)?;
-        let root = self.writable_state(collection)?.rec.root;
+        Ok(self
+            .write_doc(collection, Some(id), kind, type_version, payload)?
+            .1)
+    }
+
+    /// Stores a document (under a new id when `id` is None) and maintains the collection's
+    /// indexes. Unique violations are found before anything changes, so a refused write
+    /// leaves no trace. Returns the id and whether a document was replaced.
+    fn write_doc(
+        &mut self,
+        collection: &str,
+        id: Option<u64>,
+        kind: DocKind,
+        type_version: u32,
+        payload: &[u8],
+    ) -> Result<(u64, bool)> {
+        self.check_usable()?;
+        let (root, id) = {
+            let st = self.writable_state(collection)?;
+            (st.rec.root, id.unwrap_or(st.rec.next_id))
+        };
+        let defs = self.index_defs(collection)?;
+        let changes = if defs.is_empty() {
+            Vec::new()
+        } else {
+            let new_doc = self.decode_new(collection, kind, type_version, payload)?;
+            let old_doc = match btree::get(self, root, &id_key(id))? {
+                Some(stored) => self.decode_stored(collection, &Value::from_tree(stored)?)?,
+                None => None,
+            };
+            self.plan_index_changes(collection, &defs, id, old_doc.as_ref(), new_doc.as_ref())?
+        };
         let value = self.stored(collection, kind, type_version, payload);
         let replaced = btree::put(self, root, &id_key(id), &value)?;
+        self.apply_index_changes(&defs, id, changes)?;
         if let Some(st) = self.colls.get_mut(collection) {
             st.rec.next_id = st.rec.next_id.max(id.saturating_add(1));
             if !replaced {
@@ -479,7 +592,7 @@ impl WriteTxn {
             }
             st.dirty = true;
         }
-        Ok(replaced)
+        Ok((id, replaced))
     }
 
     /// Removes document `id`; returns whether it existed.
@@ -490,6 +603,15 @@ impl WriteTxn {
             return Ok(false);
         };
         let root = st.rec.root;
+        let defs = self.index_defs(collection)?;
+        if !defs.is_empty() {
+            let Some(stored) = btree::get(self, root, &id_key(id))? else {
+                return Ok(false);
+            };
+            let old_doc = self.decode_stored(collection, &Value::from_tree(stored)?)?;
+            let changes = self.plan_index_changes(collection, &defs, id, old_doc.as_ref(), None)?;
+            self.apply_index_changes(&defs, id, changes)?;
+        }
         let removed = btree::delete(self, root, &id_key(id))?;
         if removed {
             if let Some(st) = self.colls.get_mut(collection) {
@@ -498,6 +620,181 @@ impl WriteTxn {
             }
         }
         Ok(removed)
+    }
+
+    /// The indexes of `collection` as this transaction sees them.
+    fn index_defs(&mut self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
+        let Some(st) = self.colls.get(collection) else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        if let Some(defs) = &st.indexes {
+            return Ok(defs.clone());
+        }
+        let defs = match self.shared.cached_indexes(collection, self.base_seq) {
+            Some(defs) => defs,
+            None => Arc::new(catalog::list_indexes(
+                self,
+                self.meta.catalog_root,
+                collection,
+            )?),
+        };
+        if let Some(st) = self.colls.get_mut(collection) {
+            st.indexes = Some(defs.clone());
+        }
+        Ok(defs)
+    }
+
+    /// Decodes a payload about to be written; a payload that does not match its codec is
+    /// the caller's mistake.
+    fn decode_new(
+        &self,
+        collection: &str,
+        kind: DocKind,
+        version: u32,
+        payload: &[u8],
+    ) -> Result<Option<Datum>> {
+        self.decode_payload(collection, kind, version, payload)
+            .map_err(|e| match e {
+                Error::Corruption(m) => {
+                    Error::invalid(format!("payload for {collection:?} does not decode: {m}"))
+                }
+                other => other,
+            })
+    }
+
+    /// Creates the index if it does not exist (building it from the documents already in
+    /// the collection), or rebuilds it if its definition changed. Returns true if it built.
+    pub fn ensure_index(&mut self, collection: &str, spec: &IndexSpec) -> Result<bool> {
+        self.check_usable()?;
+        crate::index::check_spec(spec)?;
+        self.writable_state(collection)?;
+        let defs = self.index_defs(collection)?;
+        if let Some(old) = defs.iter().find(|d| d.spec.name == spec.name) {
+            if old.spec == *spec && old.ready {
+                return Ok(false);
+            }
+            btree::free_all(self, old.root)?;
+        }
+        let root = btree::create(self)?;
+        let def = IndexDef {
+            spec: spec.clone(),
+            root,
+            ready: true,
+        };
+        // Build from the documents already stored, a batch at a time.
+        let only = Arc::new(vec![def.clone()]);
+        let mut from = 1u64;
+        loop {
+            let batch = self.scan(collection, from, 256)?;
+            let Some(last) = batch.last().map(|(id, _)| *id) else {
+                break;
+            };
+            for (id, value) in batch {
+                let doc = self.decode_stored(collection, &value)?;
+                let changes = self.plan_index_changes(collection, &only, id, None, doc.as_ref())?;
+                self.apply_index_changes(&only, id, changes)?;
+            }
+            from = last + 1;
+        }
+        let catalog_root = self.meta.catalog_root;
+        catalog::store_index(self, catalog_root, collection, &def)?;
+        let mut next: Vec<IndexDef> = defs
+            .iter()
+            .filter(|d| d.spec.name != spec.name)
+            .cloned()
+            .collect();
+        next.push(def);
+        next.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        if let Some(st) = self.colls.get_mut(collection) {
+            st.indexes = Some(Arc::new(next));
+            st.indexes_changed = true;
+        }
+        Ok(true)
+    }
+
+    /// Index entries to remove and add when a document changes from `old` to `new`,
+    /// checking unique indexes first.
+    fn plan_index_changes(
+        &self,
+        collection: &str,
+        defs: &[IndexDef],
+        id: u64,
+        old: Option<&Datum>,
+        new: Option<&Datum>,
+    ) -> Result<Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>> {
+        let mut plan = Vec::with_capacity(defs.len());
+        for def in defs {
+            let before = match old {
+                Some(d) => crate::index::keys_for(&def.spec, d)?,
+                None => Vec::new(),
+            };
+            let after = match new {
+                Some(d) => crate::index::keys_for(&def.spec, d).map_err(|e| match e {
+                    Error::InvalidArgument(m) => {
+                        Error::invalid(format!("index {:?} of {collection:?}: {m}", def.spec.name))
+                    }
+                    other => other,
+                })?,
+                None => Vec::new(),
+            };
+            let remove: Vec<Vec<u8>> = before
+                .iter()
+                .filter(|k| after.binary_search(k).is_err())
+                .cloned()
+                .collect();
+            let add: Vec<Vec<u8>> = after
+                .iter()
+                .filter(|k| before.binary_search(k).is_err())
+                .cloned()
+                .collect();
+            if def.spec.kind == IndexKind::Unique {
+                for key in &add {
+                    if let Some(v) = btree::get(self, def.root, key)? {
+                        let other = crate::index::entry_id(IndexKind::Unique, key, &v)?;
+                        if other != id {
+                            let shown = new
+                                .and_then(|d| d.path(&def.spec.paths[0]))
+                                .map(crate::index::describe)
+                                .unwrap_or_default();
+                            return Err(Error::invalid(format!(
+                                "unique index {:?} of {collection:?} already holds {shown} (document {other})",
+                                def.spec.name
+                            )));
+                        }
+                    }
+                }
+            }
+            plan.push((remove, add));
+        }
+        Ok(plan)
+    }
+
+    fn apply_index_changes(
+        &mut self,
+        defs: &[IndexDef],
+        id: u64,
+        plan: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>,
+    ) -> Result<()> {
+        for (def, (remove, add)) in defs.iter().zip(plan) {
+            let kind = def.spec.kind;
+            for key in remove {
+                btree::delete(self, def.root, &crate::index::entry_key(kind, &key, id))?;
+            }
+            for key in add {
+                let value = if kind == IndexKind::Unique {
+                    id.to_be_bytes().to_vec()
+                } else {
+                    Vec::new()
+                };
+                btree::put(
+                    self,
+                    def.root,
+                    &crate::index::entry_key(kind, &key, id),
+                    &value,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes every change durable (per the durability option) and visible to new readers.
@@ -538,6 +835,12 @@ impl WriteTxn {
         if result.is_ok() {
             for (collection, schema) in std::mem::take(&mut self.new_schemas) {
                 self.shared.cache_schema(&collection, schema);
+            }
+            for (collection, st) in &self.colls {
+                if let (true, Some(defs)) = (st.indexes_changed, &st.indexes) {
+                    self.shared
+                        .publish_indexes(collection, self.base_seq + 1, defs.clone());
+                }
             }
         }
         self.finished = true;
@@ -676,6 +979,22 @@ impl Reader for WriteTxn {
 
     fn catalog_root(&self) -> u64 {
         self.meta.catalog_root
+    }
+
+    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        if let Some(defs) = self.colls.get(collection).and_then(|st| st.indexes.clone()) {
+            return Ok(defs);
+        }
+        if let Some(defs) = self.shared.cached_indexes(collection, self.base_seq) {
+            return Ok(defs);
+        }
+        Ok(Arc::new(catalog::list_indexes(
+            self,
+            self.meta.catalog_root,
+            collection,
+        )?))
     }
 
     fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {

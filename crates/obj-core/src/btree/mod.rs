@@ -366,5 +366,30 @@ fn collapse_root<W: PageWrite>(w: &mut W, root: u64) -> Result<()> {
     ))
 }
 
+/// Frees every page of a tree (nodes and overflow chains), the root included.
+pub fn free_all<W: PageWrite>(w: &mut W, root: u64) -> Result<()> {
+    let mut stack = vec![(root, 0usize)];
+    while let Some((no, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
+        }
+        let page = node_page(w, no)?;
+        if node::is_leaf(&page) {
+            for i in 0..node::count(&page) {
+                if let LeafValue::Overflow { first, len } = node::leaf_value(&page, i) {
+                    overflow::free(w, first, len)?;
+                }
+            }
+        } else {
+            for i in 0..=node::count(&page) {
+                stack.push((node::child(&page, i), depth + 1));
+            }
+        }
+        drop(page);
+        w.free_page(no)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,11 @@ pub mod wire;
 pub use datum::Datum;
 pub use schema::{EnumType, Field, FieldType, Schema, StructType};
 
+/// The order-preserving index key of a tuple of values (byte order = value order).
+pub fn index_key(values: &[Datum]) -> crate::Result<Vec<u8>> {
+    crate::keys::encode(values)
+}
+
 /// Nesting deeper than this is refused when reading, so damaged or hostile bytes cannot
 /// exhaust the stack.
 pub const MAX_NESTING: usize = 64;

@@ -1,0 +1,169 @@
+//! Secondary indexes: key extraction from documents, maintenance inside a write
+//! transaction, and resumable scans.
+//!
+//! Entries (see `docs/format.md`, "Indexes"): a unique index maps `key(value)` to the
+//! document id (8 bytes, big-endian); every other kind stores `key(values) ‖ id` with an
+//! empty value, so equal keys order by id.
+
+use crate::btree::{self, Cursor, TreeValue};
+use crate::catalog::{IndexKind, IndexSpec};
+use crate::codec::Datum;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::txn::Reader;
+use std::collections::HashSet;
+
+/// The encoded keys (without id) a document contributes to an index, deduplicated.
+pub fn keys_for(spec: &IndexSpec, doc: &Datum) -> Result<Vec<Vec<u8>>> {
+    let value = |path: &str| doc.path(path).cloned().unwrap_or(Datum::Null);
+    let mut out = match spec.kind {
+        IndexKind::Standard => vec![keys::encode(&[value(&spec.paths[0])])?],
+        IndexKind::Unique => match value(&spec.paths[0]) {
+            // Like SQL, absent values do not take part in uniqueness.
+            Datum::Null => Vec::new(),
+            v => vec![keys::encode(&[v])?],
+        },
+        IndexKind::Each => match value(&spec.paths[0]) {
+            Datum::List(items) => items
+                .iter()
+                .map(|v| keys::encode(std::slice::from_ref(v)))
+                .collect::<Result<_>>()?,
+            Datum::Null => Vec::new(),
+            v => vec![keys::encode(&[v])?],
+        },
+        IndexKind::Composite => {
+            let values: Vec<Datum> = spec.paths.iter().map(|p| value(p)).collect();
+            vec![keys::encode(&values)?]
+        }
+    };
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The tree key of an entry.
+pub fn entry_key(kind: IndexKind, value_key: &[u8], id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(value_key.len() + 8);
+    k.extend_from_slice(value_key);
+    if kind != IndexKind::Unique {
+        k.extend_from_slice(&id.to_be_bytes());
+    }
+    k
+}
+
+/// The document id of an entry.
+pub fn entry_id(kind: IndexKind, key: &[u8], value: &[u8]) -> Result<u64> {
+    let bytes = if kind == IndexKind::Unique {
+        value
+    } else {
+        key.get(key.len().saturating_sub(8)..).unwrap_or(&[])
+    };
+    let id: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::corrupt("index entry without a document id"))?;
+    Ok(u64::from_be_bytes(id))
+}
+
+/// Checks a spec before it is stored.
+pub fn check_spec(spec: &IndexSpec) -> Result<()> {
+    if spec.name.is_empty() || spec.name.len() > 255 {
+        return Err(Error::invalid("index name must be 1 to 255 bytes long"));
+    }
+    let want = match spec.kind {
+        IndexKind::Composite => spec.paths.len() >= 2,
+        _ => spec.paths.len() == 1,
+    };
+    if !want || spec.paths.iter().any(|p| p.is_empty()) {
+        return Err(Error::invalid(format!(
+            "index {:?}: a {} index needs {} non-empty field path(s), got {:?}",
+            spec.name,
+            spec.kind.name(),
+            if spec.kind == IndexKind::Composite {
+                "two or more"
+            } else {
+                "exactly one"
+            },
+            spec.paths
+        )));
+    }
+    Ok(())
+}
+
+/// A resumable walk over the entries of an index between two inclusive bounds, returning
+/// document ids in key order (ties by id). A shorter tuple bound is a prefix. Documents
+/// an `Each` index lists under several keys in the range come out once.
+#[derive(Clone, Debug)]
+pub struct IndexScan {
+    root: u64,
+    kind: IndexKind,
+    /// Where the next batch starts (None when finished).
+    next: Option<Vec<u8>>,
+    hi: Option<Vec<u8>>,
+    seen: Option<HashSet<u64>>,
+}
+
+impl IndexScan {
+    pub fn new(
+        root: u64,
+        kind: IndexKind,
+        lo: Option<&[Datum]>,
+        hi: Option<&[Datum]>,
+    ) -> Result<IndexScan> {
+        let start = match lo {
+            Some(values) => keys::encode(values)?,
+            None => Vec::new(),
+        };
+        let hi = hi.map(keys::encode).transpose()?;
+        let seen = (kind == IndexKind::Each).then(HashSet::new);
+        Ok(IndexScan {
+            root,
+            kind,
+            next: Some(start),
+            hi,
+            seen,
+        })
+    }
+
+    /// Up to `limit` more ids; an empty result means the scan is over.
+    pub fn next_batch<R: Reader>(&mut self, r: &R, limit: usize) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        let Some(from) = self.next.take() else {
+            return Ok(out);
+        };
+        let mut cursor = Cursor::seek(r, self.root, Some(&from))?;
+        while let Some((page, i)) = cursor.next(r)? {
+            let key = btree::node::key(&page, i);
+            if self
+                .hi
+                .as_deref()
+                .is_some_and(|hi| keys::past_prefix(key, hi))
+            {
+                return Ok(out);
+            }
+            let value = TreeValue::from_leaf(r, &page, i)?;
+            let id = entry_id(self.kind, key, &value)?;
+            if self.seen.as_mut().is_none_or(|seen| seen.insert(id)) {
+                out.push(id);
+            }
+            if out.len() >= limit {
+                let mut next = key.to_vec();
+                next.push(0);
+                self.next = Some(next);
+                return Ok(out);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A short rendering of a key value for error messages.
+pub fn describe(d: &Datum) -> String {
+    match d {
+        Datum::Str(s) => format!("{s:?}"),
+        Datum::Int(i) => i.to_string(),
+        Datum::Float(f) => f.to_string(),
+        Datum::Bool(b) => b.to_string(),
+        Datum::Null => "None".into(),
+        other => format!("{other:?}"),
+    }
+}

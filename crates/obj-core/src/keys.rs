@@ -1,0 +1,260 @@
+//! Order-preserving ("memcomparable") encoding of index keys: comparing the bytes gives the
+//! same order as comparing the values. Layout in `docs/format.md` ("Index keys").
+//!
+//! Each value is a type tag followed by its body; a tuple is the concatenation of its
+//! elements, so a shorter tuple's encoding is a byte prefix of every longer tuple that
+//! starts with it. Ints and floats share one tag and order numerically together.
+
+use crate::codec::Datum;
+use crate::error::{Error, Result};
+
+const TAG_NULL: u8 = 0x05;
+const TAG_FALSE: u8 = 0x10;
+const TAG_TRUE: u8 = 0x11;
+const TAG_NUMBER: u8 = 0x20;
+const TAG_STR: u8 = 0x30;
+const TAG_BYTES: u8 = 0x40;
+const TAG_DATE: u8 = 0x50;
+const TAG_DATETIME: u8 = 0x51;
+const TAG_UUID: u8 = 0x60;
+
+/// Appends the encoding of one indexable value.
+pub fn encode_value(out: &mut Vec<u8>, d: &Datum) -> Result<()> {
+    match d {
+        Datum::Null => out.push(TAG_NULL),
+        Datum::Bool(false) => out.push(TAG_FALSE),
+        Datum::Bool(true) => out.push(TAG_TRUE),
+        Datum::Int(i) => encode_number(out, *i as f64, (*i as i128 - (*i as f64) as i128) as i64),
+        Datum::Float(f) => encode_number(out, *f, 0),
+        Datum::Str(s) => {
+            out.push(TAG_STR);
+            escape(out, s.as_bytes());
+        }
+        Datum::Bytes(b) => {
+            out.push(TAG_BYTES);
+            escape(out, b);
+        }
+        Datum::Date(days) => {
+            out.push(TAG_DATE);
+            out.extend_from_slice(&((*days as u32) ^ 0x8000_0000).to_be_bytes());
+        }
+        Datum::DateTime { micros, .. } => {
+            out.push(TAG_DATETIME);
+            out.extend_from_slice(&((*micros as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        Datum::Uuid(u) => {
+            out.push(TAG_UUID);
+            out.extend_from_slice(u);
+        }
+        Datum::List(_) | Datum::Map(_) => {
+            return Err(Error::invalid(
+                "lists and dicts cannot be index keys (use an Each index for list elements)",
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a tuple of values (a single value is a tuple of one).
+pub fn encode(values: &[Datum]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(16 * values.len());
+    for v in values {
+        encode_value(&mut out, v)?;
+    }
+    Ok(out)
+}
+
+/// Numbers: the sign-adjusted IEEE bits of the value as f64, then a big-endian 16-bit
+/// correction for integers that f64 cannot hold exactly (|i| > 2^53), so ints and floats
+/// interleave by numeric value. -0.0 is stored as 0.0; NaN sorts after +inf.
+fn encode_number(out: &mut Vec<u8>, f: f64, int_remainder: i64) {
+    let f = if f == 0.0 {
+        0.0
+    } else if f.is_nan() {
+        f64::NAN
+    } else {
+        f
+    };
+    let bits = f.to_bits();
+    let sortable = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    out.push(TAG_NUMBER);
+    out.extend_from_slice(&sortable.to_be_bytes());
+    out.extend_from_slice(&((int_remainder as i16 as u16) ^ 0x8000).to_be_bytes());
+}
+
+/// Byte strings: 0x00 becomes 0x00 0xFF; the string ends with 0x00 0x00.
+fn escape(out: &mut Vec<u8>, b: &[u8]) {
+    for &c in b {
+        out.push(c);
+        if c == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// True when `key` sorts after every key that starts with `prefix` (the end of a range whose
+/// upper bound is `prefix`, inclusive).
+pub fn past_prefix(key: &[u8], prefix: &[u8]) -> bool {
+    let n = prefix.len().min(key.len());
+    key[..n] > prefix[..n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    /// The value order the encoding must reproduce.
+    fn cmp(a: &Datum, b: &Datum) -> Ordering {
+        fn rank(d: &Datum) -> u8 {
+            match d {
+                Datum::Null => 0,
+                Datum::Bool(_) => 1,
+                Datum::Int(_) | Datum::Float(_) => 2,
+                Datum::Str(_) => 3,
+                Datum::Bytes(_) => 4,
+                Datum::Date(_) => 5,
+                Datum::DateTime { .. } => 6,
+                _ => 7,
+            }
+        }
+        fn num(d: &Datum) -> (f64, i128) {
+            match d {
+                Datum::Int(i) => (*i as f64, *i as i128),
+                Datum::Float(f) => (*f, 0),
+                _ => unreachable!(),
+            }
+        }
+        match (a, b) {
+            (Datum::Bool(x), Datum::Bool(y)) => x.cmp(y),
+            (Datum::Int(x), Datum::Int(y)) => x.cmp(y),
+            (Datum::Int(_) | Datum::Float(_), Datum::Int(_) | Datum::Float(_)) => {
+                let ((fa, ia), (fb, ib)) = (num(a), num(b));
+                match (fa.is_nan(), fb.is_nan()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => Ordering::Greater,
+                    (false, true) => Ordering::Less,
+                    _ => fa.partial_cmp(&fb).unwrap().then_with(|| {
+                        // Same f64: compare exact integer parts (floats count as exact).
+                        let ea = if matches!(a, Datum::Int(_)) {
+                            ia
+                        } else {
+                            fa as i128
+                        };
+                        let eb = if matches!(b, Datum::Int(_)) {
+                            ib
+                        } else {
+                            fb as i128
+                        };
+                        ea.cmp(&eb)
+                    }),
+                }
+            }
+            (Datum::Str(x), Datum::Str(y)) => x.cmp(y),
+            (Datum::Bytes(x), Datum::Bytes(y)) => x.cmp(y),
+            (Datum::Date(x), Datum::Date(y)) => x.cmp(y),
+            (Datum::DateTime { micros: x, .. }, Datum::DateTime { micros: y, .. }) => x.cmp(y),
+            _ => rank(a).cmp(&rank(b)),
+        }
+    }
+
+    fn gen(r: &mut Rng) -> Datum {
+        let specials = [
+            i64::MIN,
+            i64::MAX,
+            0,
+            -1,
+            1,
+            (1 << 53) + 1,
+            -(1 << 53) - 1,
+            1 << 62,
+        ];
+        match r.next() % 9 {
+            0 => Datum::Null,
+            1 => Datum::Bool(r.next() % 2 == 0),
+            2 => Datum::Int(specials[(r.next() % 8) as usize]),
+            3 => Datum::Int((r.next() as i64) >> (r.next() % 64)),
+            4 => Datum::Float(match r.next() % 6 {
+                0 => f64::INFINITY,
+                1 => f64::NEG_INFINITY,
+                2 => -0.0,
+                _ => ((r.next() as i64) >> (r.next() % 64)) as f64 / 7.0,
+            }),
+            5 => Datum::Str(
+                (0..r.next() % 4)
+                    .map(|_| ['a', '\0', 'é', '😀', 'b'][(r.next() % 5) as usize])
+                    .collect(),
+            ),
+            6 => Datum::Bytes(
+                (0..r.next() % 4)
+                    .map(|_| [0u8, 1, 255][(r.next() % 3) as usize])
+                    .collect(),
+            ),
+            7 => Datum::Date((r.next() as i32) >> 8),
+            _ => Datum::DateTime {
+                micros: (r.next() as i64) >> 3,
+                offset_secs: None,
+            },
+        }
+    }
+
+    #[test]
+    fn byte_order_equals_value_order() {
+        let mut r = Rng(7);
+        for _ in 0..50_000 {
+            let (a, b) = (gen(&mut r), gen(&mut r));
+            let (ka, kb) = (encode(&[a.clone()]).unwrap(), encode(&[b.clone()]).unwrap());
+            assert_eq!(ka.cmp(&kb), cmp(&a, &b), "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn tuples_order_lexicographically_and_prefixes_are_byte_prefixes() {
+        let mut r = Rng(11);
+        for _ in 0..20_000 {
+            let a: Vec<Datum> = (0..1 + r.next() % 3).map(|_| gen(&mut r)).collect();
+            let b: Vec<Datum> = (0..1 + r.next() % 3).map(|_| gen(&mut r)).collect();
+            let want = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| cmp(x, y))
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(a.len().cmp(&b.len()));
+            assert_eq!(
+                encode(&a).unwrap().cmp(&encode(&b).unwrap()),
+                want,
+                "{a:?} vs {b:?}"
+            );
+            let full = encode(&a).unwrap();
+            assert!(full.starts_with(&encode(&a[..1]).unwrap()));
+            assert!(!past_prefix(&full, &encode(&a[..1]).unwrap()));
+        }
+    }
+
+    #[test]
+    fn ints_and_floats_interleave() {
+        let k = |d: Datum| encode(&[d]).unwrap();
+        assert!(k(Datum::Int(-3)) < k(Datum::Float(-2.5)));
+        assert!(k(Datum::Float(2.5)) < k(Datum::Int(3)));
+        assert_eq!(k(Datum::Int(5)), k(Datum::Float(5.0)));
+        assert_eq!(k(Datum::Float(-0.0)), k(Datum::Float(0.0)));
+        assert!(k(Datum::Float(f64::INFINITY)) < k(Datum::Float(f64::NAN)));
+        assert!(k(Datum::Int(i64::MAX - 1)) < k(Datum::Int(i64::MAX)));
+        assert!(encode(&[Datum::List(vec![])]).is_err());
+    }
+}
