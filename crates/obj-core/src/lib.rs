@@ -33,6 +33,7 @@ mod integrity;
 mod keys;
 mod lock;
 mod pager;
+pub mod query;
 mod txn;
 mod wal;
 

@@ -20,6 +20,89 @@ pub fn decode(root: &StructType, payload: &[u8]) -> Result<Datum> {
     Ok(d)
 }
 
+/// Decodes only the top-level fields that `paths` start with (skipping the others without
+/// building them); the result is a map of just those fields.
+pub fn decode_fields(root: &StructType, payload: &[u8], paths: &[&str]) -> Result<Datum> {
+    let mut r = WireReader::new(payload);
+    let mut entries = Vec::new();
+    let wanted = |name: &str| paths.iter().any(|p| p.split('.').next() == Some(name));
+    let last = root.fields.iter().rposition(|f| wanted(&f.name));
+    for (i, f) in root.fields.iter().enumerate() {
+        if Some(i) > last || last.is_none() {
+            break;
+        }
+        if wanted(&f.name) {
+            entries.push((f.name.clone(), read(&f.ty, &mut r, 1)?));
+        } else {
+            skip(&f.ty, &mut r, 1)?;
+        }
+    }
+    Ok(Datum::Map(entries))
+}
+
+/// Moves past one value without building it.
+pub fn skip(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<()> {
+    if depth > MAX_NESTING {
+        return Err(Error::corrupt(format!(
+            "document nested deeper than {MAX_NESTING} levels"
+        )));
+    }
+    match ty {
+        FieldType::Bool => {
+            r.bool()?;
+        }
+        FieldType::Int | FieldType::Date | FieldType::Enum(_) => {
+            r.uvarint()?;
+        }
+        FieldType::Float => {
+            r.take(8)?;
+        }
+        FieldType::Str | FieldType::Bytes => {
+            r.bytes()?;
+        }
+        FieldType::NoneType => {}
+        FieldType::Optional(t) => {
+            if r.bool()? {
+                skip(t, r, depth + 1)?;
+            }
+        }
+        FieldType::List(t) => {
+            for _ in 0..r.len(min_size(t))? {
+                skip(t, r, depth + 1)?;
+            }
+        }
+        FieldType::Tuple(ts) => {
+            for t in ts {
+                skip(t, r, depth + 1)?;
+            }
+        }
+        FieldType::Map(t) => {
+            for _ in 0..r.len(1 + min_size(t))? {
+                r.bytes()?;
+                skip(t, r, depth + 1)?;
+            }
+        }
+        FieldType::Struct(s) => {
+            for f in &s.fields {
+                skip(&f.ty, r, depth + 1)?;
+            }
+        }
+        FieldType::DateTime => {
+            r.uvarint()?;
+            if r.bool()? {
+                r.uvarint()?;
+            }
+        }
+        FieldType::Uuid => {
+            r.take(16)?;
+        }
+        FieldType::Any => {
+            Datum::read(r, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
 fn read_struct(s: &StructType, r: &mut WireReader<'_>, depth: usize) -> Result<Datum> {
     let mut entries = Vec::with_capacity(s.fields.len());
     for f in &s.fields {
