@@ -21,7 +21,7 @@ pub struct CollectionRecord {
     pub id: u64,
     /// Root page of the primary tree (never moves).
     pub root: u64,
-    /// Next id `insert` hands out; ids are never reused.
+    /// Next id `insert` hands out; ids are never reused. 0 once id `u64::MAX` was used.
     pub next_id: u64,
     /// Live documents.
     pub count: u64,

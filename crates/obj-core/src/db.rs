@@ -214,7 +214,18 @@ impl Db {
         let mut head = vec![0u8; format::META_END];
         main.read_at(0, &mut head)?;
         let page_size = format::check_header_prefix(&head)? as usize;
-        let (wal, commits) = Wal::open(wal, page_size, !opts.read_only)?;
+        // The main header names the WAL that belongs to it; if the header itself is damaged
+        // (a torn checkpoint write), the WAL must supply page 0 and is trusted as it is.
+        let owner = {
+            let mut page0 = vec![0u8; page_size];
+            match main.read_at(0, &mut page0) {
+                Ok(()) if format::verify_page(0, &page0).is_ok() => Meta::read_from(&page0)
+                    .ok()
+                    .map(|m| (m.db_id, m.wal_generation)),
+                _ => None,
+            }
+        };
+        let (wal, commits) = Wal::open(wal, page_size, !opts.read_only, owner)?;
         let pager = Pager::new(main, page_size, opts.cache_size, validate_page);
         let mut last_size = None;
         let seq = commits.len() as u64;
@@ -380,7 +391,9 @@ fn create_file(main: &dyn StorageBackend, wal: &dyn StorageBackend, page_size: u
     let ps = page_size as usize;
     let mut pages = vec![0u8; 2 * ps];
     let (meta_page, catalog) = pages.split_at_mut(ps);
-    Meta::new(page_size).write_to(meta_page);
+    let mut meta = Meta::new(page_size);
+    meta.db_id = crate::wal::random_u64();
+    meta.write_to(meta_page);
     format::seal_page(0, meta_page);
     node::init(catalog, PageKind::Leaf);
     format::seal_page(1, catalog);
@@ -506,6 +519,10 @@ impl Shared {
             .or_insert((seq, defs));
     }
 
+    pub(crate) fn wal_generation(&self) -> u64 {
+        self.wal.lock().generation()
+    }
+
     /// Appends a commit to the WAL and publishes it. Called by `WriteTxn::commit` with the
     /// writer lock held.
     pub(crate) fn commit_pages(
@@ -562,7 +579,9 @@ impl Shared {
         let backfill = self.pager.backfill(upto, latest)?;
         if backfill.complete {
             let main = self.pager.main();
-            let want = page_count * self.pager.page_size() as u64;
+            let want = page_count
+                .checked_mul(self.pager.page_size() as u64)
+                .ok_or_else(|| Error::corrupt_page(0, "page count out of range"))?;
             if main.len()? < want {
                 main.set_len(want)?;
             }

@@ -56,7 +56,9 @@ pub const META_FREE_COUNT: usize = META_FREE_HEAD + 8;
 pub const META_CATALOG_ROOT: usize = META_FREE_COUNT + 8;
 pub const META_COMMIT_SEQ: usize = META_CATALOG_ROOT + 8;
 pub const META_NEXT_COLLECTION: usize = META_COMMIT_SEQ + 8;
-pub const META_END: usize = META_NEXT_COLLECTION + 8;
+pub const META_DB_ID: usize = META_NEXT_COLLECTION + 8;
+pub const META_WAL_GENERATION: usize = META_DB_ID + 8;
+pub const META_END: usize = META_WAL_GENERATION + 8;
 
 /// The database-wide state kept in page 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +76,12 @@ pub struct Meta {
     /// Number of the last commit; grows by one per commit.
     pub commit_seq: u64,
     pub next_collection_id: u64,
+    /// Random identity chosen at creation; the WAL header repeats it, so a log left beside
+    /// another database file is never replayed onto it.
+    pub db_id: u64,
+    /// WAL generation of the commit that wrote this header. The WAL that applies on top of
+    /// the main file has this generation or the next one.
+    pub wal_generation: u64,
 }
 
 impl Meta {
@@ -88,6 +96,8 @@ impl Meta {
             catalog_root: 1,
             commit_seq: 0,
             next_collection_id: 1,
+            db_id: 0,
+            wal_generation: 0,
         }
     }
 
@@ -104,6 +114,8 @@ impl Meta {
         put_u64(page, META_CATALOG_ROOT, self.catalog_root);
         put_u64(page, META_COMMIT_SEQ, self.commit_seq);
         put_u64(page, META_NEXT_COLLECTION, self.next_collection_id);
+        put_u64(page, META_DB_ID, self.db_id);
+        put_u64(page, META_WAL_GENERATION, self.wal_generation);
     }
 
     /// Parses a verified meta page.
@@ -119,6 +131,8 @@ impl Meta {
             catalog_root: get_u64(page, META_CATALOG_ROOT),
             commit_seq: get_u64(page, META_COMMIT_SEQ),
             next_collection_id: get_u64(page, META_NEXT_COLLECTION),
+            db_id: get_u64(page, META_DB_ID),
+            wal_generation: get_u64(page, META_WAL_GENERATION),
         };
         if meta.page_size as usize != page.len() {
             return Err(Error::corrupt_page(

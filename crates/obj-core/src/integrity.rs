@@ -11,7 +11,7 @@ use crate::freelist;
 use crate::index::{entry_key, keys_for};
 use crate::txn::ReadTxn;
 use crate::txn::Reader;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// What a successful check found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,7 +32,9 @@ pub struct CollectionReport {
 struct Walk<'a> {
     snap: &'a ReadTxn,
     /// Owner tag per page: 0 unseen.
-    owner: Vec<u32>,
+    /// Owner tag of every claimed page (sparse: a damaged header may claim any page count).
+    owner: HashMap<u64, u32>,
+    page_count: u64,
     problems: Vec<String>,
 }
 
@@ -46,20 +48,15 @@ impl Walk<'_> {
     }
 
     fn claim(&mut self, no: u64, tag: u32, what: &str) -> bool {
-        match self.owner.get_mut(no as usize) {
-            None => {
-                self.problem(format!("{what}: page {no} is beyond the database size"));
-                false
-            }
-            Some(o) if *o != 0 => {
-                self.problem(format!("{what}: page {no} is used twice"));
-                false
-            }
-            Some(o) => {
-                *o = tag;
-                true
-            }
+        if no == 0 || no >= self.page_count {
+            self.problem(format!("{what}: page {no} is beyond the database size"));
+            return false;
         }
+        if self.owner.insert(no, tag).is_some() {
+            self.problem(format!("{what}: page {no} is used twice"));
+            return false;
+        }
+        true
     }
 
     /// Walks a tree; calls `leaf` for each entry. Returns (entries, pages).
@@ -169,10 +166,10 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
     let meta = snap.meta().clone();
     let mut walk = Walk {
         snap,
-        owner: vec![0; meta.page_count as usize],
+        owner: HashMap::new(),
+        page_count: meta.page_count,
         problems: Vec::new(),
     };
-    walk.owner[0] = u32::MAX;
     let mut records: Vec<(String, CollectionRecord)> = Vec::new();
     walk.tree(meta.catalog_root, 1, "catalog", &mut |_, _, _| {});
     match catalog::list(snap, meta.catalog_root) {
@@ -265,7 +262,7 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
                 rec.count
             ));
         }
-        if max_id >= rec.next_id {
+        if rec.next_id != 0 && max_id >= rec.next_id {
             walk.problem(format!(
                 "{what}: id {max_id} is not below the next id {}",
                 rec.next_id
@@ -316,18 +313,15 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
             meta.free_count
         ));
     }
-    let lost: Vec<usize> = walk
-        .owner
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| **o == 0)
-        .map(|(i, _)| i)
-        .collect();
-    if !lost.is_empty() {
-        let shown: Vec<String> = lost.iter().take(10).map(|p| p.to_string()).collect();
+    let unowned = (meta.page_count - 1).saturating_sub(walk.owner.len() as u64);
+    if unowned > 0 {
+        let shown: Vec<String> = (1..meta.page_count)
+            .filter(|p| !walk.owner.contains_key(p))
+            .take(10)
+            .map(|p| p.to_string())
+            .collect();
         walk.problem(format!(
-            "{} page(s) belong to nothing: {}",
-            lost.len(),
+            "{unowned} page(s) belong to nothing: {}",
             shown.join(", ")
         ));
     }

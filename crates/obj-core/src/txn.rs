@@ -569,7 +569,16 @@ impl WriteTxn {
         self.check_usable()?;
         let (root, id) = {
             let st = self.writable_state(collection)?;
-            (st.rec.root, id.unwrap_or(st.rec.next_id))
+            let id = match id {
+                Some(id) => id,
+                None if st.rec.next_id == 0 => {
+                    return Err(Error::invalid(format!(
+                        "collection {collection:?} has used every id up to 2**64-1; no ids are left for insert (use put with an explicit id)"
+                    )))
+                }
+                None => st.rec.next_id,
+            };
+            (st.rec.root, id)
         };
         let defs = self.index_defs(collection)?;
         let changes = if defs.is_empty() {
@@ -586,7 +595,11 @@ impl WriteTxn {
         let replaced = btree::put(self, root, &id_key(id), &value)?;
         self.apply_index_changes(&defs, id, changes)?;
         if let Some(st) = self.colls.get_mut(collection) {
-            st.rec.next_id = st.rec.next_id.max(id.saturating_add(1));
+            // 0 means every id has been handed out (the id after u64::MAX).
+            st.rec.next_id = match (st.rec.next_id, id.checked_add(1)) {
+                (0, _) | (_, None) => 0,
+                (next, Some(after)) => next.max(after),
+            };
             if !replaced {
                 st.rec.count += 1;
             }
@@ -816,6 +829,7 @@ impl WriteTxn {
             catalog::store(&mut self, catalog_root, name, rec)?;
         }
         self.meta.commit_seq += 1;
+        self.meta.wal_generation = self.shared.wal_generation();
         let meta = self.meta.clone();
         meta.write_to(self.page_new(0)?);
         let mut pages: Vec<(u64, PageBuf)> = std::mem::take(&mut self.dirty).into_iter().collect();

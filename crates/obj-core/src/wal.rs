@@ -3,7 +3,7 @@
 
 use crate::backend::StorageBackend;
 use crate::error::{Error, Result};
-use crate::format::{get_u32, get_u64, put_u32, put_u64};
+use crate::format::{get_u32, get_u64, put_u32, put_u64, PAGE_TRAILER};
 use std::hash::{BuildHasher, Hasher};
 
 pub const WAL_MAGIC: [u8; 8] = *b"objWAL\x00\x01";
@@ -18,6 +18,7 @@ const H_PAGE_SIZE: usize = H_VERSION + 4;
 const H_GENERATION: usize = H_PAGE_SIZE + 4;
 const H_SALT1: usize = H_GENERATION + 8;
 const H_SALT2: usize = H_SALT1 + 4;
+const H_DB_ID: usize = H_SALT2 + 4;
 const H_CHECKSUM: usize = WAL_HEADER_SIZE - 4;
 
 // Frame header field offsets.
@@ -38,6 +39,7 @@ pub struct RecoveredCommit {
 pub struct Wal {
     backend: Box<dyn StorageBackend>,
     page_size: usize,
+    db_id: u64,
     generation: u64,
     salt1: u32,
     salt2: u32,
@@ -51,18 +53,24 @@ pub struct Wal {
 
 impl Wal {
     /// Opens the log and returns the commits it holds, oldest first. A torn or stale tail is
-    /// ignored; a damaged header in front of frames is corruption.
+    /// ignored; a damaged header in front of frames is corruption. `owner` is the main file's
+    /// identity and WAL generation: a log that belongs to another database, or to an older or
+    /// newer state of this one, is not replayed (and is reset when `writable`). With `owner`
+    /// unknown (the main header is damaged) the log is trusted as it is.
     pub fn open(
         backend: Box<dyn StorageBackend>,
         page_size: usize,
         writable: bool,
+        owner: Option<(u64, u64)>,
     ) -> Result<(Wal, Vec<RecoveredCommit>)> {
         let len = backend.len()?;
         let frame_size = (FRAME_HEADER_SIZE + page_size) as u64;
+        let (db_id, main_generation) = owner.unwrap_or((0, 0));
         let mut wal = Wal {
             backend,
             page_size,
-            generation: 0,
+            db_id,
+            generation: main_generation,
             salt1: 0,
             salt2: 0,
             end: WAL_HEADER_SIZE as u64,
@@ -104,7 +112,20 @@ impl Wal {
                 "WAL page size differs from the database page size",
             ));
         }
-        wal.generation = get_u64(header, H_GENERATION);
+        let generation = get_u64(header, H_GENERATION);
+        let header_db = get_u64(header, H_DB_ID);
+        if let Some((db_id, main_generation)) = owner {
+            let ours = header_db == db_id
+                && (generation == main_generation || generation == main_generation + 1);
+            if !ours {
+                if writable {
+                    wal.reset(true)?;
+                }
+                return Ok((wal, Vec::new()));
+            }
+        }
+        wal.db_id = header_db;
+        wal.generation = generation;
         wal.salt1 = get_u32(header, H_SALT1);
         wal.salt2 = get_u32(header, H_SALT2);
         wal.chain = get_u32(header, H_CHECKSUM);
@@ -150,6 +171,10 @@ impl Wal {
 
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Appends one commit: a frame per page, the last one carrying the commit marker.
@@ -200,6 +225,7 @@ impl Wal {
         put_u32(&mut header, H_VERSION, WAL_VERSION);
         put_u32(&mut header, H_PAGE_SIZE, self.page_size as u32);
         put_u64(&mut header, H_GENERATION, self.generation);
+        put_u64(&mut header, H_DB_ID, self.db_id);
         put_u32(&mut header, H_SALT1, s1);
         put_u32(&mut header, H_SALT2, s2);
         let crc = crc32fast::hash(&header[..H_CHECKSUM]);
@@ -218,14 +244,25 @@ impl Wal {
     }
 }
 
+/// The chained frame checksum. The page's own CRC trailer is hashed *before* the page body:
+/// a CRC over data followed by that data's CRC leaves a residue that no longer depends on
+/// the data, so hashing the trailer last would make the chain blind to the page content.
 fn frame_checksum(prev: u32, hdr: &[u8], page: &[u8]) -> u32 {
+    let (body, trailer) = page.split_at(page.len() - PAGE_TRAILER);
     let mut h = crc32fast::Hasher::new_with_initial(prev);
     h.update(&hdr[..F_CHECKSUM]);
-    h.update(page);
+    h.update(trailer);
+    h.update(body);
     h.finalize()
 }
 
 fn fresh_salts() -> (u32, u32) {
+    let x = random_u64();
+    (x as u32, (x >> 32) as u32)
+}
+
+/// 64 unpredictable bits (std's per-process random hash keys, time and pid).
+pub(crate) fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()
@@ -234,8 +271,7 @@ fn fresh_salts() -> (u32, u32) {
             .unwrap_or(0),
     );
     h.write_u32(std::process::id());
-    let x = h.finish();
-    (x as u32, (x >> 32) as u32)
+    h.finish()
 }
 
 #[cfg(test)]
@@ -271,7 +307,7 @@ mod tests {
     #[test]
     fn frames_round_trip_and_torn_tail_is_ignored() {
         let mem = Shared(Arc::new(MemoryBackend::new()));
-        let (mut wal, commits) = Wal::open(Box::new(mem.clone()), 4096, true).unwrap();
+        let (mut wal, commits) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
         assert!(commits.is_empty());
         assert_eq!(mem.len().unwrap(), WAL_HEADER_SIZE as u64);
         let (a, b, c) = (page(1), page(2), page(3));
@@ -279,7 +315,7 @@ mod tests {
         wal.append_commit(&[(2, &c)], 3, true).unwrap();
         let full = mem.0.contents();
 
-        let (wal2, commits) = Wal::open(Box::new(mem.clone()), 4096, true).unwrap();
+        let (wal2, commits) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
         assert_eq!(commits.len(), 2);
         assert_eq!(commits[0].pages.len(), 2);
         assert_eq!(commits[1].pages[0].1, c);
@@ -293,7 +329,7 @@ mod tests {
             full.len() - frame / 2,
         ] {
             let torn = Shared(Arc::new(MemoryBackend::with_contents(full[..cut].to_vec())));
-            let (_, commits) = Wal::open(Box::new(torn), 4096, false).unwrap();
+            let (_, commits) = Wal::open(Box::new(torn), 4096, false, None).unwrap();
             assert_eq!(commits.len(), 1, "cut at {cut}");
         }
         // A flipped bit in the second commit's frame ends recovery before it.
@@ -303,15 +339,29 @@ mod tests {
             Box::new(Shared(Arc::new(MemoryBackend::with_contents(flipped)))),
             4096,
             false,
+            None,
         )
         .unwrap();
         assert_eq!(commits.len(), 1);
     }
 
     #[test]
+    fn chain_depends_on_page_content_even_with_a_valid_trailer() {
+        // Two sealed pages that differ only in their body must chain differently.
+        let mut a = page(0);
+        a[10] = 1;
+        crate::format::seal_page(2, &mut a);
+        let mut b = page(0);
+        b[10] = 2;
+        crate::format::seal_page(2, &mut b);
+        let hdr = [0u8; FRAME_HEADER_SIZE];
+        assert_ne!(frame_checksum(7, &hdr, &a), frame_checksum(7, &hdr, &b));
+    }
+
+    #[test]
     fn reset_invalidates_old_frames() {
         let mem = Shared(Arc::new(MemoryBackend::new()));
-        let (mut wal, _) = Wal::open(Box::new(mem.clone()), 4096, true).unwrap();
+        let (mut wal, _) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
         let a = page(9);
         wal.append_commit(&[(1, &a)], 2, true).unwrap();
         let old = mem.0.contents();
@@ -320,19 +370,19 @@ mod tests {
         // Put the old frame back behind the new header: its salts no longer match.
         mem.write_at(WAL_HEADER_SIZE as u64, &old[WAL_HEADER_SIZE..])
             .unwrap();
-        let (_, commits) = Wal::open(Box::new(mem.clone()), 4096, true).unwrap();
+        let (_, commits) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
         assert!(commits.is_empty());
     }
 
     #[test]
     fn damaged_header_before_frames_is_corruption() {
         let mem = Shared(Arc::new(MemoryBackend::new()));
-        let (mut wal, _) = Wal::open(Box::new(mem.clone()), 4096, true).unwrap();
+        let (mut wal, _) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
         let a = page(9);
         wal.append_commit(&[(1, &a)], 2, true).unwrap();
         mem.write_at(3, &[0xff]).unwrap();
         assert!(matches!(
-            Wal::open(Box::new(mem), 4096, true),
+            Wal::open(Box::new(mem), 4096, true, None),
             Err(Error::Corruption(_))
         ));
     }

@@ -340,3 +340,55 @@ fn schemas_are_persisted_and_checked() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn a_wal_left_beside_another_database_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.obj"), dir.path().join("b.obj"));
+    let write = |path: &std::path::Path, what: &[u8]| {
+        let db = open(path);
+        let mut tx = db.begin_write().unwrap();
+        tx.insert("c", what).unwrap();
+        tx.commit().unwrap();
+        db.close_without_checkpoint().unwrap();
+    };
+    write(&a, b"from a");
+    write(&b, b"from b");
+    // Replace b's log with a's: b must keep its own state, not a's frames.
+    std::fs::copy(wal_path(&a), wal_path(&b)).unwrap();
+    let db = open(&b);
+    let rx = db.begin_read().unwrap();
+    // b's own commit lived only in its (now replaced) log, so b reads as empty, never "from a".
+    assert!(rx.get("c", 1).unwrap().is_none());
+    drop(rx);
+    db.integrity_check().unwrap();
+    db.close().unwrap();
+
+    // An old copy of the main file restored beside a newer log of the same database.
+    let c = dir.path().join("c.obj");
+    let db = open(&c);
+    for i in 0..3u8 {
+        let mut tx = db.begin_write().unwrap();
+        tx.insert("c", &[i]).unwrap();
+        tx.commit().unwrap();
+        db.checkpoint().unwrap();
+        if i == 0 {
+            std::fs::copy(&c, dir.path().join("old.obj")).unwrap();
+        }
+    }
+    let mut tx = db.begin_write().unwrap();
+    tx.insert("c", b"in the log").unwrap();
+    tx.commit().unwrap();
+    db.close_without_checkpoint().unwrap();
+    drop(db);
+    std::fs::copy(dir.path().join("old.obj"), &c).unwrap();
+    let db = open(&c);
+    let rx = db.begin_read().unwrap();
+    assert_eq!(
+        rx.count("c").unwrap(),
+        1,
+        "the restored copy holds one document; the newer log must not apply"
+    );
+    drop(rx);
+    db.integrity_check().unwrap();
+}
