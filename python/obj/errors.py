@@ -1,0 +1,36 @@
+"""The exceptions raised by obj.
+
+Every error is an :class:`ObjError`; the subclasses say what went wrong, and each engine
+failure maps to exactly one of them::
+
+    try:
+        db = obj.Db("app.obj", busy_timeout=0.5)
+    except obj.BusyError:
+        ...  # another process has the file open for writing
+    except obj.ObjError:
+        ...  # anything else obj reports
+
+The classes are defined by the native module, so ``obj.ObjError is obj._obj.ObjError``.
+"""
+
+from ._obj import (
+    BusyError,
+    CorruptionError,
+    EncryptionError,
+    FeatureUnsupportedError,
+    IntegrityError,
+    InvalidArgumentError,
+    NotFoundError,
+    ObjError,
+)
+
+__all__ = [
+    "BusyError",
+    "CorruptionError",
+    "EncryptionError",
+    "FeatureUnsupportedError",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "ObjError",
+]

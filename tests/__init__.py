@@ -1,0 +1,1 @@
+"""The pytest suite: the user-facing contract of the `obj` package."""

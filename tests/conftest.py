@@ -1,0 +1,47 @@
+"""Shared fixtures for the pytest suite (the user-facing contract of `obj`)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import obj
+
+
+@pytest.fixture
+def path(tmp_path: pathlib.Path) -> pathlib.Path:
+    """Where a test's database lives (the file does not exist yet)."""
+    return tmp_path / "test.obj"
+
+
+@pytest.fixture
+def db(path: pathlib.Path) -> Iterator[obj.Db]:
+    """An open read-write database, closed after the test."""
+    handle = obj.Db(path)
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+RunPython = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def run_python() -> RunPython:
+    """Runs code in a fresh interpreter (the one running the tests), capturing its output:
+    ``run_python(code, *argv, timeout=60)``."""
+
+    def run(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run

@@ -1,0 +1,324 @@
+"""The database handle: opening, paths, options, closing, context manager, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import obj
+
+from .conftest import RunPython
+
+
+def wal_size(path: pathlib.Path) -> int:
+    return os.path.getsize(str(path) + "-wal")
+
+
+def fill(db: obj.Db, n: int = 20, collection: str = "docs") -> list[int]:
+    with db.transaction() as tx:
+        return [tx.insert(collection, b"doc %d" % i) for i in range(n)]
+
+
+def test_open_creates_file_and_wal(path: pathlib.Path) -> None:
+    with obj.Db(path) as db:
+        assert path.exists()
+        assert db.wal_path == pathlib.Path(str(path) + "-wal")
+        assert db.wal_path.exists()
+        assert db.path == path
+        assert not db.read_only
+        assert not db.closed
+    assert db.closed
+
+
+@pytest.mark.parametrize("kind", ["str", "pathlib", "pathlike"])
+def test_path_accepts_str_and_pathlike(path: pathlib.Path, kind: str) -> None:
+    class Custom(os.PathLike):  # type: ignore[type-arg]
+        def __fspath__(self) -> str:
+            return str(path)
+
+    args: dict[str, str | os.PathLike[str]] = {
+        "str": str(path),
+        "pathlib": path,
+        "pathlike": Custom(),
+    }
+    with obj.Db(args[kind]) as db, db.transaction() as tx:
+        tx.insert("c", b"x")
+    with obj.Db(str(path)) as db, db.read_transaction() as r:
+        assert r.count("c") == 1
+
+
+def test_path_of_wrong_type(path: pathlib.Path) -> None:
+    with pytest.raises(obj.InvalidArgumentError, match="path"):
+        obj.Db(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "word"),
+    [
+        ("busy_timeout", -1.0, "busy_timeout"),
+        ("busy_timeout", float("nan"), "busy_timeout"),
+        ("busy_timeout", "5", "busy_timeout"),
+        ("read_only", 1, "read_only"),
+        ("durability", "sometimes", "durability"),
+        ("page_size", 1000, "page_size"),
+        ("page_size", "4096", "page_size"),
+        ("cache_size", -1, "cache_size"),
+        ("checkpoint_frames", 0, "checkpoint_frames"),
+    ],
+)
+def test_invalid_options(path: pathlib.Path, option: str, value: object, word: str) -> None:
+    with pytest.raises(obj.InvalidArgumentError, match=word):
+        obj.Db(path, **{option: value})  # type: ignore[arg-type]
+
+
+def test_options_are_keyword_only(path: pathlib.Path) -> None:
+    with pytest.raises(TypeError):
+        obj.Db(path, True)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("durability", ["immediate", "eventual", "none"])
+def test_durability_modes_persist_after_close(path: pathlib.Path, durability: str) -> None:
+    with obj.Db(path, durability=durability) as db:  # type: ignore[arg-type]
+        fill(db, 5)
+    with obj.Db(path) as db, db.read_transaction() as tx:
+        assert tx.count("docs") == 5
+
+
+def test_page_size_for_new_file(path: pathlib.Path) -> None:
+    with obj.Db(path, page_size=8192) as db:
+        fill(db, 3)
+    assert path.stat().st_size % 8192 == 0
+    with obj.Db(path) as db, db.read_transaction() as tx:
+        assert tx.get("docs", 1) == b"doc 0"
+
+
+def test_data_survives_reopen(path: pathlib.Path) -> None:
+    with obj.Db(path) as db:
+        ids = fill(db, 50)
+    with obj.Db(path) as db, db.read_transaction() as tx:
+        assert [i for i, _ in tx.iter_all("docs")] == ids
+        assert tx.get("docs", ids[7]) == b"doc 7"
+
+
+def test_close_is_idempotent_and_ends_use(path: pathlib.Path) -> None:
+    db = obj.Db(path)
+    db.close()
+    db.close()
+    assert db.closed
+    with pytest.raises(obj.ObjError, match="closed"):
+        db.transaction()
+    with pytest.raises(obj.ObjError, match="closed"):
+        db.read_transaction()
+    with pytest.raises(obj.ObjError):
+        db.checkpoint()
+
+
+def test_close_ends_open_transactions(path: pathlib.Path) -> None:
+    db = obj.Db(path)
+    fill(db, 2)
+    reader = db.read_transaction()
+    db.close()
+    with pytest.raises(obj.ObjError):
+        reader.get("docs", 1)
+
+
+def test_close_releases_the_lock(path: pathlib.Path) -> None:
+    db = obj.Db(path)
+    db.close()
+    with obj.Db(path, busy_timeout=0):
+        pass
+
+
+def test_clean_exit_checkpoints(path: pathlib.Path) -> None:
+    with obj.Db(path) as db:
+        fill(db)
+        assert wal_size(path) > obj.WAL_HEADER_SIZE
+    assert wal_size(path) == obj.WAL_HEADER_SIZE == 64
+
+
+def test_clean_exit_with_pinned_reader_does_not_raise(path: pathlib.Path) -> None:
+    with obj.Db(path) as db:
+        fill(db)
+        reader = db.read_transaction()
+        fill(db)
+    # The fold was deferred for the reader; nothing was lost and nothing was raised. The
+    # reader went with the handle.
+    with pytest.raises(obj.ObjError, match="closed"):
+        reader.count("docs")
+    with obj.Db(path) as db, db.read_transaction() as r:
+        assert r.count("docs") == 40
+
+
+def test_clean_exit_with_open_write_transaction_does_not_raise(path: pathlib.Path) -> None:
+    with obj.Db(path) as db:
+        fill(db)
+        pending = db.transaction()
+        pending.insert("docs", b"never committed")
+    with pytest.raises(obj.ObjError):
+        pending.commit()
+    with obj.Db(path) as db, db.read_transaction() as r:
+        assert r.count("docs") == 20
+
+
+def test_exit_through_exception_skips_checkpoint_and_reraises(path: pathlib.Path) -> None:
+    class Boom(Exception):
+        pass
+
+    error = Boom("user error")
+    with pytest.raises(Boom) as caught, obj.Db(path) as db:
+        fill(db)
+        raise error
+    assert caught.value is error
+    assert db.closed
+    # The log still holds the commits (no checkpoint ran), and the lock is gone.
+    assert wal_size(path) > obj.WAL_HEADER_SIZE
+    with obj.Db(path, busy_timeout=0) as again, again.read_transaction() as tx:
+        assert tx.count("docs") == 20
+
+
+def test_exit_through_base_exception_still_closes(path: pathlib.Path) -> None:
+    with pytest.raises(KeyboardInterrupt), obj.Db(path) as db:
+        raise KeyboardInterrupt
+    assert db.closed
+    with obj.Db(path, busy_timeout=0):
+        pass
+
+
+def test_exception_exit_releases_lock_for_other_processes(
+    path: pathlib.Path, run_python: RunPython
+) -> None:
+    with pytest.raises(ValueError), obj.Db(path):
+        raise ValueError
+    result = run_python(
+        "import obj, sys; obj.Db(sys.argv[1], busy_timeout=0).close(); print('opened')",
+        str(path),
+    )
+    assert result.stdout.strip() == "opened", result.stderr
+
+
+def test_checkpoint_folds_wal(db: obj.Db, path: pathlib.Path) -> None:
+    fill(db)
+    size_before = path.stat().st_size
+    info = db.checkpoint()
+    assert isinstance(info, obj.CheckpointInfo)
+    assert info.frames_copied > 0
+    assert info.wal_reset
+    assert not info.deferred
+    assert wal_size(path) == obj.WAL_HEADER_SIZE
+    assert path.stat().st_size >= size_before
+    with db.read_transaction() as tx:
+        assert tx.count("docs") == 20
+
+
+def test_checkpoint_without_changes_is_a_noop(db: obj.Db) -> None:
+    assert db.checkpoint() == obj.CheckpointInfo(0, False, False)
+    fill(db)
+    db.checkpoint()
+    assert db.checkpoint() == obj.CheckpointInfo(0, False, False)
+
+
+def test_checkpoint_deferred_by_reader(db: obj.Db, path: pathlib.Path) -> None:
+    fill(db, 5)
+    with db.read_transaction() as old:
+        fill(db, 5)
+        info = db.checkpoint()
+        assert info.deferred
+        assert not info.wal_reset
+        assert old.count("docs") == 5
+    info = db.checkpoint()
+    assert info.wal_reset
+    assert wal_size(path) == obj.WAL_HEADER_SIZE
+
+
+def test_automatic_checkpoint(path: pathlib.Path) -> None:
+    with obj.Db(path, checkpoint_frames=10, durability="none") as db:
+        for _ in range(30):
+            fill(db, 1)
+        assert wal_size(path) < 10 * 4096 * 2
+
+
+def test_read_only_handle(path: pathlib.Path) -> None:
+    with obj.Db(path) as db:
+        fill(db, 3)
+    with obj.Db(path, read_only=True) as db:
+        assert db.read_only
+        with db.read_transaction() as tx:
+            assert tx.count("docs") == 3
+        with pytest.raises(obj.ObjError, match="read-only") as caught:
+            db.checkpoint()
+        assert type(caught.value) is obj.ObjError
+        with pytest.raises(obj.ObjError, match="read-only"):
+            db.transaction()
+
+
+def test_read_only_open_of_missing_file(path: pathlib.Path) -> None:
+    with pytest.raises(obj.NotFoundError):
+        obj.Db(path, read_only=True)
+    assert not path.exists()
+
+
+def test_open_in_missing_directory(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(obj.ObjError):
+        obj.Db(tmp_path / "nope" / "x.obj")
+
+
+def test_open_a_directory(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(obj.ObjError):
+        obj.Db(tmp_path)
+
+
+def test_repr(path: pathlib.Path) -> None:
+    db = obj.Db(path)
+    assert "test.obj" in repr(db)
+    db.close()
+    assert "closed" in repr(db)
+
+
+def test_version() -> None:
+    assert isinstance(obj.__version__, str)
+    assert obj.__version__.count(".") == 2
+
+
+def test_public_names() -> None:
+    for name in obj.__all__:
+        assert hasattr(obj, name), name
+
+
+def test_demo_command(tmp_path: pathlib.Path) -> None:
+    target = tmp_path / "demo.obj"
+    result = subprocess.run(
+        [sys.executable, "-m", "obj", "demo", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "demo.obj-wal 64 bytes" in result.stdout
+    assert "rolled back" in result.stdout
+    with obj.Db(target, read_only=True) as db, db.read_transaction() as tx:
+        assert tx.count("notes") == 2
+
+
+def test_demo_command_without_path() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "obj", "demo"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "checkpoint" in result.stdout
+
+
+def test_demo_command_on_a_damaged_file(tmp_path: pathlib.Path) -> None:
+    target = tmp_path / "junk.obj"
+    target.write_bytes(b"not a database" * 1000)
+    result = subprocess.run(
+        [sys.executable, "-m", "obj", "demo", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "CorruptionError" in result.stderr
