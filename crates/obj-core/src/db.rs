@@ -4,6 +4,7 @@ use crate::backend::{FileBackend, MemoryBackend, StorageBackend};
 use crate::btree::{self, node};
 use crate::catalog::IndexDef;
 use crate::codec::Schema;
+use crate::compact::CompactInfo;
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
@@ -184,6 +185,20 @@ impl Db {
         Self::open_backends(main, wal, opts, Some(lock_file), path)
     }
 
+    /// A new, empty database that lives in memory only: the same engine and semantics, and
+    /// nothing touches the disk. It disappears when the handle is dropped.
+    pub fn memory(opts: Options) -> Result<Db> {
+        let opts = Options {
+            read_only: false,
+            ..opts
+        };
+        Self::open_with_backends(
+            Box::new(MemoryBackend::new()),
+            Box::new(MemoryBackend::new()),
+            opts,
+        )
+    }
+
     /// Opens a database over arbitrary backends (in-memory stores, fault injection). Empty
     /// stores are initialised unless the options say read-only.
     pub fn open_with_backends(
@@ -309,6 +324,97 @@ impl Db {
         let result = self.shared.checkpoint_locked();
         self.shared.release_writer();
         result
+    }
+
+    /// Writes a consistent copy of the latest commit to `dest` while readers and writers go
+    /// on (it reads one snapshot). The copy is a database of its own (new identity, no WAL)
+    /// and is written to a temporary file first, so `dest` never holds a partial copy.
+    /// An existing `dest` is refused unless `overwrite`.
+    pub fn backup(&self, dest: impl AsRef<Path>, overwrite: bool) -> Result<u64> {
+        let dest = dest.as_ref();
+        if dest.exists() && !overwrite {
+            return Err(Error::invalid(format!(
+                "backup destination {} already exists; remove it or pass overwrite=True",
+                dest.display()
+            )));
+        }
+        if dest.exists()
+            && self.shared.path.exists()
+            && std::fs::canonicalize(dest)? == std::fs::canonicalize(&self.shared.path)?
+        {
+            return Err(Error::invalid("backup destination is the database itself"));
+        }
+        let snap = self.begin_read()?;
+        let meta = snap.meta().clone();
+        let ps = self.shared.pager.page_size();
+        // Pages on the freelist (other than trunks) may never have been written: copy zeros.
+        let mut unused = std::collections::HashSet::new();
+        let mut trunk = meta.free_head;
+        while trunk != 0 && (unused.len() as u64) <= meta.page_count {
+            let page = crate::btree::PageRead::page(&snap, trunk)?;
+            unused.extend((0..freelist::count(&page)).map(|i| freelist::entry(&page, i)));
+            trunk = freelist::next(&page);
+        }
+        let mut tmp_name = dest.as_os_str().to_os_string();
+        tmp_name.push(format!(".tmp-{:x}", crate::wal::random_u64()));
+        let tmp = PathBuf::from(tmp_name);
+        let result = (|| -> Result<()> {
+            let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let out = FileBackend::new(file);
+            let mut copy_meta = meta.clone();
+            copy_meta.db_id = crate::wal::random_u64();
+            copy_meta.wal_generation = 0;
+            let mut page0 = vec![0u8; ps];
+            copy_meta.write_to(&mut page0);
+            format::seal_page(0, &mut page0);
+            let mut batch = page0;
+            let zero = vec![0u8; ps];
+            for no in 1..meta.page_count {
+                if unused.contains(&no) {
+                    batch.extend_from_slice(&zero);
+                } else {
+                    batch.extend_from_slice(&crate::btree::PageRead::page(&snap, no)?);
+                }
+                if batch.len() >= 256 * ps {
+                    out.write_at((no + 1) * ps as u64 - batch.len() as u64, &batch)?;
+                    batch.clear();
+                }
+            }
+            let written = meta.page_count * ps as u64 - batch.len() as u64;
+            out.write_at(written, &batch)?;
+            out.sync()?;
+            std::fs::rename(&tmp, dest)?;
+            let _ = std::fs::remove_file(wal_path(dest));
+            if let Some(dir) = dest.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result?;
+        Ok(meta.page_count * ps as u64)
+    }
+
+    /// Rewrites the database so it occupies only the pages it uses: live pages above that size
+    /// move into free pages below it (one write transaction), and a checkpoint truncates the
+    /// file. With a reader still on an older snapshot the truncation waits for a later
+    /// checkpoint (`CompactInfo::truncated` is false).
+    pub fn compact(&self) -> Result<CompactInfo> {
+        let mut tx = self.begin_write()?;
+        let mut info = tx.compact_pages()?;
+        tx.commit()?;
+        let cp = self.checkpoint()?;
+        info.truncated = cp.wal_reset;
+        Ok(info)
     }
 
     /// Checkpoints best-effort, then releases the file lock. Idempotent; later calls on this
@@ -474,12 +580,20 @@ impl Shared {
             .map(|(root, _)| *root)
     }
 
-    pub(crate) fn cache_root(&self, collection: &str, root: u64, seen_at: u64) {
-        let mut roots = self.roots.write();
-        let entry = roots
+    /// A reader found `root` in its snapshot: keep it only if nothing newer is known (a
+    /// writer that creates or moves a root publishes it at commit).
+    pub(crate) fn offer_root(&self, collection: &str, root: u64, seen_at: u64) {
+        self.roots
+            .write()
             .entry(collection.to_string())
             .or_insert((root, seen_at));
-        entry.1 = entry.1.min(seen_at);
+    }
+
+    /// A commit created or moved the root: it holds from `seq` on.
+    pub(crate) fn publish_root(&self, collection: &str, root: u64, seq: u64) {
+        self.roots
+            .write()
+            .insert(collection.to_string(), (root, seq));
     }
 
     pub(crate) fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
@@ -530,7 +644,7 @@ impl Shared {
         base_seq: u64,
         pages: Vec<(u64, PageBuf)>,
         meta: Meta,
-        created: &[(String, u64)],
+        new_roots: &[(String, u64)],
     ) -> Result<()> {
         let seq = base_seq + 1;
         let sync = self.opts.durability == Durability::Immediate;
@@ -544,8 +658,8 @@ impl Shared {
             }
         }
         self.pager.publish(seq, pages);
-        for (name, root) in created {
-            self.cache_root(name, *root, seq);
+        for (name, root) in new_roots {
+            self.publish_root(name, *root, seq);
         }
         {
             let mut p = self.published.lock();
@@ -578,11 +692,13 @@ impl Shared {
         }
         let backfill = self.pager.backfill(upto, latest)?;
         if backfill.complete {
+            // Exactly the database size: grows over pages never written, and gives pages
+            // back to the file system after a compaction.
             let main = self.pager.main();
             let want = page_count
                 .checked_mul(self.pager.page_size() as u64)
                 .ok_or_else(|| Error::corrupt_page(0, "page count out of range"))?;
-            if main.len()? < want {
+            if main.len()? != want {
                 main.set_len(want)?;
             }
         }

@@ -23,6 +23,7 @@ pub mod backend;
 mod btree;
 mod catalog;
 pub mod codec;
+mod compact;
 mod db;
 mod doc;
 mod error;
@@ -39,6 +40,7 @@ mod wal;
 
 pub use btree::PageRead;
 pub use catalog::{CollectionRecord, IndexDef, IndexKind, IndexSpec, MAX_NAME_LEN};
+pub use compact::CompactInfo;
 pub use db::{wal_path, CheckpointInfo, Db, Durability, Options};
 pub use doc::{DocHeader, DocKind};
 pub use error::{Error, Result};

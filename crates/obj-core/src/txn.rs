@@ -361,7 +361,7 @@ impl Reader for ReadTxn {
         if let Some(rec) = &rec {
             self.pin
                 .shared
-                .cache_root(collection, rec.root, self.pin.seq);
+                .offer_root(collection, rec.root, self.pin.seq);
         }
         Ok(rec.map(|r| r.root))
     }
@@ -395,26 +395,29 @@ impl Reader for ReadTxn {
     }
 }
 
-struct CollState {
-    rec: CollectionRecord,
-    dirty: bool,
-    created: bool,
+pub(crate) struct CollState {
+    pub(crate) rec: CollectionRecord,
+    pub(crate) dirty: bool,
+    /// The root is new (created, or moved by compaction): publish it at commit.
+    pub(crate) publish_root: bool,
     /// Index definitions, loaded on first use.
-    indexes: Option<Arc<Vec<IndexDef>>>,
-    indexes_changed: bool,
+    pub(crate) indexes: Option<Arc<Vec<IndexDef>>>,
+    pub(crate) indexes_changed: bool,
 }
 
 /// The single writer. Changes are private until [`WriteTxn::commit`]; dropping the
 /// transaction without committing rolls everything back.
 pub struct WriteTxn {
-    shared: Arc<Shared>,
-    base_seq: u64,
-    meta: Meta,
-    dirty: PageMap<PageBuf>,
-    colls: HashMap<String, CollState>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) base_seq: u64,
+    pub(crate) meta: Meta,
+    pub(crate) dirty: PageMap<PageBuf>,
+    pub(crate) colls: HashMap<String, CollState>,
     /// Schemas stored by this transaction, published to the shared cache at commit.
-    new_schemas: Vec<(String, Arc<Schema>)>,
-    finished: bool,
+    pub(crate) new_schemas: Vec<(String, Arc<Schema>)>,
+    pub(crate) finished: bool,
+    /// During compaction: the free pages below the target size, handed out lowest first.
+    pub(crate) compact_holes: Option<std::collections::VecDeque<u64>>,
 }
 
 impl WriteTxn {
@@ -426,6 +429,7 @@ impl WriteTxn {
             dirty: PageMap::default(),
             colls: HashMap::new(),
             new_schemas: Vec::new(),
+            compact_holes: None,
             finished: false,
         }
     }
@@ -437,7 +441,7 @@ impl WriteTxn {
                 Some(rec) => CollState {
                     rec,
                     dirty: false,
-                    created: false,
+                    publish_root: false,
                     indexes: None,
                     indexes_changed: false,
                 },
@@ -456,7 +460,7 @@ impl WriteTxn {
                     CollState {
                         rec,
                         dirty: true,
-                        created: true,
+                        publish_root: true,
                         indexes: Some(Arc::new(Vec::new())),
                         indexes_changed: false,
                     }
@@ -468,7 +472,7 @@ impl WriteTxn {
         Ok(self.colls.get_mut(collection))
     }
 
-    fn writable_state(&mut self, collection: &str) -> Result<&mut CollState> {
+    pub(crate) fn writable_state(&mut self, collection: &str) -> Result<&mut CollState> {
         self.state(collection, true)?.ok_or_else(|| {
             Error::corrupt(format!("collection {collection:?} could not be created"))
         })
@@ -828,6 +832,9 @@ impl WriteTxn {
         for (name, rec) in &changed {
             catalog::store(&mut self, catalog_root, name, rec)?;
         }
+        // Pages above the size (moved away by a compaction) are no longer part of the file.
+        let size = self.meta.page_count;
+        self.dirty.retain(|no, _| *no < size);
         self.meta.commit_seq += 1;
         self.meta.wal_generation = self.shared.wal_generation();
         let meta = self.meta.clone();
@@ -840,7 +847,7 @@ impl WriteTxn {
         let created: Vec<(String, u64)> = self
             .colls
             .iter()
-            .filter(|(_, s)| s.created)
+            .filter(|(_, s)| s.publish_root)
             .map(|(n, s)| (n.clone(), s.rec.root))
             .collect();
         let result = self
@@ -921,6 +928,14 @@ impl PageWrite for WriteTxn {
     }
 
     fn alloc_page(&mut self) -> Result<u64> {
+        if let Some(holes) = &mut self.compact_holes {
+            if let Some(no) = holes.pop_front() {
+                return Ok(no);
+            }
+            let no = self.meta.page_count;
+            self.meta.page_count += 1;
+            return Ok(no);
+        }
         let head = self.meta.free_head;
         if head == 0 {
             let no = self.meta.page_count;
@@ -955,6 +970,10 @@ impl PageWrite for WriteTxn {
     fn free_page(&mut self, no: u64) -> Result<()> {
         debug_assert!(no != 0 && no < self.meta.page_count);
         self.dirty.remove(&no);
+        if let Some(holes) = &mut self.compact_holes {
+            holes.push_back(no);
+            return Ok(());
+        }
         let head = self.meta.free_head;
         if head != 0 {
             let trunk = self.page_mut(head)?;

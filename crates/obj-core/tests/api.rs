@@ -392,3 +392,198 @@ fn a_wal_left_beside_another_database_is_not_replayed() {
     drop(rx);
     db.integrity_check().unwrap();
 }
+
+#[test]
+fn compaction_gives_space_back_and_keeps_every_document() {
+    use obj_core::codec::Datum;
+    use obj_core::{DocKind, IndexKind, IndexSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.obj");
+    let db = Db::open(
+        &path,
+        Options {
+            durability: Durability::None,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let spec = IndexSpec {
+        name: "k".into(),
+        kind: IndexKind::Standard,
+        paths: vec!["k".into()],
+    };
+    tx.ensure_index("docs", &spec).unwrap();
+    for i in 0..20_000i64 {
+        let d = Datum::Map(vec![
+            ("k".into(), Datum::Int(i % 100)),
+            ("pad".into(), Datum::Str("x".repeat(60))),
+        ]);
+        tx.insert_doc("docs", DocKind::Value, 0, &d.to_bytes())
+            .unwrap();
+        if i % 1000 == 0 {
+            tx.insert("blobs", &vec![i as u8; 20_000]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    let full = std::fs::metadata(&path).unwrap().len();
+    // Delete most documents, keeping every tenth and the blobs.
+    let mut tx = db.begin_write().unwrap();
+    for id in 1..=20_000u64 {
+        if id % 10 != 0 {
+            tx.delete("docs", id).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        full,
+        "deletes alone do not shrink the file"
+    );
+    // A reader that started before the compaction keeps its snapshot.
+    let old = db.begin_read().unwrap();
+    let info = db.compact().unwrap();
+    assert!(
+        info.pages_moved > 0 && info.pages_after < info.pages_before / 3,
+        "{info:?}"
+    );
+    assert!(!info.truncated, "a live reader defers the truncation");
+    assert_eq!(old.count("docs").unwrap(), 2000);
+    assert_eq!(
+        old.get("docs", 10).unwrap().unwrap().header().kind,
+        DocKind::Value
+    );
+    drop(old);
+    db.checkpoint().unwrap();
+    let small = std::fs::metadata(&path).unwrap().len();
+    assert!(small < full / 3, "file went from {full} to {small} bytes");
+    db.integrity_check().unwrap();
+    drop(db);
+    let db = open(&path);
+    let rx = db.begin_read().unwrap();
+    assert_eq!(rx.count("docs").unwrap(), 2000);
+    assert_eq!(rx.count("blobs").unwrap(), 20);
+    assert_eq!(
+        &*rx.get("blobs", 20).unwrap().unwrap(),
+        &vec![19_000i64 as u8; 20_000][..]
+    );
+    // Kept ids are multiples of 10, i.e. i = id - 1 ends in 9: k = 59 matches 200 of them.
+    let mut scan = rx
+        .index_scan(
+            "docs",
+            "k",
+            Some(&[Datum::Int(59)]),
+            Some(&[Datum::Int(59)]),
+        )
+        .unwrap();
+    assert_eq!(scan.next_batch(&rx, 1000).unwrap().len(), 200);
+    drop(rx);
+    db.integrity_check().unwrap();
+    // The database keeps working after compaction.
+    let mut tx = db.begin_write().unwrap();
+    assert_eq!(tx.insert("docs", b"after").unwrap(), 20_001);
+    tx.commit().unwrap();
+    db.integrity_check().unwrap();
+}
+
+#[test]
+fn hot_backup_is_a_consistent_copy_while_writers_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.obj");
+    let db = std::sync::Arc::new(
+        Db::open(
+            &path,
+            Options {
+                durability: Durability::None,
+                ..Options::default()
+            },
+        )
+        .unwrap(),
+    );
+    // 50 accounts holding 100 each; the writer moves amounts between them.
+    let mut tx = db.begin_write().unwrap();
+    for _ in 0..50 {
+        tx.insert("acct", &100u64.to_le_bytes()).unwrap();
+    }
+    for i in 0..3000u32 {
+        tx.insert("filler", &i.to_le_bytes().repeat(40)).unwrap();
+    }
+    tx.commit().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut tx = db.begin_write().unwrap();
+                let (a, b) = (1 + n % 50, 1 + (n * 7 + 3) % 50);
+                let get = |tx: &obj_core::WriteTxn, id| {
+                    u64::from_le_bytes(
+                        tx.get("acct", id).unwrap().unwrap()[..8]
+                            .try_into()
+                            .unwrap(),
+                    )
+                };
+                let (va, vb) = (get(&tx, a), get(&tx, b));
+                if a != b && va > 0 {
+                    tx.put("acct", a, &(va - 1).to_le_bytes()).unwrap();
+                    tx.put("acct", b, &(vb + 1).to_le_bytes()).unwrap();
+                }
+                tx.commit().unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    for round in 0..5 {
+        let dest = dir.path().join(format!("copy{round}.obj"));
+        db.backup(&dest, false).unwrap();
+        assert!(matches!(
+            db.backup(&dest, false),
+            Err(Error::InvalidArgument(_))
+        ));
+        let copy = open(&dest);
+        copy.integrity_check().unwrap();
+        let rx = copy.begin_read().unwrap();
+        let total: u64 = rx
+            .iter("acct")
+            .unwrap()
+            .map(|r| u64::from_le_bytes(r.unwrap().1[..8].try_into().unwrap()))
+            .sum();
+        assert_eq!(
+            total, 5000,
+            "round {round}: the copy is one consistent commit"
+        );
+        assert_eq!(rx.count("filler").unwrap(), 3000);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    db.backup(dir.path().join("copy0.obj"), true).unwrap();
+    assert!(matches!(
+        db.backup(&path, true),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn in_memory_databases_work_like_files() {
+    let db = Db::memory(Options::default()).unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let id = tx.insert("c", b"v").unwrap();
+    tx.commit().unwrap();
+    let old = db.begin_read().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.put("c", id, b"w").unwrap();
+    tx.commit().unwrap();
+    assert_eq!(&*old.get("c", id).unwrap().unwrap(), b"v");
+    drop(old);
+    db.checkpoint().unwrap();
+    assert_eq!(
+        &*db.begin_read().unwrap().get("c", id).unwrap().unwrap(),
+        b"w"
+    );
+    db.integrity_check().unwrap();
+    assert_eq!(db.path(), std::path::Path::new(":memory:"));
+}

@@ -148,6 +148,14 @@ pub fn leaf_value(page: &[u8], i: usize) -> LeafValue<'_> {
     }
 }
 
+/// Points an overflow cell at a new first page (after the chain moved).
+pub fn set_overflow_first(page: &mut [u8], i: usize, first: u64) {
+    let off = ptr(page, i);
+    debug_assert_eq!(page[off + 2], VFLAG_OVERFLOW);
+    let klen = get_u16(page, off) as usize;
+    put_u64(page, off + LEAF_CELL_HDR + klen, first);
+}
+
 /// Byte range of an inline value inside the page, for zero-copy reads.
 pub fn inline_range(page: &[u8], i: usize) -> Option<std::ops::Range<usize>> {
     let off = ptr(page, i);

@@ -1,0 +1,225 @@
+//! Compaction: moves every live page that lies above the live size into a free page below
+//! it, inside one ordinary write transaction, so the file can be truncated at the next full
+//! checkpoint. Readers keep their snapshots throughout (moved pages are new versions, like
+//! any write).
+//!
+//! The freelist is taken apart first: free pages below the target size become the holes
+//! that allocation hands out (lowest first), free pages above it simply vanish when the
+//! page count drops. Every tree is then walked from its root; a page above the target is
+//! copied into a hole and the pointer to it (in the header, a catalog record, a branch, a
+//! leaf cell or an overflow page) is rewritten.
+
+use crate::btree::node::{self, LeafValue};
+use crate::btree::{PageRead, PageWrite, MAX_DEPTH};
+use crate::catalog;
+use crate::error::{Error, Result};
+use crate::format::{get_u64, put_u64, PageKind};
+use crate::freelist;
+use crate::txn::{Reader, WriteTxn};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// What a compaction did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactInfo {
+    pub pages_before: u64,
+    pub pages_after: u64,
+    pub pages_moved: u64,
+    /// True when the file was truncated to `pages_after` pages.
+    pub truncated: bool,
+}
+
+impl WriteTxn {
+    /// Moves live pages down so the database occupies as few pages as it needs.
+    pub(crate) fn compact_pages(&mut self) -> Result<CompactInfo> {
+        self.check_usable()?;
+        let before = self.meta.page_count;
+        let free = self.take_freelist()?;
+        let target = before - free.len() as u64;
+        let mut holes: Vec<u64> = free.into_iter().filter(|&p| p < target).collect();
+        holes.sort_unstable();
+        self.compact_holes = Some(VecDeque::from(holes));
+        let mut moved = 0u64;
+        let result = self.relocate_all(target, &mut moved);
+        let holes = self.compact_holes.take().unwrap_or_default();
+        result?;
+        // Whatever was allocated above the target (a catalog record that grew) stays; the
+        // page count ends just after the highest page in use, and unused holes go back to
+        // the freelist.
+        let highest = self.highest_live_page()?;
+        self.meta.page_count = highest + 1;
+        for hole in holes {
+            if hole < self.meta.page_count {
+                self.free_page(hole)?;
+            }
+        }
+        Ok(CompactInfo {
+            pages_before: before,
+            pages_after: self.meta.page_count,
+            pages_moved: moved,
+            truncated: false,
+        })
+    }
+
+    /// Empties the freelist and returns every free page (trunks included).
+    fn take_freelist(&mut self) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        let mut trunk = self.meta.free_head;
+        while trunk != 0 {
+            if out.len() as u64 > self.meta.page_count {
+                return Err(Error::corrupt("freelist trunk chain loops"));
+            }
+            let page = self.page(trunk)?;
+            if page[0] != PageKind::FreeTrunk as u8 {
+                return Err(Error::corrupt_page(trunk, "expected a freelist trunk"));
+            }
+            out.push(trunk);
+            out.extend((0..freelist::count(&page)).map(|i| freelist::entry(&page, i)));
+            trunk = freelist::next(&page);
+        }
+        for &p in &out {
+            self.dirty.remove(&p);
+        }
+        self.meta.free_head = 0;
+        self.meta.free_count = 0;
+        Ok(out)
+    }
+
+    fn relocate_all(&mut self, target: u64, moved: &mut u64) -> Result<()> {
+        self.meta.catalog_root = self.relocate_tree(self.meta.catalog_root, target, moved)?;
+        let root = self.meta.catalog_root;
+        for (name, rec) in catalog::list(self, root)? {
+            let new_root = self.relocate_tree(rec.root, target, moved)?;
+            let defs = self.indexes(&name)?;
+            let mut new_defs = Vec::with_capacity(defs.len());
+            let mut defs_moved = false;
+            for def in defs.iter() {
+                let mut def = def.clone();
+                let r = self.relocate_tree(def.root, target, moved)?;
+                if r != def.root {
+                    def.root = r;
+                    defs_moved = true;
+                    let catalog_root = self.meta.catalog_root;
+                    catalog::store_index(self, catalog_root, &name, &def)?;
+                }
+                new_defs.push(def);
+            }
+            // Load the collection into the transaction so commit publishes moved roots.
+            let st = self.writable_state(&name)?;
+            if new_root != rec.root {
+                st.rec.root = new_root;
+                st.dirty = true;
+                st.publish_root = true;
+            }
+            if defs_moved {
+                st.indexes = Some(Arc::new(new_defs));
+                st.indexes_changed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies page `no` into the lowest hole if it lies at or above `target`.
+    fn relocate_page(&mut self, no: u64, target: u64, moved: &mut u64) -> Result<u64> {
+        if no < target {
+            return Ok(no);
+        }
+        let Some(hole) = self.compact_holes.as_mut().and_then(|h| h.pop_front()) else {
+            return Ok(no);
+        };
+        let content = self.page(no)?;
+        self.page_new(hole)?.copy_from_slice(&content);
+        self.dirty.remove(&no);
+        *moved += 1;
+        Ok(hole)
+    }
+
+    /// Relocates a whole tree (nodes and overflow chains); returns the root's new number.
+    fn relocate_tree(&mut self, root: u64, target: u64, moved: &mut u64) -> Result<u64> {
+        let root = self.relocate_page(root, target, moved)?;
+        let mut stack = vec![(root, 0usize)];
+        while let Some((no, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
+            }
+            let page = self.page(no)?;
+            if node::is_leaf(&page) {
+                for i in 0..node::count(&page) {
+                    if let LeafValue::Overflow { first, len } = node::leaf_value(&page, i) {
+                        let new_first = self.relocate_chain(first, len, target, moved)?;
+                        if new_first != first {
+                            node::set_overflow_first(self.page_mut(no)?, i, new_first);
+                        }
+                    }
+                }
+            } else {
+                for i in 0..=node::count(&page) {
+                    let child = node::child(&page, i);
+                    let new_child = self.relocate_page(child, target, moved)?;
+                    if new_child != child {
+                        node::set_child(self.page_mut(no)?, i, new_child);
+                    }
+                    stack.push((new_child, depth + 1));
+                }
+            }
+        }
+        Ok(root)
+    }
+
+    fn relocate_chain(
+        &mut self,
+        first: u64,
+        len: u64,
+        target: u64,
+        moved: &mut u64,
+    ) -> Result<u64> {
+        let pages = crate::btree::overflow::chain(self, first, len)?;
+        let mut new_pages = Vec::with_capacity(pages.len());
+        for &p in &pages {
+            new_pages.push(self.relocate_page(p, target, moved)?);
+        }
+        for (i, &p) in new_pages.iter().enumerate() {
+            let next = new_pages.get(i + 1).copied().unwrap_or(0);
+            if get_u64(&self.page(p)?, 8) != next {
+                put_u64(self.page_mut(p)?, 8, next);
+            }
+        }
+        Ok(new_pages[0])
+    }
+
+    /// The highest page number any tree, chain or catalog record uses.
+    fn highest_live_page(&mut self) -> Result<u64> {
+        let mut highest = 1u64;
+        let root = self.meta.catalog_root;
+        let mut roots = vec![root];
+        for (name, rec) in catalog::list(self, root)? {
+            let _ = rec;
+            roots.push(self.writable_state(&name)?.rec.root);
+            roots.extend(self.indexes(&name)?.iter().map(|d| d.root));
+        }
+        for r in roots {
+            let mut stack = vec![(r, 0usize)];
+            while let Some((no, depth)) = stack.pop() {
+                if depth > MAX_DEPTH {
+                    return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
+                }
+                highest = highest.max(no);
+                let page = self.page(no)?;
+                if node::is_leaf(&page) {
+                    for i in 0..node::count(&page) {
+                        if let LeafValue::Overflow { first, len } = node::leaf_value(&page, i) {
+                            for p in crate::btree::overflow::chain(self, first, len)? {
+                                highest = highest.max(p);
+                            }
+                        }
+                    }
+                } else {
+                    for i in 0..=node::count(&page) {
+                        stack.push((node::child(&page, i), depth + 1));
+                    }
+                }
+            }
+        }
+        Ok(highest)
+    }
+}
