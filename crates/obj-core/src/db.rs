@@ -47,6 +47,9 @@ pub struct Options {
     pub cache_size: usize,
     /// WAL frames after which a commit triggers an automatic checkpoint.
     pub checkpoint_frames: u64,
+    /// Compress payloads of 256 bytes or more with lz4 (when that makes them smaller).
+    /// Turning it on marks the file as needing lz4 to open; it then stays on.
+    pub compression: bool,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             durability: Durability::Immediate,
             cache_size: 256 << 20,
             checkpoint_frames: 1000,
+            compression: false,
         }
     }
 }
@@ -309,10 +313,20 @@ impl Db {
             self.shared.release_writer();
             return Err(e);
         }
-        let (seq, meta) = {
+        let (seq, mut meta) = {
             let p = self.shared.published.lock();
             (p.seq, p.meta.clone())
         };
+        if self.shared.opts.compression {
+            if format::KNOWN_REQUIRED_FEATURES & format::FEATURE_LZ4 == 0 {
+                self.shared.release_writer();
+                return Err(Error::FeatureUnsupported(
+                    "compression-lz4: this build has no compression".into(),
+                ));
+            }
+            // Recorded in the header by the first commit; from then on the file needs lz4.
+            meta.required_features |= format::FEATURE_LZ4;
+        }
         Ok(WriteTxn::new(self.shared.clone(), seq, meta))
     }
 

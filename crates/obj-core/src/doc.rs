@@ -30,6 +30,51 @@ impl DocKind {
     }
 }
 
+/// Header flag: the payload is lz4-compressed (block format, uncompressed size first).
+pub const FLAG_COMPRESSED: u8 = 1;
+
+/// Payloads at least this long are compressed when the database has compression on.
+pub const COMPRESS_MIN: usize = 256;
+
+/// Compresses a payload if that makes it smaller.
+pub fn compress(payload: &[u8]) -> Option<Vec<u8>> {
+    #[cfg(feature = "compression")]
+    {
+        let c = lz4_flex::block::compress_prepend_size(payload);
+        (c.len() < payload.len()).then_some(c)
+    }
+    #[cfg(not(feature = "compression"))]
+    {
+        let _ = payload;
+        None
+    }
+}
+
+/// The stored payload bytes as the codecs see them (decompressed when flagged).
+pub fn expand<'a>(header: &DocHeader, stored: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
+    if header.flags & FLAG_COMPRESSED == 0 {
+        return Ok(std::borrow::Cow::Borrowed(stored));
+    }
+    #[cfg(feature = "compression")]
+    {
+        // lz4 expands at most ~255x; a larger claimed size is damage, not a reason to allocate.
+        let claimed = stored
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64);
+        match claimed {
+            Some(n) if n <= 255 * stored.len() as u64 + 64 => {}
+            _ => return Err(Error::corrupt("compressed payload has an impossible size")),
+        }
+        lz4_flex::block::decompress_size_prepended(stored)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|e| Error::corrupt(format!("compressed payload is damaged: {e}")))
+    }
+    #[cfg(not(feature = "compression"))]
+    Err(Error::FeatureUnsupported(
+        "compression-lz4 (this build has no compression)".into(),
+    ))
+}
+
 /// Metadata stored with each document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DocHeader {
@@ -130,6 +175,28 @@ mod tests {
         assert!(DocHeader::decode(&[9, 0, 0, 0]).is_err());
         assert!(DocHeader::decode(&[0, 0, 0x80]).is_err());
         assert!(DocHeader::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn compression_round_trip_and_damage() {
+        let payload = b"abcdefgh".repeat(100);
+        let c = compress(&payload).unwrap();
+        assert!(c.len() < payload.len());
+        let h = DocHeader {
+            kind: DocKind::Raw,
+            flags: FLAG_COMPRESSED,
+            type_version: 0,
+            collection_id: 1,
+        };
+        assert_eq!(&*expand(&h, &c).unwrap(), &payload[..]);
+        let mut bad = c.clone();
+        bad[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(expand(&h, &bad), Err(Error::Corruption(_))));
+        // Truncations never panic (the page checksum is what detects them on disk).
+        for cut in 0..c.len() {
+            let _ = expand(&h, &c[..cut]);
+        }
+        assert!(compress(b"xyz").is_none() || compress(b"xyz").unwrap().len() < 3);
     }
 
     #[test]

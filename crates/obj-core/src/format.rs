@@ -17,8 +17,15 @@ pub const DEFAULT_PAGE_SIZE: u32 = 4096;
 /// Bytes at the end of every page holding its CRC32.
 pub const PAGE_TRAILER: usize = 4;
 
+/// Required feature bit: some payloads are lz4-compressed.
+pub const FEATURE_LZ4: u64 = 1 << 0;
+
 /// Feature bits this build understands. A required bit outside this set refuses to open.
-pub const KNOWN_REQUIRED_FEATURES: u64 = 0;
+pub const KNOWN_REQUIRED_FEATURES: u64 = if cfg!(feature = "compression") {
+    FEATURE_LZ4
+} else {
+    0
+};
 /// Names of required feature bits, for messages (bit index → name).
 pub const REQUIRED_FEATURE_NAMES: &[&str] = &["compression-lz4", "encryption-xchacha20poly1305"];
 
@@ -280,8 +287,8 @@ mod tests {
             matches!(&err, Error::FeatureUnsupported(m) if m.contains("bit 40")),
             "{err}"
         );
-        let err = check_features(1).unwrap_err();
-        assert!(err.to_string().contains("compression-lz4"));
+        let err = check_features(1 << 1).unwrap_err();
+        assert!(err.to_string().contains("encryption-xchacha20poly1305"));
     }
 
     #[test]

@@ -214,7 +214,14 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
             if defs.is_empty() {
                 return;
             }
-            match snap.decode_payload(name, h.kind, h.type_version, &value[len..]) {
+            let payload = match crate::doc::expand(&h, &value[len..]) {
+                Ok(p) => p,
+                Err(_) => {
+                    undecodable += 1;
+                    return;
+                }
+            };
+            match snap.decode_payload(name, h.kind, h.type_version, &payload) {
                 Ok(Some(doc)) => {
                     for (def, want) in defs.iter().zip(expected.iter_mut()) {
                         match keys_for(&def.spec, &doc) {

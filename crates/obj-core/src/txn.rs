@@ -9,7 +9,7 @@ use crate::catalog::{self, CollectionRecord, IndexDef, IndexKind, IndexSpec};
 use crate::codec::Schema;
 use crate::codec::{dynamic, Datum};
 use crate::db::Shared;
-use crate::doc::{DocHeader, DocKind};
+use crate::doc::{compress, expand, DocHeader, DocKind, COMPRESS_MIN, FLAG_COMPRESSED};
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
@@ -31,6 +31,13 @@ pub struct Value {
 impl Value {
     fn from_tree(stored: TreeValue) -> Result<Value> {
         let (header, len) = DocHeader::decode(&stored)?;
+        if header.flags & FLAG_COMPRESSED != 0 {
+            let plain = expand(&header, &stored[len..])?.into_owned();
+            return Ok(Value {
+                header,
+                payload: TreeValue::owned(plain),
+            });
+        }
         Ok(Value {
             header,
             payload: stored.skip(len),
@@ -519,15 +526,24 @@ impl WriteTxn {
         payload: &[u8],
     ) -> Vec<u8> {
         let collection_id = self.colls.get(collection).map_or(0, |st| st.rec.id);
+        let compressed = (self.meta.required_features & format::FEATURE_LZ4 != 0
+            && payload.len() >= COMPRESS_MIN)
+            .then(|| compress(payload))
+            .flatten();
         let header = DocHeader {
             kind,
-            flags: 0,
+            flags: if compressed.is_some() {
+                FLAG_COMPRESSED
+            } else {
+                0
+            },
             type_version,
             collection_id,
         };
-        let mut buf = Vec::with_capacity(payload.len() + 12);
+        let body = compressed.as_deref().unwrap_or(payload);
+        let mut buf = Vec::with_capacity(body.len() + 12);
         header.encode_into(&mut buf);
-        buf.extend_from_slice(payload);
+        buf.extend_from_slice(body);
         buf
     }
 

@@ -587,3 +587,76 @@ fn in_memory_databases_work_like_files() {
     db.integrity_check().unwrap();
     assert_eq!(db.path(), std::path::Path::new(":memory:"));
 }
+
+#[test]
+fn compression_is_recorded_in_the_file_and_transparent_to_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain_path, lz_path) = (dir.path().join("p.obj"), dir.path().join("z.obj"));
+    let doc: Vec<u8> = (0..2000u32)
+        .flat_map(|i| format!("field{} ", i % 17).into_bytes())
+        .collect();
+    for (path, compression) in [(&plain_path, false), (&lz_path, true)] {
+        let db = Db::open(
+            path,
+            Options {
+                compression,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let mut tx = db.begin_write().unwrap();
+        for _ in 0..200 {
+            tx.insert("docs", &doc).unwrap();
+        }
+        tx.insert("docs", b"short").unwrap();
+        tx.commit().unwrap();
+        db.close().unwrap();
+    }
+    let (p, z) = (
+        std::fs::metadata(&plain_path).unwrap().len(),
+        std::fs::metadata(&lz_path).unwrap().len(),
+    );
+    assert!(z * 4 < p, "compressed file {z} bytes vs plain {p}");
+    // Opened without the option: still compressed on disk, read back transparently.
+    let db = open(&lz_path);
+    let rx = db.begin_read().unwrap();
+    assert_eq!(&*rx.get("docs", 7).unwrap().unwrap(), &doc[..]);
+    assert_eq!(&*rx.get("docs", 201).unwrap().unwrap(), b"short");
+    drop(rx);
+    db.integrity_check().unwrap();
+    // The header records the requirement.
+    let mut head = vec![0u8; 4096];
+    use std::io::Read;
+    std::fs::File::open(&lz_path)
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    let required = u64::from_le_bytes(
+        head[obj_core::format::META_REQUIRED..][..8]
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(
+        required & obj_core::format::FEATURE_LZ4,
+        obj_core::format::FEATURE_LZ4
+    );
+}
+
+#[test]
+fn an_unknown_required_feature_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.obj");
+    open(&path).close().unwrap();
+    // Set bit 9 (unknown to this build) and re-seal the header page.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = obj_core::format::META_REQUIRED;
+    let bits = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) | (1 << 9);
+    bytes[at..at + 8].copy_from_slice(&bits.to_le_bytes());
+    obj_core::format::seal_page(0, &mut bytes[..4096]);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Db::open(&path, Options::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::FeatureUnsupported(m) if m.contains("bit 9")),
+        "{err}"
+    );
+}

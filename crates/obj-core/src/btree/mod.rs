@@ -55,6 +55,11 @@ impl TreeValue {
         }
     }
 
+    /// A value built in memory (a decompressed payload).
+    pub fn owned(bytes: Vec<u8>) -> TreeValue {
+        TreeValue(ValueRepr::Owned(bytes, 0))
+    }
+
     /// The same value without its first `n` bytes (`n` must not exceed the length).
     pub fn skip(self, n: usize) -> TreeValue {
         debug_assert!(n <= self.len());
