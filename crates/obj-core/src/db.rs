@@ -3,6 +3,7 @@
 use crate::backend::{FileBackend, MemoryBackend, StorageBackend};
 use crate::btree::{self, node};
 use crate::catalog::IndexDef;
+use crate::cipher::PageCipher;
 use crate::codec::Schema;
 use crate::compact::CompactInfo;
 use crate::error::{Error, Result};
@@ -43,6 +44,8 @@ pub struct Options {
     /// How long to wait for the writer lock (in-process) or the file lock (other processes).
     pub busy_timeout: Duration,
     pub durability: Durability,
+    /// Encrypts every page (but the header) with this key; needed again to open the file.
+    pub encryption_key: Option<crate::cipher::EncryptionKey>,
     /// Bytes of main-file pages kept in the shared page cache.
     pub cache_size: usize,
     /// WAL frames after which a commit triggers an automatic checkpoint.
@@ -59,6 +62,7 @@ impl Default for Options {
             page_size: format::DEFAULT_PAGE_SIZE,
             busy_timeout: Duration::from_secs(5),
             durability: Durability::Immediate,
+            encryption_key: None,
             cache_size: 256 << 20,
             checkpoint_frames: 1000,
             compression: false,
@@ -174,7 +178,7 @@ impl Db {
         };
         let created = main.len()? == 0 && !opts.read_only;
         if created {
-            create_file(main.as_ref(), wal.as_ref(), opts.page_size)?;
+            create_file(main.as_ref(), wal.as_ref(), &opts)?;
             if let Some(dir) = path.parent() {
                 let dir = if dir.as_os_str().is_empty() {
                     Path::new(".")
@@ -211,7 +215,7 @@ impl Db {
         opts: Options,
     ) -> Result<Db> {
         if main.len()? == 0 && !opts.read_only {
-            create_file(main.as_ref(), wal.as_ref(), opts.page_size)?;
+            create_file(main.as_ref(), wal.as_ref(), &opts)?;
         }
         Self::open_backends(main, wal, opts, None, PathBuf::from(":memory:"))
     }
@@ -233,24 +237,37 @@ impl Db {
         let mut head = vec![0u8; format::META_END];
         main.read_at(0, &mut head)?;
         let page_size = format::check_header_prefix(&head)? as usize;
+        let required = format::get_u64(&head, format::META_REQUIRED);
+        let reserved = format::reserved_bytes(required);
+        let cipher = open_cipher(&head, required, &opts)?;
         // The main header names the WAL that belongs to it; if the header itself is damaged
         // (a torn checkpoint write), the WAL must supply page 0 and is trusted as it is.
         let owner = {
             let mut page0 = vec![0u8; page_size];
             match main.read_at(0, &mut page0) {
-                Ok(()) if format::verify_page(0, &page0).is_ok() => Meta::read_from(&page0)
-                    .ok()
-                    .map(|m| (m.db_id, m.wal_generation)),
+                Ok(()) if format::verify_page(0, &page0[..page_size - reserved]).is_ok() => {
+                    Meta::read_from(&page0[..page_size - reserved])
+                        .ok()
+                        .map(|m| (m.db_id, m.wal_generation))
+                }
                 _ => None,
             }
         };
         let (wal, commits) = Wal::open(wal, page_size, !opts.read_only, owner)?;
-        let pager = Pager::new(main, page_size, opts.cache_size, validate_page);
+        let pager = Pager::new(
+            main,
+            page_size,
+            reserved,
+            cipher,
+            opts.cache_size,
+            validate_page,
+        );
         let mut last_size = None;
         let seq = commits.len() as u64;
         for (k, commit) in commits.into_iter().enumerate() {
             let mut pages: Vec<(u64, PageBuf)> = Vec::with_capacity(commit.pages.len());
             for (no, page) in commit.pages {
+                let page = pager.decode(no, page)?;
                 pager.check(no, &page)?;
                 pages.push((no, Arc::new(page)));
             }
@@ -360,7 +377,8 @@ impl Db {
         }
         let snap = self.begin_read()?;
         let meta = snap.meta().clone();
-        let ps = self.shared.pager.page_size();
+        let pager = &self.shared.pager;
+        let ps = pager.physical_size();
         // Pages on the freelist (other than trunks) may never have been written: copy zeros.
         let mut unused = std::collections::HashSet::new();
         let mut trunk = meta.free_head;
@@ -378,16 +396,17 @@ impl Db {
             let mut copy_meta = meta.clone();
             copy_meta.db_id = crate::wal::random_u64();
             copy_meta.wal_generation = 0;
-            let mut page0 = vec![0u8; ps];
+            let mut page0 = vec![0u8; pager.page_size()];
             copy_meta.write_to(&mut page0);
             format::seal_page(0, &mut page0);
-            let mut batch = page0;
+            let mut batch = pager.encode(0, &page0)?.into_owned();
             let zero = vec![0u8; ps];
             for no in 1..meta.page_count {
                 if unused.contains(&no) {
                     batch.extend_from_slice(&zero);
                 } else {
-                    batch.extend_from_slice(&crate::btree::PageRead::page(&snap, no)?);
+                    let page = crate::btree::PageRead::page(&snap, no)?;
+                    batch.extend_from_slice(&pager.encode(no, &page)?);
                 }
                 if batch.len() >= 256 * ps {
                     out.write_at((no + 1) * ps as u64 - batch.len() as u64, &batch)?;
@@ -481,8 +500,9 @@ impl Db {
         self.shared.closed.load(Ordering::Acquire)
     }
 
+    /// The page size of the file (on disk, including any bytes reserved for encryption).
     pub fn page_size(&self) -> usize {
-        self.shared.pager.page_size()
+        self.shared.pager.physical_size()
     }
 
     /// Committed frames currently in the WAL.
@@ -506,21 +526,67 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// Writes the header page and an empty catalog to a new store, and a fresh WAL header.
-fn create_file(main: &dyn StorageBackend, wal: &dyn StorageBackend, page_size: u32) -> Result<()> {
-    let ps = page_size as usize;
-    let mut pages = vec![0u8; 2 * ps];
-    let (meta_page, catalog) = pages.split_at_mut(ps);
-    let mut meta = Meta::new(page_size);
+/// Writes the header page and an empty catalog to a new store, and empties the WAL.
+fn create_file(main: &dyn StorageBackend, wal: &dyn StorageBackend, opts: &Options) -> Result<()> {
+    let ps = opts.page_size as usize;
+    let mut meta = Meta::new(opts.page_size);
     meta.db_id = crate::wal::random_u64();
-    meta.write_to(meta_page);
-    format::seal_page(0, meta_page);
-    node::init(catalog, PageKind::Leaf);
-    format::seal_page(1, catalog);
-    main.write_at(0, &pages)?;
+    let cipher = match &opts.encryption_key {
+        Some(key) => {
+            meta.kdf_salt = crate::cipher::random_salt()?;
+            let (cipher, kdf) = PageCipher::new(key, &meta.kdf_salt)?;
+            meta.kdf = kdf;
+            meta.key_check = cipher.key_check();
+            meta.required_features |= format::FEATURE_ENCRYPTION;
+            Some(cipher)
+        }
+        None => None,
+    };
+    let logical = ps - format::reserved_bytes(meta.required_features);
+    let mut page0 = vec![0u8; logical];
+    meta.write_to(&mut page0);
+    format::seal_page(0, &mut page0);
+    page0.resize(ps, 0);
+    let mut catalog = vec![0u8; logical];
+    node::init(&mut catalog, PageKind::Leaf);
+    format::seal_page(1, &mut catalog);
+    let catalog = match &cipher {
+        Some(c) => c.seal(1, &catalog)?,
+        None => catalog,
+    };
+    main.write_at(0, &page0)?;
+    main.write_at(ps as u64, &catalog)?;
     main.sync()?;
     wal.set_len(0)?;
     Ok(())
+}
+
+/// The page cipher for an encrypted header, after checking the key; refuses a key for a
+/// file that is not encrypted.
+fn open_cipher(head: &[u8], required: u64, opts: &Options) -> Result<Option<PageCipher>> {
+    let encrypted = required & format::FEATURE_ENCRYPTION != 0;
+    match (&opts.encryption_key, encrypted) {
+        (None, false) => Ok(None),
+        (Some(_), false) => Err(Error::Encryption(
+            "the database is not encrypted, but an encryption key was given; open it without one"
+                .into(),
+        )),
+        (None, true) => Err(Error::Encryption(
+            "the database is encrypted; pass its encryption key to open it".into(),
+        )),
+        (Some(key), true) => {
+            let salt: [u8; 16] = head[format::META_KDF_SALT..format::META_KDF_SALT + 16]
+                .try_into()
+                .map_err(|_| Error::corrupt_page(0, "short header"))?;
+            let (cipher, _) = PageCipher::new(key, &salt)?;
+            if cipher.key_check() != head[format::META_KEY_CHECK..format::META_KEY_CHECK + 16] {
+                return Err(Error::Encryption(
+                    "wrong encryption key for this database".into(),
+                ));
+            }
+            Ok(Some(cipher))
+        }
+    }
 }
 
 impl Shared {
@@ -664,8 +730,11 @@ impl Shared {
         let sync = self.opts.durability == Durability::Immediate;
         let mut wal = self.wal.lock();
         {
-            let frames: Vec<(u64, &[u8])> =
-                pages.iter().map(|(no, p)| (*no, p.as_slice())).collect();
+            let encoded = pages
+                .iter()
+                .map(|(no, p)| Ok((*no, self.pager.encode(*no, p)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let frames: Vec<(u64, &[u8])> = encoded.iter().map(|(no, p)| (*no, &**p)).collect();
             if let Err(e) = wal.append_commit(&frames, meta.page_count, sync) {
                 self.failed.store(true, Ordering::Release);
                 return Err(e);
@@ -710,7 +779,7 @@ impl Shared {
             // back to the file system after a compaction.
             let main = self.pager.main();
             let want = page_count
-                .checked_mul(self.pager.page_size() as u64)
+                .checked_mul(self.pager.physical_size() as u64)
                 .ok_or_else(|| Error::corrupt_page(0, "page count out of range"))?;
             if main.len()? != want {
                 main.set_len(want)?;

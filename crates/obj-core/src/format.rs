@@ -20,12 +20,28 @@ pub const PAGE_TRAILER: usize = 4;
 /// Required feature bit: some payloads are lz4-compressed.
 pub const FEATURE_LZ4: u64 = 1 << 0;
 
+/// Required feature bit: pages are encrypted (see `cipher.rs`).
+pub const FEATURE_ENCRYPTION: u64 = 1 << 1;
+
 /// Feature bits this build understands. A required bit outside this set refuses to open.
-pub const KNOWN_REQUIRED_FEATURES: u64 = if cfg!(feature = "compression") {
+pub const KNOWN_REQUIRED_FEATURES: u64 = (if cfg!(feature = "compression") {
     FEATURE_LZ4
 } else {
     0
-};
+}) | (if cfg!(feature = "encryption") {
+    FEATURE_ENCRYPTION
+} else {
+    0
+});
+
+/// Bytes at the end of each physical page that the engine's logical page does not use.
+pub fn reserved_bytes(required_features: u64) -> usize {
+    if required_features & FEATURE_ENCRYPTION != 0 {
+        crate::cipher::RESERVED
+    } else {
+        0
+    }
+}
 /// Names of required feature bits, for messages (bit index → name).
 pub const REQUIRED_FEATURE_NAMES: &[&str] = &["compression-lz4", "encryption-xchacha20poly1305"];
 
@@ -65,7 +81,10 @@ pub const META_COMMIT_SEQ: usize = META_CATALOG_ROOT + 8;
 pub const META_NEXT_COLLECTION: usize = META_COMMIT_SEQ + 8;
 pub const META_DB_ID: usize = META_NEXT_COLLECTION + 8;
 pub const META_WAL_GENERATION: usize = META_DB_ID + 8;
-pub const META_END: usize = META_WAL_GENERATION + 8;
+pub const META_KDF: usize = META_WAL_GENERATION + 8;
+pub const META_KDF_SALT: usize = META_KDF + 8;
+pub const META_KEY_CHECK: usize = META_KDF_SALT + 16;
+pub const META_END: usize = META_KEY_CHECK + 16;
 
 /// The database-wide state kept in page 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +108,11 @@ pub struct Meta {
     /// WAL generation of the commit that wrote this header. The WAL that applies on top of
     /// the main file has this generation or the next one.
     pub wal_generation: u64,
+    /// Encryption: how the key was derived (0 = not encrypted), the KDF salt, and a value
+    /// only the right key reproduces.
+    pub kdf: u8,
+    pub kdf_salt: [u8; 16],
+    pub key_check: [u8; 16],
 }
 
 impl Meta {
@@ -105,6 +129,9 @@ impl Meta {
             next_collection_id: 1,
             db_id: 0,
             wal_generation: 0,
+            kdf: 0,
+            kdf_salt: [0; 16],
+            key_check: [0; 16],
         }
     }
 
@@ -123,6 +150,9 @@ impl Meta {
         put_u64(page, META_NEXT_COLLECTION, self.next_collection_id);
         put_u64(page, META_DB_ID, self.db_id);
         put_u64(page, META_WAL_GENERATION, self.wal_generation);
+        page[META_KDF] = self.kdf;
+        page[META_KDF_SALT..META_KDF_SALT + 16].copy_from_slice(&self.kdf_salt);
+        page[META_KEY_CHECK..META_KEY_CHECK + 16].copy_from_slice(&self.key_check);
     }
 
     /// Parses a verified meta page.
@@ -140,8 +170,15 @@ impl Meta {
             next_collection_id: get_u64(page, META_NEXT_COLLECTION),
             db_id: get_u64(page, META_DB_ID),
             wal_generation: get_u64(page, META_WAL_GENERATION),
+            kdf: page[META_KDF],
+            kdf_salt: page[META_KDF_SALT..META_KDF_SALT + 16]
+                .try_into()
+                .unwrap_or_default(),
+            key_check: page[META_KEY_CHECK..META_KEY_CHECK + 16]
+                .try_into()
+                .unwrap_or_default(),
         };
-        if meta.page_size as usize != page.len() {
+        if meta.page_size as usize != page.len() + reserved_bytes(meta.required_features) {
             return Err(Error::corrupt_page(
                 0,
                 "page size field disagrees with the page",
@@ -287,8 +324,8 @@ mod tests {
             matches!(&err, Error::FeatureUnsupported(m) if m.contains("bit 40")),
             "{err}"
         );
-        let err = check_features(1 << 1).unwrap_err();
-        assert!(err.to_string().contains("encryption-xchacha20poly1305"));
+        // Both named features are known to a default build.
+        check_features(FEATURE_LZ4 | FEATURE_ENCRYPTION).unwrap();
     }
 
     #[test]

@@ -22,6 +22,7 @@
 pub mod backend;
 mod btree;
 mod catalog;
+mod cipher;
 pub mod codec;
 mod compact;
 mod db;
@@ -40,6 +41,7 @@ mod wal;
 
 pub use btree::PageRead;
 pub use catalog::{CollectionRecord, IndexDef, IndexKind, IndexSpec, MAX_NAME_LEN};
+pub use cipher::EncryptionKey;
 pub use compact::CompactInfo;
 pub use db::{wal_path, CheckpointInfo, Db, Durability, Options};
 pub use doc::{DocHeader, DocKind};

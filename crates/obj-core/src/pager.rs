@@ -7,9 +7,11 @@
 //! so a main-file page a reader may still need is never overwritten under it.
 
 use crate::backend::StorageBackend;
+use crate::cipher::PageCipher;
 use crate::error::{Error, Result};
 use crate::format;
 use parking_lot::{Mutex, RwLock};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
@@ -98,7 +100,11 @@ pub struct Backfill {
 }
 
 pub struct Pager {
+    /// Logical page size: what the engine reads and writes.
     page_size: usize,
+    /// Size of a page on disk and in WAL frames (logical + reserved bytes).
+    physical_size: usize,
+    cipher: Option<PageCipher>,
     main: Box<dyn StorageBackend>,
     cache: PageCache,
     versions: RwLock<Versions>,
@@ -110,17 +116,56 @@ pub struct Pager {
 impl Pager {
     pub fn new(
         main: Box<dyn StorageBackend>,
-        page_size: usize,
+        physical_size: usize,
+        reserved: usize,
+        cipher: Option<PageCipher>,
         cache_bytes: usize,
         validate: PageValidator,
     ) -> Self {
         Pager {
-            page_size,
+            page_size: physical_size - reserved,
+            physical_size,
+            cipher,
             main,
-            cache: PageCache::new(cache_bytes / page_size),
+            cache: PageCache::new(cache_bytes / physical_size),
             versions: RwLock::new(Versions::default()),
             has_versions: AtomicBool::new(false),
             validate,
+        }
+    }
+
+    pub fn physical_size(&self) -> usize {
+        self.physical_size
+    }
+
+    /// The on-disk form of a logical page: encrypted (or, for the header page, padded)
+    /// when the database is encrypted, the same bytes otherwise.
+    pub fn encode<'a>(&self, no: u64, logical: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+        if self.physical_size == self.page_size {
+            return Ok(Cow::Borrowed(logical));
+        }
+        match &self.cipher {
+            Some(c) if no != 0 => Ok(Cow::Owned(c.seal(no, logical)?)),
+            _ => {
+                let mut padded = logical.to_vec();
+                padded.resize(self.physical_size, 0);
+                Ok(Cow::Owned(padded))
+            }
+        }
+    }
+
+    /// The logical page of an on-disk page (decrypting and authenticating it).
+    pub fn decode(&self, no: u64, physical: Vec<u8>) -> Result<Vec<u8>> {
+        if self.physical_size == self.page_size {
+            return Ok(physical);
+        }
+        match &self.cipher {
+            Some(c) if no != 0 => c.open(no, &physical),
+            _ => {
+                let mut logical = physical;
+                logical.truncate(self.page_size);
+                Ok(logical)
+            }
         }
     }
 
@@ -163,9 +208,9 @@ impl Pager {
     }
 
     fn load_main(&self, no: u64) -> Result<PageBuf> {
-        let mut buf = vec![0u8; self.page_size];
+        let mut buf = vec![0u8; self.physical_size];
         let offset = no
-            .checked_mul(self.page_size as u64)
+            .checked_mul(self.physical_size as u64)
             .ok_or_else(|| Error::corrupt_page(no, "page number out of range"))?;
         match self.main.read_at(offset, &mut buf) {
             Ok(()) => {}
@@ -174,6 +219,7 @@ impl Pager {
             }
             Err(e) => return Err(e.into()),
         }
+        let buf = self.decode(no, buf)?;
         self.check(no, &buf)?;
         Ok(Arc::new(buf))
     }
@@ -222,7 +268,8 @@ impl Pager {
         pending.sort_unstable_by_key(|(no, _)| *no);
         let pages_written = pending.len() as u64;
         for (no, page) in &pending {
-            self.main.write_at(no * self.page_size as u64, page)?;
+            self.main
+                .write_at(no * self.physical_size as u64, &self.encode(*no, page)?)?;
         }
         for (no, page) in pending {
             self.cache.insert(no, page);

@@ -116,7 +116,8 @@ impl Wal {
         let header_db = get_u64(header, H_DB_ID);
         if let Some((db_id, main_generation)) = owner {
             let ours = header_db == db_id
-                && (generation == main_generation || generation == main_generation + 1);
+                && (generation == main_generation
+                    || main_generation.checked_add(1) == Some(generation));
             if !ours {
                 if writable {
                     wal.reset(true)?;
@@ -218,7 +219,7 @@ impl Wal {
     /// Starts a new generation: fresh salts, header only. Frames of the old generation can
     /// never validate again.
     pub fn reset(&mut self, sync: bool) -> Result<()> {
-        self.generation += 1;
+        self.generation = self.generation.wrapping_add(1);
         let (s1, s2) = fresh_salts();
         let mut header = [0u8; WAL_HEADER_SIZE];
         header[H_MAGIC..H_MAGIC + 8].copy_from_slice(&WAL_MAGIC);

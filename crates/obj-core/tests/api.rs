@@ -660,3 +660,110 @@ fn an_unknown_required_feature_refuses_to_open() {
         "{err}"
     );
 }
+
+#[test]
+fn encrypted_databases_need_the_right_key_and_detect_tampering() {
+    use obj_core::EncryptionKey;
+    let dir = tempfile::tempdir().unwrap();
+    for key in [
+        EncryptionKey::Raw([9u8; 32]),
+        EncryptionKey::Passphrase("correct horse".into()),
+    ] {
+        let path = dir
+            .path()
+            .join(format!("{}.obj", matches!(key, EncryptionKey::Raw(_))));
+        let with = |key: Option<EncryptionKey>| Options {
+            encryption_key: key,
+            ..Options::default()
+        };
+        {
+            let db = Db::open(&path, with(Some(key.clone()))).unwrap();
+            let mut tx = db.begin_write().unwrap();
+            for i in 0..500u32 {
+                tx.insert("secrets", format!("the launch code is {i:05}").as_bytes())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+            // Leave some commits only in the WAL: frames are encrypted too.
+            db.checkpoint().unwrap();
+            let mut tx = db.begin_write().unwrap();
+            tx.insert("secrets", b"the launch code is in the log")
+                .unwrap();
+            tx.commit().unwrap();
+            db.close_without_checkpoint().unwrap();
+        }
+        for file in [path.clone(), wal_path(&path)] {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(15).any(|w| w == b"the launch code"),
+                "plaintext in {}",
+                file.display()
+            );
+        }
+        let wrong = match &key {
+            EncryptionKey::Raw(_) => EncryptionKey::Raw([8u8; 32]),
+            EncryptionKey::Passphrase(_) => EncryptionKey::Passphrase("wrong horse".into()),
+        };
+        assert!(matches!(
+            Db::open(&path, with(None)),
+            Err(Error::Encryption(_))
+        ));
+        assert!(matches!(
+            Db::open(&path, with(Some(wrong))),
+            Err(Error::Encryption(_))
+        ));
+        let db = Db::open(&path, with(Some(key.clone()))).unwrap();
+        assert_eq!(db.begin_read().unwrap().count("secrets").unwrap(), 501);
+        assert_eq!(
+            &*db.begin_read()
+                .unwrap()
+                .get("secrets", 501)
+                .unwrap()
+                .unwrap(),
+            b"the launch code is in the log"
+        );
+        db.integrity_check().unwrap();
+        let copy = dir.path().join("copy.obj");
+        let _ = std::fs::remove_file(&copy);
+        db.backup(&copy, false).unwrap();
+        db.close().unwrap();
+        drop(db);
+        // The backup is encrypted with the same key.
+        assert!(matches!(
+            Db::open(&copy, with(None)),
+            Err(Error::Encryption(_))
+        ));
+        Db::open(&copy, with(Some(key.clone())))
+            .unwrap()
+            .integrity_check()
+            .unwrap();
+        // Tampering with an encrypted page is reported, never served.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[4096 * 2 + 100] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let db = Db::open(&path, with(Some(key.clone()))).unwrap();
+        let rx = db.begin_read().unwrap();
+        let all: Result<Vec<_>, _> = rx.iter("secrets").and_then(|it| it.collect());
+        let res = all.and_then(|_| db.integrity_check().map(|_| ()));
+        assert!(
+            matches!(res, Err(Error::Corruption(_)) | Err(Error::Integrity(_))),
+            "{res:?}"
+        );
+    }
+    // A key for a file that is not encrypted.
+    let plain = dir.path().join("plain.obj");
+    open(&plain).close().unwrap();
+    let opts = Options {
+        encryption_key: Some(EncryptionKey::Raw([1; 32])),
+        ..Options::default()
+    };
+    assert!(matches!(Db::open(&plain, opts), Err(Error::Encryption(_))));
+    assert!(!format!(
+        "{:?}",
+        Options {
+            encryption_key: Some(EncryptionKey::Passphrase("pw123".into())),
+            ..Options::default()
+        }
+    )
+    .contains("pw123"));
+}
