@@ -10,6 +10,10 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 /// A random-access byte store with an explicit durability barrier.
+#[expect(
+    clippy::len_without_is_empty,
+    reason = "a store's length is a byte size, not a count"
+)]
 pub trait StorageBackend: Send + Sync + std::fmt::Debug {
     /// Fills `buf` from `offset`; reading past the end is an `UnexpectedEof` error.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;

@@ -12,6 +12,7 @@ use crate::freelist;
 use crate::integrity::{self, IntegrityReport};
 use crate::lock;
 use crate::pager::{PageBuf, Pager};
+use crate::stat::Stat;
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::wal::Wal;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -88,6 +89,8 @@ struct Published {
     readers: BTreeMap<u64, usize>,
 }
 
+type IndexDefs = Arc<Vec<IndexDef>>;
+
 pub(crate) struct Shared {
     pub(crate) pager: Pager,
     wal: Mutex<Wal>,
@@ -99,7 +102,7 @@ pub(crate) struct Shared {
     /// Committed schemas; a stored (collection, version) shape never changes.
     schemas: RwLock<HashMap<(String, u32), Arc<Schema>>>,
     /// Latest committed index definitions per collection, valid from the given commit.
-    indexes: RwLock<HashMap<String, (u64, Arc<Vec<IndexDef>>)>>,
+    indexes: RwLock<HashMap<String, (u64, IndexDefs)>>,
     opts: Options,
     pub(crate) failed: AtomicBool,
     closed: AtomicBool,
@@ -480,6 +483,17 @@ impl Db {
             f.unlock()?;
         }
         Ok(())
+    }
+
+    /// Counts and sizes of the latest commit: per collection (documents, bytes of its pages
+    /// and indexes) and for the whole file.
+    pub fn stat(&self) -> Result<Stat> {
+        let snap = self.begin_read()?;
+        crate::stat::stat(
+            &snap,
+            self.shared.pager.physical_size() as u64,
+            self.wal_frames(),
+        )
     }
 
     /// Walks every tree, overflow chain and the freelist of the latest commit.

@@ -29,6 +29,11 @@ pub struct CollectionReport {
     pub pages: u64,
 }
 
+/// Called with each leaf entry's key and value.
+type LeafVisitor<'f, 'a> = dyn FnMut(&mut Walk<'a>, &[u8], &[u8]) + 'f;
+/// A node still to visit: page, depth, and the key bounds its parent gives it.
+type PendingNode = (u64, usize, Option<Vec<u8>>, Option<Vec<u8>>);
+
 struct Walk<'a> {
     snap: &'a ReadTxn,
     /// Owner tag per page: 0 unseen.
@@ -40,7 +45,7 @@ struct Walk<'a> {
 
 const MAX_PROBLEMS: usize = 100;
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
     fn problem(&mut self, msg: String) {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(msg);
@@ -65,14 +70,13 @@ impl Walk<'_> {
         root: u64,
         tag: u32,
         what: &str,
-        leaf: &mut dyn FnMut(&mut Self, &[u8], &[u8]),
+        leaf: &mut LeafVisitor<'_, 'a>,
     ) -> (u64, u64) {
         let mut entries = 0u64;
         let mut pages = 0u64;
         let mut leaf_depth: Option<usize> = None;
         // (page, depth, low bound, high bound)
-        let mut stack: Vec<(u64, usize, Option<Vec<u8>>, Option<Vec<u8>>)> =
-            vec![(root, 0, None, None)];
+        let mut stack: Vec<PendingNode> = vec![(root, 0, None, None)];
         while let Some((no, depth, lo, hi)) = stack.pop() {
             if depth > MAX_DEPTH {
                 self.problem(format!("{what}: tree deeper than {MAX_DEPTH}"));

@@ -186,7 +186,7 @@ mod tests {
         ];
         match r.next() % 9 {
             0 => Datum::Null,
-            1 => Datum::Bool(r.next() % 2 == 0),
+            1 => Datum::Bool(r.next().is_multiple_of(2)),
             2 => Datum::Int(specials[(r.next() % 8) as usize]),
             3 => Datum::Int((r.next() as i64) >> (r.next() % 64)),
             4 => Datum::Float(match r.next() % 6 {
@@ -218,7 +218,10 @@ mod tests {
         let mut r = Rng(7);
         for _ in 0..50_000 {
             let (a, b) = (gen(&mut r), gen(&mut r));
-            let (ka, kb) = (encode(&[a.clone()]).unwrap(), encode(&[b.clone()]).unwrap());
+            let (ka, kb) = (
+                encode(std::slice::from_ref(&a)).unwrap(),
+                encode(std::slice::from_ref(&b)).unwrap(),
+            );
             assert_eq!(ka.cmp(&kb), cmp(&a, &b), "{a:?} vs {b:?}");
         }
     }

@@ -36,6 +36,7 @@ mod keys;
 mod lock;
 mod pager;
 pub mod query;
+mod stat;
 mod txn;
 mod wal;
 
@@ -48,5 +49,6 @@ pub use doc::{DocHeader, DocKind};
 pub use error::{Error, Result};
 pub use index::IndexScan;
 pub use integrity::{CollectionReport, IntegrityReport};
+pub use stat::{CollectionStat, IndexStat, Stat};
 pub use txn::{Iter, ReadTxn, Reader, Value, WriteTxn};
 pub use wal::WAL_HEADER_SIZE;

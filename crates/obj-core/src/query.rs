@@ -87,15 +87,18 @@ pub fn compare(a: &Datum, b: &Datum) -> Option<Ordering> {
     }
 }
 
+/// 2^63, the first float above every i64.
+const TWO_POW_63: f64 = (1u64 << 63) as f64;
+
 /// Exact comparison of an i64 with an f64 (no rounding of large ints).
 fn cmp_int_float(i: i64, f: f64) -> Option<Ordering> {
     if f.is_nan() {
         return None;
     }
-    if f >= 9.223_372_036_854_775_808e18 {
+    if f >= TWO_POW_63 {
         return Some(Ordering::Less);
     }
-    if f < -9.223_372_036_854_775_808e18 {
+    if f < -TWO_POW_63 {
         return Some(Ordering::Greater);
     }
     let t = f.trunc();
@@ -529,10 +532,7 @@ mod tests {
             values: vec![Datum::Str("7".into()), Datum::Float(7.0)]
         }
         .matches(&d));
-        assert_eq!(
-            cmp_int_float(i64::MAX, 9.223_372_036_854_775_807e18),
-            Some(Ordering::Less)
-        );
+        assert_eq!(cmp_int_float(i64::MAX, TWO_POW_63), Some(Ordering::Less));
         assert_eq!(cmp_int_float(3, 2.5), Some(Ordering::Greater));
         assert_eq!(cmp_int_float(-3, -2.5), Some(Ordering::Less));
     }

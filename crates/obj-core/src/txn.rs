@@ -302,6 +302,9 @@ impl<R: Reader> Iterator for Iter<'_, R> {
     }
 }
 
+/// Encoded index keys (without id) to remove and to add for one index.
+type IndexChange = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// The part of a snapshot that must be released when the last user is gone.
 struct Pin {
     shared: Arc<Shared>,
@@ -754,7 +757,7 @@ impl WriteTxn {
         id: u64,
         old: Option<&Datum>,
         new: Option<&Datum>,
-    ) -> Result<Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>> {
+    ) -> Result<Vec<IndexChange>> {
         let mut plan = Vec::with_capacity(defs.len());
         for def in defs {
             let before = match old {
@@ -806,7 +809,7 @@ impl WriteTxn {
         &mut self,
         defs: &[IndexDef],
         id: u64,
-        plan: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>,
+        plan: Vec<IndexChange>,
     ) -> Result<()> {
         for (def, (remove, add)) in defs.iter().zip(plan) {
             let kind = def.spec.kind;

@@ -767,3 +767,53 @@ fn encrypted_databases_need_the_right_key_and_detect_tampering() {
     )
     .contains("pw123"));
 }
+
+#[test]
+fn stat_reports_collections_indexes_and_file_figures() {
+    use obj_core::codec::Datum;
+    use obj_core::{DocKind, IndexKind, IndexSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("s.obj"));
+    let mut tx = db.begin_write().unwrap();
+    let spec = IndexSpec {
+        name: "region".into(),
+        kind: IndexKind::Standard,
+        paths: vec!["region".into()],
+    };
+    tx.ensure_index("orders", &spec).unwrap();
+    for i in 0..3000 {
+        let d = Datum::Map(vec![(
+            "region".into(),
+            Datum::Str(["us", "eu"][i % 2].into()),
+        )]);
+        tx.insert_doc("orders", DocKind::Value, 0, &d.to_bytes())
+            .unwrap();
+    }
+    tx.insert("blobs", &[0u8; 100_000]).unwrap();
+    tx.commit().unwrap();
+    let st = db.stat().unwrap();
+    assert_eq!(st.page_size, 4096);
+    assert!(st.wal_frames > 0);
+    let names: Vec<&str> = st.collections.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["blobs", "orders"]);
+    let orders = &st.collections[1];
+    assert_eq!(orders.doc_count, 3000);
+    assert_eq!(orders.indexes.len(), 1);
+    assert_eq!(orders.indexes[0].status, "ready");
+    assert_eq!(orders.indexes[0].key_paths, vec!["region".to_string()]);
+    assert!(orders.file_size_bytes > orders.indexes[0].file_size_bytes);
+    assert!(
+        st.collections[0].file_size_bytes >= 100_000,
+        "overflow pages count toward the collection"
+    );
+    // Every page belongs to a collection, the catalog, the header or the freelist.
+    let owned: u64 = st
+        .collections
+        .iter()
+        .map(|c| c.file_size_bytes / 4096)
+        .sum();
+    assert!(
+        owned + st.free_pages + 2 <= st.page_count + 1
+            && owned + st.free_pages + 2 >= st.page_count
+    );
+}

@@ -159,7 +159,7 @@ fn indexes_match_a_model_through_writes_and_reopen() {
             let d = doc(&mut r);
             let payload = d.to_bytes();
             let res = match r.below(6) {
-                0 | 1 | 2 => tx
+                0..=2 => tx
                     .insert_doc("orders", DocKind::Value, 0, &payload)
                     .map(Some),
                 3 if !pending.is_empty() => {

@@ -13,7 +13,7 @@ fn chunk(page_size: usize) -> usize {
     page_size - HDR - PAGE_TRAILER
 }
 
-fn pages_for(page_size: usize, len: u64) -> u64 {
+pub fn pages_for(page_size: usize, len: u64) -> u64 {
     len.div_ceil(chunk(page_size) as u64)
 }
 

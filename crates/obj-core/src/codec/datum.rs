@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused() {
-        let mut bytes = vec![6u8, 1].repeat(10_000);
+        let mut bytes = [6u8, 1].repeat(10_000);
         bytes.push(0);
         assert!(matches!(Datum::decode(&bytes), Err(Error::Corruption(_))));
     }

@@ -1,0 +1,96 @@
+//! `Db::stat`: sizes and counts per collection and for the whole database.
+
+use crate::btree::node::{self, LeafValue};
+use crate::btree::{overflow, PageRead, MAX_DEPTH};
+use crate::catalog::{self, IndexKind};
+use crate::error::{Error, Result};
+use crate::txn::{ReadTxn, Reader};
+
+/// Database-wide figures and one entry per collection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub page_size: u64,
+    pub page_count: u64,
+    pub free_pages: u64,
+    pub wal_frames: u64,
+    pub collections: Vec<CollectionStat>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectionStat {
+    pub name: String,
+    pub id: u64,
+    pub doc_count: u64,
+    /// Bytes of the pages owned by the collection: its tree, overflow chains and indexes.
+    pub file_size_bytes: u64,
+    pub indexes: Vec<IndexStat>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexStat {
+    pub name: String,
+    pub kind: IndexKind,
+    pub key_paths: Vec<String>,
+    /// "ready", or "building" while an index has not been filled yet.
+    pub status: &'static str,
+    pub file_size_bytes: u64,
+}
+
+/// Pages of a tree, its overflow chains included.
+fn tree_pages<R: PageRead>(r: &R, root: u64) -> Result<u64> {
+    let mut pages = 0u64;
+    let mut stack = vec![(root, 0usize)];
+    while let Some((no, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
+        }
+        let page = crate::btree::node_page(r, no)?;
+        pages += 1;
+        if node::is_leaf(&page) {
+            for i in 0..node::count(&page) {
+                if let LeafValue::Overflow { first: _, len } = node::leaf_value(&page, i) {
+                    pages += overflow::pages_for(r.page_size(), len);
+                }
+            }
+        } else {
+            for i in 0..=node::count(&page) {
+                stack.push((node::child(&page, i), depth + 1));
+            }
+        }
+    }
+    Ok(pages)
+}
+
+pub(crate) fn stat(snap: &ReadTxn, physical_page: u64, wal_frames: u64) -> Result<Stat> {
+    let meta = snap.meta().clone();
+    let mut collections = Vec::new();
+    for (name, rec) in catalog::list(snap, meta.catalog_root)? {
+        let mut bytes = tree_pages(snap, rec.root)? * physical_page;
+        let mut indexes = Vec::new();
+        for def in snap.indexes(&name)?.iter() {
+            let size = tree_pages(snap, def.root)? * physical_page;
+            bytes += size;
+            indexes.push(IndexStat {
+                name: def.spec.name.clone(),
+                kind: def.spec.kind,
+                key_paths: def.spec.paths.clone(),
+                status: if def.ready { "ready" } else { "building" },
+                file_size_bytes: size,
+            });
+        }
+        collections.push(CollectionStat {
+            name,
+            id: rec.id,
+            doc_count: rec.count,
+            file_size_bytes: bytes,
+            indexes,
+        });
+    }
+    Ok(Stat {
+        page_size: physical_page,
+        page_count: meta.page_count,
+        free_pages: meta.free_count,
+        wal_frames,
+        collections,
+    })
+}
