@@ -568,8 +568,10 @@ fn create_file(main: &dyn StorageBackend, wal: &dyn StorageBackend, opts: &Optio
         Some(c) => c.seal(1, &catalog)?,
         None => catalog,
     };
-    main.write_at(0, &page0)?;
-    main.write_at(ps as u64, &catalog)?;
+    // One write: a failed create leaves an empty file, which the next open starts afresh.
+    let mut both = page0;
+    both.extend_from_slice(&catalog);
+    main.write_at(0, &both)?;
     main.sync()?;
     wal.set_len(0)?;
     Ok(())
@@ -765,15 +767,25 @@ impl Shared {
         }
         if wal.frames() >= self.opts.checkpoint_frames {
             drop(wal);
-            // The commit is already durable; a failed automatic checkpoint loses nothing and
-            // is retried by the next one.
+            // The commit is already durable; a failed automatic checkpoint loses nothing (and
+            // makes the handle refuse further writes until reopened).
             let _ = self.checkpoint_locked();
         }
         Ok(())
     }
 
-    /// Checkpoint with the writer lock held.
+    /// Checkpoint with the writer lock held. A failure part-way leaves the main file or the
+    /// log in a state this handle can no longer describe, so it turns the handle read-only
+    /// until reopened (recovery then sorts it out from what is on disk).
     fn checkpoint_locked(&self) -> Result<CheckpointInfo> {
+        let result = self.checkpoint_steps();
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn checkpoint_steps(&self) -> Result<CheckpointInfo> {
         if !self.pager.has_versions() {
             return Ok(CheckpointInfo::default());
         }

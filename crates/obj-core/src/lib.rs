@@ -28,6 +28,8 @@ mod compact;
 mod db;
 mod doc;
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod format;
 mod freelist;
 mod index;

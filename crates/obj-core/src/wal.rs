@@ -231,8 +231,14 @@ impl Wal {
         put_u32(&mut header, H_SALT2, s2);
         let crc = crc32fast::hash(&header[..H_CHECKSUM]);
         put_u32(&mut header, H_CHECKSUM, crc);
+        // Empty the log durably before writing the new header: a crash can then leave only a
+        // short log (a torn header and nothing else), never a torn header in front of old
+        // frames, which would be indistinguishable from damage.
+        self.backend.set_len(0)?;
+        if sync {
+            self.backend.sync()?;
+        }
         self.backend.write_at(0, &header)?;
-        self.backend.set_len(WAL_HEADER_SIZE as u64)?;
         if sync {
             self.backend.sync()?;
         }
