@@ -201,8 +201,8 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
         let mut expected: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); defs.len()];
         let (entries, pages) = walk.tree(rec.root, tag(i, 0), &what, &mut |_, key, value| {
             let id = match <[u8; 8]>::try_from(key) {
-                Ok(k) => u64::from_be_bytes(k),
-                Err(_) => {
+                Ok(k) if u64::from_be_bytes(k) != 0 => u64::from_be_bytes(k),
+                _ => {
                     bad_keys += 1;
                     return;
                 }
@@ -265,7 +265,7 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
             ));
         }
         if bad_keys > 0 {
-            walk.problem(format!("{what}: {bad_keys} keys are not 8-byte ids"));
+            walk.problem(format!("{what}: {bad_keys} keys are not valid document ids (8 bytes, not 0)"));
         }
         if entries != rec.count {
             walk.problem(format!(

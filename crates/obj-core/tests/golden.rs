@@ -3,8 +3,8 @@
 //! change that breaks old files fails here. Regenerate (only when the format version
 //! changes, keeping the old files too) with `OBJ_WRITE_GOLDEN=1 cargo test --test golden`.
 
-use obj_core::codec::{Datum, Field, FieldType, Schema, StructType};
 use obj_core::codec::wire::{put_bytes, put_ivarint};
+use obj_core::codec::{Datum, Field, FieldType, Schema, StructType};
 use obj_core::{wal_path, Db, DocKind, EncryptionKey, IndexKind, IndexSpec, Options, Reader};
 use std::path::{Path, PathBuf};
 
@@ -17,8 +17,14 @@ fn schema() -> Schema {
         version: 1,
         root: StructType {
             fields: vec![
-                Field { name: "name".into(), ty: FieldType::Str },
-                Field { name: "age".into(), ty: FieldType::Int },
+                Field {
+                    name: "name".into(),
+                    ty: FieldType::Str,
+                },
+                Field {
+                    name: "age".into(),
+                    ty: FieldType::Int,
+                },
             ],
         },
     }
@@ -33,9 +39,15 @@ fn person(name: &str, age: i64) -> Vec<u8> {
 
 fn event(i: i64) -> Datum {
     Datum::Map(vec![
-        ("kind".into(), Datum::Str(["click", "view"][i as usize % 2].into())),
+        (
+            "kind".into(),
+            Datum::Str(["click", "view"][i as usize % 2].into()),
+        ),
         ("n".into(), Datum::Int(i)),
-        ("tags".into(), Datum::List(vec![Datum::Str(format!("t{}", i % 3))])),
+        (
+            "tags".into(),
+            Datum::List(vec![Datum::Str(format!("t{}", i % 3))]),
+        ),
     ])
 }
 
@@ -43,10 +55,19 @@ fn event(i: i64) -> Datum {
 fn variants() -> Vec<(&'static str, Options)> {
     vec![
         ("v1-plain.obj", Options::default()),
-        ("v1-lz4.obj", Options { compression: true, ..Options::default() }),
+        (
+            "v1-lz4.obj",
+            Options {
+                compression: true,
+                ..Options::default()
+            },
+        ),
         (
             "v1-encrypted.obj",
-            Options { encryption_key: Some(EncryptionKey::Passphrase("golden".into())), ..Options::default() },
+            Options {
+                encryption_key: Some(EncryptionKey::Passphrase("golden".into())),
+                ..Options::default()
+            },
         ),
     ]
 }
@@ -58,15 +79,31 @@ fn write(path: &Path, opts: &Options) {
     let db = Db::open(path, opts.clone()).unwrap();
     let mut tx = db.begin_write().unwrap();
     tx.register_schema("people", &schema()).unwrap();
-    tx.ensure_index("people", &IndexSpec { name: "name".into(), kind: IndexKind::Unique, paths: vec!["name".into()] })
-        .unwrap();
-    tx.ensure_index("events", &IndexSpec { name: "tags".into(), kind: IndexKind::Each, paths: vec!["tags".into()] })
-        .unwrap();
+    tx.ensure_index(
+        "people",
+        &IndexSpec {
+            name: "name".into(),
+            kind: IndexKind::Unique,
+            paths: vec!["name".into()],
+        },
+    )
+    .unwrap();
+    tx.ensure_index(
+        "events",
+        &IndexSpec {
+            name: "tags".into(),
+            kind: IndexKind::Each,
+            paths: vec!["tags".into()],
+        },
+    )
+    .unwrap();
     for (name, age) in [("ada", 36), ("grace", 85), ("linus", 54)] {
-        tx.insert_doc("people", DocKind::Typed, 1, &person(name, age)).unwrap();
+        tx.insert_doc("people", DocKind::Typed, 1, &person(name, age))
+            .unwrap();
     }
     for i in 0..40 {
-        tx.insert_doc("events", DocKind::Value, 0, &event(i).to_bytes()).unwrap();
+        tx.insert_doc("events", DocKind::Value, 0, &event(i).to_bytes())
+            .unwrap();
     }
     tx.insert("raw", &b"0123456789".repeat(100)).unwrap();
     tx.commit().unwrap();
@@ -94,27 +131,67 @@ fn golden_files_of_format_1_still_read() {
         let path = tmp.path().join(name);
         std::fs::copy(dir.join(name), &path).unwrap_or_else(|e| panic!("{name}: {e}"));
         std::fs::copy(wal_path(&dir.join(name)), wal_path(&path)).unwrap();
-        let db = Db::open(&path, Options { read_only: true, ..opts }).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let db = Db::open(
+            &path,
+            Options {
+                read_only: true,
+                ..opts
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         let rx = db.begin_read().unwrap();
-        assert_eq!(rx.collections().unwrap(), vec!["events", "people", "raw"], "{name}");
-        assert_eq!(*rx.schema("people", 1).unwrap().unwrap(), schema(), "{name}");
+        assert_eq!(
+            rx.collections().unwrap(),
+            vec!["events", "people", "raw"],
+            "{name}"
+        );
+        assert_eq!(
+            *rx.schema("people", 1).unwrap().unwrap(),
+            schema(),
+            "{name}"
+        );
         let people: Vec<Datum> = rx
             .iter("people")
             .unwrap()
             .map(|r| rx.decode_stored("people", &r.unwrap().1).unwrap().unwrap())
             .collect();
-        assert_eq!(people[1].get("name"), Some(&Datum::Str("grace".into())), "{name}");
+        assert_eq!(
+            people[1].get("name"),
+            Some(&Datum::Str("grace".into())),
+            "{name}"
+        );
         assert_eq!(people[2].get("age"), Some(&Datum::Int(54)), "{name}");
-        assert_eq!(rx.find_unique("people", "name", &[Datum::Str("linus".into())]).unwrap(), Some(3), "{name}");
+        assert_eq!(
+            rx.find_unique("people", "name", &[Datum::Str("linus".into())])
+                .unwrap(),
+            Some(3),
+            "{name}"
+        );
         assert_eq!(rx.count("events").unwrap(), 39, "{name}");
         let e7 = rx.get("events", 8).unwrap().unwrap();
         assert_eq!(Datum::decode(&e7).unwrap(), event(7), "{name}");
-        let mut scan = rx.index_scan("events", "tags", Some(&[Datum::Str("t1".into())]), Some(&[Datum::Str("t1".into())])).unwrap();
+        let mut scan = rx
+            .index_scan(
+                "events",
+                "tags",
+                Some(&[Datum::Str("t1".into())]),
+                Some(&[Datum::Str("t1".into())]),
+            )
+            .unwrap();
         // t1 is on events 1, 4, .. 37 (13 of them); event 1 (id 2) was deleted.
         assert_eq!(scan.next_batch(&rx, 100).unwrap().len(), 12, "{name}");
-        assert_eq!(&*rx.get("raw", 1).unwrap().unwrap(), &b"0123456789".repeat(100)[..], "{name}");
-        assert_eq!(&*rx.get("raw", 2).unwrap().unwrap(), b"in the log", "{name}");
+        assert_eq!(
+            &*rx.get("raw", 1).unwrap().unwrap(),
+            &b"0123456789".repeat(100)[..],
+            "{name}"
+        );
+        assert_eq!(
+            &*rx.get("raw", 2).unwrap().unwrap(),
+            b"in the log",
+            "{name}"
+        );
         drop(rx);
-        db.integrity_check().unwrap_or_else(|e| panic!("{name}: {e}"));
+        db.integrity_check()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

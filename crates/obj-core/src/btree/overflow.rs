@@ -38,7 +38,9 @@ pub fn write<W: PageWrite>(w: &mut W, data: &[u8]) -> Result<u64> {
 /// Reads a whole chain of `len` bytes.
 pub fn read<R: PageRead>(r: &R, first: u64, len: u64) -> Result<Vec<u8>> {
     let size = chunk(r.page_size());
-    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    // The length comes from disk: reserve at most a bounded amount up front and let a
+    // damaged length fail when the chain runs out, not in the allocator.
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(16 << 20));
     let mut next = first;
     let mut left = len as usize;
     for _ in 0..pages_for(r.page_size(), len) {
