@@ -57,6 +57,7 @@ impl Db {
             durability: self::durability(&durability)?,
             cache_size,
             checkpoint_frames,
+            ..Options::default()
         };
         // Opening waits for the file lock and replays the WAL: both can take a while.
         let db = py.detach(move || CoreDb::open(path, opts)).map_err(to_py)?;
