@@ -64,6 +64,109 @@ with obj.Db("x.obj") as db:
 """
 
 
+GOOD_TYPED = """
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Annotated, Any, Optional
+
+import obj
+
+
+@obj.document(
+    collection="orders",
+    version=1,
+    indexes=[obj.Composite(("region", "status"), name="by_region_status")],
+)
+@dataclasses.dataclass
+class Order:
+    email: Annotated[str, obj.Unique]
+    region: Annotated[str, obj.Index]
+    tags: Annotated[list[str], obj.Each] = dataclasses.field(default_factory=list)
+    status: str = "new"
+    total: float = 0.0
+
+
+def typed(path: pathlib.Path) -> list[tuple[int, Order]]:
+    with obj.Db(path) as db:
+        oid: int = db.insert(Order(email="a", region="us"))
+        got: Optional[Order] = db.get(Order, oid)
+        if got is not None:
+            total: float = got.total
+        changed: Order = db.update(Order, oid, lambda o: setattr(o, "status", "x"))
+        renewed: Order = db.update(Order, oid, lambda o: dataclasses.replace(o, total=2.0))
+        replaced: bool = db.upsert(Order, oid, Order(email="b", region="eu"))
+        gone: bool = db.delete(Order, 99)
+        n: int = db.count(Order)
+        for doc_id, order in db.all(Order):
+            status: str = order.status
+        unique: Optional[Order] = db.find_unique(Order, "email", "a")
+        in_us: list[tuple[int, Order]] = list(db.index_range(Order, "region", "us", "us"))
+        prefix = list(db.index_range(Order, "by_region_status", ("us",), ("us",)))
+        query: obj.Query[Order] = (
+            db.query(Order)
+            .filter(obj.field("total") > 1)
+            .filter((obj.field("region") == "us") | ~obj.field("tags").contains("vip"))
+            .filter(lambda o: o.total < 5)
+            .sort_by("total", reverse=True)
+            .limit(3)
+            .offset(1)
+        )
+        rows: list[tuple[int, Order]] = query.fetch()
+        first: Optional[tuple[int, Order]] = query.first()
+        ids: list[int] = query.ids()
+        count: int = query.count()
+        plan: str = query.explain()
+        for doc_id, order in query:
+            email: str = order.email
+        top = db.query(Order).sort_by(lambda o: o.total).sort_buffer_limit(10).fetch()
+        event: int = db.insert("events", {"event": "click", "user": 42})
+        as_dict: Any = db.get("events", event)
+        payload: Optional[bytes] = db.get_raw("events", event)
+        dicts: obj.Query[dict[str, Any]] = db.query("events")
+        cap: int = obj.MAX_SORT_BUFFER
+        with db.transaction() as tx:
+            tx.insert(Order(email="c", region="ap"))
+            tx.insert("raw", b"bytes")
+            orders: obj.Collection[Order] = tx.collection(Order)
+            new_id: int = orders.insert(Order(email="d", region="ap"))
+            mine: Optional[Order] = orders.get(new_id)
+            all_mine: list[tuple[int, Order]] = list(orders.all())
+            size: int = orders.count_all()
+            tx.update(Order, new_id, lambda o: None)
+            seen: Optional[Order] = tx.find_unique(Order, "email", "d")
+            own: list[tuple[int, Order]] = tx.query(Order).fetch()
+        with db.read_transaction() as snap:
+            one: Optional[Order] = snap.get(Order, 1)
+            how_many: int = snap.count(Order)
+            listed: list[tuple[int, Order]] = list(snap.all(Order))
+            queried: list[tuple[int, Order]] = snap.query(Order).fetch()
+        stat: obj.Stat = db.stat()
+        for cs in stat.collections:
+            for idx in cs.indexes:
+                paths: list[str] = idx.key_paths
+        info: list[obj.IndexInfo] = db.index_info(Order)
+        return rows
+"""
+
+BAD_TYPED = """
+import dataclasses
+import obj
+
+@obj.document(collection="orders", version=1)
+@dataclasses.dataclass
+class Order:
+    total: float
+
+with obj.Db("x.obj") as db:
+    db.get(Order, "1")
+    wrong: str = db.get(Order, 1)
+    db.query(Order).filter(42)
+    db.insert("events", 5)
+"""
+
+
 def run_mypy(tmp_path: pathlib.Path, source: str) -> subprocess.CompletedProcess[str]:
     sample = tmp_path / "sample.py"
     sample.write_text(textwrap.dedent(source))
@@ -85,6 +188,18 @@ def test_misuse_is_flagged(tmp_path: pathlib.Path) -> None:
     result = run_mypy(tmp_path, BAD)
     assert result.returncode == 1, result.stdout + result.stderr
     for line in [6, 7, 8, 9]:
+        assert f"sample.py:{line}: error" in result.stdout, result.stdout
+
+
+def test_typed_api_passes_mypy_strict(tmp_path: pathlib.Path) -> None:
+    result = run_mypy(tmp_path, GOOD_TYPED)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_typed_misuse_is_flagged(tmp_path: pathlib.Path) -> None:
+    result = run_mypy(tmp_path, BAD_TYPED)
+    assert result.returncode == 1, result.stdout + result.stderr
+    for line in [11, 12, 13, 14]:
         assert f"sample.py:{line}: error" in result.stdout, result.stdout
 
 

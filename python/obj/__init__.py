@@ -1,22 +1,35 @@
 """obj: an embedded document database with a Rust storage engine.
 
-One database is one file plus its write-ahead log (``<path>-wal``). Documents are byte
-strings stored in named collections under integer ids that start at 1::
+One database is one file plus its write-ahead log (``<path>-wal``). Documents live in named
+collections under integer ids that start at 1. They are typed dataclasses, dicts, or byte
+strings you encode yourself::
 
+    from dataclasses import dataclass
+    from typing import Annotated
     import obj
 
+    @obj.document(collection="orders", version=1)
+    @dataclass
+    class Order:
+        email: Annotated[str, obj.Unique]
+        region: Annotated[str, obj.Index]
+        total: float
+
     with obj.Db("app.obj") as db:
+        oid = db.insert(Order(email="a@b.com", region="eu", total=9.5))
+        assert db.get(Order, oid).total == 9.5
+        big = db.query(Order).filter(obj.field("total") > 5).fetch()
         with db.transaction() as tx:          # commits when the block ends cleanly
-            order_id = tx.insert("orders", b'{"total": 9.5}')
-        with db.read_transaction() as tx:     # a consistent snapshot
-            assert tx.get("orders", order_id) == b'{"total": 9.5}'
-            for doc_id, payload in tx.iter_all("orders"):
-                ...
+            tx.insert("events", {"event": "ordered", "order": oid})
+            tx.insert("blobs", b"raw bytes")
 """
 
 from ._db import CheckpointInfo, Db, Durability
-from ._obj import WAL_HEADER_SIZE, DocumentIterator, ReadTransaction, WriteTransaction
+from ._obj import WAL_HEADER_SIZE, DocumentIterator, QueryCursor
 from ._obj import __version__ as __version__
+from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
+from .aio import AsyncDb, AsyncQuery, AsyncTransaction
+from .document import Composite, Each, Index, Unique, document, is_document
 from .errors import (
     BusyError,
     CorruptionError,
@@ -27,22 +40,44 @@ from .errors import (
     NotFoundError,
     ObjError,
 )
+from .query import MAX_SORT_BUFFER, Expr, Field, Query, field
+from .stat import CollectionStat, IndexStat, Stat
 
 __all__ = [
+    "MAX_SORT_BUFFER",
     "WAL_HEADER_SIZE",
+    "AsyncDb",
+    "AsyncQuery",
+    "AsyncTransaction",
     "BusyError",
     "CheckpointInfo",
+    "Collection",
+    "CollectionStat",
+    "Composite",
     "CorruptionError",
     "Db",
     "DocumentIterator",
     "Durability",
+    "Each",
     "EncryptionError",
+    "Expr",
     "FeatureUnsupportedError",
+    "Field",
+    "Index",
+    "IndexInfo",
+    "IndexStat",
     "IntegrityError",
     "InvalidArgumentError",
     "NotFoundError",
     "ObjError",
+    "Query",
+    "QueryCursor",
     "ReadTransaction",
+    "Stat",
+    "Unique",
     "WriteTransaction",
     "__version__",
+    "document",
+    "field",
+    "is_document",
 ]

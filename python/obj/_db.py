@@ -7,13 +7,17 @@ import math
 import os
 import pathlib
 from types import TracebackType
-from typing import Literal, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple, TypeVar, overload
 
 from . import _obj
-from ._obj import ReadTransaction, WriteTransaction
+from ._txn import IndexInfo, ReadTransaction, WriteTransaction, _check_target, _index_infos
 from .errors import InvalidArgumentError, ObjError
+from .query import Query
+from .stat import CollectionStat, IndexStat, Stat
 
 __all__ = ["CheckpointInfo", "Db", "Durability"]
+
+D = TypeVar("D")
 
 #: When a commit reaches the disk: ``"immediate"`` fsyncs the log on every commit (an
 #: acknowledged commit survives power loss), ``"eventual"`` only at checkpoints (survives a
@@ -52,7 +56,7 @@ def _int_option(name: str, value: object, minimum: int) -> int:
     return value
 
 
-class Db:
+class Db(_obj.Db):
     """An open database: the file at ``path`` and its write-ahead log ``<path>-wal``.
 
     The file is created if it does not exist (unless ``read_only``). A read-write handle
@@ -63,8 +67,10 @@ class Db:
     Use it as a context manager::
 
         with obj.Db("app.obj") as db:
+            oid = db.insert(Order(customer_id=1, total=9.5, status="new"))
+            order = db.get(Order, oid)
             with db.transaction() as tx:
-                tx.insert("events", b"started")
+                tx.insert("events", {"event": "ordered", "order": oid})
 
     A clean exit from the ``with`` block checkpoints (best-effort) and closes. An exit through
     an exception closes without the checkpoint and lets the exception propagate unchanged.
@@ -73,22 +79,30 @@ class Db:
     writer); ``durability`` (see :data:`Durability`); ``page_size`` for a new file (a power
     of two from 4096 to 65536); ``cache_size`` in bytes of the shared page cache;
     ``checkpoint_frames``, the log length that triggers an automatic checkpoint.
+
+    Single-document methods (``insert``, ``get``, ``upsert``, ``delete``, ``count``,
+    ``all``, ``find_unique``, ``index_range``, ``get_raw``) each run in a transaction of
+    their own. They take an ``@obj.document`` class (or instance, for ``insert``) for typed
+    documents, or a collection name: then reads return what was written (``bytes``, a
+    dict, or a typed record as a dict) and writes take ``bytes`` or a dict.
     """
 
-    __slots__ = ("_native", "_path")
+    __slots__ = ("_path",)
 
-    def __init__(
-        self,
+    _path: pathlib.Path
+
+    def __new__(
+        cls,
         path: str | os.PathLike[str],
         *,
         read_only: bool = False,
         busy_timeout: float = 5.0,
         durability: Durability = "immediate",
         page_size: int = 4096,
-        cache_size: int = 64 << 20,
+        cache_size: int = 256 << 20,
         checkpoint_frames: int = 1000,
-    ) -> None:
-        self._path = pathlib.Path(_fspath(path))
+    ) -> Db:
+        where = pathlib.Path(_fspath(path))
         if not isinstance(read_only, bool):
             raise InvalidArgumentError(f"read_only must be a bool, got {type(read_only).__name__}")
         if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
@@ -104,8 +118,9 @@ class Db:
                 f"durability must be one of {', '.join(map(repr, _DURABILITIES))}, "
                 f"got {durability!r}"
             )
-        self._native = _obj.Db(
-            str(self._path),
+        self = super().__new__(
+            cls,
+            str(where),
             read_only=read_only,
             busy_timeout=float(busy_timeout),
             durability=durability,
@@ -113,19 +128,35 @@ class Db:
             cache_size=_int_option("cache_size", cache_size, 0),
             checkpoint_frames=_int_option("checkpoint_frames", checkpoint_frames, 1),
         )
+        self._path = where
+        return self
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        busy_timeout: float = 5.0,
+        durability: Durability = "immediate",
+        page_size: int = 4096,
+        cache_size: int = 256 << 20,
+        checkpoint_frames: int = 1000,
+    ) -> None:
+        """Opens (or creates) the database at ``path``; see the class documentation."""
 
     def transaction(self) -> WriteTransaction:
         """Starts the write transaction.
 
         Only one write transaction runs at a time per database; this waits up to
         ``busy_timeout`` for the current one, then raises :class:`obj.BusyError`. Inside a
-        ``with`` block a clean exit commits and an exception rolls back::
+        ``with`` block a clean exit commits and an exception rolls back. Many writes in one
+        transaction are one commit (one fsync)::
 
             with db.transaction() as tx:
-                doc_id = tx.insert("orders", b"...")
-                tx.upsert("orders", doc_id, b"changed")
+                for order in orders:
+                    tx.insert(order)
         """
-        return self._native.begin_write()
+        return WriteTransaction(self)
 
     def read_transaction(self) -> ReadTransaction:
         """Starts a read-only snapshot of the latest commit.
@@ -134,9 +165,70 @@ class Db:
         snapshot is released when its ``with`` block ends::
 
             with db.read_transaction() as tx:
-                payload = tx.get("orders", 1)
+                order = tx.get(Order, 1)
         """
-        return self._native.begin_read()
+        return ReadTransaction(self)
+
+    @overload
+    def update(self, target: type[D], id: int, fn: Callable[[D], D | None]) -> D: ...
+    @overload
+    def update(self, target: str, id: int, fn: Callable[[Any], Any]) -> Any: ...
+    def update(self, target: Any, id: int, fn: Callable[[Any], Any]) -> Any:
+        """Atomic read-modify-write of document ``id`` in one write transaction.
+
+        ``fn`` receives the document and may change it in place (returning None) or return
+        a new one; the result is written back and returned. If ``fn`` raises, nothing is
+        written and the exception propagates. A missing ``id`` raises
+        :class:`obj.NotFoundError`::
+
+            db.update(Order, oid, lambda o: setattr(o, "status", "shipped"))
+        """
+        with self.transaction() as tx:
+            return tx.update(target, id, fn)
+
+    @overload
+    def query(self, target: type[D]) -> Query[D]: ...
+    @overload
+    def query(self, target: str) -> Query[dict[str, Any]]: ...
+    def query(self, target: Any) -> Query[Any]:
+        """A lazy, immutable query over a document class (instances) or a collection name
+        (dicts); it runs on a snapshot taken when results are first requested::
+
+            big = db.query(Order).filter(obj.field("total") > 100).limit(10).fetch()
+        """
+        _check_target(target)
+        return Query(self, target)
+
+    def index_info(self, target: type | str) -> list[IndexInfo]:
+        """The secondary indexes of a class's (or named) collection: name, kind, key paths
+        and status. For a class, indexes it declares are built first if they are missing."""
+        return _index_infos(self.indexes(target))
+
+    def stat(self) -> Stat:
+        """Sizes and counts of the latest commit: pages, log frames, and per collection its
+        document count, the bytes it occupies and its indexes (name, kind, key paths,
+        status)::
+
+            for cs in db.stat().collections:
+                for idx in cs.indexes:
+                    print(cs.name, idx.name, idx.kind, idx.key_paths, idx.status)
+        """
+        page_size, page_count, free_pages, wal_frames, collections = self._stat()
+        return Stat(
+            page_size,
+            page_count,
+            free_pages,
+            wal_frames,
+            tuple(
+                CollectionStat(
+                    name,
+                    docs,
+                    size,
+                    tuple(IndexStat(i[0], i[1], list(i[2]), i[3], i[4]) for i in indexes),
+                )
+                for name, docs, size, indexes in collections
+            ),
+        )
 
     def checkpoint(self) -> CheckpointInfo:
         """Folds committed log frames into the main file and resets the log to its header.
@@ -148,14 +240,7 @@ class Db:
             info = db.checkpoint()
             assert info.wal_reset or info.deferred
         """
-        return CheckpointInfo(*self._native.checkpoint())
-
-    def close(self) -> None:
-        """Checkpoints best-effort, then releases the file lock. Closing twice is harmless.
-
-        Transactions still open on this handle raise :class:`obj.ObjError` afterwards.
-        """
-        self._native.close()
+        return CheckpointInfo(*super().checkpoint())
 
     @property
     def path(self) -> pathlib.Path:
@@ -166,16 +251,6 @@ class Db:
     def wal_path(self) -> pathlib.Path:
         """The write-ahead log, ``<path>-wal``."""
         return self._path.with_name(self._path.name + "-wal")
-
-    @property
-    def read_only(self) -> bool:
-        """True if the handle was opened with ``read_only=True``."""
-        return self._native.read_only
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has run (or a ``with`` block has ended)."""
-        return self._native.closed
 
     def __enter__(self) -> Db:
         return self
@@ -192,7 +267,7 @@ class Db:
         # The caller's exception is the one that matters: it propagates unchanged, and a
         # failure to release the lock here must not replace it.
         with contextlib.suppress(ObjError):
-            self._native.close_without_checkpoint()
+            self.close_without_checkpoint()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else (" read-only" if self.read_only else "")

@@ -1,14 +1,23 @@
-"""Type stubs for the native module ``obj._obj`` (crates/obj-py). Use it through ``obj``."""
+"""Type stubs for the native module ``obj._obj`` (crates/obj-py). Use it through ``obj``.
 
-from collections.abc import Iterator
+Methods dispatch on their first argument: an ``@obj.document`` class (or, for ``insert``,
+an instance) for typed documents, or a collection name (``str``). Reads by name return
+what was written: ``bytes`` for raw records, a dict for dict-native records and for typed
+records (decoded by their stored schema), hence ``Any`` in those overloads.
+"""
+
+from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Final, final
+from typing import Any, Final, Generic, TypeVar, final, overload
+
+from typing_extensions import Self, disjoint_base
 
 __all__ = [
     "WAL_HEADER_SIZE",
     "BusyError",
     "CorruptionError",
     "Db",
+    "DocType",
     "DocumentIterator",
     "EncryptionError",
     "FeatureUnsupportedError",
@@ -16,12 +25,20 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "ObjError",
+    "QueryCursor",
     "ReadTransaction",
     "WriteTransaction",
     "__version__",
 ]
 
+_D = TypeVar("_D")
+_D_co = TypeVar("_D_co", covariant=True)
+
 _Value = bytes | bytearray | memoryview
+_Writable = _Value | dict[str, Any]
+_Target = type | str
+_Node = tuple[Any, ...]
+_IndexRow = tuple[str, str, list[str], bool]
 
 __version__: Final[str]
 WAL_HEADER_SIZE: Final[int]
@@ -35,7 +52,7 @@ class InvalidArgumentError(ObjError): ...
 class EncryptionError(ObjError): ...
 class FeatureUnsupportedError(ObjError): ...
 
-@final
+@disjoint_base
 class Db:
     def __new__(
         cls,
@@ -45,11 +62,63 @@ class Db:
         busy_timeout: float = 5.0,
         durability: str = "immediate",
         page_size: int = 4096,
-        cache_size: int = 67108864,
+        cache_size: int = 268435456,
         checkpoint_frames: int = 1000,
-    ) -> Db: ...
-    def begin_write(self) -> WriteTransaction: ...
-    def begin_read(self) -> ReadTransaction: ...
+    ) -> Self: ...
+    @overload
+    def insert(self, document: str, value: _Writable, /) -> int:
+        """Stores bytes or a dict under a new id of the named collection."""
+    @overload
+    def insert(self, document: object, value: None = None, /) -> int:
+        """Stores an ``@obj.document`` instance under a new id."""
+    @overload
+    def upsert(self, target: type[_D], id: int, value: _D, /) -> bool: ...
+    @overload
+    def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
+    def delete(self, target: _Target, id: int, /) -> bool: ...
+    @overload
+    def get(self, target: type[_D], id: int, /) -> _D | None: ...
+    @overload
+    def get(self, target: str, id: int, /) -> Any | None: ...
+    def get_raw(self, collection: str, id: int, /) -> bytes | None: ...
+    def count(self, target: _Target, /) -> int: ...
+    @overload
+    def all(self, target: type[_D], /) -> DocumentIterator[_D]: ...
+    @overload
+    def all(self, target: str, /) -> DocumentIterator[Any]: ...
+    @overload
+    def find_unique(self, target: type[_D], index: str, value: object, /) -> _D | None: ...
+    @overload
+    def find_unique(self, target: str, index: str, value: object, /) -> Any | None: ...
+    @overload
+    def index_range(
+        self, target: type[_D], index: str, /, lo: object = None, hi: object = None
+    ) -> QueryCursor[_D]: ...
+    @overload
+    def index_range(
+        self, target: str, index: str, /, lo: object = None, hi: object = None
+    ) -> QueryCursor[Any]: ...
+    def _query_cursor(
+        self,
+        target: _Target,
+        node: _Node | None,
+        index_range: tuple[str, Any, Any] | None,
+        sort_field: str | None,
+        reverse: bool,
+        decode: bool,
+        /,
+    ) -> QueryCursor[Any]: ...
+    def indexes(self, target: _Target, /) -> list[_IndexRow]: ...
+    def collections(self) -> list[str]: ...
+    def _stat(
+        self,
+    ) -> tuple[
+        int,
+        int,
+        int,
+        int,
+        list[tuple[str, int, int, list[tuple[str, str, list[str], str, int]]]],
+    ]: ...
     def checkpoint(self) -> tuple[int, bool, bool]: ...
     def close(self) -> None: ...
     def close_without_checkpoint(self) -> None: ...
@@ -61,7 +130,7 @@ class Db:
     @property
     def page_size(self) -> int: ...
 
-@final
+@disjoint_base
 class WriteTransaction:
     """The single write transaction of a database (from ``Db.transaction()``).
 
@@ -69,18 +138,62 @@ class WriteTransaction:
     transaction's own uncommitted writes. Any use after it ended raises ``obj.ObjError``.
     """
 
-    def insert(self, collection: str, value: _Value) -> int:
-        """Stores ``value`` under a new id and returns the id."""
-    def upsert(self, collection: str, id: int, value: _Value) -> bool:
-        """Stores ``value`` under ``id``; True if it replaced a document."""
-    def delete(self, collection: str, id: int) -> bool:
+    def __new__(cls, db: Db) -> Self: ...
+    @overload
+    def insert(self, document: str, value: _Writable, /) -> int:
+        """Stores bytes or a dict under a new id of the named collection."""
+    @overload
+    def insert(self, document: object, value: None = None, /) -> int:
+        """Stores an ``@obj.document`` instance under a new id."""
+    @overload
+    def upsert(self, target: type[_D], id: int, value: _D, /) -> bool:
+        """Stores a document under ``id``; True if it replaced one."""
+    @overload
+    def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
+    def delete(self, target: _Target, id: int, /) -> bool:
         """Removes document ``id``; True if it existed."""
-    def get(self, collection: str, id: int) -> bytes | None:
+    @overload
+    def get(self, target: type[_D], id: int, /) -> _D | None:
         """The document ``id``, or None."""
-    def count(self, collection: str) -> int:
+    @overload
+    def get(self, target: str, id: int, /) -> Any | None: ...
+    def get_raw(self, collection: str, id: int, /) -> bytes | None:
+        """The stored payload bytes of document ``id``, or None."""
+    def count(self, target: _Target, /) -> int:
         """Number of documents in the collection (0 if it does not exist)."""
-    def iter_all(self, collection: str) -> DocumentIterator:
-        """Lazy ``(id, bytes)`` pairs in id order."""
+    @overload
+    def all(self, target: type[_D], /) -> DocumentIterator[_D]:
+        """Lazy ``(id, document)`` pairs in id order."""
+    @overload
+    def all(self, target: str, /) -> DocumentIterator[Any]: ...
+    @overload
+    def iter_all(self, target: type[_D], /) -> DocumentIterator[_D]:
+        """Lazy ``(id, document)`` pairs in id order."""
+    @overload
+    def iter_all(self, target: str, /) -> DocumentIterator[Any]: ...
+    @overload
+    def find_unique(self, target: type[_D], index: str, value: object, /) -> _D | None: ...
+    @overload
+    def find_unique(self, target: str, index: str, value: object, /) -> Any | None: ...
+    @overload
+    def index_range(
+        self, target: type[_D], index: str, /, lo: object = None, hi: object = None
+    ) -> QueryCursor[_D]: ...
+    @overload
+    def index_range(
+        self, target: str, index: str, /, lo: object = None, hi: object = None
+    ) -> QueryCursor[Any]: ...
+    def _query_cursor(
+        self,
+        target: _Target,
+        node: _Node | None,
+        index_range: tuple[str, Any, Any] | None,
+        sort_field: str | None,
+        reverse: bool,
+        decode: bool,
+        /,
+    ) -> QueryCursor[Any]: ...
+    def indexes(self, target: _Target, /) -> list[_IndexRow]: ...
     def collections(self) -> list[str]:
         """Names of all collections, sorted."""
     def commit(self) -> None:
@@ -90,7 +203,7 @@ class WriteTransaction:
     @property
     def active(self) -> bool:
         """False once the transaction has committed or rolled back."""
-    def __enter__(self) -> WriteTransaction: ...
+    def __enter__(self) -> Self: ...
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -98,19 +211,55 @@ class WriteTransaction:
         traceback: TracebackType | None,
     ) -> None: ...
 
-@final
+@disjoint_base
 class ReadTransaction:
     """A read-only snapshot (from ``Db.read_transaction()``), released when its block ends.
 
     Any use after that raises ``obj.ObjError``.
     """
 
-    def get(self, collection: str, id: int) -> bytes | None:
+    def __new__(cls, db: Db) -> Self: ...
+    @overload
+    def get(self, target: type[_D], id: int, /) -> _D | None:
         """The document ``id`` as of this snapshot, or None."""
-    def count(self, collection: str) -> int:
+    @overload
+    def get(self, target: str, id: int, /) -> Any | None: ...
+    def get_raw(self, collection: str, id: int, /) -> bytes | None: ...
+    def count(self, target: _Target, /) -> int:
         """Number of documents in the collection (0 if it does not exist)."""
-    def iter_all(self, collection: str) -> DocumentIterator:
-        """Lazy ``(id, bytes)`` pairs in id order."""
+    @overload
+    def all(self, target: type[_D], /) -> DocumentIterator[_D]:
+        """Lazy ``(id, document)`` pairs in id order."""
+    @overload
+    def all(self, target: str, /) -> DocumentIterator[Any]: ...
+    @overload
+    def iter_all(self, target: type[_D], /) -> DocumentIterator[_D]:
+        """Lazy ``(id, document)`` pairs in id order."""
+    @overload
+    def iter_all(self, target: str, /) -> DocumentIterator[Any]: ...
+    @overload
+    def find_unique(self, target: type[_D], index: str, value: object, /) -> _D | None: ...
+    @overload
+    def find_unique(self, target: str, index: str, value: object, /) -> Any | None: ...
+    @overload
+    def index_range(
+        self, target: type[_D], index: str, /, lo: object = None, hi: object = None
+    ) -> QueryCursor[_D]: ...
+    @overload
+    def index_range(
+        self, target: str, index: str, /, lo: object = None, hi: object = None
+    ) -> QueryCursor[Any]: ...
+    def _query_cursor(
+        self,
+        target: _Target,
+        node: _Node | None,
+        index_range: tuple[str, Any, Any] | None,
+        sort_field: str | None,
+        reverse: bool,
+        decode: bool,
+        /,
+    ) -> QueryCursor[Any]: ...
+    def indexes(self, target: _Target, /) -> list[_IndexRow]: ...
     def collections(self) -> list[str]:
         """Names of all collections, sorted."""
     def close(self) -> None:
@@ -118,7 +267,7 @@ class ReadTransaction:
     @property
     def active(self) -> bool:
         """False once the snapshot has been released."""
-    def __enter__(self) -> ReadTransaction: ...
+    def __enter__(self) -> Self: ...
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -127,8 +276,48 @@ class ReadTransaction:
     ) -> None: ...
 
 @final
-class DocumentIterator(Iterator[tuple[int, bytes]]):
-    """``(id, bytes)`` pairs of one collection in id order, fetched in bounded batches."""
+class DocumentIterator(Iterator[tuple[int, _D_co]], Generic[_D_co]):
+    """``(id, document)`` pairs of one collection in id order, fetched in bounded batches."""
 
-    def __iter__(self) -> DocumentIterator: ...
-    def __next__(self) -> tuple[int, bytes]: ...
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> tuple[int, _D_co]: ...
+
+@final
+class QueryCursor(Iterator[tuple[int, _D_co]], Generic[_D_co]):
+    """Matching ``(id, document)`` pairs of a query or index range, fetched in batches."""
+
+    def next_batch(self, n: int) -> list[tuple[int, _D_co]]: ...
+    def count(self) -> int: ...
+    def explain(self) -> str: ...
+    @property
+    def sorted_by_index(self) -> bool: ...
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> tuple[int, _D_co]: ...
+
+@final
+class DocType:
+    """The compiled codec of one ``@obj.document`` class (see ``obj.document``)."""
+
+    def __new__(
+        cls,
+        collection: str,
+        version: int,
+        description: tuple[Any, ...],
+        indexes: list[tuple[str, str, list[str]]],
+        history: list[DocType],
+        migrate: Callable[..., Any] | None,
+    ) -> Self: ...
+    @property
+    def collection(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def cls(self) -> type: ...
+    @property
+    def indexes(self) -> list[tuple[str, str, list[str]]]: ...
+    @property
+    def schema_bytes(self) -> bytes: ...
+    def describe(self) -> str: ...
+    def difference(self, other: DocType) -> str | None: ...
+    def encode(self, obj: object) -> bytes: ...
+    def decode(self, version: int, payload: bytes) -> Any: ...

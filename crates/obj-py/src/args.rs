@@ -1,20 +1,17 @@
-//! Conversion of Python arguments into engine arguments. Every failure is an
-//! `InvalidArgumentError` (or `NotFoundError` for an unattached namespace) whose message
-//! names the argument.
+//! Conversion of Python arguments into engine arguments, and the dispatch by argument
+//! type: a collection `str` with `bytes` (raw) or a `dict` (dict-native), or an
+//! `@obj.document` class or instance (typed). Every failure is an `InvalidArgumentError`
+//! (or `NotFoundError` for an unattached namespace) whose message names the argument.
 
+use crate::codec::DocType;
+use crate::datum::{self, type_name};
 use crate::error::{InvalidArgumentError, NotFoundError};
+use obj_core::DocKind;
+use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyInt, PyMemoryView, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyString, PyType};
 use std::borrow::Cow;
-
-/// The name of an object's type, for error messages.
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
-}
 
 /// A collection name: a `str`. Emptiness and length are checked by the engine.
 ///
@@ -86,4 +83,218 @@ pub(crate) fn with_value<R>(value: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R
     let copy = view.call_method0(intern!(value.py(), "tobytes"))?;
     let copy = copy.cast::<PyBytes>()?;
     Ok(f(copy.as_bytes()))
+}
+
+/// The codec of an `@obj.document` class, or None for any other type.
+pub(crate) fn doctype_of_class<'py>(cls: &Bound<'py, PyType>) -> Option<Bound<'py, DocType>> {
+    let attr = cls.getattr(intern!(cls.py(), "__obj_doctype__")).ok()?;
+    attr.cast_into::<DocType>().ok()
+}
+
+/// What the first argument of a read names: a collection, or a document class.
+pub(crate) enum Target<'py> {
+    /// Reads return what was written (bytes, dict, or a dict decoded by its stored schema).
+    Name(String),
+    /// Reads decode into instances of the class.
+    Typed(Bound<'py, DocType>),
+}
+
+impl Target<'_> {
+    pub(crate) fn collection(&self) -> &str {
+        match self {
+            Target::Name(n) => n,
+            Target::Typed(dt) => dt.get().collection(),
+        }
+    }
+}
+
+/// A collection name (`str`) or an `@obj.document` class.
+pub(crate) fn target<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Target<'py>> {
+    if obj.is_instance_of::<PyString>() {
+        return Ok(Target::Name(collection(obj)?.into_owned()));
+    }
+    if let Ok(cls) = obj.cast::<PyType>() {
+        if let Some(dt) = doctype_of_class(cls) {
+            check_name(dt.get().collection())?;
+            return Ok(Target::Typed(dt));
+        }
+        return Err(InvalidArgumentError::new_err(format!(
+            "{} is not an @obj.document class; decorate it with \
+             @obj.document(collection=...) or pass a collection name (str)",
+            cls.name().map(|n| n.to_string()).unwrap_or_default()
+        )));
+    }
+    if doctype_of_class(&obj.get_type()).is_some() {
+        return Err(InvalidArgumentError::new_err(format!(
+            "pass the document class ({}), not one of its instances",
+            type_name(obj)
+        )));
+    }
+    Err(InvalidArgumentError::new_err(format!(
+        "collection must be a str or an @obj.document class, got {}",
+        type_name(obj)
+    )))
+}
+
+/// Checks a collection name that did not come from a Python `str` argument.
+pub(crate) fn check_name(name: &str) -> PyResult<()> {
+    if let Some((namespace, _)) = name.split_once('.') {
+        return Err(NotFoundError::new_err(format!(
+            "collection {name:?} refers to namespace {namespace:?}, which is not attached \
+             (\".\" in a collection name is reserved for attached namespaces)"
+        )));
+    }
+    Ok(())
+}
+
+/// The encoded bytes of a document about to be written.
+pub(crate) enum Payload<'py> {
+    /// The caller's own `bytes` object (no copy).
+    Bytes(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl Payload<'_> {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Bytes(b) => b.as_bytes(),
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+/// A document ready to be written: where, how it is encoded, and by which class.
+pub(crate) struct NewDoc<'py> {
+    pub(crate) collection: String,
+    pub(crate) kind: DocKind,
+    pub(crate) version: u32,
+    pub(crate) payload: Payload<'py>,
+    pub(crate) doctype: Option<Bound<'py, DocType>>,
+}
+
+/// Raw bytes or a dict-native document for a collection named by the caller.
+fn by_name<'py>(collection: String, value: &Bound<'py, PyAny>) -> PyResult<NewDoc<'py>> {
+    let (kind, payload) = if let Ok(b) = value.cast::<PyBytes>() {
+        (DocKind::Raw, Payload::Bytes(b.clone()))
+    } else if value.is_instance_of::<PyDict>() {
+        let d = datum::to_datum(value, "document")?;
+        (DocKind::Value, Payload::Owned(d.to_bytes()))
+    } else if value.is_instance_of::<PyByteArray>() || value.is_instance_of::<PyMemoryView>() {
+        (
+            DocKind::Raw,
+            Payload::Owned(with_value(value, <[u8]>::to_vec)?),
+        )
+    } else if !value.is_instance_of::<PyString>() && PyMemoryView::from(value).is_ok() {
+        // Any other object with the buffer protocol (array.array, mmap, ...).
+        (
+            DocKind::Raw,
+            Payload::Owned(with_value(value, <[u8]>::to_vec)?),
+        )
+    } else if value.is_instance_of::<PyString>() {
+        return Err(InvalidArgumentError::new_err(
+            "value must be bytes or a dict, got str (encode it first, for example with \
+             value.encode())",
+        ));
+    } else if doctype_of_class(&value.get_type()).is_some() {
+        return Err(InvalidArgumentError::new_err(format!(
+            "a {} document is written without a collection name: insert(doc) or \
+             upsert({}, id, doc)",
+            type_name(value),
+            type_name(value)
+        )));
+    } else {
+        return Err(InvalidArgumentError::new_err(format!(
+            "value must be bytes (raw) or a dict (dict-native document), got {}",
+            type_name(value)
+        )));
+    };
+    Ok(NewDoc {
+        collection,
+        kind,
+        version: 0,
+        payload,
+        doctype: None,
+    })
+}
+
+fn typed<'py>(dt: Bound<'py, DocType>, doc: &Bound<'py, PyAny>) -> PyResult<NewDoc<'py>> {
+    let codec = dt.get();
+    check_name(codec.collection())?;
+    Ok(NewDoc {
+        collection: codec.collection().to_owned(),
+        kind: DocKind::Typed,
+        version: codec.version(),
+        payload: Payload::Owned(codec.encode_doc(doc)?),
+        doctype: Some(dt),
+    })
+}
+
+/// An optional positional argument that tells "not given" from an explicit None.
+pub(crate) enum Given<'py> {
+    Missing,
+    Value(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Given::Value(obj.to_owned()))
+    }
+}
+
+/// The arguments of `insert`: `(doc)` for a typed document, `(collection, value)` otherwise.
+pub(crate) fn insert_args<'py>(
+    first: &Bound<'py, PyAny>,
+    value: Given<'py>,
+) -> PyResult<NewDoc<'py>> {
+    let value = match value {
+        Given::Missing => None,
+        Given::Value(v) => Some(v),
+    };
+    if first.is_instance_of::<PyString>() {
+        let name = collection(first)?.into_owned();
+        let Some(value) = value else {
+            return Err(PyTypeError::new_err(format!(
+                "insert({name:?}, value) is missing its value (bytes or a dict)"
+            )));
+        };
+        return by_name(name, &value);
+    }
+    if let Some(dt) = doctype_of_class(&first.get_type()) {
+        if value.is_some() {
+            return Err(InvalidArgumentError::new_err(format!(
+                "insert(doc) takes one {} document and nothing else",
+                type_name(first)
+            )));
+        }
+        return typed(dt, first);
+    }
+    if let Ok(cls) = first.cast::<PyType>() {
+        if doctype_of_class(cls).is_some() {
+            return Err(InvalidArgumentError::new_err(format!(
+                "insert() takes a document instance, got the class {}; \
+                 pass an instance such as {}(...)",
+                cls.name()?,
+                cls.name()?
+            )));
+        }
+    }
+    Err(InvalidArgumentError::new_err(format!(
+        "collection must be a str, or the document an @obj.document instance; got {} \
+         (decorate its class with @obj.document(collection=...), or pass a collection name \
+         and bytes or a dict)",
+        type_name(first)
+    )))
+}
+
+/// The arguments of `upsert(target, id, value)` once the target is known.
+pub(crate) fn upsert_args<'py>(
+    target: Target<'py>,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<NewDoc<'py>> {
+    match target {
+        Target::Name(name) => by_name(name, value),
+        Target::Typed(dt) => typed(dt, value),
+    }
 }

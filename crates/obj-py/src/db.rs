@@ -1,16 +1,35 @@
-//! `obj._obj.Db`: an open database. The public `obj.Db` (python/obj/_db.py) wraps it with
-//! path handling, option checks and the context-manager rules.
+//! `obj._obj.Db`: an open database. The public `obj.Db` (python/obj/_db.py) subclasses it,
+//! adding path handling, option checks, the context-manager rules and the pure-Python
+//! conveniences; the single-document operations here are inherited as they are, so
+//! `db.get(Order, id)` is one native call that builds no transaction object.
+//!
+//! Each write runs in its own write transaction (one commit); each read on a fresh
+//! snapshot. Typed operations dispatch on their first argument exactly like the
+//! transactions' (see `write_txn.rs`).
 
+use crate::args::{self, Given, NewDoc, Target};
+use crate::codec::DocType;
+use crate::cursor::QueryCursor;
 use crate::error::{to_py, InvalidArgumentError};
-use crate::txn::{ReadTransaction, WriteTransaction};
-use obj_core::{Db as CoreDb, Durability, Options};
+use crate::iter::DocumentIterator;
+use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
+use crate::shared::{prepare, Checks, Local, Shared};
+use crate::source::Source;
+use crate::stored::Decode;
+use obj_core::{Db as CoreDb, Durability, Options, Reader, WriteTxn};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-#[pyclass(frozen, module = "obj._obj", name = "Db")]
+type IndexStatRow = (String, &'static str, Vec<String>, &'static str, u64);
+type CollectionStatRow = (String, u64, u64, Vec<IndexStatRow>);
+type StatRow = (u64, u64, u64, u64, Vec<CollectionStatRow>);
+
+#[pyclass(frozen, subclass, module = "obj._obj", name = "Db")]
 pub struct Db {
-    db: CoreDb,
+    shared: Arc<Shared>,
 }
 
 fn durability(name: &str) -> PyResult<Durability> {
@@ -24,6 +43,108 @@ fn durability(name: &str) -> PyResult<Durability> {
     }
 }
 
+impl Db {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Runs `f` in a write transaction of its own (after preparing `doctype`'s class) and
+    /// commits.
+    fn write<R>(
+        &self,
+        py: Python<'_>,
+        doctype: Option<&DocType>,
+        f: impl FnOnce(&mut WriteTxn) -> obj_core::Result<R>,
+    ) -> PyResult<R> {
+        let shared = &*self.shared;
+        let mut txn = shared.begin_write(py)?;
+        let mut local = Local::default();
+        if let Some(dt) = doctype {
+            prepare(py, &mut txn, &mut local, shared, dt)?;
+        }
+        let result = f(&mut txn).map_err(to_py)?;
+        py.detach(|| txn.commit()).map_err(to_py)?;
+        shared.mark_prepared(local.prepared);
+        shared.mark_checked(local.checked);
+        Ok(result)
+    }
+
+    fn write_doc(
+        &self,
+        py: Python<'_>,
+        doc: &NewDoc<'_>,
+        id: Option<u64>,
+    ) -> PyResult<(u64, bool)> {
+        let dt = doc.doctype.as_ref().map(|d| d.get());
+        let (collection, kind, version) = (doc.collection.as_str(), doc.kind, doc.version);
+        let bytes = doc.payload.as_slice();
+        self.write(py, dt, |txn| match id {
+            None => txn
+                .insert_doc(collection, kind, version, bytes)
+                .map(|id| (id, false)),
+            Some(id) => txn
+                .put_doc(collection, id, kind, version, bytes)
+                .map(|replaced| (id, replaced)),
+        })
+    }
+
+    /// Makes sure the file holds the schema and every index a typed target declares
+    /// (building missing indexes from the documents already stored). Nothing to do for a
+    /// collection name, a class already prepared, or a read-only handle (which reads what
+    /// exists).
+    fn ensure_ready(&self, py: Python<'_>, target: &Target<'_>) -> PyResult<()> {
+        let Target::Typed(dt) = target else {
+            return Ok(());
+        };
+        let dt = dt.get();
+        let shared = &*self.shared;
+        if shared.is_prepared(dt.serial()) {
+            return Ok(());
+        }
+        let snap = shared.db.begin_read().map_err(to_py)?;
+        let collection = dt.collection();
+        let defs = snap.indexes(collection).map_err(to_py)?;
+        let indexes_built = dt
+            .index_specs()
+            .iter()
+            .all(|s| defs.iter().any(|d| d.spec == *s && d.ready));
+        let schema_stored = snap
+            .schema(collection, dt.version())
+            .map_err(to_py)?
+            .is_some_and(|s| *s == *dt.schema());
+        drop(snap);
+        if indexes_built && schema_stored {
+            shared.mark_prepared([dt.serial()]);
+            shared.mark_checked([dt.serial()]);
+            return Ok(());
+        }
+        if shared.db.is_read_only() || shared.writer_is_this_thread() {
+            // Read what exists: a missing index is then NotFoundError.
+            return Ok(());
+        }
+        self.write(py, Some(dt), |_| Ok(()))
+    }
+
+    fn snapshot_source(&self) -> PyResult<Source> {
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        Ok(Source::Snapshot(self.shared.clone(), snap))
+    }
+
+    fn cursor(
+        &self,
+        py: Python<'_>,
+        target: &Target<'_>,
+        query: QueryArgs,
+    ) -> PyResult<QueryCursor> {
+        self.ensure_ready(py, target)?;
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        let plan = query.plan(py, &snap, target)?;
+        let source = Source::Snapshot(self.shared.clone(), snap.clone());
+        let collection = target.collection().to_owned();
+        QueryCursor::new(&snap, source, collection, query.decode, plan)
+    }
+}
+
 #[pymethods]
 impl Db {
     /// Opens (or creates) the database at `path`. Waits up to `busy_timeout` seconds for
@@ -31,9 +152,9 @@ impl Db {
     #[new]
     #[pyo3(signature = (
         path, *, read_only = false, busy_timeout = 5.0, durability = "immediate".to_string(),
-        page_size = 4096, cache_size = 64 << 20, checkpoint_frames = 1000,
+        page_size = 4096, cache_size = 256 << 20, checkpoint_frames = 1000,
     ), text_signature = "(path, *, read_only=False, busy_timeout=5.0, durability='immediate', \
-        page_size=4096, cache_size=67108864, checkpoint_frames=1000)")]
+        page_size=4096, cache_size=268435456, checkpoint_frames=1000)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -61,68 +182,252 @@ impl Db {
         };
         // Opening waits for the file lock and replays the WAL: both can take a while.
         let db = py.detach(move || CoreDb::open(path, opts)).map_err(to_py)?;
-        Ok(Db { db })
+        Ok(Db {
+            shared: Arc::new(Shared::new(db)),
+        })
     }
 
-    /// Starts the write transaction, waiting up to busy_timeout for the current writer.
-    fn begin_write(&self, py: Python<'_>) -> PyResult<WriteTransaction> {
-        let txn = py.detach(|| self.db.begin_write()).map_err(to_py)?;
-        Ok(WriteTransaction::new(txn))
+    /// Stores a document under a new id, in a transaction of its own, and returns the id:
+    /// `insert(doc)` for an `@obj.document` instance, `insert(collection, value)` for bytes
+    /// or a dict.
+    #[pyo3(signature = (document, value = Given::Missing, /))]
+    fn insert<'py>(
+        &self,
+        py: Python<'py>,
+        document: &Bound<'py, PyAny>,
+        value: Given<'py>,
+    ) -> PyResult<u64> {
+        let doc = args::insert_args(document, value)?;
+        Ok(self.write_doc(py, &doc, None)?.0)
     }
 
-    /// A snapshot of the latest commit.
-    fn begin_read(&self) -> PyResult<ReadTransaction> {
-        let txn = self.db.begin_read().map_err(to_py)?;
-        Ok(ReadTransaction::new(txn))
+    /// Stores a document under `id`, replacing any document there. True if one was replaced.
+    #[pyo3(signature = (target, id, value, /))]
+    fn upsert(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        id: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let target = args::target(target)?;
+        let id = args::doc_id(id)?;
+        let doc = args::upsert_args(target, value)?;
+        Ok(self.write_doc(py, &doc, Some(id))?.1)
+    }
+
+    /// Removes document `id`; True if it existed.
+    #[pyo3(signature = (target, id, /))]
+    fn delete(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        id: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let target = args::target(target)?;
+        let id = args::doc_id(id)?;
+        let collection = target.collection();
+        self.write(py, None, |txn| txn.delete(collection, id))
+    }
+
+    /// The document `id` of the latest commit, or None.
+    #[pyo3(signature = (target, id, /))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        id: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let target = args::target(target)?;
+        let id = args::doc_id(id)?;
+        let decode = Decode::of(&target);
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        let mut checks = Checks {
+            shared: &self.shared,
+            local: None,
+        };
+        let ready = reads::get(py, &snap, &mut checks, target.collection(), &decode, id)?;
+        drop(snap);
+        ready.map(|r| decode.build(py, r)).transpose()
+    }
+
+    /// The stored payload bytes of document `id` (whatever its encoding), or None.
+    #[pyo3(signature = (collection, id, /))]
+    fn get_raw<'py>(
+        &self,
+        py: Python<'py>,
+        collection: &Bound<'py, PyAny>,
+        id: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let name = args::collection(collection)?;
+        let id = args::doc_id(id)?;
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        let value = snap.get(&name, id).map_err(to_py)?;
+        Ok(value.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// Number of documents in the collection (0 if it does not exist).
+    #[pyo3(signature = (target, /))]
+    fn count(&self, target: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let target = args::target(target)?;
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        snap.count(target.collection()).map_err(to_py)
+    }
+
+    /// Lazy `(id, document)` pairs in id order, from a snapshot taken now.
+    #[pyo3(signature = (target, /))]
+    fn all(&self, target: &Bound<'_, PyAny>) -> PyResult<DocumentIterator> {
+        let target = args::target(target)?;
+        Ok(DocumentIterator::new(
+            self.snapshot_source()?,
+            target.collection().to_owned(),
+            Decode::of(&target),
+        ))
+    }
+
+    /// The document whose unique index `index` holds `value`, or None.
+    #[pyo3(signature = (target, index, value, /))]
+    fn find_unique<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        index: &str,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let target = args::target(target)?;
+        let lookup = UniqueLookup::new(&target, index, value)?;
+        let decode = Decode::of(&target);
+        self.ensure_ready(py, &target)?;
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        let mut checks = Checks {
+            shared: &self.shared,
+            local: None,
+        };
+        let ready = lookup.run(py, &snap, &mut checks, &target, &decode)?;
+        drop(snap);
+        ready.map(|r| decode.build(py, r)).transpose()
+    }
+
+    /// Lazy `(id, document)` pairs whose `index` value lies in `lo..hi` (inclusive, None
+    /// = open), in key order.
+    #[pyo3(signature = (target, index, /, lo = None, hi = None))]
+    fn index_range(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        index: &str,
+        lo: Option<&Bound<'_, PyAny>>,
+        hi: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<QueryCursor> {
+        let target = args::target(target)?;
+        let none = py.None().into_bound(py);
+        let range = (index, lo.unwrap_or(&none), hi.unwrap_or(&none)).into_pyobject(py)?;
+        let query = QueryArgs::new(&target, None, Some(range.as_any()), None, false, true)?;
+        self.cursor(py, &target, query)
+    }
+
+    /// A query cursor over a snapshot taken now (used by `obj.Query`).
+    #[pyo3(signature = (target, node, index_range, sort_field, reverse, decode, /))]
+    #[allow(clippy::too_many_arguments)]
+    fn _query_cursor(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        node: Option<&Bound<'_, PyAny>>,
+        index_range: Option<&Bound<'_, PyAny>>,
+        sort_field: Option<String>,
+        reverse: bool,
+        decode: bool,
+    ) -> PyResult<QueryCursor> {
+        let target = args::target(target)?;
+        let query = QueryArgs::new(&target, node, index_range, sort_field, reverse, decode)?;
+        self.cursor(py, &target, query)
+    }
+
+    /// `(name, kind, key_paths, ready)` of each index of the collection.
+    #[pyo3(signature = (target, /))]
+    fn indexes(&self, py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<Vec<IndexInfo>> {
+        let target = args::target(target)?;
+        self.ensure_ready(py, &target)?;
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        reads::indexes(&snap, target.collection())
+    }
+
+    /// Names of all collections, sorted.
+    fn collections<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        PyList::new(py, snap.collections().map_err(to_py)?)
+    }
+
+    /// Sizes and counts of the latest commit: `(page_size, page_count, free_pages,
+    /// wal_frames, collections)`, each collection `(name, doc_count, file_size_bytes,
+    /// indexes)` and each index `(name, kind, key_paths, status, file_size_bytes)`.
+    #[pyo3(name = "_stat")]
+    fn stat(&self, py: Python<'_>) -> PyResult<StatRow> {
+        let stat = py.detach(|| self.shared.db.stat()).map_err(to_py)?;
+        let collections = stat
+            .collections
+            .into_iter()
+            .map(|c| {
+                let indexes = c
+                    .indexes
+                    .into_iter()
+                    .map(|i| {
+                        (
+                            i.name,
+                            i.kind.name(),
+                            i.key_paths,
+                            i.status,
+                            i.file_size_bytes,
+                        )
+                    })
+                    .collect();
+                (c.name, c.doc_count, c.file_size_bytes, indexes)
+            })
+            .collect();
+        Ok((
+            stat.page_size,
+            stat.page_count,
+            stat.free_pages,
+            stat.wal_frames,
+            collections,
+        ))
     }
 
     /// Folds committed WAL frames into the main file: `(frames_copied, wal_reset, deferred)`.
     fn checkpoint(&self, py: Python<'_>) -> PyResult<(u64, bool, bool)> {
-        let info = py.detach(|| self.db.checkpoint()).map_err(to_py)?;
+        let info = py.detach(|| self.shared.db.checkpoint()).map_err(to_py)?;
         Ok((info.frames_copied, info.wal_reset, info.deferred))
     }
 
     /// Checkpoints best-effort, then releases the file lock. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.db.close()).map_err(to_py)
+        py.detach(|| self.shared.db.close()).map_err(to_py)
     }
 
     /// Releases the file lock without checkpointing. Idempotent.
     fn close_without_checkpoint(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.db.close_without_checkpoint())
+        py.detach(|| self.shared.db.close_without_checkpoint())
             .map_err(to_py)
     }
 
     /// Committed frames currently in the WAL.
     fn wal_frames(&self) -> u64 {
-        self.db.wal_frames()
+        self.shared.db.wal_frames()
     }
 
     #[getter]
     fn read_only(&self) -> bool {
-        self.db.is_read_only()
+        self.shared.db.is_read_only()
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.db.is_closed()
+        self.shared.db.is_closed()
     }
 
     #[getter]
     fn page_size(&self) -> usize {
-        self.db.page_size()
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "<obj._obj.Db {:?}{}{}>",
-            self.db.path(),
-            if self.db.is_read_only() {
-                " read-only"
-            } else {
-                ""
-            },
-            if self.db.is_closed() { " closed" } else { "" }
-        )
+        self.shared.db.page_size()
     }
 }

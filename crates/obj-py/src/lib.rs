@@ -2,26 +2,43 @@
 //!
 //! The binding converts arguments, releases the interpreter around engine work that can
 //! block or run long, and maps engine errors to Python exceptions; nothing else. The public
-//! package `obj` (python/obj/) re-exports these classes and adds the pure-Python ergonomics.
-//! One file per Python class: `db.rs`, `txn.rs` (the two transaction kinds), `iter.rs`,
-//! `error.rs` (the exception classes), plus `args.rs` for argument conversion.
+//! package `obj` (python/obj/) subclasses and re-exports these classes and adds the
+//! pure-Python ergonomics.
+//!
+//! One file per Python class: `db.rs`, `write_txn.rs`, `read_txn.rs`, `iter.rs`
+//! (`DocumentIterator`), `cursor.rs` (`QueryCursor`), `codec.rs` (`DocType`, the typed
+//! codec) and `error.rs` (the exception classes). The rest is conversion: `args.rs`
+//! (arguments and the dispatch by argument type), `datum.rs` (Python values ↔ the engine's
+//! `Datum`), `filter.rs` (query filters and index bounds), `stored.rs` (records → Python),
+//! plus the shared pieces `shared.rs` (per-database caches), `source.rs` and `reads.rs`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod args;
+mod codec;
+mod cursor;
+mod datum;
 mod db;
 mod error;
+mod filter;
 mod iter;
-mod txn;
+mod read_txn;
+mod reads;
+mod shared;
+mod source;
+mod stored;
+mod write_txn;
 
 use pyo3::prelude::*;
 
 #[pymodule]
 fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<db::Db>()?;
-    m.add_class::<txn::WriteTransaction>()?;
-    m.add_class::<txn::ReadTransaction>()?;
+    m.add_class::<write_txn::WriteTransaction>()?;
+    m.add_class::<read_txn::ReadTransaction>()?;
     m.add_class::<iter::DocumentIterator>()?;
+    m.add_class::<cursor::QueryCursor>()?;
+    m.add_class::<codec::DocType>()?;
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("WAL_HEADER_SIZE", obj_core::WAL_HEADER_SIZE)?;

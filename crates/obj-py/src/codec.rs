@@ -1,0 +1,783 @@
+//! `obj._obj.DocType`: the compiled codec of one `@obj.document` class.
+//!
+//! `python/obj/document.py` reads the dataclass's type hints once and hands over a nested
+//! description; this file compiles it into a plan (interned field names, class objects,
+//! enum tables) and the engine's [`Schema`]. Encoding reads attributes straight off the
+//! instance and writes the Dynamic payload (format in `obj_core::codec::dynamic`); decoding
+//! allocates instances with the class's `tp_alloc` (what `object.__new__` does) and sets
+//! fields with `PyObject_GenericSetAttr`, so `__init__` and `__post_init__` do not run again
+//! on load: a stored document is restored as it was, not rebuilt.
+
+use crate::datum::{self, type_name};
+use crate::error::{CorruptionError, InvalidArgumentError};
+use obj_core::codec::wire::{put_bytes, put_f64, put_ivarint, put_uvarint, WireReader};
+use obj_core::codec::{Datum, EnumType, Field, FieldType, Schema, StructType};
+use obj_core::{IndexKind, IndexSpec};
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType,
+};
+use pyo3::{intern, IntoPyObjectExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How to encode and decode one value.
+enum Plan {
+    Bool,
+    Int,
+    Float,
+    Str,
+    Bytes,
+    NoneType,
+    Optional(Box<Plan>),
+    List(Box<Plan>),
+    Tuple(Vec<Plan>),
+    Map(Box<Plan>),
+    Struct(StructPlan),
+    DateTime,
+    Date,
+    Enum(EnumPlan),
+    Uuid,
+    Any,
+}
+
+struct StructPlan {
+    cls: Py<PyType>,
+    names: Vec<Py<PyString>>,
+    plans: Vec<Plan>,
+}
+
+struct EnumPlan {
+    members: Vec<Py<PyAny>>,
+    /// member → index in `members`.
+    index: Py<PyDict>,
+}
+
+/// One step of the path to the value being encoded (rendered only for error messages, so
+/// the encoder allocates nothing per field).
+enum Seg<'a> {
+    Name(&'a Py<PyString>),
+    Index(usize),
+    Key(String),
+}
+
+/// Where an encode error happened, outermost first.
+type Path<'a> = Vec<Seg<'a>>;
+
+fn render(path: &[Seg<'_>]) -> String {
+    Python::attach(|py| {
+        path.iter()
+            .map(|s| match s {
+                Seg::Name(n) => n.bind(py).to_string(),
+                Seg::Index(i) => i.to_string(),
+                Seg::Key(k) => k.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    })
+}
+
+fn encode_error(path: &[Seg<'_>], msg: String) -> PyErr {
+    InvalidArgumentError::new_err(if path.is_empty() {
+        msg
+    } else {
+        format!("field {}: {msg}", render(path))
+    })
+}
+
+/// Serial numbers tell codecs apart in the binding's caches (a class object's address can
+/// be reused once it is gone; a serial cannot).
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// The compiled codec of one document class at one version.
+#[pyclass(frozen, module = "obj._obj", name = "DocType")]
+pub struct DocType {
+    serial: u64,
+    collection: String,
+    version: u32,
+    schema: Schema,
+    root: StructPlan,
+    indexes: Vec<IndexSpec>,
+    /// Codecs of older versions, for lazy migration.
+    history: Vec<Py<DocType>>,
+    /// `cls.migrate(doc, from_version)`, when the class defines it.
+    migrate: Option<Py<PyAny>>,
+}
+
+impl DocType {
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn index_specs(&self) -> &[IndexSpec] {
+        &self.indexes
+    }
+
+    pub fn class_name(&self, py: Python<'_>) -> String {
+        self.root
+            .cls
+            .bind(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into())
+    }
+
+    /// The codec that decodes records written at `version`: this one, or an entry of its
+    /// history (searched recursively).
+    pub fn codec_for(&self, version: u32) -> Option<&DocType> {
+        if version == self.version {
+            return Some(self);
+        }
+        self.history.iter().find_map(|h| h.get().codec_for(version))
+    }
+
+    /// The declared type at a dotted field path (through optional nested structs).
+    pub fn field_type(&self, path: &str) -> Option<&FieldType> {
+        let mut fields = &self.schema.root.fields;
+        let mut found = None;
+        for part in path.split('.') {
+            let mut ty = &fields.iter().find(|f| f.name == part)?.ty;
+            while let FieldType::Optional(inner) = ty {
+                ty = inner;
+            }
+            if let FieldType::Struct(s) = ty {
+                fields = &s.fields;
+            }
+            found = Some(ty);
+        }
+        found
+    }
+
+    pub fn is_instance(&self, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+        obj.is_instance(self.root.cls.bind(obj.py()))
+    }
+
+    /// Encodes an instance; anything but an instance of the class is refused.
+    pub fn encode_doc(&self, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        let py = obj.py();
+        if !self.is_instance(obj)? {
+            return Err(InvalidArgumentError::new_err(format!(
+                "expected a {} document, got {}",
+                self.class_name(py),
+                type_name(obj)
+            )));
+        }
+        let mut out = Vec::with_capacity(64);
+        let mut path = Vec::new();
+        encode_struct(&self.root, obj, &mut out, &mut path)?;
+        Ok(out)
+    }
+
+    /// Decodes a payload written at `version`, migrating older versions to this class.
+    pub fn decode_doc<'py>(
+        &self,
+        py: Python<'py>,
+        version: u32,
+        payload: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if version == self.version {
+            let mut r = WireReader::new(payload);
+            let obj = decode_struct(py, &self.root, &mut r, 0)?;
+            r.finish().map_err(damaged)?;
+            return Ok(obj);
+        }
+        let Some(older) = self
+            .history
+            .iter()
+            .find(|h| h.get().codec_for(version).is_some())
+        else {
+            return Err(unknown_version(py, self, version));
+        };
+        let older = older.get();
+        let old = older.decode_doc(py, version, payload)?;
+        let Some(migrate) = &self.migrate else {
+            return Err(InvalidArgumentError::new_err(format!(
+                "{} lists version {version} in history but defines no \
+                 migrate(cls, doc, from_version) classmethod",
+                self.class_name(py)
+            )));
+        };
+        // The history entry migrates within its own lineage first (v1 → v2), then this
+        // class takes the result from the entry's version.
+        let doc = migrate.bind(py).call1((old, older.version))?;
+        if !self.is_instance(&doc)? {
+            return Err(InvalidArgumentError::new_err(format!(
+                "{}.migrate() must return a {} instance, got {}",
+                self.class_name(py),
+                self.class_name(py),
+                type_name(&doc)
+            )));
+        }
+        Ok(doc)
+    }
+}
+
+/// The error for a record whose version `dt` cannot decode.
+pub fn unknown_version(py: Python<'_>, dt: &DocType, version: u32) -> PyErr {
+    let hint = if version > dt.version {
+        "it was written by a newer version of the class; read it with that class"
+    } else {
+        "add the class of that version to history=[...] (with a migrate classmethod)"
+    };
+    InvalidArgumentError::new_err(format!(
+        "a {:?} document was written at version {version}, but {} (version {}) has no \
+         class for that version in its history; {hint}",
+        dt.collection,
+        dt.class_name(py),
+        dt.version
+    ))
+}
+
+#[pymethods]
+impl DocType {
+    /// Compiles `description` (see `python/obj/document.py`) for `collection` at `version`.
+    #[new]
+    #[pyo3(signature = (collection, version, description, indexes, history, migrate))]
+    fn new(
+        collection: String,
+        version: u32,
+        description: &Bound<'_, PyAny>,
+        indexes: Vec<(String, String, Vec<String>)>,
+        history: Vec<Py<DocType>>,
+        migrate: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let (plan, ty) = compile(description, 0)?;
+        let (Plan::Struct(root), FieldType::Struct(root_ty)) = (plan, ty) else {
+            return Err(InvalidArgumentError::new_err(
+                "a document description must be a struct",
+            ));
+        };
+        let indexes = indexes
+            .into_iter()
+            .map(|(name, kind, paths)| {
+                let kind = match kind.as_str() {
+                    "standard" => IndexKind::Standard,
+                    "unique" => IndexKind::Unique,
+                    "each" => IndexKind::Each,
+                    "composite" => IndexKind::Composite,
+                    other => {
+                        return Err(InvalidArgumentError::new_err(format!(
+                            "unknown index kind {other:?}"
+                        )))
+                    }
+                };
+                Ok(IndexSpec { name, kind, paths })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(DocType {
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            collection,
+            version,
+            schema: Schema {
+                version,
+                root: root_ty,
+            },
+            root,
+            indexes,
+            history,
+            migrate,
+        })
+    }
+
+    #[getter(collection)]
+    fn py_collection(&self) -> &str {
+        &self.collection
+    }
+
+    #[getter(version)]
+    fn py_version(&self) -> u32 {
+        self.version
+    }
+
+    /// The document class.
+    #[getter]
+    fn cls<'py>(&self, py: Python<'py>) -> Bound<'py, PyType> {
+        self.root.cls.bind(py).clone()
+    }
+
+    /// `(name, kind, paths)` of each declared index.
+    #[getter]
+    fn indexes(&self) -> Vec<(String, &'static str, Vec<String>)> {
+        self.indexes
+            .iter()
+            .map(|s| (s.name.clone(), s.kind.name(), s.paths.clone()))
+            .collect()
+    }
+
+    /// The persisted form of the schema: equal bytes mean the same shape.
+    #[getter]
+    fn schema_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.schema.to_bytes())
+    }
+
+    /// A readable rendering of the shape.
+    fn describe(&self) -> String {
+        FieldType::Struct(self.schema.root.clone()).describe()
+    }
+
+    /// The first difference between this shape and `other`'s, or None.
+    fn difference(&self, other: &DocType) -> Option<String> {
+        self.schema.difference(&other.schema)
+    }
+
+    /// Encodes an instance into its payload bytes.
+    fn encode<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(obj.py(), &self.encode_doc(obj)?))
+    }
+
+    /// Decodes a payload written at `version` (migrating older versions).
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        version: u32,
+        payload: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.decode_doc(py, version, payload)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "<obj._obj.DocType {} {:?} version {}>",
+            self.class_name(py),
+            self.collection,
+            self.version
+        )
+    }
+}
+
+/// Compiles one type description: returns the plan and the engine type.
+fn compile(d: &Bound<'_, PyAny>, depth: usize) -> PyResult<(Plan, FieldType)> {
+    if depth > obj_core::codec::MAX_NESTING {
+        return Err(InvalidArgumentError::new_err(format!(
+            "document types may nest at most {} levels",
+            obj_core::codec::MAX_NESTING
+        )));
+    }
+    let t = d
+        .cast::<PyTuple>()
+        .map_err(|_| InvalidArgumentError::new_err("type description must be a tuple"))?;
+    let tag: String = t.get_item(0)?.extract()?;
+    let arg = |i: usize| t.get_item(i);
+    let inner = |i: usize| -> PyResult<(Box<Plan>, Box<FieldType>)> {
+        let (p, f) = compile(&arg(i)?, depth + 1)?;
+        Ok((Box::new(p), Box::new(f)))
+    };
+    Ok(match tag.as_str() {
+        "bool" => (Plan::Bool, FieldType::Bool),
+        "int" => (Plan::Int, FieldType::Int),
+        "float" => (Plan::Float, FieldType::Float),
+        "str" => (Plan::Str, FieldType::Str),
+        "bytes" => (Plan::Bytes, FieldType::Bytes),
+        "none" => (Plan::NoneType, FieldType::NoneType),
+        "datetime" => (Plan::DateTime, FieldType::DateTime),
+        "date" => (Plan::Date, FieldType::Date),
+        "uuid" => (Plan::Uuid, FieldType::Uuid),
+        "any" => (Plan::Any, FieldType::Any),
+        "optional" => {
+            let (p, f) = inner(1)?;
+            (Plan::Optional(p), FieldType::Optional(f))
+        }
+        "list" => {
+            let (p, f) = inner(1)?;
+            (Plan::List(p), FieldType::List(f))
+        }
+        "dict" => {
+            let (p, f) = inner(1)?;
+            (Plan::Map(p), FieldType::Map(f))
+        }
+        "tuple" => {
+            let (mut plans, mut types) = (Vec::new(), Vec::new());
+            for item in arg(1)?.try_iter()? {
+                let (p, f) = compile(&item?, depth + 1)?;
+                plans.push(p);
+                types.push(f);
+            }
+            (Plan::Tuple(plans), FieldType::Tuple(types))
+        }
+        "struct" => {
+            let cls = arg(1)?.cast_into::<PyType>()?.unbind();
+            let (mut names, mut plans, mut fields) = (Vec::new(), Vec::new(), Vec::new());
+            for item in arg(2)?.try_iter()? {
+                let (name, desc): (String, Bound<'_, PyAny>) = item?.extract()?;
+                let (p, f) = compile(&desc, depth + 1)?;
+                names.push(PyString::intern(d.py(), &name).unbind());
+                plans.push(p);
+                fields.push(Field { name, ty: f });
+            }
+            (
+                Plan::Struct(StructPlan { cls, names, plans }),
+                FieldType::Struct(StructType { fields }),
+            )
+        }
+        "enum" => {
+            let py = d.py();
+            let index = PyDict::new(py);
+            let (mut members, mut table) = (Vec::new(), Vec::new());
+            for (i, item) in arg(2)?.try_iter()?.enumerate() {
+                let (name, member): (String, Bound<'_, PyAny>) = item?.extract()?;
+                let value = datum::to_datum(
+                    &member.getattr(intern!(py, "value"))?,
+                    &format!("enum member {name}"),
+                )?;
+                index.set_item(&member, i)?;
+                members.push(member.unbind());
+                table.push((name, value));
+            }
+            (
+                Plan::Enum(EnumPlan {
+                    members,
+                    index: index.unbind(),
+                }),
+                FieldType::Enum(EnumType { members: table }),
+            )
+        }
+        other => {
+            return Err(InvalidArgumentError::new_err(format!(
+                "unknown type tag {other:?}"
+            )))
+        }
+    })
+}
+
+fn expected(path: &[Seg<'_>], want: &str, got: &Bound<'_, PyAny>) -> PyErr {
+    encode_error(path, format!("expected {want}, got {}", type_name(got)))
+}
+
+fn encode_struct<'a>(
+    s: &'a StructPlan,
+    obj: &Bound<'_, PyAny>,
+    out: &mut Vec<u8>,
+    path: &mut Path<'a>,
+) -> PyResult<()> {
+    for (key, plan) in s.names.iter().zip(&s.plans) {
+        let name = key.bind(obj.py());
+        let value = obj.getattr(name).map_err(|_| {
+            encode_error(path, format!("{} has no attribute {name}", type_name(obj)))
+        })?;
+        path.push(Seg::Name(key));
+        encode(plan, &value, out, path)?;
+        path.pop();
+    }
+    Ok(())
+}
+
+fn encode<'a>(
+    plan: &'a Plan,
+    v: &Bound<'_, PyAny>,
+    out: &mut Vec<u8>,
+    path: &mut Path<'a>,
+) -> PyResult<()> {
+    let py = v.py();
+    if path.len() > obj_core::codec::MAX_NESTING {
+        return Err(encode_error(path, "value nested too deeply".into()));
+    }
+    match plan {
+        Plan::Bool => {
+            let b = v.cast::<PyBool>().map_err(|_| expected(path, "bool", v))?;
+            out.push(u8::from(b.is_true()));
+        }
+        Plan::Int => {
+            if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+                return Err(expected(path, "int", v));
+            }
+            let i = v.extract::<i64>().map_err(|_| {
+                encode_error(
+                    path,
+                    format!("int {v} is outside the 64-bit range [-2**63, 2**63-1]"),
+                )
+            })?;
+            put_ivarint(out, i);
+        }
+        Plan::Float => {
+            let f = if let Ok(f) = v.cast::<PyFloat>() {
+                f.value()
+            } else if v.is_instance_of::<PyInt>() && !v.is_instance_of::<PyBool>() {
+                v.extract::<f64>()
+                    .map_err(|_| encode_error(path, format!("int {v} is too large for a float")))?
+            } else {
+                return Err(expected(path, "float", v));
+            };
+            put_f64(out, f);
+        }
+        Plan::Str => {
+            let s = v.cast::<PyString>().map_err(|_| expected(path, "str", v))?;
+            put_bytes(out, text(s, path)?.as_bytes());
+        }
+        Plan::Bytes => {
+            if let Ok(b) = v.cast::<PyBytes>() {
+                put_bytes(out, b.as_bytes());
+            } else if let Ok(b) = v.cast::<PyByteArray>() {
+                put_bytes(out, &b.to_vec());
+            } else {
+                return Err(expected(path, "bytes", v));
+            }
+        }
+        Plan::NoneType => {
+            if !v.is_none() {
+                return Err(expected(path, "None", v));
+            }
+        }
+        Plan::Optional(inner) => {
+            if v.is_none() {
+                out.push(0);
+            } else {
+                out.push(1);
+                encode(inner, v, out, path)?;
+            }
+        }
+        Plan::List(inner) => {
+            if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {
+                return Err(expected(path, "list", v));
+            }
+            put_uvarint(out, v.len()? as u64);
+            for (i, item) in v.try_iter()?.enumerate() {
+                path.push(Seg::Index(i));
+                encode(inner, &item?, out, path)?;
+                path.pop();
+            }
+        }
+        Plan::Tuple(items) => {
+            if !(v.is_instance_of::<PyTuple>() || v.is_instance_of::<PyList>()) {
+                return Err(expected(path, "tuple", v));
+            }
+            if v.len()? != items.len() {
+                return Err(encode_error(
+                    path,
+                    format!(
+                        "expected a tuple of {} items, got {}",
+                        items.len(),
+                        v.len()?
+                    ),
+                ));
+            }
+            for (i, (p, item)) in items.iter().zip(v.try_iter()?).enumerate() {
+                path.push(Seg::Index(i));
+                encode(p, &item?, out, path)?;
+                path.pop();
+            }
+        }
+        Plan::Map(inner) => {
+            let d = v.cast::<PyDict>().map_err(|_| expected(path, "dict", v))?;
+            put_uvarint(out, d.len() as u64);
+            for (k, item) in d.iter() {
+                let k = k.cast::<PyString>().map_err(|_| {
+                    encode_error(
+                        path,
+                        format!("dict keys must be str, got {}", type_name(&k)),
+                    )
+                })?;
+                let key = text(k, path)?;
+                put_bytes(out, key.as_bytes());
+                path.push(Seg::Key(key.into_owned()));
+                encode(inner, &item, out, path)?;
+                path.pop();
+            }
+        }
+        Plan::Struct(s) => {
+            if !v.is_instance(s.cls.bind(py))? {
+                return Err(expected(path, &s.cls.bind(py).name()?.to_string(), v));
+            }
+            encode_struct(s, v, out, path)?;
+        }
+        Plan::DateTime => {
+            if !v.is_instance(datum::types(py)?.datetime.bind(py))? {
+                return Err(expected(path, "datetime", v));
+            }
+            let (micros, offset) = datum::datetime_parts(v)?;
+            put_ivarint(out, micros);
+            match offset {
+                Some(o) => {
+                    out.push(1);
+                    put_ivarint(out, i64::from(o));
+                }
+                None => out.push(0),
+            }
+        }
+        Plan::Date => {
+            let t = datum::types(py)?;
+            if !v.is_instance(t.date.bind(py))? || v.is_instance(t.datetime.bind(py))? {
+                return Err(expected(path, "date", v));
+            }
+            put_ivarint(out, i64::from(datum::date_days(v)?));
+        }
+        Plan::Enum(e) => {
+            let index = e.index.bind(py);
+            let i = index
+                .get_item(v)
+                .ok()
+                .flatten()
+                .ok_or_else(|| expected(path, "a member of the declared Enum", v))?;
+            put_uvarint(out, i.extract::<u64>()?);
+        }
+        Plan::Uuid => {
+            if !v.is_instance(datum::types(py)?.uuid.bind(py))? {
+                return Err(expected(path, "UUID", v));
+            }
+            out.extend_from_slice(&datum::uuid_bytes(v)?);
+        }
+        Plan::Any => datum::to_datum(v, &field_name(path))?.encode(out),
+    }
+    Ok(())
+}
+
+fn text<'s>(s: &'s Bound<'_, PyString>, path: &[Seg<'_>]) -> PyResult<std::borrow::Cow<'s, str>> {
+    s.to_cow().map_err(|_| {
+        encode_error(
+            path,
+            "str is not valid UTF-8 (it has lone surrogates)".into(),
+        )
+    })
+}
+
+fn field_name(path: &[Seg<'_>]) -> String {
+    if path.is_empty() {
+        "value".into()
+    } else {
+        format!("field {}", render(path))
+    }
+}
+
+/// A stored payload that does not match its schema: the file is damaged.
+fn damaged(e: obj_core::Error) -> PyErr {
+    CorruptionError::new_err(format!("stored document does not decode: {e}"))
+}
+
+/// A new instance of `cls` without running `__new__` overrides or `__init__`: the type's
+/// own allocator, which is what `object.__new__(cls)` calls.
+fn new_instance<'py>(py: Python<'py>, cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+    // Safety: `cls` is a live type object; PyType_GenericAlloc returns a new reference or
+    // NULL with an exception set, which from_owned_ptr_or_err turns into an error.
+    unsafe {
+        let obj = pyo3::ffi::PyType_GenericAlloc(cls.as_ptr().cast(), 0);
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+fn set_field(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyString>,
+    value: Bound<'_, PyAny>,
+) -> PyResult<()> {
+    // Safety: all three pointers are live Python objects owned by the caller for the call.
+    // GenericSetAttr bypasses a frozen dataclass's __setattr__, as the dataclass's own
+    // __init__ does through object.__setattr__, and finds __slots__ descriptors.
+    let rc =
+        unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) };
+    if rc != 0 {
+        return Err(PyErr::fetch(obj.py()));
+    }
+    Ok(())
+}
+
+fn decode_struct<'py>(
+    py: Python<'py>,
+    s: &StructPlan,
+    r: &mut WireReader<'_>,
+    depth: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let obj = new_instance(py, s.cls.bind(py))?;
+    for (name, plan) in s.names.iter().zip(&s.plans) {
+        let value = decode(py, plan, r, depth + 1)?;
+        set_field(&obj, name.bind(py), value)?;
+    }
+    Ok(obj)
+}
+
+fn decode<'py>(
+    py: Python<'py>,
+    plan: &Plan,
+    r: &mut WireReader<'_>,
+    depth: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    if depth > obj_core::codec::MAX_NESTING + 1 {
+        return Err(CorruptionError::new_err(
+            "stored document is nested too deeply",
+        ));
+    }
+    Ok(match plan {
+        Plan::Bool => PyBool::new(py, r.bool().map_err(damaged)?)
+            .to_owned()
+            .into_any(),
+        Plan::Int => r.ivarint().map_err(damaged)?.into_bound_py_any(py)?,
+        Plan::Float => r.f64().map_err(damaged)?.into_bound_py_any(py)?,
+        Plan::Str => PyString::new(py, r.str().map_err(damaged)?).into_any(),
+        Plan::Bytes => PyBytes::new(py, r.bytes().map_err(damaged)?).into_any(),
+        Plan::NoneType => py.None().into_bound(py),
+        Plan::Optional(inner) => {
+            if r.bool().map_err(damaged)? {
+                decode(py, inner, r, depth + 1)?
+            } else {
+                py.None().into_bound(py)
+            }
+        }
+        Plan::List(inner) => {
+            let n = r.len(1).map_err(damaged)?;
+            let list = PyList::empty(py);
+            for _ in 0..n {
+                list.append(decode(py, inner, r, depth + 1)?)?;
+            }
+            list.into_any()
+        }
+        Plan::Tuple(items) => {
+            let mut values = Vec::with_capacity(items.len());
+            for p in items {
+                values.push(decode(py, p, r, depth + 1)?);
+            }
+            PyTuple::new(py, values)?.into_any()
+        }
+        Plan::Map(inner) => {
+            let n = r.len(2).map_err(damaged)?;
+            let dict = PyDict::new(py);
+            for _ in 0..n {
+                let k = r.str().map_err(damaged)?;
+                dict.set_item(k, decode(py, inner, r, depth + 1)?)?;
+            }
+            dict.into_any()
+        }
+        Plan::Struct(s) => decode_struct(py, s, r, depth)?,
+        Plan::DateTime => {
+            let micros = r.ivarint().map_err(damaged)?;
+            let off = if r.bool().map_err(damaged)? {
+                let o = r.ivarint().map_err(damaged)?;
+                Some(i32::try_from(o).map_err(|_| {
+                    CorruptionError::new_err("stored datetime offset is out of range")
+                })?)
+            } else {
+                None
+            };
+            datum::datetime_to_py(py, micros, off)?
+        }
+        Plan::Date => {
+            let days = i32::try_from(r.ivarint().map_err(damaged)?)
+                .map_err(|_| CorruptionError::new_err("stored date is out of range"))?;
+            datum::date_to_py(py, days)?
+        }
+        Plan::Enum(e) => {
+            let i = r.uvarint().map_err(damaged)?;
+            let member = usize::try_from(i)
+                .ok()
+                .and_then(|i| e.members.get(i))
+                .ok_or_else(|| {
+                    CorruptionError::new_err(format!("enum member index {i} out of range"))
+                })?;
+            member.bind(py).clone()
+        }
+        Plan::Uuid => {
+            let mut u = [0u8; 16];
+            u.copy_from_slice(r.take(16).map_err(damaged)?);
+            datum::uuid_to_py(py, &u)?
+        }
+        Plan::Any => datum::to_py(py, &Datum::read(r, depth).map_err(damaged)?)?,
+    })
+}

@@ -1,0 +1,232 @@
+//! The reads `Db`, `ReadTransaction` and `WriteTransaction` share, written once over the
+//! engine's `Reader`. Python arguments are converted before a transaction's lock is taken
+//! ([`UniqueLookup::new`], [`QueryArgs::new`]); the engine work runs under it.
+
+use crate::args::Target;
+use crate::error::{to_py, InvalidArgumentError, NotFoundError};
+use crate::filter;
+use crate::shared::Checks;
+use crate::stored::{Decode, Ready};
+use obj_core::codec::Datum;
+use obj_core::query::{self, Access, Expr, Plan};
+use obj_core::{IndexKind, Reader};
+use pyo3::prelude::*;
+
+/// The document `id`, checked and ready to build.
+pub(crate) fn get<R: Reader>(
+    py: Python<'_>,
+    r: &R,
+    checks: &mut Checks<'_>,
+    collection: &str,
+    decode: &Decode,
+    id: u64,
+) -> PyResult<Option<Ready>> {
+    match r.get(collection, id).map_err(to_py)? {
+        Some(value) => Ok(Some(decode.ready(py, r, checks, collection, id, value)?)),
+        None => Ok(None),
+    }
+}
+
+/// An engine error about `index`, with a hint when the class declares that index but the
+/// snapshot predates it.
+pub(crate) fn index_error(
+    py: Python<'_>,
+    err: obj_core::Error,
+    target: &Target<'_>,
+    index: &str,
+) -> PyErr {
+    if let (obj_core::Error::NotFound(msg), Target::Typed(dt)) = (&err, target) {
+        let dt = dt.get();
+        if dt.index_specs().iter().any(|s| s.name == index) {
+            return NotFoundError::new_err(format!(
+                "{msg}: {} declares it, but it is not built in this snapshot yet; it is built \
+                 by the first write of a {} or the first index read on the Db itself",
+                dt.class_name(py),
+                dt.class_name(py)
+            ));
+        }
+    }
+    to_py(err)
+}
+
+/// The converted arguments of `find_unique`.
+pub(crate) struct UniqueLookup {
+    pub(crate) index: String,
+    values: Vec<Datum>,
+}
+
+impl UniqueLookup {
+    pub(crate) fn new(
+        target: &Target<'_>,
+        index: &str,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let (dt, paths) = declared_paths(target, index);
+        Ok(UniqueLookup {
+            index: index.to_owned(),
+            values: filter::lookup(value, &paths, dt)?,
+        })
+    }
+
+    pub(crate) fn run<R: Reader>(
+        &self,
+        py: Python<'_>,
+        r: &R,
+        checks: &mut Checks<'_>,
+        target: &Target<'_>,
+        decode: &Decode,
+    ) -> PyResult<Option<Ready>> {
+        let collection = target.collection();
+        let id = r
+            .find_unique(collection, &self.index, &self.values)
+            .map_err(|e| index_error(py, e, target, &self.index))?;
+        match id {
+            Some(id) => get(py, r, checks, collection, decode, id),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The paths of an index the class declares (empty when it is not one of its own).
+fn declared_paths<'a>(
+    target: &'a Target<'_>,
+    index: &str,
+) -> (Option<&'a crate::codec::DocType>, Vec<String>) {
+    match target {
+        Target::Typed(dt) => {
+            let dt = dt.get();
+            let paths = dt
+                .index_specs()
+                .iter()
+                .find(|s| s.name == index)
+                .map(|s| s.paths.clone())
+                .unwrap_or_default();
+            (Some(dt), paths)
+        }
+        Target::Name(_) => (None, Vec::new()),
+    }
+}
+
+/// A slice of an index: its name and inclusive bounds (None = open).
+pub(crate) struct IndexSlice {
+    pub(crate) index: String,
+    lo: Option<Vec<Datum>>,
+    hi: Option<Vec<Datum>>,
+}
+
+impl IndexSlice {
+    pub(crate) fn new(
+        target: &Target<'_>,
+        index: &str,
+        lo: &Bound<'_, PyAny>,
+        hi: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let (dt, paths) = declared_paths(target, index);
+        Ok(IndexSlice {
+            index: index.to_owned(),
+            lo: filter::bound(lo, "lo", &paths, dt)?,
+            hi: filter::bound(hi, "hi", &paths, dt)?,
+        })
+    }
+}
+
+/// The converted arguments of a query.
+pub(crate) struct QueryArgs {
+    expr: Option<Expr>,
+    slice: Option<IndexSlice>,
+    sort_field: Option<String>,
+    pub(crate) decode: Decode,
+}
+
+impl QueryArgs {
+    /// `node` is the filter tree (or None), `index_range` a `(name, lo, hi)` tuple (or
+    /// None); a reversed sort never streams from an index, which only reads forwards.
+    pub(crate) fn new(
+        target: &Target<'_>,
+        node: Option<&Bound<'_, PyAny>>,
+        index_range: Option<&Bound<'_, PyAny>>,
+        sort_field: Option<String>,
+        reverse: bool,
+        decode: bool,
+    ) -> PyResult<Self> {
+        let expr = node.map(filter::expr).transpose()?;
+        let slice = match index_range {
+            Some(t) => {
+                let (index, lo, hi): (String, Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                    t.extract().map_err(|_| {
+                        InvalidArgumentError::new_err("index_range must be (name, lo, hi)")
+                    })?;
+                Some(IndexSlice::new(target, &index, &lo, &hi)?)
+            }
+            None => None,
+        };
+        Ok(QueryArgs {
+            expr,
+            slice,
+            sort_field: if reverse { None } else { sort_field },
+            decode: if decode {
+                Decode::of(target)
+            } else {
+                Decode::Ids
+            },
+        })
+    }
+
+    /// Chooses the plan against the indexes the reader sees.
+    pub(crate) fn plan<R: Reader>(
+        &self,
+        py: Python<'_>,
+        r: &R,
+        target: &Target<'_>,
+    ) -> PyResult<Plan> {
+        let collection = target.collection();
+        let sort = self.sort_field.as_deref();
+        match &self.slice {
+            Some(s) => {
+                let def = r
+                    .index(collection, &s.index)
+                    .map_err(|e| index_error(py, e, target, &s.index))?;
+                let sorted_by_index = sort.is_some_and(|field| {
+                    def.spec.kind == IndexKind::Standard && def.spec.paths[0] == field
+                });
+                Ok(Plan {
+                    access: Access::Index {
+                        name: s.index.clone(),
+                        lo: s.lo.clone(),
+                        hi: s.hi.clone(),
+                    },
+                    filter: self.expr.clone(),
+                    sorted_by_index,
+                })
+            }
+            None => {
+                let indexes = r.indexes(collection).map_err(to_py)?;
+                // The planner keeps the first of equally good indexes. Offer single-field
+                // indexes first, so that `region == x` reads the `region` index (ties in
+                // id order) rather than a composite that merely starts with `region`.
+                // TODO(obj-core): drop once the planner breaks such ties itself.
+                let mut ordered = indexes.to_vec();
+                ordered.sort_by_key(|d| d.spec.paths.len());
+                Ok(query::plan(&ordered, self.expr.clone(), sort))
+            }
+        }
+    }
+}
+
+/// `(name, kind, key_paths, ready)` of each index of a collection.
+pub(crate) type IndexInfo = (String, &'static str, Vec<String>, bool);
+
+pub(crate) fn indexes<R: Reader>(r: &R, collection: &str) -> PyResult<Vec<IndexInfo>> {
+    Ok(r.indexes(collection)
+        .map_err(to_py)?
+        .iter()
+        .map(|d| {
+            (
+                d.spec.name.clone(),
+                d.spec.kind.name(),
+                d.spec.paths.clone(),
+                d.ready,
+            )
+        })
+        .collect())
+}
