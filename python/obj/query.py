@@ -165,7 +165,7 @@ class Field:
         return Expr(("startswith", self.path, prefix))
 
     def contains(self, value: object) -> Expr:
-        """True when the field is a list holding ``value`` (or a str holding it as a part)."""
+        """True when the field is a list holding ``value`` (false for any other field)."""
         return Expr(("contains", self.path, value))
 
     def exists(self) -> Expr:

@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     /// Collection roots never move; each entry is valid for snapshots at or after its seq.
     roots: RwLock<HashMap<String, (u64, u64)>>,
     /// Committed schemas; a stored (collection, version) shape never changes.
-    schemas: RwLock<HashMap<(String, u32), Arc<Schema>>>,
+    schemas: RwLock<HashMap<String, HashMap<u32, Arc<Schema>>>>,
     /// Latest committed index definitions per collection, valid from the given commit.
     indexes: RwLock<HashMap<String, (u64, IndexDefs)>>,
     opts: Options,
@@ -693,16 +693,15 @@ impl Shared {
     }
 
     pub(crate) fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
-        self.schemas
-            .read()
-            .get(&(collection.to_string(), version))
-            .cloned()
+        self.schemas.read().get(collection)?.get(&version).cloned()
     }
 
     pub(crate) fn cache_schema(&self, collection: &str, schema: Arc<Schema>) {
         self.schemas
             .write()
-            .insert((collection.to_string(), schema.version), schema);
+            .entry(collection.to_string())
+            .or_default()
+            .insert(schema.version, schema);
     }
 
     pub(crate) fn cached_indexes(&self, collection: &str, seq: u64) -> Option<Arc<Vec<IndexDef>>> {

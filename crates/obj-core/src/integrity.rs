@@ -265,7 +265,9 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
             ));
         }
         if bad_keys > 0 {
-            walk.problem(format!("{what}: {bad_keys} keys are not valid document ids (8 bytes, not 0)"));
+            walk.problem(format!(
+                "{what}: {bad_keys} keys are not valid document ids (8 bytes, not 0)"
+            ));
         }
         if entries != rec.count {
             walk.problem(format!(

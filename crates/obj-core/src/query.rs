@@ -8,11 +8,13 @@
 use crate::catalog::{IndexDef, IndexKind};
 use crate::codec::datum::Datum;
 use crate::codec::dynamic;
+use crate::codec::Schema;
 use crate::doc::DocKind;
 use crate::error::{Error, Result};
 use crate::index::IndexScan;
 use crate::txn::{Reader, Value};
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +43,8 @@ pub enum Expr {
         path: String,
         prefix: String,
     },
-    /// A list field holding an element equal to the value, or a str field holding it as a
-    /// substring.
+    /// A list field holding an element equal to the value (false for any other field, so an
+    /// `Each` index answers it exactly).
     Contains {
         path: String,
         value: Datum,
@@ -138,9 +140,8 @@ impl Expr {
             Expr::StartsWith { path, prefix } => {
                 matches!(doc.path(path), Some(Datum::Str(s)) if s.starts_with(prefix.as_str()))
             }
-            Expr::Contains { path, value } => match (doc.path(path), value) {
-                (Some(Datum::List(items)), v) => items.iter().any(|item| equal(item, v)),
-                (Some(Datum::Str(s)), Datum::Str(sub)) => s.contains(sub.as_str()),
+            Expr::Contains { path, value } => match doc.path(path) {
+                Some(Datum::List(items)) => items.iter().any(|item| equal(item, value)),
                 _ => false,
             },
             Expr::Exists { path } => doc.path(path).is_some(),
@@ -265,9 +266,9 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
                         }
                     }
                     let score = match (&lo, &hi) {
-                        (Some(l), Some(h)) if l == h => 3,
+                        (Some(l), Some(h)) if l == h => 30,
                         (None, None) => 0,
-                        _ => 1,
+                        _ => 10,
                     };
                     (lo.map(|v| vec![v]), hi.map(|v| vec![v]), score)
                 }
@@ -283,10 +284,12 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
                             None => break,
                         }
                     }
+                    // One matched field scores below a single-field index on it (the
+                    // narrower index keeps id order for ties); two or more score above.
                     let score = if values.is_empty() {
                         0
                     } else {
-                        2 + values.len()
+                        15 + 10 * values.len()
                     };
                     (Some(values.clone()), Some(values), score)
                 }
@@ -298,12 +301,12 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
                         }
                         _ => None,
                     });
-                    let score = if v.is_some() { 2 } else { 0 };
+                    let score = if v.is_some() { 20 } else { 0 };
                     (v.clone().map(|v| vec![v]), v.map(|v| vec![v]), score)
                 }
             };
             // Unique scans skip documents without a value; only equalities may use them.
-            if score == 0 || (def.spec.kind == IndexKind::Unique && score != 3) {
+            if score == 0 || (def.spec.kind == IndexKind::Unique && score != 30) {
                 continue;
             }
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
@@ -353,34 +356,15 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
     }
 }
 
-/// Decodes only what a filter needs: the whole document for Value-coded payloads, the
-/// fields on the filter's paths for typed ones.
-pub fn decode_for_filter<R: Reader>(
-    r: &R,
-    collection: &str,
-    doc: &Value,
-    paths: &[&str],
-) -> Result<Option<Datum>> {
-    let h = doc.header();
-    match h.kind {
-        DocKind::Typed => {
-            let schema = r.schema(collection, h.type_version)?.ok_or_else(|| {
-                Error::corrupt(format!(
-                    "no schema stored for {collection:?} version {}",
-                    h.type_version
-                ))
-            })?;
-            Ok(Some(dynamic::decode_fields(&schema.root, doc, paths)?))
-        }
-        _ => r.decode_stored(collection, doc),
-    }
-}
-
 /// A resumable query: yields matching documents a batch at a time.
 pub struct QueryScan {
     collection: String,
     filter: Option<Expr>,
     source: Source,
+    /// Top-level fields the filter reads (typed payloads decode only these).
+    heads: Vec<String>,
+    /// Schemas met so far, by type version.
+    schemas: Vec<(u32, Arc<Schema>)>,
 }
 
 enum Source {
@@ -396,11 +380,47 @@ impl QueryScan {
                 Source::Index(r.index_scan(collection, name, lo.as_deref(), hi.as_deref())?)
             }
         };
+        let mut paths = Vec::new();
+        if let Some(f) = &plan.filter {
+            f.paths(&mut paths);
+        }
+        let mut heads: Vec<String> = paths
+            .iter()
+            .filter_map(|p| p.split('.').next())
+            .map(String::from)
+            .collect();
+        heads.dedup();
         Ok(QueryScan {
             collection: collection.to_string(),
             filter: plan.filter.clone(),
             source,
+            heads,
+            schemas: Vec::new(),
         })
+    }
+
+    /// The part of a stored document the filter needs: the whole document for Value-coded
+    /// payloads, only the fields on the filter's paths for typed ones.
+    fn decode<R: Reader>(&mut self, r: &R, doc: &Value) -> Result<Option<Datum>> {
+        let h = doc.header();
+        if h.kind != DocKind::Typed {
+            return r.decode_stored(&self.collection, doc);
+        }
+        let schema = match self.schemas.iter().find(|(v, _)| *v == h.type_version) {
+            Some((_, s)) => s.clone(),
+            None => {
+                let s = r.schema(&self.collection, h.type_version)?.ok_or_else(|| {
+                    Error::corrupt(format!(
+                        "no schema stored for {:?} version {}",
+                        self.collection, h.type_version
+                    ))
+                })?;
+                self.schemas.push((h.type_version, s.clone()));
+                s
+            }
+        };
+        let heads: Vec<&str> = self.heads.iter().map(String::as_str).collect();
+        Ok(Some(dynamic::decode_fields(&schema.root, doc, &heads)?))
     }
 
     /// Up to `limit` matching documents (fewer only at the end). `decode` controls whether
@@ -411,10 +431,6 @@ impl QueryScan {
         limit: usize,
     ) -> Result<Vec<(u64, Option<Value>)>> {
         let mut out = Vec::new();
-        let mut paths = Vec::new();
-        if let Some(f) = &self.filter {
-            f.paths(&mut paths);
-        }
         while out.len() < limit {
             let candidates: Vec<(u64, Value)> = match &mut self.source {
                 Source::Primary { next } => {
@@ -444,10 +460,10 @@ impl QueryScan {
                 break;
             }
             for (id, v) in candidates {
-                let keep = match &self.filter {
-                    None => true,
-                    Some(f) => match decode_for_filter(r, &self.collection, &v, &paths)? {
-                        Some(doc) => f.matches(&doc),
+                let keep = match self.filter.is_some() {
+                    false => true,
+                    true => match self.decode(r, &v)? {
+                        Some(doc) => self.filter.as_ref().is_some_and(|f| f.matches(&doc)),
                         None => false,
                     },
                 };

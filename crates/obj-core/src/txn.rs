@@ -101,6 +101,8 @@ pub trait Reader: PageRead + Sized {
     fn check_usable(&self) -> Result<()>;
     #[doc(hidden)]
     fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>>;
+    #[doc(hidden)]
+    fn remember_schema(&self, collection: &str, schema: Arc<Schema>);
 
     /// The document `id` of `collection`, or None.
     fn get(&self, collection: &str, id: u64) -> Result<Option<Value>> {
@@ -167,7 +169,14 @@ pub trait Reader: PageRead + Sized {
         if let Some(s) = self.cached_schema(collection, version) {
             return Ok(Some(s));
         }
-        Ok(catalog::load_schema(self, self.catalog_root(), collection, version)?.map(Arc::new))
+        let loaded =
+            catalog::load_schema(self, self.catalog_root(), collection, version)?.map(Arc::new);
+        if let Some(s) = &loaded {
+            // A stored schema never changes, and one this transaction stored itself was
+            // found above, so what the catalog holds here is committed: remember it.
+            self.remember_schema(collection, s.clone());
+        }
+        Ok(loaded)
     }
 
     /// Every stored schema of `collection`, oldest version first.
@@ -386,6 +395,10 @@ impl Reader for ReadTxn {
 
     fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
         self.pin.shared.cached_schema(collection, version)
+    }
+
+    fn remember_schema(&self, collection: &str, schema: Arc<Schema>) {
+        self.pin.shared.cache_schema(collection, schema)
     }
 
     fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
@@ -705,11 +718,9 @@ impl WriteTxn {
         crate::index::check_spec(spec)?;
         self.writable_state(collection)?;
         let defs = self.index_defs(collection)?;
-        if let Some(old) = defs.iter().find(|d| d.spec.name == spec.name) {
-            if old.spec == *spec && old.ready {
-                return Ok(false);
-            }
-            btree::free_all(self, old.root)?;
+        let old = defs.iter().find(|d| d.spec.name == spec.name);
+        if old.is_some_and(|d| d.spec == *spec && d.ready) {
+            return Ok(false);
         }
         let root = btree::create(self)?;
         let def = IndexDef {
@@ -717,20 +728,14 @@ impl WriteTxn {
             root,
             ready: true,
         };
-        // Build from the documents already stored, a batch at a time.
-        let only = Arc::new(vec![def.clone()]);
-        let mut from = 1u64;
-        loop {
-            let batch = self.scan(collection, from, 256)?;
-            let Some(last) = batch.last().map(|(id, _)| *id) else {
-                break;
-            };
-            for (id, value) in batch {
-                let doc = self.decode_stored(collection, &value)?;
-                let changes = self.plan_index_changes(collection, &only, id, None, doc.as_ref())?;
-                self.apply_index_changes(&only, id, changes)?;
-            }
-            from = last + 1;
+        if let Err(e) = self.build_index(collection, &def) {
+            // Give the half-built tree's pages back (the old index, if any, stays as it
+            // was), so a caller that goes on and commits leaks nothing.
+            btree::free_all(self, root)?;
+            return Err(e);
+        }
+        if let Some(old) = old {
+            btree::free_all(self, old.root)?;
         }
         let catalog_root = self.meta.catalog_root;
         catalog::store_index(self, catalog_root, collection, &def)?;
@@ -746,6 +751,24 @@ impl WriteTxn {
             st.indexes_changed = true;
         }
         Ok(true)
+    }
+
+    /// Fills a new index tree from the documents already stored, a batch at a time.
+    fn build_index(&mut self, collection: &str, def: &IndexDef) -> Result<()> {
+        let only = Arc::new(vec![def.clone()]);
+        let mut from = 1u64;
+        loop {
+            let batch = self.scan(collection, from, 256)?;
+            let Some(last) = batch.last().map(|(id, _)| *id) else {
+                return Ok(());
+            };
+            for (id, value) in batch {
+                let doc = self.decode_stored(collection, &value)?;
+                let changes = self.plan_index_changes(collection, &only, id, None, doc.as_ref())?;
+                self.apply_index_changes(&only, id, changes)?;
+            }
+            from = last + 1;
+        }
     }
 
     /// Index entries to remove and add when a document changes from `old` to `new`,
@@ -1047,6 +1070,10 @@ impl Reader for WriteTxn {
             self.meta.catalog_root,
             collection,
         )?))
+    }
+
+    fn remember_schema(&self, collection: &str, schema: Arc<Schema>) {
+        self.shared.cache_schema(collection, schema)
     }
 
     fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {

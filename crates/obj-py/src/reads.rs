@@ -201,13 +201,7 @@ impl QueryArgs {
             }
             None => {
                 let indexes = r.indexes(collection).map_err(to_py)?;
-                // The planner keeps the first of equally good indexes. Offer single-field
-                // indexes first, so that `region == x` reads the `region` index (ties in
-                // id order) rather than a composite that merely starts with `region`.
-                // TODO(obj-core): drop once the planner breaks such ties itself.
-                let mut ordered = indexes.to_vec();
-                ordered.sort_by_key(|d| d.spec.paths.len());
-                Ok(query::plan(&ordered, self.expr.clone(), sort))
+                Ok(query::plan(&indexes, self.expr.clone(), sort))
             }
         }
     }

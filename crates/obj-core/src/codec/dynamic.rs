@@ -20,12 +20,13 @@ pub fn decode(root: &StructType, payload: &[u8]) -> Result<Datum> {
     Ok(d)
 }
 
-/// Decodes only the top-level fields that `paths` start with (skipping the others without
-/// building them); the result is a map of just those fields.
-pub fn decode_fields(root: &StructType, payload: &[u8], paths: &[&str]) -> Result<Datum> {
+/// Decodes only the top-level fields named in `heads` (the first component of each path a
+/// caller needs), skipping the others without building them; the result is a map of just
+/// those fields.
+pub fn decode_fields(root: &StructType, payload: &[u8], heads: &[&str]) -> Result<Datum> {
     let mut r = WireReader::new(payload);
     let mut entries = Vec::new();
-    let wanted = |name: &str| paths.iter().any(|p| p.split('.').next() == Some(name));
+    let wanted = |name: &str| heads.contains(&name);
     let last = root.fields.iter().rposition(|f| wanted(&f.name));
     for (i, f) in root.fields.iter().enumerate() {
         if Some(i) > last || last.is_none() {
