@@ -24,7 +24,7 @@ strings you encode yourself::
             tx.insert("blobs", b"raw bytes")
 """
 
-from ._db import CheckpointInfo, Db, Durability
+from ._db import CheckpointInfo, CompactInfo, Db, Durability, IntegrityReport, Sync
 from ._obj import WAL_HEADER_SIZE, DocumentIterator, QueryCursor
 from ._obj import __version__ as __version__
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
@@ -53,6 +53,7 @@ __all__ = [
     "CheckpointInfo",
     "Collection",
     "CollectionStat",
+    "CompactInfo",
     "Composite",
     "CorruptionError",
     "Db",
@@ -67,6 +68,7 @@ __all__ = [
     "IndexInfo",
     "IndexStat",
     "IntegrityError",
+    "IntegrityReport",
     "InvalidArgumentError",
     "NotFoundError",
     "ObjError",
@@ -74,6 +76,7 @@ __all__ = [
     "QueryCursor",
     "ReadTransaction",
     "Stat",
+    "Sync",
     "Unique",
     "WriteTransaction",
     "__version__",

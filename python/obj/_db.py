@@ -15,7 +15,7 @@ from .errors import InvalidArgumentError, ObjError
 from .query import Query
 from .stat import CollectionStat, IndexStat, Stat
 
-__all__ = ["CheckpointInfo", "Db", "Durability"]
+__all__ = ["CheckpointInfo", "CompactInfo", "Db", "Durability", "IntegrityReport", "Sync"]
 
 D = TypeVar("D")
 
@@ -25,6 +25,31 @@ D = TypeVar("D")
 Durability = Literal["immediate", "eventual", "none"]
 
 _DURABILITIES = ("immediate", "eventual", "none")
+
+#: SQLite-style names for the durability modes: ``"full"`` fsyncs the log on every commit
+#: (survives power loss), ``"normal"`` syncs only at checkpoints (survives a process crash;
+#: a power loss may drop the latest commits, never half of one), ``"off"`` never syncs.
+Sync = Literal["full", "normal", "off"]
+
+_SYNC_MODES = {"full": "immediate", "normal": "eventual", "off": "none"}
+
+
+class IntegrityReport(NamedTuple):
+    """What a successful :meth:`Db.integrity_check` walked."""
+
+    page_count: int
+    free_pages: int
+
+
+class CompactInfo(NamedTuple):
+    """What :meth:`Db.compact` did."""
+
+    pages_before: int
+    pages_after: int
+    pages_moved: int
+    #: False while a read transaction held an older snapshot: the file shrinks at the next
+    #: checkpoint after it ends.
+    truncated: bool
 
 
 class CheckpointInfo(NamedTuple):
@@ -101,8 +126,21 @@ class Db(_obj.Db):
         page_size: int = 4096,
         cache_size: int = 256 << 20,
         checkpoint_frames: int = 1000,
+        sync: Sync | None = None,
+        compression: Literal["lz4"] | None = None,
+        encryption_key: bytes | str | None = None,
     ) -> Db:
         where = pathlib.Path(_fspath(path))
+        if sync is not None:
+            if sync not in _SYNC_MODES:
+                raise InvalidArgumentError(f"sync must be 'full', 'normal' or 'off', got {sync!r}")
+            if durability != "immediate" and durability != _SYNC_MODES[sync]:
+                raise InvalidArgumentError(
+                    f"sync={sync!r} and durability={durability!r} disagree; pass only one"
+                )
+            durability = _SYNC_MODES[sync]  # type: ignore[assignment]
+        if compression is not None and compression != "lz4":
+            raise InvalidArgumentError(f"compression must be 'lz4' or None, got {compression!r}")
         if not isinstance(read_only, bool):
             raise InvalidArgumentError(f"read_only must be a bool, got {type(read_only).__name__}")
         if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
@@ -127,9 +165,50 @@ class Db(_obj.Db):
             page_size=_int_option("page_size", page_size, 1),
             cache_size=_int_option("cache_size", cache_size, 0),
             checkpoint_frames=_int_option("checkpoint_frames", checkpoint_frames, 1),
+            compression=compression,
+            encryption_key=encryption_key,
         )
         self._path = where
         return self
+
+    @classmethod
+    def memory(cls, **options: Any) -> Db:
+        """A database that lives in memory only (same as ``Db(":memory:")``): the same
+        engine and semantics, nothing touches the disk, and it is gone when closed::
+
+            with obj.Db.memory() as db:
+                db.insert("scratch", {"n": 1})
+        """
+        return cls(":memory:", **options)
+
+    def backup(self, dest: str | os.PathLike[str], overwrite: bool = False) -> int:
+        """Writes a consistent copy of the latest commit to ``dest`` while readers and
+        writers go on; returns its size in bytes. The copy is a database of its own (same
+        encryption key, if any). An existing ``dest`` is refused unless ``overwrite``::
+
+            db.backup("app-backup.obj")
+        """
+        if not isinstance(overwrite, bool):
+            raise InvalidArgumentError(f"overwrite must be a bool, got {type(overwrite).__name__}")
+        return int(super().backup(_fspath(dest), overwrite))
+
+    def compact(self) -> CompactInfo:
+        """Rewrites the database so it uses only the pages it needs and gives the rest back
+        to the file system (for example after deleting most documents)::
+
+            info = db.compact()
+            print(info.pages_before, "->", info.pages_after)
+        """
+        return CompactInfo(*super().compact())
+
+    def integrity_check(self) -> IntegrityReport:
+        """Walks every tree, index and the freelist of the latest commit, checking
+        checksums, key order, page accounting and that every index agrees with the
+        documents. Raises :class:`obj.IntegrityError` listing the problems found::
+
+            report = db.integrity_check()
+        """
+        return IntegrityReport(*super().integrity_check())
 
     def __init__(
         self,
@@ -141,6 +220,9 @@ class Db(_obj.Db):
         page_size: int = 4096,
         cache_size: int = 256 << 20,
         checkpoint_frames: int = 1000,
+        sync: Sync | None = None,
+        compression: Literal["lz4"] | None = None,
+        encryption_key: bytes | str | None = None,
     ) -> None:
         """Opens (or creates) the database at ``path``; see the class documentation."""
 

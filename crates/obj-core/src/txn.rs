@@ -434,6 +434,8 @@ pub struct WriteTxn {
     pub(crate) shared: Arc<Shared>,
     pub(crate) base_seq: u64,
     pub(crate) meta: Meta,
+    /// The header as the transaction began: a change to it alone still needs a commit.
+    pub(crate) meta_at_start: Meta,
     pub(crate) dirty: PageMap<PageBuf>,
     pub(crate) colls: HashMap<String, CollState>,
     /// Schemas stored by this transaction, published to the shared cache at commit.
@@ -448,6 +450,7 @@ impl WriteTxn {
         WriteTxn {
             shared,
             base_seq,
+            meta_at_start: meta.clone(),
             meta,
             dirty: PageMap::default(),
             colls: HashMap::new(),
@@ -865,7 +868,7 @@ impl WriteTxn {
             .filter(|(_, s)| s.dirty)
             .map(|(n, s)| (n.clone(), s.rec.clone()))
             .collect();
-        if self.dirty.is_empty() && changed.is_empty() {
+        if self.dirty.is_empty() && changed.is_empty() && self.meta == self.meta_at_start {
             self.finished = true;
             self.shared.release_writer();
             return Ok(());

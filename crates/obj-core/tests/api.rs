@@ -817,3 +817,34 @@ fn stat_reports_collections_indexes_and_file_figures() {
             && owned + st.free_pages + 2 >= st.page_count
     );
 }
+
+#[test]
+fn compaction_of_a_database_whose_free_pages_are_all_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tail.obj");
+    let db = open(&path);
+    let mut tx = db.begin_write().unwrap();
+    let ids: Vec<u64> = (0..200)
+        .map(|_| tx.insert("c", &[7u8; 2000]).unwrap())
+        .collect();
+    tx.commit().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    for id in &ids[1..] {
+        tx.delete("c", *id).unwrap();
+    }
+    tx.commit().unwrap();
+    db.checkpoint().unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    // Only the header changes (the freelist goes away and the page count drops).
+    let info = db.compact().unwrap();
+    assert!(
+        info.truncated && info.pages_after < info.pages_before,
+        "{info:?}"
+    );
+    assert!(std::fs::metadata(&path).unwrap().len() < before);
+    db.integrity_check().unwrap();
+    drop(db);
+    let db = open(&path);
+    assert_eq!(db.begin_read().unwrap().count("c").unwrap(), 1);
+    db.integrity_check().unwrap();
+}

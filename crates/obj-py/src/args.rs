@@ -298,3 +298,30 @@ pub(crate) fn upsert_args<'py>(
         Target::Typed(dt) => typed(dt, value),
     }
 }
+
+/// An encryption key: 32 `bytes` used as the key, or a `str` passphrase (stretched with
+/// Argon2id and the file's salt).
+pub(crate) fn encryption_key(obj: &Bound<'_, PyAny>) -> PyResult<obj_core::EncryptionKey> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s.to_cow()?;
+        if s.is_empty() {
+            return Err(InvalidArgumentError::new_err(
+                "encryption_key passphrase must not be empty",
+            ));
+        }
+        return Ok(obj_core::EncryptionKey::Passphrase(s.into_owned()));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        let raw: [u8; 32] = b.as_bytes().try_into().map_err(|_| {
+            InvalidArgumentError::new_err(format!(
+                "encryption_key bytes must be exactly 32 bytes long (got {}); pass a str to use a passphrase",
+                b.as_bytes().len()
+            ))
+        })?;
+        return Ok(obj_core::EncryptionKey::Raw(raw));
+    }
+    Err(InvalidArgumentError::new_err(format!(
+        "encryption_key must be 32 bytes or a str passphrase, got {}",
+        type_name(obj)
+    )))
+}

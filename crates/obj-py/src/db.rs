@@ -153,8 +153,10 @@ impl Db {
     #[pyo3(signature = (
         path, *, read_only = false, busy_timeout = 5.0, durability = "immediate".to_string(),
         page_size = 4096, cache_size = 256 << 20, checkpoint_frames = 1000,
+        compression = None, encryption_key = None,
     ), text_signature = "(path, *, read_only=False, busy_timeout=5.0, durability='immediate', \
-        page_size=4096, cache_size=268435456, checkpoint_frames=1000)")]
+        page_size=4096, cache_size=268435456, checkpoint_frames=1000, compression=None, \
+        encryption_key=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -165,6 +167,8 @@ impl Db {
         page_size: u32,
         cache_size: usize,
         checkpoint_frames: u64,
+        compression: Option<String>,
+        encryption_key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let busy_timeout = Duration::try_from_secs_f64(busy_timeout).map_err(|_| {
             InvalidArgumentError::new_err(format!(
@@ -178,10 +182,24 @@ impl Db {
             durability: self::durability(&durability)?,
             cache_size,
             checkpoint_frames,
-            ..Options::default()
+            compression: match compression.as_deref() {
+                None => false,
+                Some("lz4") => true,
+                Some(other) => {
+                    return Err(InvalidArgumentError::new_err(format!(
+                        "compression must be \"lz4\" or None, got {other:?}"
+                    )))
+                }
+            },
+            encryption_key: encryption_key.map(args::encryption_key).transpose()?,
         };
         // Opening waits for the file lock and replays the WAL: both can take a while.
-        let db = py.detach(move || CoreDb::open(path, opts)).map_err(to_py)?;
+        let db = if path.as_os_str() == ":memory:" {
+            CoreDb::memory(opts)
+        } else {
+            py.detach(move || CoreDb::open(path, opts))
+        }
+        .map_err(to_py)?;
         Ok(Db {
             shared: Arc::new(Shared::new(db)),
         })
@@ -409,6 +427,34 @@ impl Db {
     fn close_without_checkpoint(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.shared.db.close_without_checkpoint())
             .map_err(to_py)
+    }
+
+    /// Writes a consistent copy of the latest commit to `dest` (refusing an existing file
+    /// unless `overwrite`); returns its size in bytes.
+    #[pyo3(signature = (dest, overwrite = false))]
+    fn backup(&self, py: Python<'_>, dest: PathBuf, overwrite: bool) -> PyResult<u64> {
+        py.detach(|| self.shared.db.backup(&dest, overwrite))
+            .map_err(to_py)
+    }
+
+    /// Moves live pages down and truncates the file:
+    /// `(pages_before, pages_after, pages_moved, truncated)`.
+    fn compact(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, bool)> {
+        let info = py.detach(|| self.shared.db.compact()).map_err(to_py)?;
+        Ok((
+            info.pages_before,
+            info.pages_after,
+            info.pages_moved,
+            info.truncated,
+        ))
+    }
+
+    /// Walks every tree, index and the freelist; raises IntegrityError listing problems.
+    fn integrity_check(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        let report = py
+            .detach(|| self.shared.db.integrity_check())
+            .map_err(to_py)?;
+        Ok((report.page_count, report.free_pages))
     }
 
     /// Committed frames currently in the WAL.
