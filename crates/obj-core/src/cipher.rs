@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 
 /// Bytes each physical page reserves for the tag (16) and nonce (24).
 pub const RESERVED: usize = 40;
+#[cfg_attr(not(feature = "encryption"), allow(dead_code))]
 const TAG: usize = 16;
 
 /// How the caller supplies the key.
@@ -34,7 +35,9 @@ impl std::fmt::Debug for EncryptionKey {
 }
 
 /// KDF codes stored in the header.
+#[cfg_attr(not(feature = "encryption"), allow(dead_code))]
 pub const KDF_RAW: u8 = 1;
+#[cfg_attr(not(feature = "encryption"), allow(dead_code))]
 pub const KDF_ARGON2ID: u8 = 2;
 
 /// 16 random bytes from the operating system, for a KDF salt.

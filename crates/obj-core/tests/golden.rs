@@ -5,6 +5,7 @@
 
 use obj_core::codec::wire::{put_bytes, put_ivarint};
 use obj_core::codec::{Datum, Field, FieldType, Schema, StructType};
+#[allow(unused_imports)]
 use obj_core::{wal_path, Db, DocKind, EncryptionKey, IndexKind, IndexSpec, Options, Reader};
 use std::path::{Path, PathBuf};
 
@@ -116,7 +117,46 @@ fn write(path: &Path, opts: &Options) {
     db.close_without_checkpoint().unwrap();
 }
 
+/// A build without a feature refuses a file that needs it, naming the feature (run by
+/// `.ci/run` with `--no-default-features`).
 #[test]
+#[cfg(not(all(feature = "compression", feature = "encryption")))]
+fn a_build_without_a_feature_refuses_files_that_need_it() {
+    for (name, feature, wanted) in [
+        (
+            "v1-lz4.obj",
+            "compression-lz4",
+            cfg!(feature = "compression"),
+        ),
+        (
+            "v1-encrypted.obj",
+            "encryption-xchacha20poly1305",
+            cfg!(feature = "encryption"),
+        ),
+    ] {
+        if wanted {
+            continue;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(name);
+        std::fs::copy(golden_dir().join(name), &path).unwrap();
+        let err = Db::open(
+            &path,
+            Options {
+                read_only: true,
+                ..Options::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, obj_core::Error::FeatureUnsupported(m) if m.contains(feature)),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+#[cfg(all(feature = "compression", feature = "encryption"))]
 fn golden_files_of_format_1_still_read() {
     let dir = golden_dir();
     if std::env::var("OBJ_WRITE_GOLDEN").is_ok() {
