@@ -16,9 +16,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import Table, best, scratch_dir  # noqa: E402
+from harness import Table, best, scratch_dir
 
-import obj  # noqa: E402
+import obj
 
 SQLITE_LEVEL = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
