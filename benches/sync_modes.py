@@ -57,9 +57,8 @@ def main() -> None:
 
             res = {"obj": best(args.rounds, obj_round), "sqlite3": best(args.rounds, sqlite_round)}
             table.add(f"sync={mode}", res)
-            print(
-                f"sync={mode}: obj {1 / res['obj']:,.0f} commits/s, sqlite3 {1 / res['sqlite3']:,.0f} commits/s"
-            )
+            rates = f"obj {1 / res['obj']:,.0f}/s, sqlite3 {1 / res['sqlite3']:,.0f}/s"
+            print(f"sync={mode} commits: {rates}")
             db.close()
             con.close()
     print(table.render())
