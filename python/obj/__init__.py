@@ -24,7 +24,16 @@ strings you encode yourself::
             tx.insert("blobs", b"raw bytes")
 """
 
-from ._db import CheckpointInfo, CompactInfo, Db, Durability, IntegrityReport, Sync
+from ._db import (
+    CheckpointInfo,
+    CompactInfo,
+    Db,
+    DocHeader,
+    Durability,
+    IntegrityReport,
+    RawRecord,
+    Sync,
+)
 from ._obj import WAL_HEADER_SIZE, DocumentIterator, QueryCursor
 from ._obj import __version__ as __version__
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
@@ -57,6 +66,7 @@ __all__ = [
     "Composite",
     "CorruptionError",
     "Db",
+    "DocHeader",
     "DocumentIterator",
     "Durability",
     "Each",
@@ -74,6 +84,7 @@ __all__ = [
     "ObjError",
     "Query",
     "QueryCursor",
+    "RawRecord",
     "ReadTransaction",
     "Stat",
     "Sync",

@@ -6,16 +6,28 @@ import contextlib
 import math
 import os
 import pathlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Callable, Literal, NamedTuple, TypeVar, overload
+from typing import Any, Callable, Literal, NamedTuple, TypeVar, cast, overload
 
 from . import _obj
 from ._txn import IndexInfo, ReadTransaction, WriteTransaction, _check_target, _index_infos
-from .errors import InvalidArgumentError, ObjError
+from .document import rebased_doctype
+from .errors import InvalidArgumentError, NotFoundError, ObjError
 from .query import Query
 from .stat import CollectionStat, IndexStat, Stat
 
-__all__ = ["CheckpointInfo", "CompactInfo", "Db", "Durability", "IntegrityReport", "Sync"]
+__all__ = [
+    "CheckpointInfo",
+    "CompactInfo",
+    "Db",
+    "DocHeader",
+    "Durability",
+    "IntegrityReport",
+    "RawRecord",
+    "Sync",
+]
 
 D = TypeVar("D")
 
@@ -61,6 +73,47 @@ class CheckpointInfo(NamedTuple):
     wal_reset: bool
     #: True when a live read transaction kept some frames in the log; retry after it ends.
     deferred: bool
+
+
+@dataclass(frozen=True)
+class DocHeader:
+    """The header stored in front of every document."""
+
+    #: The engine's id of the collection the document was written to.
+    collection_id: int
+    #: The schema version of a typed document (0 for raw and dict-native documents).
+    type_version: int
+    #: How the payload is encoded: ``"raw"`` (bytes chosen by the caller), ``"value"``
+    #: (a dict-native document) or ``"typed"`` (an ``@obj.document`` class's codec).
+    kind: Literal["raw", "value", "typed"]
+    #: Header flags (bit 0: the payload is stored lz4-compressed).
+    flags: int
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One stored record, from :meth:`Db.dump_raw`."""
+
+    id: int
+    header: DocHeader
+    #: The payload as the codecs read it (decompressed if it is stored compressed).
+    payload: bytes
+
+
+def _namespaced(target: object) -> tuple[str, str] | None:
+    """``(namespace, collection)`` when ``target`` (a name or a document class) names a
+    collection of an attached namespace, else None."""
+    if isinstance(target, str):
+        name = target
+    elif isinstance(target, type):
+        doctype = getattr(target, "__obj_doctype__", None)
+        if not isinstance(doctype, _obj.DocType):
+            return None
+        name = doctype.collection
+    else:
+        return None
+    namespace, dot, rest = name.partition(".")
+    return (namespace, rest) if dot else None
 
 
 def _fspath(path: object) -> str:
@@ -112,9 +165,11 @@ class Db(_obj.Db):
     dict, or a typed record as a dict) and writes take ``bytes`` or a dict.
     """
 
-    __slots__ = ("_path",)
+    __slots__ = ("_attached", "_path", "_views")
 
     _path: pathlib.Path
+    _attached: dict[str, Db]
+    _views: dict[tuple[str, type], type]
 
     def __new__(
         cls,
@@ -169,6 +224,8 @@ class Db(_obj.Db):
             encryption_key=encryption_key,
         )
         self._path = where
+        self._attached = {}
+        self._views = {}
         return self
 
     @classmethod
@@ -226,6 +283,129 @@ class Db(_obj.Db):
     ) -> None:
         """Opens (or creates) the database at ``path``; see the class documentation."""
 
+    # -- attached namespaces --------------------------------------------------------------
+
+    def attach(self, path: str | os.PathLike[str], namespace: str) -> None:
+        """Opens the obj database at ``path`` read-only under ``namespace``: its collection
+        ``orders`` is then read here as ``"namespace.orders"`` (by name, or through a
+        document class declared with ``collection="namespace.orders"``)::
+
+            db.attach("archive-2024.obj", "archive")
+            old = db.get("archive.orders", 1)
+            n = db.count("archive.orders")
+
+        Attached databases are read-only: a write to ``"namespace.x"`` is an
+        :class:`obj.InvalidArgumentError`. A missing file is :class:`obj.NotFoundError`, a
+        file that is not an obj database :class:`obj.CorruptionError`, and a namespace that
+        is already attached :class:`obj.InvalidArgumentError`.
+        """
+        if not isinstance(namespace, str):
+            raise InvalidArgumentError(f"namespace must be a str, got {type(namespace).__name__}")
+        if not namespace or "." in namespace:
+            raise InvalidArgumentError(
+                f"namespace must be a non-empty name without '.', got {namespace!r}"
+            )
+        if namespace in self._attached:
+            raise InvalidArgumentError(
+                f"namespace {namespace!r} is already attached "
+                f"({self._attached[namespace].path}); detach it first"
+            )
+        where = pathlib.Path(_fspath(path))
+        if not where.is_file():
+            raise NotFoundError(f"cannot attach {str(where)!r}: no such database file")
+        self._attached[namespace] = Db(where, read_only=True)
+        if not isinstance(self, _Routing):
+            self.__class__ = _routed_class(type(self))
+
+    def detach(self, namespace: str) -> None:
+        """Closes the database attached under ``namespace`` (:class:`obj.NotFoundError` if
+        none is)."""
+        handle = self._attached.pop(namespace, None) if isinstance(namespace, str) else None
+        if handle is None:
+            raise NotFoundError(f"namespace {namespace!r} is not attached")
+        self._views = {k: v for k, v in self._views.items() if k[0] != namespace}
+        if not self._attached:
+            self._unroute()
+        handle.close()
+
+    def _unroute(self) -> None:
+        unrouted = getattr(type(self), "_unrouted", None)
+        if unrouted is not None:
+            self.__class__ = unrouted
+
+    @property
+    def attached(self) -> dict[str, pathlib.Path]:
+        """The attached namespaces and the files they read."""
+        return {ns: handle.path for ns, handle in self._attached.items()}
+
+    def _route(self, target: Any) -> tuple[Db, Any] | None:
+        """The attached handle and the target to use there, when ``target`` names an
+        attached namespace (None otherwise: the native call reports an unknown one)."""
+        split = _namespaced(target)
+        if split is None:
+            return None
+        namespace, collection = split
+        handle = self._attached.get(namespace)
+        if handle is None:
+            return None
+        if isinstance(target, str):
+            return handle, collection
+        view = self._views.get((namespace, target))
+        if view is None:
+            # A subclass whose codec names the bare collection: records decode into
+            # instances of ``target`` itself, checked against the attached file's schema.
+            view = type(
+                target.__name__,
+                (target,),
+                {
+                    "__obj_doctype__": rebased_doctype(target, collection),
+                    "__slots__": (),
+                    "__module__": target.__module__,
+                    "__qualname__": target.__qualname__,
+                },
+            )
+            self._views[(namespace, target)] = view
+        return handle, view
+
+    def dump_raw(self, collection: Any, max_records: int = 1000) -> list[RawRecord]:
+        """Up to ``max_records`` records of a collection (named, or a document class's) as
+        stored, in id order: id, header (collection id, type version, kind, flags) and
+        payload bytes. For inspecting a file; reads never decode the payload::
+
+            for rec in db.dump_raw("orders", max_records=10):
+                print(rec.id, rec.header.kind, len(rec.payload))
+        """
+        limit = _int_option("max_records", max_records, 0)
+        if self._attached:
+            routed = self._route(collection)
+            if routed is not None:
+                return routed[0].dump_raw(routed[1], limit)
+        return [
+            RawRecord(id, DocHeader(collection_id, type_version, kind, flags), payload)
+            for id, kind, flags, type_version, collection_id, payload in self._dump_raw(
+                collection, limit
+            )
+        ]
+
+    def close(self) -> None:
+        """Checkpoints best-effort, closes the attached databases, then releases the file
+        lock. Idempotent."""
+        self._close_attached()
+        _obj.Db.close(self)
+
+    def close_without_checkpoint(self) -> None:
+        """Closes the attached databases and releases the file lock without checkpointing.
+        Idempotent."""
+        self._close_attached()
+        _obj.Db.close_without_checkpoint(self)
+
+    def _close_attached(self) -> None:
+        attached, self._attached, self._views = self._attached, {}, {}
+        self._unroute()
+        for handle in attached.values():
+            with contextlib.suppress(ObjError):
+                handle.close()
+
     def transaction(self) -> WriteTransaction:
         """Starts the write transaction.
 
@@ -279,6 +459,10 @@ class Db(_obj.Db):
             big = db.query(Order).filter(obj.field("total") > 100).limit(10).fetch()
         """
         _check_target(target)
+        if self._attached:
+            routed = self._route(target)
+            if routed is not None:
+                return Query(routed[0], routed[1])
         return Query(self, target)
 
     def index_info(self, target: type | str) -> list[IndexInfo]:
@@ -354,3 +538,90 @@ class Db(_obj.Db):
     def __repr__(self) -> str:
         state = " closed" if self.closed else (" read-only" if self.read_only else "")
         return f"<obj.Db {str(self._path)!r}{state}>"
+
+
+class _Routing:
+    """The reads that route ``"namespace.collection"`` to an attached database.
+
+    While a namespace is attached, a :class:`Db` is an instance of a subclass that puts this
+    class in front of its own (see :meth:`Db.attach`); otherwise reads such as
+    ``db.get(Order, id)`` stay one native call each, with nothing in Python on the way.
+    """
+
+    __slots__ = ()
+
+    def get(self, target: Any, id: Any, /) -> Any:
+        """The document ``id``, or None (see the class documentation)."""
+        routed = _routed(self, target)
+        if routed is not None:
+            return routed[0].get(routed[1], id)
+        return _next(self).get(target, id)
+
+    def get_raw(self, collection: Any, id: Any, /) -> bytes | None:
+        """The stored payload bytes of document ``id`` (whatever its encoding), or None."""
+        routed = _routed(self, collection)
+        if routed is not None:
+            return routed[0].get_raw(routed[1], id)
+        return _next(self).get_raw(collection, id)
+
+    def count(self, target: Any, /) -> int:
+        """Number of documents in the collection (0 if it does not exist)."""
+        routed = _routed(self, target)
+        if routed is not None:
+            return routed[0].count(routed[1])
+        return _next(self).count(target)
+
+    def all(self, target: Any, /) -> Iterator[tuple[int, Any]]:
+        """Lazy ``(id, document)`` pairs in id order, from a snapshot taken now."""
+        routed = _routed(self, target)
+        if routed is not None:
+            return routed[0].all(routed[1])
+        return _next(self).all(target)
+
+    def find_unique(self, target: Any, index: str, value: Any, /) -> Any:
+        """The document whose unique index ``index`` holds ``value``, or None."""
+        routed = _routed(self, target)
+        if routed is not None:
+            return routed[0].find_unique(routed[1], index, value)
+        return _next(self).find_unique(target, index, value)
+
+    def index_range(
+        self, target: Any, index: str, /, lo: Any = None, hi: Any = None
+    ) -> _obj.QueryCursor[Any]:
+        """Lazy ``(id, document)`` pairs whose ``index`` value lies in ``lo..hi``
+        (inclusive, None = open), in key order."""
+        routed = _routed(self, target)
+        if routed is not None:
+            return routed[0].index_range(routed[1], index, lo, hi)
+        return _next(self).index_range(target, index, lo=lo, hi=hi)
+
+    def indexes(self, target: Any, /) -> list[tuple[str, str, list[str], bool]]:
+        """``(name, kind, key_paths, ready)`` of each index of the collection."""
+        routed = _routed(self, target)
+        if routed is not None:
+            return routed[0].indexes(routed[1])
+        return _next(self).indexes(target)
+
+
+def _routed(db: object, target: Any) -> tuple[Db, Any] | None:
+    assert isinstance(db, Db)
+    return db._route(target)
+
+
+def _next(db: _Routing) -> Db:
+    """The methods ``db`` has without :class:`_Routing`."""
+    return cast("Db", super(_Routing, db))
+
+
+_ROUTED: dict[type, type] = {}
+
+
+def _routed_class(cls: type[Db]) -> type[Db]:
+    """``cls`` with :class:`_Routing` in front (the same layout, so an instance can switch)."""
+    routed = _ROUTED.get(cls)
+    if routed is None:
+        routed = type(cls.__name__, (_Routing, cls), {"__slots__": (), "_unrouted": cls})
+        routed.__module__ = cls.__module__
+        routed.__qualname__ = cls.__qualname__
+        _ROUTED[cls] = routed
+    return routed

@@ -8,7 +8,7 @@ records (decoded by their stored schema), hence ``Any`` in those overloads.
 
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Final, Generic, TypeVar, final, overload
+from typing import Any, Final, Generic, Literal, TypeVar, final, overload
 
 from typing_extensions import Self, disjoint_base
 
@@ -112,6 +112,9 @@ class Db:
     ) -> QueryCursor[Any]: ...
     def indexes(self, target: _Target, /) -> list[_IndexRow]: ...
     def collections(self) -> list[str]: ...
+    def _dump_raw(
+        self, target: _Target, max_records: int, /
+    ) -> list[tuple[int, Literal["raw", "value", "typed"], int, int, int, bytes]]: ...
     def _stat(
         self,
     ) -> tuple[

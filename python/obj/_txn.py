@@ -52,6 +52,7 @@ def _update(tx: WriteTransaction, target: Any, id: int, fn: Callable[[Any], Any]
         raise InvalidArgumentError(
             f"update() takes a function of the document, got {type(fn).__name__}"
         )
+    _check_writable(target)
     doc = tx.get(target, id)
     if doc is None:
         raise NotFoundError(f"{_name_of(target)} has no document with id {id}")
@@ -146,6 +147,18 @@ class ReadTransaction(_obj.ReadTransaction):
     def index_info(self, target: type | str) -> list[IndexInfo]:
         """The secondary indexes of a class's (or named) collection."""
         return _index_infos(self.indexes(target))
+
+
+def _check_writable(target: object) -> None:
+    """Refuses a write to a collection of an attached (read-only) namespace."""
+    doctype = getattr(target, "__obj_doctype__", None) if isinstance(target, type) else None
+    name = target if isinstance(target, str) else getattr(doctype, "collection", None)
+    if isinstance(name, str) and "." in name:
+        namespace = name.partition(".")[0]
+        raise InvalidArgumentError(
+            f"collection {name!r} is in namespace {namespace!r}: attached databases are "
+            "read-only, so it cannot be written"
+        )
 
 
 def _check_target(target: object) -> None:

@@ -355,6 +355,9 @@ def document(
                 )
             _REGISTRY[(collection, version)] = doctype
         cls.__obj_doctype__ = doctype  # type: ignore[attr-defined]
+        # What it takes to compile the same codec for another collection name (a class
+        # read from an attached namespace decodes against the bare collection there).
+        cls.__obj_declaration__ = (version, desc, specs, tuple(older), migrate)  # type: ignore[attr-defined]
         return cls
 
     return wrap
@@ -376,3 +379,12 @@ def doctype_of(obj: object) -> _obj.DocType:
             "@obj.document(collection=...) or pass a collection name"
         )
     return doctype
+
+
+def rebased_doctype(cls: type, collection: str) -> _obj.DocType:
+    """The codec of document class ``cls`` (and of its history) compiled for
+    ``collection`` instead of the collection it declares: decoding builds instances of the
+    same classes, and schema checks look ``collection`` up in whatever file is read."""
+    version, desc, specs, history, migrate = cls.__obj_declaration__  # type: ignore[attr-defined]
+    past = [rebased_doctype(h, collection) for h in history]
+    return _obj.DocType(collection, version, desc, specs, past, migrate)

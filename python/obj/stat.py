@@ -34,7 +34,7 @@ class CollectionStat:
     indexes: tuple[IndexStat, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Stat:
     """Sizes and counts of the latest commit::
 
@@ -51,3 +51,30 @@ class Stat:
     def collection(self, name: str) -> CollectionStat | None:
         """The collection called ``name``, or None."""
         return next((c for c in self.collections if c.name == name), None)
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{c.name!r}: {c.doc_count}" for c in self.collections)
+        return (
+            f"<obj.Stat page_size={self.page_size} page_count={self.page_count} "
+            f"free_pages={self.free_pages} wal_frames={self.wal_frames} "
+            f"collections={{{names}}}>"
+        )
+
+    def describe(self) -> str:
+        """A multi-line, human-readable summary (what ``python -m obj stat`` prints)."""
+        lines = [
+            f"page size     {self.page_size:,} bytes",
+            f"pages         {self.page_count:,} ({self.page_count * self.page_size:,} bytes)",
+            f"free pages    {self.free_pages:,}",
+            f"wal frames    {self.wal_frames:,}",
+            f"collections   {len(self.collections)}",
+        ]
+        for c in self.collections:
+            lines.append(f"  {c.name}: {c.doc_count:,} documents, {c.file_size_bytes:,} bytes")
+            for i in c.indexes:
+                paths = ", ".join(i.key_paths)
+                lines.append(
+                    f"    index {i.name} ({i.kind} on {paths}): {i.status}, "
+                    f"{i.file_size_bytes:,} bytes"
+                )
+        return "\n".join(lines)

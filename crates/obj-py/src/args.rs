@@ -15,8 +15,10 @@ use std::borrow::Cow;
 
 /// A collection name: a `str`. Emptiness and length are checked by the engine.
 ///
-/// A `.` separates an attached namespace from a collection (`"archive.orders"`). No
-/// namespace can be attached yet, so every dotted name is an unknown namespace.
+/// A `.` separates an attached namespace from a collection (`"archive.orders"`).
+/// Attachments live in the Python `obj.Db`, which routes those names to the attached
+/// handle before calling in here; a dotted name that reaches this point names a namespace
+/// that is not attached.
 pub(crate) fn collection<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
     let Ok(s) = obj.cast::<PyString>() else {
         return Err(InvalidArgumentError::new_err(format!(
@@ -136,6 +138,33 @@ pub(crate) fn target<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Target<'py>> {
     )))
 }
 
+/// The target of a write: like [`target`], but a name in an attached namespace (which is
+/// read-only) is an `InvalidArgumentError` rather than an unknown namespace.
+pub(crate) fn write_target<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Target<'py>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        if let Ok(name) = s.to_cow() {
+            check_writable(&name)?;
+        }
+    } else if let Ok(cls) = obj.cast::<PyType>() {
+        if let Some(dt) = doctype_of_class(cls) {
+            check_writable(dt.get().collection())?;
+        }
+    }
+    target(obj)
+}
+
+/// Refuses a write to a collection of an attached namespace (`"archive.orders"`).
+pub(crate) fn check_writable(name: &str) -> PyResult<()> {
+    if let Some((namespace, _)) = name.split_once('.') {
+        return Err(InvalidArgumentError::new_err(format!(
+            "collection {name:?} is in namespace {namespace:?}: attached databases are \
+             read-only, so it cannot be written (\".\" in a collection name is reserved for \
+             attached namespaces)"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a collection name that did not come from a Python `str` argument.
 pub(crate) fn check_name(name: &str) -> PyResult<()> {
     if let Some((namespace, _)) = name.split_once('.') {
@@ -219,7 +248,7 @@ fn by_name<'py>(collection: String, value: &Bound<'py, PyAny>) -> PyResult<NewDo
 
 fn typed<'py>(dt: Bound<'py, DocType>, doc: &Bound<'py, PyAny>) -> PyResult<NewDoc<'py>> {
     let codec = dt.get();
-    check_name(codec.collection())?;
+    check_writable(codec.collection())?;
     Ok(NewDoc {
         collection: codec.collection().to_owned(),
         kind: DocKind::Typed,
@@ -252,7 +281,10 @@ pub(crate) fn insert_args<'py>(
         Given::Missing => None,
         Given::Value(v) => Some(v),
     };
-    if first.is_instance_of::<PyString>() {
+    if let Ok(s) = first.cast::<PyString>() {
+        if let Ok(name) = s.to_cow() {
+            check_writable(&name)?;
+        }
         let name = collection(first)?.into_owned();
         let Some(value) = value else {
             return Err(PyTypeError::new_err(format!(

@@ -16,7 +16,7 @@ use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
 use crate::shared::{prepare, Checks, Local, Shared};
 use crate::source::Source;
 use crate::stored::Decode;
-use obj_core::{Db as CoreDb, Durability, Options, Reader, WriteTxn};
+use obj_core::{Db as CoreDb, DocKind, Durability, Options, Reader, WriteTxn};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use std::path::PathBuf;
@@ -26,6 +26,8 @@ use std::time::Duration;
 type IndexStatRow = (String, &'static str, Vec<String>, &'static str, u64);
 type CollectionStatRow = (String, u64, u64, Vec<IndexStatRow>);
 type StatRow = (u64, u64, u64, u64, Vec<CollectionStatRow>);
+/// `(id, kind, flags, type_version, collection_id, payload)` of a stored record.
+type RawRow<'py> = (u64, &'static str, u8, u32, u64, Bound<'py, PyBytes>);
 
 #[pyclass(frozen, subclass, module = "obj._obj", name = "Db")]
 pub struct Db {
@@ -228,7 +230,7 @@ impl Db {
         id: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let target = args::target(target)?;
+        let target = args::write_target(target)?;
         let id = args::doc_id(id)?;
         let doc = args::upsert_args(target, value)?;
         Ok(self.write_doc(py, &doc, Some(id))?.1)
@@ -242,7 +244,7 @@ impl Db {
         target: &Bound<'_, PyAny>,
         id: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let target = args::target(target)?;
+        let target = args::write_target(target)?;
         let id = args::doc_id(id)?;
         let collection = target.collection();
         self.write(py, None, |txn| txn.delete(collection, id))
@@ -282,6 +284,39 @@ impl Db {
         let snap = self.shared.db.begin_read().map_err(to_py)?;
         let value = snap.get(&name, id).map_err(to_py)?;
         Ok(value.map(|v| PyBytes::new(py, &v)))
+    }
+
+    /// Up to `max_records` records of the collection as stored, in id order, from a
+    /// snapshot taken now: `(id, kind, flags, type_version, collection_id, payload)`, with
+    /// `kind` "raw", "value" or "typed" and the payload bytes as the codecs see them
+    /// (decompressed when the header flags say compressed).
+    #[pyo3(signature = (target, max_records, /))]
+    fn _dump_raw<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        max_records: usize,
+    ) -> PyResult<Vec<RawRow<'py>>> {
+        let target = args::target(target)?;
+        let collection = target.collection().to_owned();
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        let rows = py
+            .detach(|| snap.scan(&collection, 1, max_records))
+            .map_err(to_py)?;
+        drop(snap);
+        Ok(rows
+            .into_iter()
+            .map(|(id, v)| {
+                let h = v.header();
+                let kind = match h.kind {
+                    DocKind::Raw => "raw",
+                    DocKind::Value => "value",
+                    DocKind::Typed => "typed",
+                };
+                let payload = PyBytes::new(py, &v);
+                (id, kind, h.flags, h.type_version, h.collection_id, payload)
+            })
+            .collect())
     }
 
     /// Number of documents in the collection (0 if it does not exist).

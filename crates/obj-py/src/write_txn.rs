@@ -238,7 +238,7 @@ impl WriteTransaction {
         id: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let target = args::target(target)?;
+        let target = args::write_target(target)?;
         let id = args::doc_id(id)?;
         let doc = args::upsert_args(target, value)?;
         Ok(self.write(py, &doc, Some(id))?.1)
@@ -252,7 +252,7 @@ impl WriteTransaction {
         target: &Bound<'_, PyAny>,
         id: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let target = args::target(target)?;
+        let target = args::write_target(target)?;
         let id = args::doc_id(id)?;
         let result = self.with_live(py, |txn, _| {
             txn.delete(target.collection(), id).map_err(to_py)
