@@ -298,3 +298,20 @@ def test_attach_a_file_written_by_another_process(
     assert db.get_raw("archive.blobs", 1) == b"from the child"
     assert sum(1 for _ in db.all("archive.events")) == 50
     assert db.get(ArchivedItem, 1) == ArchivedItem("child-1", 9.5, ["green"])
+
+
+def test_integrity_check_reports_damage_written_by_the_test(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "damaged.obj"
+    with obj.Db(path) as fresh:
+        with fresh.transaction() as tx:
+            for i in range(2000):
+                tx.insert("events", {"n": i, "pad": "x" * 50})
+        report = fresh.integrity_check()
+        assert report.page_count > 10
+    data = bytearray(path.read_bytes())
+    page = len(data) // 4096 - 2  # a page near the end: a tree page in use
+    data[page * 4096 + 200] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with obj.Db(path) as db, pytest.raises(obj.IntegrityError) as err:
+        db.integrity_check()
+    assert f"page {page}" in str(err.value)
