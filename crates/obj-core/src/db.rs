@@ -256,6 +256,11 @@ impl Db {
                 _ => None,
             }
         };
+        if !opts.read_only {
+            // Whatever an earlier handle wrote but could not sync becomes durable before
+            // anything is built on it.
+            main.sync()?;
+        }
         let (wal, commits) = Wal::open(wal, page_size, !opts.read_only, owner)?;
         let pager = Pager::new(
             main,

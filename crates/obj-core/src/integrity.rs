@@ -41,11 +41,26 @@ struct Walk<'a> {
     owner: HashMap<u64, u32>,
     page_count: u64,
     problems: Vec<String>,
+    /// The first failure that is not damage (an I/O error, a closed handle): returned as
+    /// it is, since the file may be fine.
+    fatal: Option<Error>,
 }
 
 const MAX_PROBLEMS: usize = 100;
 
 impl<'a> Walk<'a> {
+    /// Records a read failure: damage becomes a problem, anything else is kept to return.
+    fn failed(&mut self, context: &str, e: Error) {
+        match e {
+            Error::Io(_) | Error::Closed(_) => {
+                if self.fatal.is_none() {
+                    self.fatal = Some(e);
+                }
+            }
+            e => self.problem(format!("{context}: {e}")),
+        }
+    }
+
     fn problem(&mut self, msg: String) {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(msg);
@@ -89,7 +104,7 @@ impl<'a> Walk<'a> {
             let page = match self.snap.page(no) {
                 Ok(p) => p,
                 Err(e) => {
-                    self.problem(format!("{what}: {e}"));
+                    self.failed(what, e);
                     continue;
                 }
             };
@@ -131,7 +146,7 @@ impl<'a> Walk<'a> {
                                         }
                                     }
                                 }
-                                Err(e) => self.problem(format!("{what}: {e}")),
+                                Err(e) => self.failed(what, e),
                             }
                             match overflow::read(self.snap, first, len) {
                                 Ok(v) => v,
@@ -173,12 +188,13 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
         owner: HashMap::new(),
         page_count: meta.page_count,
         problems: Vec::new(),
+        fatal: None,
     };
     let mut records: Vec<(String, CollectionRecord)> = Vec::new();
     walk.tree(meta.catalog_root, 1, "catalog", &mut |_, _, _| {});
     match catalog::list(snap, meta.catalog_root) {
         Ok(list) => records = list,
-        Err(e) => walk.problem(format!("catalog: {e}")),
+        Err(e) => walk.failed("catalog", e),
     }
     let mut report = IntegrityReport {
         page_count: meta.page_count,
@@ -193,7 +209,7 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
         let defs = match snap.indexes(name) {
             Ok(defs) => defs,
             Err(e) => {
-                walk.problem(format!("{what}: index definitions: {e}"));
+                walk.failed(&format!("{what}: index definitions"), e);
                 Default::default()
             }
         };
@@ -308,7 +324,7 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
                 break;
             }
             Err(e) => {
-                walk.problem(format!("freelist: {e}"));
+                walk.failed("freelist", e);
                 break;
             }
         };
@@ -339,6 +355,9 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
         ));
     }
     report.free_pages = free;
+    if let Some(e) = walk.fatal {
+        return Err(e);
+    }
     if walk.problems.is_empty() {
         Ok(report)
     } else {

@@ -167,6 +167,15 @@ impl Wal {
                 frames_in_pending = 0;
             }
         }
+        if writable {
+            // Drop the torn or unacknowledged tail and make what is left durable: a later
+            // commit then never lands beside stale frames that could complete a lost one,
+            // and never builds on bytes that only the OS cache held.
+            if len > wal.end {
+                wal.backend.set_len(wal.end)?;
+            }
+            wal.backend.sync()?;
+        }
         Ok((wal, commits))
     }
 

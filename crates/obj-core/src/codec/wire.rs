@@ -20,18 +20,25 @@ pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// Most items a sequence of zero-sized values (`list[None]`) may claim.
-pub const MAX_EMPTY_ITEMS: u64 = 1 << 20;
+/// Most zero-sized values (`list[None]` items, empty tuples) one payload may claim in all.
+pub const MAX_EMPTY_ITEMS: u64 = 1 << 16;
 
 /// A cursor over encoded bytes; every read checks bounds and reports damage as corruption.
 pub struct WireReader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Zero-sized items (`list[None]`, empty tuples) left to this payload: nested sequences
+    /// must not multiply the per-sequence limit into unbounded work.
+    empty_budget: u64,
 }
 
 impl<'a> WireReader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        WireReader { buf, pos: 0 }
+        WireReader {
+            buf,
+            pos: 0,
+            empty_budget: MAX_EMPTY_ITEMS,
+        }
     }
 
     pub fn position(&self) -> usize {
