@@ -117,12 +117,15 @@ impl<'a> WireReader<'a> {
         let n = self.uvarint()?;
         let left = (self.buf.len() - self.pos) as u64;
         let limit = if min_item == 0 {
-            MAX_EMPTY_ITEMS
+            self.empty_budget
         } else {
             left / min_item as u64
         };
         if n > limit {
             return Err(self.damaged("sequence longer than the payload"));
+        }
+        if min_item == 0 {
+            self.empty_budget -= n;
         }
         usize::try_from(n).map_err(|_| self.damaged("length too large"))
     }
@@ -158,6 +161,17 @@ mod tests {
         put_bytes(&mut ours, "héllo".as_bytes());
         assert_eq!(ours, postcard::to_allocvec("héllo").unwrap());
         assert_eq!(WireReader::new(&ours).str().unwrap(), "héllo");
+    }
+
+    #[test]
+    fn zero_sized_items_share_one_budget_per_payload() {
+        // Two sequences of zero-sized items: together they may not exceed the budget.
+        let mut p = Vec::new();
+        put_uvarint(&mut p, MAX_EMPTY_ITEMS);
+        put_uvarint(&mut p, 1);
+        let mut r = WireReader::new(&p);
+        assert_eq!(r.len(0).unwrap() as u64, MAX_EMPTY_ITEMS);
+        assert!(r.len(0).is_err());
     }
 
     #[test]
