@@ -758,3 +758,15 @@ def test_classes_defined_in_a_function_may_refer_to_each_other(db: obj.Db) -> No
 
     oid = db.insert(Assembly([Part("bolt")], Part("nut")))
     assert db.get(Assembly, oid) == Assembly([Part("bolt")], Part("nut"))
+
+
+def test_lists_of_zero_sized_values_round_trip(tmp_path: pathlib.Path) -> None:
+    @obj.document(collection="zero_sized", version=1)
+    @dataclass
+    class Zero:
+        nones: list[None]
+
+    with obj.Db(tmp_path / "z.obj") as db:
+        oid = db.insert(Zero(nones=[None] * 500))
+        got = db.get(Zero, oid)
+        assert got is not None and got.nones == [None] * 500

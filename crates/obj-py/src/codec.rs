@@ -40,6 +40,22 @@ enum Plan {
     Any,
 }
 
+impl Plan {
+    /// Fewest payload bytes a value takes (as in the engine's dynamic decoder): a sequence
+    /// count is checked against the bytes left, and zero-sized items against the payload's
+    /// budget, so a list of None is read back however long it is.
+    fn min_size(&self) -> usize {
+        match self {
+            Plan::NoneType => 0,
+            Plan::Tuple(items) => items.iter().map(Plan::min_size).sum(),
+            Plan::Struct(s) => s.plans.iter().map(Plan::min_size).sum(),
+            Plan::Float => 8,
+            Plan::Uuid => 16,
+            _ => 1,
+        }
+    }
+}
+
 struct StructPlan {
     cls: Py<PyType>,
     names: Vec<Py<PyString>>,
@@ -722,7 +738,7 @@ fn decode<'py>(
             }
         }
         Plan::List(inner) => {
-            let n = r.len(1).map_err(damaged)?;
+            let n = r.len(inner.min_size()).map_err(damaged)?;
             let list = PyList::empty(py);
             for _ in 0..n {
                 list.append(decode(py, inner, r, depth + 1)?)?;
@@ -737,7 +753,7 @@ fn decode<'py>(
             PyTuple::new(py, values)?.into_any()
         }
         Plan::Map(inner) => {
-            let n = r.len(2).map_err(damaged)?;
+            let n = r.len(1 + inner.min_size()).map_err(damaged)?;
             let dict = PyDict::new(py);
             for _ in 0..n {
                 let k = r.str().map_err(damaged)?;
