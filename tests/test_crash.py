@@ -56,10 +56,17 @@ def expected_ids(last: int) -> list[int]:
     return [j for j in range(1, last + 1) if not ((j + 5) % 7 == 0 and j + 5 <= last)]
 
 
-def run_and_kill(path: pathlib.Path, rng: random.Random) -> list[int]:
-    """Starts the writer, kills it at a random moment, returns the acknowledged commits."""
+def run_and_kill(
+    path: pathlib.Path,
+    rng: random.Random,
+    script: str = WRITER,
+    start_timeout: float = 30,
+    max_delay: float = 0.25,
+) -> list[int]:
+    """Starts a writer script (it prints each commit number after commit() returned), kills
+    it at a random moment, and returns the acknowledged commits."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)],
+        [sys.executable, "-c", script, str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -77,8 +84,8 @@ def run_and_kill(path: pathlib.Path, rng: random.Random) -> list[int]:
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        assert first.wait(30), "the writer did not start committing"
-        time.sleep(rng.uniform(0.0, 0.25))
+        assert first.wait(start_timeout), "the writer did not start committing"
+        time.sleep(rng.uniform(0.0, max_delay))
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)

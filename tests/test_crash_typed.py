@@ -3,18 +3,16 @@ present, none is partial, and every index equals a recomputation from the docume
 
 from __future__ import annotations
 
-import os
 import pathlib
 import random
-import signal
-import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 import obj
+
+from .test_crash import run_and_kill as kill_writer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
@@ -87,36 +85,7 @@ def expected(last: int) -> dict[int, tuple[str, str, list[str], str]]:
 
 
 def run_and_kill(path: pathlib.Path, rng: random.Random) -> list[int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    acks: list[int] = []
-    first = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            acks.append(int(line))
-            first.set()
-        first.set()
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        assert first.wait(60), "the writer did not start committing"
-        time.sleep(rng.uniform(0.0, 0.3))
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        reader.join(30)
-    assert proc.stderr is not None
-    stderr = proc.stderr.read()
-    proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL, stderr
-    return acks
+    return kill_writer(path, rng, WRITER, start_timeout=60, max_delay=0.3)
 
 
 def check(path: pathlib.Path, acked: int) -> int:
