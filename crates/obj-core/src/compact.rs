@@ -189,35 +189,20 @@ impl WriteTxn {
 
     /// The highest page number any tree, chain or catalog record uses.
     fn highest_live_page(&mut self) -> Result<u64> {
-        let mut highest = 1u64;
         let root = self.meta.catalog_root;
         let mut roots = vec![root];
-        for (name, rec) in catalog::list(self, root)? {
-            let _ = rec;
+        for (name, _) in catalog::list(self, root)? {
             roots.push(self.writable_state(&name)?.rec.root);
             roots.extend(self.indexes(&name)?.iter().map(|d| d.root));
         }
+        let mut highest = 1u64;
         for r in roots {
-            let mut stack = vec![(r, 0usize)];
-            while let Some((no, depth)) = stack.pop() {
-                if depth > MAX_DEPTH {
-                    return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
-                }
-                highest = highest.max(no);
-                let page = self.page(no)?;
-                if node::is_leaf(&page) {
-                    for i in 0..node::count(&page) {
-                        if let LeafValue::Overflow { first, len } = node::leaf_value(&page, i) {
-                            for p in crate::btree::overflow::chain(self, first, len)? {
-                                highest = highest.max(p);
-                            }
-                        }
-                    }
-                } else {
-                    for i in 0..=node::count(&page) {
-                        stack.push((node::child(&page, i), depth + 1));
-                    }
-                }
+            let crate::btree::TreeLayout { nodes, chains } = crate::btree::tree_layout(self, r)?;
+            highest = nodes.into_iter().fold(highest, u64::max);
+            for (first, len) in chains {
+                highest = crate::btree::overflow::chain(self, first, len)?
+                    .into_iter()
+                    .fold(highest, u64::max);
             }
         }
         Ok(highest)

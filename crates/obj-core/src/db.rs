@@ -182,16 +182,7 @@ impl Db {
         let created = main.len()? == 0 && !opts.read_only;
         if created {
             create_file(main.as_ref(), wal.as_ref(), &opts)?;
-            if let Some(dir) = path.parent() {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                if let Ok(d) = File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
+            sync_parent_dir(&path);
         }
         Self::open_backends(main, wal, opts, Some(lock_file), path)
     }
@@ -426,16 +417,7 @@ impl Db {
             out.sync()?;
             std::fs::rename(&tmp, dest)?;
             let _ = std::fs::remove_file(wal_path(dest));
-            if let Some(dir) = dest.parent() {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                if let Ok(d) = File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
+            sync_parent_dir(dest);
             Ok(())
         })();
         if result.is_err() {
@@ -542,6 +524,21 @@ impl std::fmt::Debug for Db {
             .field("path", &self.shared.path)
             .field("read_only", &self.shared.opts.read_only)
             .finish()
+    }
+}
+
+/// Makes a new or renamed directory entry durable (best-effort: not every file system
+/// supports syncing a directory).
+fn sync_parent_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
 }
 

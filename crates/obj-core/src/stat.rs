@@ -1,9 +1,8 @@
 //! `Db::stat`: sizes and counts per collection and for the whole database.
 
-use crate::btree::node::{self, LeafValue};
-use crate::btree::{overflow, PageRead, MAX_DEPTH};
+use crate::btree::{overflow, PageRead};
 use crate::catalog::{self, IndexKind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::txn::{ReadTxn, Reader};
 
 /// Database-wide figures and one entry per collection.
@@ -36,29 +35,15 @@ pub struct IndexStat {
     pub file_size_bytes: u64,
 }
 
-/// Pages of a tree, its overflow chains included.
+/// Pages of a tree, its overflow chains included (chain lengths follow from the value
+/// sizes, so the chains themselves are not read).
 fn tree_pages<R: PageRead>(r: &R, root: u64) -> Result<u64> {
-    let mut pages = 0u64;
-    let mut stack = vec![(root, 0usize)];
-    while let Some((no, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
-        }
-        let page = crate::btree::node_page(r, no)?;
-        pages += 1;
-        if node::is_leaf(&page) {
-            for i in 0..node::count(&page) {
-                if let LeafValue::Overflow { first: _, len } = node::leaf_value(&page, i) {
-                    pages += overflow::pages_for(r.page_size(), len);
-                }
-            }
-        } else {
-            for i in 0..=node::count(&page) {
-                stack.push((node::child(&page, i), depth + 1));
-            }
-        }
-    }
-    Ok(pages)
+    let crate::btree::TreeLayout { nodes, chains } = crate::btree::tree_layout(r, root)?;
+    let overflow: u64 = chains
+        .iter()
+        .map(|(_, len)| overflow::pages_for(r.page_size(), *len))
+        .sum();
+    Ok(nodes.len() as u64 + overflow)
 }
 
 pub(crate) fn stat(snap: &ReadTxn, physical_page: u64, wal_frames: u64) -> Result<Stat> {

@@ -371,18 +371,28 @@ fn collapse_root<W: PageWrite>(w: &mut W, root: u64) -> Result<()> {
     ))
 }
 
-/// Frees every page of a tree (nodes and overflow chains), the root included.
-pub fn free_all<W: PageWrite>(w: &mut W, root: u64) -> Result<()> {
+/// The pages of one tree.
+pub struct TreeLayout {
+    /// Node pages, depth-first from the root.
+    pub nodes: Vec<u64>,
+    /// Overflow chains the leaves point at: `(first page, value length)`.
+    pub chains: Vec<(u64, u64)>,
+}
+
+/// Lists the node pages of a tree and the overflow chains of its leaves.
+pub fn tree_layout<R: PageRead>(r: &R, root: u64) -> Result<TreeLayout> {
+    let (mut nodes, mut chains) = (Vec::new(), Vec::new());
     let mut stack = vec![(root, 0usize)];
     while let Some((no, depth)) = stack.pop() {
         if depth > MAX_DEPTH {
             return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
         }
-        let page = node_page(w, no)?;
+        let page = node_page(r, no)?;
+        nodes.push(no);
         if node::is_leaf(&page) {
             for i in 0..node::count(&page) {
                 if let LeafValue::Overflow { first, len } = node::leaf_value(&page, i) {
-                    overflow::free(w, first, len)?;
+                    chains.push((first, len));
                 }
             }
         } else {
@@ -390,7 +400,17 @@ pub fn free_all<W: PageWrite>(w: &mut W, root: u64) -> Result<()> {
                 stack.push((node::child(&page, i), depth + 1));
             }
         }
-        drop(page);
+    }
+    Ok(TreeLayout { nodes, chains })
+}
+
+/// Frees every page of a tree (nodes and overflow chains), the root included.
+pub fn free_all<W: PageWrite>(w: &mut W, root: u64) -> Result<()> {
+    let TreeLayout { nodes, chains } = tree_layout(w, root)?;
+    for (first, len) in chains {
+        overflow::free(w, first, len)?;
+    }
+    for no in nodes {
         w.free_page(no)?;
     }
     Ok(())
