@@ -14,7 +14,7 @@ use crate::lock;
 use crate::pager::{PageBuf, Pager};
 use crate::stat::Stat;
 use crate::txn::{ReadTxn, WriteTxn};
-use crate::wal::Wal;
+use crate::wal::{self, Wal};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -242,7 +242,12 @@ impl Db {
                 Ok(()) if format::verify_page(0, &page0[..page_size - reserved]).is_ok() => {
                     Meta::read_from(&page0[..page_size - reserved])
                         .ok()
-                        .map(|m| (m.db_id, m.wal_generation))
+                        .map(|m| wal::Owner {
+                            db_id: m.db_id,
+                            generation: m.wal_generation,
+                            commit_seq: m.commit_seq,
+                            reserved,
+                        })
                 }
                 _ => None,
             }
@@ -351,7 +356,7 @@ impl Db {
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         self.shared.check_writable()?;
         self.shared.acquire_writer()?;
-        let result = self.shared.checkpoint_locked();
+        let result = self.shared.checkpoint_locked(true);
         self.shared.release_writer();
         result
     }
@@ -451,7 +456,7 @@ impl Db {
             && !shared.failed.load(Ordering::Acquire)
             && shared.try_acquire_writer()
         {
-            let _ = shared.checkpoint_locked();
+            let _ = shared.checkpoint_locked(true);
             shared.release_writer();
         }
         shared.closed.store(true, Ordering::Release);
@@ -770,7 +775,7 @@ impl Shared {
             drop(wal);
             // The commit is already durable; a failed automatic checkpoint loses nothing (and
             // makes the handle refuse further writes until reopened).
-            let _ = self.checkpoint_locked();
+            let _ = self.checkpoint_locked(false);
         }
         Ok(())
     }
@@ -778,16 +783,23 @@ impl Shared {
     /// Checkpoint with the writer lock held. A failure part-way leaves the main file or the
     /// log in a state this handle can no longer describe, so it turns the handle read-only
     /// until reopened (recovery then sorts it out from what is on disk).
-    fn checkpoint_locked(&self) -> Result<CheckpointInfo> {
-        let result = self.checkpoint_steps();
+    ///
+    /// `shrink` (explicit checkpoints and close) also gives the log's disk space back; the
+    /// automatic checkpoint after a commit keeps the file to rewrite it in place.
+    fn checkpoint_locked(&self, shrink: bool) -> Result<CheckpointInfo> {
+        let result = self.checkpoint_steps(shrink);
         if result.is_err() {
             self.failed.store(true, Ordering::Release);
         }
         result
     }
 
-    fn checkpoint_steps(&self) -> Result<CheckpointInfo> {
+    fn checkpoint_steps(&self, shrink: bool) -> Result<CheckpointInfo> {
+        let sync = self.opts.durability != Durability::None;
         if !self.pager.has_versions() {
+            if shrink {
+                self.wal.lock().truncate_stale(sync)?;
+            }
             return Ok(CheckpointInfo::default());
         }
         let (latest, upto, page_count) = {
@@ -795,7 +807,6 @@ impl Shared {
             let oldest = p.readers.keys().next().copied().unwrap_or(p.seq);
             (p.seq, oldest.min(p.seq), p.meta.page_count)
         };
-        let sync = self.opts.durability != Durability::None;
         let mut wal = self.wal.lock();
         if sync {
             wal.sync()?;
@@ -816,7 +827,17 @@ impl Shared {
             self.pager.main().sync()?;
         }
         if backfill.complete {
-            wal.reset(sync)?;
+            // Keep a log of up to twice the automatic checkpoint size for in-place reuse.
+            let keep = if shrink {
+                0
+            } else {
+                let frame = (wal::FRAME_HEADER_SIZE + self.pager.physical_size()) as u64;
+                self.opts
+                    .checkpoint_frames
+                    .saturating_mul(2)
+                    .saturating_mul(frame)
+            };
+            wal.reset(sync, keep)?;
             self.pager.clear_versions();
         }
         Ok(CheckpointInfo {
