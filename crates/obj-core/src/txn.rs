@@ -606,6 +606,7 @@ impl WriteTxn {
         payload: &[u8],
     ) -> Result<(u64, bool)> {
         self.check_usable()?;
+        let id_given = id.is_some();
         let (root, id) = {
             let st = self.writable_state(collection)?;
             let id = match id {
@@ -623,9 +624,18 @@ impl WriteTxn {
         let changes = if defs.is_empty() {
             Vec::new()
         } else {
-            let new_doc = self.decode_new(collection, kind, type_version, payload)?;
-            let old_doc = match btree::get(self, root, &id_key(id))? {
-                Some(stored) => self.decode_stored(collection, &Value::from_tree(stored)?)?,
+            let new_doc = self.decode_new(collection, kind, type_version, payload, &defs)?;
+            // An insert takes an id above every id ever used: nothing can be stored there.
+            let old = match id_given {
+                true => btree::get(self, root, &id_key(id))?,
+                false => None,
+            };
+            let old_doc = match old {
+                Some(stored) => {
+                    let stored = Value::from_tree(stored)?;
+                    let h = stored.header();
+                    self.index_view(collection, h.kind, h.type_version, &stored, &defs)?
+                }
                 None => None,
             };
             self.plan_index_changes(collection, &defs, id, old_doc.as_ref(), new_doc.as_ref())?
@@ -660,7 +670,9 @@ impl WriteTxn {
             let Some(stored) = btree::get(self, root, &id_key(id))? else {
                 return Ok(false);
             };
-            let old_doc = self.decode_stored(collection, &Value::from_tree(stored)?)?;
+            let stored = Value::from_tree(stored)?;
+            let h = stored.header();
+            let old_doc = self.index_view(collection, h.kind, h.type_version, &stored, &defs)?;
             let changes = self.plan_index_changes(collection, &defs, id, old_doc.as_ref(), None)?;
             self.apply_index_changes(&defs, id, changes)?;
         }
@@ -698,14 +710,48 @@ impl WriteTxn {
 
     /// Decodes a payload about to be written; a payload that does not match its codec is
     /// the caller's mistake.
+    /// The part of a document its indexes read: for a typed document only the top-level
+    /// fields the index paths start with (the others are skipped, not built), the whole
+    /// value otherwise. None for raw bytes.
+    fn index_view(
+        &self,
+        collection: &str,
+        kind: DocKind,
+        version: u32,
+        payload: &[u8],
+        defs: &[IndexDef],
+    ) -> Result<Option<Datum>> {
+        if kind != DocKind::Typed {
+            return self.decode_payload(collection, kind, version, payload);
+        }
+        let schema = self.schema(collection, version)?.ok_or_else(|| {
+            Error::invalid(format!(
+                "no schema is stored for {collection:?} version {version}; register it before writing or reading typed documents"
+            ))
+        })?;
+        let mut heads: Vec<&str> = Vec::new();
+        for path in defs.iter().flat_map(|d| &d.spec.paths) {
+            let head = path.split('.').next().unwrap_or(path);
+            if !heads.contains(&head) {
+                heads.push(head);
+            }
+        }
+        Ok(Some(dynamic::decode_fields_strict(
+            &schema.root,
+            payload,
+            &heads,
+        )?))
+    }
+
     fn decode_new(
         &self,
         collection: &str,
         kind: DocKind,
         version: u32,
         payload: &[u8],
+        defs: &[IndexDef],
     ) -> Result<Option<Datum>> {
-        self.decode_payload(collection, kind, version, payload)
+        self.index_view(collection, kind, version, payload, defs)
             .map_err(|e| match e {
                 Error::Corruption(m) => {
                     Error::invalid(format!("payload for {collection:?} does not decode: {m}"))

@@ -41,6 +41,85 @@ pub fn decode_fields(root: &StructType, payload: &[u8], heads: &[&str]) -> Resul
     Ok(Datum::Map(entries))
 }
 
+/// Like [`decode_fields`], but the fields it does not build are still checked as strictly
+/// as [`decode`] would (UTF-8, ranges, enum members, trailing bytes): a payload this accepts
+/// is one `decode` accepts. For validating a new document while reading only the fields
+/// its indexes need.
+pub fn decode_fields_strict(root: &StructType, payload: &[u8], heads: &[&str]) -> Result<Datum> {
+    let mut r = WireReader::new(payload);
+    let mut entries = Vec::new();
+    for f in &root.fields {
+        if heads.contains(&f.name.as_str()) {
+            entries.push((f.name.clone(), read(&f.ty, &mut r, 1)?));
+        } else {
+            check(&f.ty, &mut r, 1)?;
+        }
+    }
+    r.finish()?;
+    Ok(Datum::Map(entries))
+}
+
+/// Moves past one value, accepting exactly what [`read`] accepts, without building the
+/// common kinds (the rare ones are read and dropped).
+fn check(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<()> {
+    if depth > MAX_NESTING {
+        return Err(Error::corrupt(format!(
+            "document nested deeper than {MAX_NESTING} levels"
+        )));
+    }
+    match ty {
+        FieldType::Bool => {
+            r.bool()?;
+        }
+        FieldType::Int => {
+            r.ivarint()?;
+        }
+        FieldType::Float => {
+            r.f64()?;
+        }
+        FieldType::Str => {
+            r.str()?;
+        }
+        FieldType::Bytes => {
+            r.bytes()?;
+        }
+        FieldType::NoneType => {}
+        FieldType::Optional(t) => {
+            if r.bool()? {
+                check(t, r, depth + 1)?;
+            }
+        }
+        FieldType::List(t) => {
+            for _ in 0..r.len(min_size(t))? {
+                check(t, r, depth + 1)?;
+            }
+        }
+        FieldType::Tuple(ts) => {
+            for t in ts {
+                check(t, r, depth + 1)?;
+            }
+        }
+        FieldType::Map(t) => {
+            for _ in 0..r.len(1 + min_size(t))? {
+                r.str()?;
+                check(t, r, depth + 1)?;
+            }
+        }
+        FieldType::Struct(s) => {
+            for f in &s.fields {
+                check(&f.ty, r, depth + 1)?;
+            }
+        }
+        FieldType::Uuid => {
+            r.take(16)?;
+        }
+        FieldType::DateTime | FieldType::Date | FieldType::Enum(_) | FieldType::Any => {
+            read(ty, r, depth)?;
+        }
+    }
+    Ok(())
+}
+
 /// Moves past one value without building it.
 pub fn skip(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<()> {
     if depth > MAX_NESTING {
@@ -256,5 +335,55 @@ mod tests {
             decode(&s, &p).unwrap().get("n"),
             Some(&Datum::List(vec![Datum::Null; 3]))
         );
+    }
+
+    #[test]
+    fn strict_field_decode_accepts_exactly_what_decode_accepts() {
+        let field = |name: &str, ty: FieldType| Field {
+            name: name.into(),
+            ty,
+        };
+        let s = StructType {
+            fields: vec![
+                field("id", FieldType::Int),
+                field("name", FieldType::Str),
+                field("tags", FieldType::List(Box::new(FieldType::Str))),
+                field(
+                    "extra",
+                    FieldType::Map(Box::new(FieldType::Optional(Box::new(FieldType::Float)))),
+                ),
+            ],
+        };
+        let mut p = Vec::new();
+        put_ivarint(&mut p, 5);
+        put_bytes(&mut p, b"five");
+        put_uvarint(&mut p, 2);
+        put_bytes(&mut p, b"a");
+        put_bytes(&mut p, b"b");
+        put_uvarint(&mut p, 1);
+        put_bytes(&mut p, b"k");
+        p.push(1);
+        put_f64(&mut p, 2.5);
+        let d = decode_fields_strict(&s, &p, &["id"]).unwrap();
+        assert_eq!(d, Datum::Map(vec![("id".into(), Datum::Int(5))]));
+        // Every way to spoil the payload that `decode` refuses, the strict form refuses too,
+        // though it builds only "id": every cut, every byte replaced by 0xff.
+        let mut variants: Vec<Vec<u8>> = (0..p.len()).map(|cut| p[..cut].to_vec()).collect();
+        for i in 0..p.len() {
+            let mut q = p.clone();
+            q[i] = 0xff;
+            variants.push(q);
+        }
+        let mut trailing = p.clone();
+        trailing.push(0);
+        variants.push(trailing);
+        for q in &variants {
+            assert_eq!(
+                decode(&s, q).is_ok(),
+                decode_fields_strict(&s, q, &["id"]).is_ok(),
+                "{q:?}"
+            );
+        }
+        assert!(variants.iter().any(|q| decode(&s, q).is_err()));
     }
 }
