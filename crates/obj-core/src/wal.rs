@@ -256,7 +256,8 @@ impl Wal {
     /// of at most `keep_bytes` is rewritten in place: later commits overwrite its blocks
     /// instead of growing the file, which makes each commit's fsync a data-only flush rather
     /// than a journal commit of the new file size (about twice as fast on ext4). A longer log
-    /// is truncated first, so one huge transaction does not pin its disk space.
+    /// is cut to `keep_bytes` first, so one huge transaction does not pin its disk space;
+    /// `keep_bytes == 0` empties the log (durably, before the new header).
     pub fn reset(&mut self, sync: bool, keep_bytes: u64) -> Result<()> {
         self.generation = self.generation.wrapping_add(1);
         let (s1, s2) = fresh_salts();
@@ -273,7 +274,10 @@ impl Wal {
         // A crash while the header is written in place leaves a torn header in front of old
         // frames: `open` tells that from damage because every commit in those frames is
         // already in the main file (the reset only follows a complete, synced checkpoint).
-        if self.backend.len()? > keep_bytes.max(WAL_HEADER_SIZE as u64) {
+        let len = self.backend.len()?;
+        if keep_bytes == 0 && len > WAL_HEADER_SIZE as u64 {
+            // Giving all the space back: empty the log durably first, so a crash leaves at
+            // most a short log with a torn header.
             self.backend.set_len(0)?;
             if sync {
                 self.backend.sync()?;
@@ -282,6 +286,12 @@ impl Wal {
         self.backend.write_at(0, &header)?;
         if sync {
             self.backend.sync()?;
+            // Only behind a durable new header may old frames be cut: behind the old header
+            // a cut log would replay a prefix of commits the main file has moved past.
+            if keep_bytes != 0 && len > keep_bytes.max(WAL_HEADER_SIZE as u64) {
+                self.backend
+                    .set_len(keep_bytes.max(WAL_HEADER_SIZE as u64))?;
+            }
         }
         self.salt1 = s1;
         self.salt2 = s2;
@@ -517,7 +527,10 @@ mod tests {
         assert_eq!(commits[0].pages[1].1, page(4));
         wal.truncate_stale(true).unwrap();
         assert_eq!(mem.len().unwrap(), len, "frames are live: nothing is cut");
-        wal.reset(true, u64::MAX).unwrap();
+        // A log longer than `keep` loses only its tail.
+        let keep = (WAL_HEADER_SIZE + FRAME_HEADER_SIZE + 4096) as u64;
+        wal.reset(true, keep).unwrap();
+        assert_eq!(mem.len().unwrap(), keep);
         wal.truncate_stale(true).unwrap();
         assert_eq!(mem.len().unwrap(), WAL_HEADER_SIZE as u64);
     }
