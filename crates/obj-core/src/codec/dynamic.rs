@@ -22,23 +22,9 @@ pub fn decode(root: &StructType, payload: &[u8]) -> Result<Datum> {
 
 /// Decodes only the top-level fields named in `heads` (the first component of each path a
 /// caller needs), skipping the others without building them; the result is a map of just
-/// those fields.
+/// those fields. It stops after the last wanted field (for stored, already valid payloads).
 pub fn decode_fields(root: &StructType, payload: &[u8], heads: &[&str]) -> Result<Datum> {
-    let mut r = WireReader::new(payload);
-    let mut entries = Vec::new();
-    let wanted = |name: &str| heads.contains(&name);
-    let last = root.fields.iter().rposition(|f| wanted(&f.name));
-    for (i, f) in root.fields.iter().enumerate() {
-        if Some(i) > last || last.is_none() {
-            break;
-        }
-        if wanted(&f.name) {
-            entries.push((f.name.clone(), read(&f.ty, &mut r, 1)?));
-        } else {
-            skip(&f.ty, &mut r, 1)?;
-        }
-    }
-    Ok(Datum::Map(entries))
+    decode_some(root, payload, heads, Pass::Skip)
 }
 
 /// Like [`decode_fields`], but the fields it does not build are still checked as strictly
@@ -46,96 +32,68 @@ pub fn decode_fields(root: &StructType, payload: &[u8], heads: &[&str]) -> Resul
 /// is one `decode` accepts. For validating a new document while reading only the fields
 /// its indexes need.
 pub fn decode_fields_strict(root: &StructType, payload: &[u8], heads: &[&str]) -> Result<Datum> {
+    decode_some(root, payload, heads, Pass::Check)
+}
+
+/// How [`pass`] moves over a value it does not build.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Bounds only: lengths and counts must fit the payload.
+    Skip,
+    /// Everything [`read`] checks (UTF-8, ranges, enum members); the rare kinds are read
+    /// and dropped.
+    Check,
+}
+
+fn decode_some(root: &StructType, payload: &[u8], heads: &[&str], how: Pass) -> Result<Datum> {
     let mut r = WireReader::new(payload);
     let mut entries = Vec::new();
-    for f in &root.fields {
-        if heads.contains(&f.name.as_str()) {
+    let wanted = |name: &str| heads.contains(&name);
+    // Skipping stops after the last wanted field; checking walks to the end.
+    let stop = match how {
+        Pass::Skip => root
+            .fields
+            .iter()
+            .rposition(|f| wanted(&f.name))
+            .map_or(0, |i| i + 1),
+        Pass::Check => root.fields.len(),
+    };
+    for f in &root.fields[..stop] {
+        if wanted(&f.name) {
             entries.push((f.name.clone(), read(&f.ty, &mut r, 1)?));
         } else {
-            check(&f.ty, &mut r, 1)?;
+            pass(&f.ty, &mut r, 1, how)?;
         }
     }
-    r.finish()?;
+    if how == Pass::Check {
+        r.finish()?;
+    }
     Ok(Datum::Map(entries))
 }
 
-/// Moves past one value, accepting exactly what [`read`] accepts, without building the
-/// common kinds (the rare ones are read and dropped).
-fn check(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<()> {
+/// Moves past one value without building it (the common kinds, at least).
+fn pass(ty: &FieldType, r: &mut WireReader<'_>, depth: usize, how: Pass) -> Result<()> {
     if depth > MAX_NESTING {
         return Err(Error::corrupt(format!(
             "document nested deeper than {MAX_NESTING} levels"
         )));
     }
+    let strict = how == Pass::Check;
     match ty {
         FieldType::Bool => {
             r.bool()?;
         }
-        FieldType::Int => {
+        FieldType::Int if strict => {
             r.ivarint()?;
         }
-        FieldType::Float => {
-            r.f64()?;
-        }
-        FieldType::Str => {
-            r.str()?;
-        }
-        FieldType::Bytes => {
-            r.bytes()?;
-        }
-        FieldType::NoneType => {}
-        FieldType::Optional(t) => {
-            if r.bool()? {
-                check(t, r, depth + 1)?;
-            }
-        }
-        FieldType::List(t) => {
-            for _ in 0..r.len(min_size(t))? {
-                check(t, r, depth + 1)?;
-            }
-        }
-        FieldType::Tuple(ts) => {
-            for t in ts {
-                check(t, r, depth + 1)?;
-            }
-        }
-        FieldType::Map(t) => {
-            for _ in 0..r.len(1 + min_size(t))? {
-                r.str()?;
-                check(t, r, depth + 1)?;
-            }
-        }
-        FieldType::Struct(s) => {
-            for f in &s.fields {
-                check(&f.ty, r, depth + 1)?;
-            }
-        }
-        FieldType::Uuid => {
-            r.take(16)?;
-        }
-        FieldType::DateTime | FieldType::Date | FieldType::Enum(_) | FieldType::Any => {
-            read(ty, r, depth)?;
-        }
-    }
-    Ok(())
-}
-
-/// Moves past one value without building it.
-pub fn skip(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<()> {
-    if depth > MAX_NESTING {
-        return Err(Error::corrupt(format!(
-            "document nested deeper than {MAX_NESTING} levels"
-        )));
-    }
-    match ty {
-        FieldType::Bool => {
-            r.bool()?;
-        }
-        FieldType::Int | FieldType::Date | FieldType::Enum(_) => {
+        FieldType::Int => {
             r.uvarint()?;
         }
         FieldType::Float => {
             r.take(8)?;
+        }
+        FieldType::Str if strict => {
+            r.str()?;
         }
         FieldType::Str | FieldType::Bytes => {
             r.bytes()?;
@@ -143,38 +101,48 @@ pub fn skip(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<()> 
         FieldType::NoneType => {}
         FieldType::Optional(t) => {
             if r.bool()? {
-                skip(t, r, depth + 1)?;
+                pass(t, r, depth + 1, how)?;
             }
         }
         FieldType::List(t) => {
             for _ in 0..r.len(min_size(t))? {
-                skip(t, r, depth + 1)?;
+                pass(t, r, depth + 1, how)?;
             }
         }
         FieldType::Tuple(ts) => {
             for t in ts {
-                skip(t, r, depth + 1)?;
+                pass(t, r, depth + 1, how)?;
             }
         }
         FieldType::Map(t) => {
             for _ in 0..r.len(1 + min_size(t))? {
-                r.bytes()?;
-                skip(t, r, depth + 1)?;
+                if strict {
+                    r.str()?;
+                } else {
+                    r.bytes()?;
+                }
+                pass(t, r, depth + 1, how)?;
             }
         }
         FieldType::Struct(s) => {
             for f in &s.fields {
-                skip(&f.ty, r, depth + 1)?;
+                pass(&f.ty, r, depth + 1, how)?;
             }
+        }
+        FieldType::Uuid => {
+            r.take(16)?;
+        }
+        FieldType::DateTime | FieldType::Date | FieldType::Enum(_) if strict => {
+            read(ty, r, depth)?;
+        }
+        FieldType::Date | FieldType::Enum(_) => {
+            r.uvarint()?;
         }
         FieldType::DateTime => {
             r.uvarint()?;
             if r.bool()? {
                 r.uvarint()?;
             }
-        }
-        FieldType::Uuid => {
-            r.take(16)?;
         }
         FieldType::Any => {
             Datum::read(r, depth + 1)?;
