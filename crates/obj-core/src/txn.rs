@@ -192,6 +192,17 @@ pub trait Reader: PageRead + Sized {
         self.decode_payload(collection, h.kind, h.type_version, doc)
     }
 
+    /// The stored schema of typed documents of `collection` at `version`, or an error that
+    /// says to register it.
+    #[doc(hidden)]
+    fn typed_schema(&self, collection: &str, version: u32) -> Result<Arc<Schema>> {
+        self.schema(collection, version)?.ok_or_else(|| {
+            Error::invalid(format!(
+                "no schema is stored for {collection:?} version {version}; register it before writing or reading typed documents"
+            ))
+        })
+    }
+
     #[doc(hidden)]
     fn decode_payload(
         &self,
@@ -204,11 +215,7 @@ pub trait Reader: PageRead + Sized {
             DocKind::Raw => Ok(None),
             DocKind::Value => Ok(Some(Datum::decode(payload)?)),
             DocKind::Typed => {
-                let schema = self.schema(collection, version)?.ok_or_else(|| {
-                    Error::invalid(format!(
-                        "no schema is stored for {collection:?} version {version}; register it before writing or reading typed documents"
-                    ))
-                })?;
+                let schema = self.typed_schema(collection, version)?;
                 Ok(Some(dynamic::decode(&schema.root, payload)?))
             }
         }
@@ -724,11 +731,7 @@ impl WriteTxn {
         if kind != DocKind::Typed {
             return self.decode_payload(collection, kind, version, payload);
         }
-        let schema = self.schema(collection, version)?.ok_or_else(|| {
-            Error::invalid(format!(
-                "no schema is stored for {collection:?} version {version}; register it before writing or reading typed documents"
-            ))
-        })?;
+        let schema = self.typed_schema(collection, version)?;
         let mut heads: Vec<&str> = Vec::new();
         for path in defs.iter().flat_map(|d| &d.spec.paths) {
             let head = path.split('.').next().unwrap_or(path);

@@ -288,9 +288,9 @@ impl Wal {
             self.backend.sync()?;
             // Only behind a durable new header may old frames be cut: behind the old header
             // a cut log would replay a prefix of commits the main file has moved past.
-            if keep_bytes != 0 && len > keep_bytes.max(WAL_HEADER_SIZE as u64) {
-                self.backend
-                    .set_len(keep_bytes.max(WAL_HEADER_SIZE as u64))?;
+            let keep = keep_bytes.max(WAL_HEADER_SIZE as u64);
+            if keep_bytes != 0 && len > keep {
+                self.backend.set_len(keep)?;
             }
         }
         self.salt1 = s1;
