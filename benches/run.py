@@ -118,6 +118,34 @@ def timed(run: Callable[[], int], expect: int, what: str) -> float:
     return elapsed
 
 
+#: (workload key, run, the count ``run`` must return, operations to rate it by)
+Step = tuple[str, Callable[[], int], int, int]
+
+
+class LookupSteps:
+    """The random ids, emails and customer ids of the lookup workloads (drawn from ``rng``
+    in this order), and the steps that run them on a system."""
+
+    def __init__(self, rng: random.Random, n: int, ops: int) -> None:
+        self.get_ids = [rng.randrange(1, n + 1) for _ in range(ops)]
+        self.emails = [f"customer{rng.randrange(n)}@example.com" for _ in range(ops)]
+        self.customers = [rng.randrange(n // RANGE_SIZE) for _ in range(max(1, ops // 4))]
+
+    def steps(self, system: System) -> tuple[Step, Step, Step]:
+        """Point get, unique lookup and index range, in that order."""
+        get_ids, emails, customers = self.get_ids, self.emails, self.customers
+        return (
+            ("get", lambda: system.get(get_ids), len(get_ids), len(get_ids)),
+            ("unique", lambda: system.unique(emails), len(emails), len(emails)),
+            (
+                "equal_range",
+                lambda: system.equal_range(customers),
+                RANGE_SIZE * len(customers),
+                len(customers),
+            ),
+        )
+
+
 def worker_main(system_name: str, n: int, ops: int, commits: int, seed: int) -> dict[str, Any]:
     """One repetition of every workload for one system, in this (fresh) process."""
     cls = next(s for s in all_systems() if s.name == system_name)
@@ -127,9 +155,7 @@ def worker_main(system_name: str, n: int, ops: int, commits: int, seed: int) -> 
     docs = make_docs(0, n, seed)
     more = make_docs(n, n + commits, seed)
     rng = random.Random(seed)
-    get_ids = [rng.randrange(1, n + 1) for _ in range(ops)]
-    emails = [f"customer{rng.randrange(n)}@example.com" for _ in range(ops)]
-    customers = [rng.randrange(n // RANGE_SIZE) for _ in range(max(1, ops // 4))]
+    lookups = LookupSteps(rng, n, ops)
     update_ids = rng.sample(range(1, n + 1), min(ops, n))
     matching = sum(1 for d in docs if d["total"] >= FILTER_FROM)
 
@@ -152,19 +178,20 @@ def worker_main(system_name: str, n: int, ops: int, commits: int, seed: int) -> 
         out["bytes_per_doc"] = system.disk_bytes() / n
 
         system.open()
-        steps: list[tuple[str, Callable[[], int], int, int]] = [
-            ("get", lambda: system.get(get_ids), len(get_ids), len(get_ids)),
+        get, unique, equal_range = lookups.steps(system)
+        steps: list[Step] = [
+            get,
             ("scan", system.scan, n, n),
-            ("unique", lambda: system.unique(emails), len(emails), len(emails)),
-            (
-                "equal_range",
-                lambda: system.equal_range(customers),
-                RANGE_SIZE * len(customers),
-                len(customers),
-            ),
+            unique,
+            equal_range,
             # Rated by documents examined, so systems run at a smaller --n compare fairly.
             ("filter_total", lambda: system.filter_total(FILTER_FROM), matching, n),
-            ("update_totals", lambda: system.update_totals(update_ids), len(update_ids), 0),
+            (
+                "update_totals",
+                lambda: system.update_totals(update_ids),
+                len(update_ids),
+                len(update_ids),
+            ),
         ]
         for key, run, expect, count in steps:
             try:
@@ -172,7 +199,7 @@ def worker_main(system_name: str, n: int, ops: int, commits: int, seed: int) -> 
             except Unsupported as e:
                 out.setdefault("unsupported", {})[key] = str(e)
                 continue
-            rate[key] = (count or expect) / seconds
+            rate[key] = count / seconds
 
         def each() -> int:
             system.commit_each(prepared_more)
@@ -190,10 +217,7 @@ def scale_worker(
     """Microseconds per get / unique lookup / index range at ``n`` documents (median of
     ``reps`` rounds, built once, bulk-inserted 100,000 per transaction)."""
     cls = next(s for s in all_systems() if s.name == system_name)
-    rng = random.Random(seed + n)
-    get_ids = [rng.randrange(1, n + 1) for _ in range(ops)]
-    emails = [f"customer{rng.randrange(n)}@example.com" for _ in range(ops)]
-    customers = [rng.randrange(n // RANGE_SIZE) for _ in range(max(1, ops // 4))]
+    lookups = LookupSteps(random.Random(seed + n), n, ops)
     result: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix=f"obj-scale-{system_name}-") as directory:
         system = cls(directory, durable=True)
@@ -202,17 +226,7 @@ def scale_worker(
             system.bulk_insert(system.prepare(make_docs(start, stop, seed)))
         system.close()
         system.open()
-        runs: list[tuple[str, Callable[[], int], int, int]] = [
-            ("get", lambda: system.get(get_ids), len(get_ids), len(get_ids)),
-            ("unique", lambda: system.unique(emails), len(emails), len(emails)),
-            (
-                "equal_range",
-                lambda: system.equal_range(customers),
-                RANGE_SIZE * len(customers),
-                len(customers),
-            ),
-        ]
-        for key, run, expect, count in runs:
+        for key, run, expect, count in lookups.steps(system):
             try:
                 seconds = [timed(run, expect, key) / count for _ in range(reps)]
             except Unsupported:
