@@ -36,7 +36,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from workload import Doc, System, Unsupported, make_docs, tree_bytes
+from workload import Doc, System, Unsupported, make_docs
 
 __all__ = [
     "PEERS",
@@ -70,13 +70,10 @@ def _next_free_id(exists: Callable[[int], bool]) -> int:
 
 
 class _Peer(System):
-    """Shared bits: the next id, ``disk_bytes`` over the whole directory, and ``doc``,
-    an untimed read of one document used by the self-check."""
+    """Shared bits: the next id and ``doc``, an untimed read of one document used by the
+    self-check."""
 
     next_id = 1
-
-    def disk_bytes(self) -> int:
-        return tree_bytes(self.directory)
 
     def doc(self, i: int) -> Doc | None:
         """Document ``i`` as a dict, or None (self-check helper, not timed)."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from workload import Doc, System, tree_bytes
+from workload import Doc, System
 
 import obj
 from obj import field
@@ -50,9 +50,6 @@ class Obj(System):
 
     def close(self) -> None:
         self.db.close()
-
-    def disk_bytes(self) -> int:
-        return tree_bytes(self.directory)
 
     def prepare(self, docs: Sequence[Doc]) -> Sequence[Any]:
         return [Order(**d) for d in docs]
@@ -141,9 +138,6 @@ class Sqlite(System):
 
     def close(self) -> None:
         self.con.close()
-
-    def disk_bytes(self) -> int:
-        return tree_bytes(self.directory)
 
     def bulk_insert(self, docs: Sequence[Any]) -> None:
         dumps = json.dumps
@@ -244,9 +238,6 @@ class Lmdb(System):
 
     def close(self) -> None:
         self.env.close()
-
-    def disk_bytes(self) -> int:
-        return tree_bytes(self.directory)
 
     def _put_all(self, txn: Any, docs: Sequence[Any]) -> None:
         import msgpack

@@ -112,8 +112,8 @@ class System:
         return docs
 
     def disk_bytes(self) -> int:
-        """Bytes the closed store takes on disk (every file it created)."""
-        raise NotImplementedError
+        """Bytes the closed store takes on disk: every file in its private directory."""
+        return tree_bytes(self.directory)
 
     # Writes ----------------------------------------------------------------------------
     def bulk_insert(self, docs: Sequence[Any]) -> None:
