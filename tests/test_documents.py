@@ -770,3 +770,99 @@ def test_lists_of_zero_sized_values_round_trip(tmp_path: pathlib.Path) -> None:
         oid = db.insert(Zero(nones=[None] * 500))
         got = db.get(Zero, oid)
         assert got is not None and got.nones == [None] * 500
+
+
+# -- #14: only a decorated class itself is a document class --------------------------------
+
+
+@obj.document(collection="bases")
+@dataclass
+class BaseDoc:
+    n: int
+
+
+@dataclass
+class SubDoc(BaseDoc):
+    extra: str = ""
+
+
+def test_an_undecorated_subclass_of_a_document_class_is_refused(db: obj.Db) -> None:
+    with pytest.raises(obj.InvalidArgumentError, match="SubDoc is not an @obj.document class"):
+        db.insert(SubDoc(1, "important"))
+    oid = db.insert(BaseDoc(1))
+    for call in (
+        lambda: db.get(SubDoc, oid),
+        lambda: list(db.all(SubDoc)),
+        lambda: db.count(SubDoc),
+        lambda: db.query(SubDoc),
+        lambda: db.upsert(SubDoc, oid, SubDoc(2, "x")),
+    ):
+        with pytest.raises(obj.InvalidArgumentError, match="SubDoc"):
+            call()
+    # A subclass instance under the base class is refused too: it would lose `extra`.
+    with pytest.raises(obj.InvalidArgumentError, match="subclass"):
+        db.upsert(BaseDoc, oid, SubDoc(2, "x"))
+    with db.transaction() as tx:
+        with pytest.raises(obj.InvalidArgumentError, match="SubDoc"):
+            tx.insert(SubDoc(3, "y"))
+        with pytest.raises(obj.InvalidArgumentError, match="SubDoc"):
+            tx.collection(SubDoc)
+        with pytest.raises(obj.InvalidArgumentError):
+            tx.update(BaseDoc, oid, lambda d: SubDoc(d.n, "z"))
+    assert db.get(BaseDoc, oid) == BaseDoc(1)
+    assert not obj.is_document(SubDoc) and not obj.is_document(SubDoc(1))
+
+
+@dataclass
+class Inner:
+    city: str
+
+
+@dataclass
+class InnerSub(Inner):
+    zip: str = ""
+
+
+@obj.document(collection="outers")
+@dataclass
+class Outer:
+    inner: Inner
+
+
+def test_a_nested_subclass_instance_is_refused(db: obj.Db) -> None:
+    with pytest.raises(obj.InvalidArgumentError, match="subclass"):
+        db.insert(Outer(InnerSub("Oslo", "0150")))
+    assert db.count(Outer) == 0
+
+
+def test_a_decorated_subclass_is_a_document_of_its_own(db: obj.Db) -> None:
+    @obj.document(collection="subs")
+    @dataclass
+    class OwnSub(BaseDoc):
+        extra: str = ""
+
+    oid = db.insert(OwnSub(1, "kept"))
+    assert db.get(OwnSub, oid) == OwnSub(1, "kept")
+
+
+def test_decorating_a_class_twice_is_refused() -> None:
+    @dataclass
+    class Twice:
+        n: int
+
+    obj.document(collection="twice_a")(Twice)
+    with pytest.raises(obj.InvalidArgumentError, match="already an @obj.document"):
+        obj.document(collection="twice_b")(Twice)
+    assert Twice.__obj_doctype__.collection == "twice_a"  # type: ignore[attr-defined]
+
+
+def test_migrate_must_be_a_classmethod() -> None:
+    with pytest.raises(obj.InvalidArgumentError, match="classmethod"):
+
+        @obj.document(collection="notes", version=5, history=[NoteV1])
+        @dataclass
+        class PlainMigrate:
+            text: str
+
+            def migrate(self, doc: Any, from_version: int) -> Any:
+                return doc

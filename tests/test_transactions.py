@@ -170,17 +170,50 @@ def test_iterators_are_independent(db: obj.Db) -> None:
         assert next(first, None) is None
 
 
-def test_write_iterator_sees_changes_made_while_iterating(db: obj.Db) -> None:
+def test_write_iterator_reads_the_transaction_as_it_was_when_it_started(db: obj.Db) -> None:
+    # Deleting, inserting and replacing while iterating neither skips nor repeats nor
+    # yields what was written after the iterator started (#14: it used to see them).
     put_all(db, {"c": [b"%d" % i for i in range(50)]})
     with db.transaction() as tx:
+        tx.insert("c", b"own")  # the transaction's own write before the iterator: seen
         seen = []
-        for doc_id, _ in tx.iter_all("c"):
-            seen.append(doc_id)
+        for doc_id, value in tx.iter_all("c"):
+            seen.append((doc_id, value))
             if doc_id == 10:
                 for later in range(11, 41):
                     tx.delete("c", later)
                 tx.insert("c", b"new")
-        assert seen == [*range(1, 11), *range(41, 52)]
+                tx.upsert("c", 45, b"changed")
+        assert seen == [(i, b"%d" % (i - 1)) for i in range(1, 51)] + [(51, b"own")]
+        # A new iterator sees the transaction as it is now.
+        now = dict(tx.all("c"))
+        assert sorted(now) == [*range(1, 11), *range(41, 53)]
+        assert now[45] == b"changed"
+
+
+def test_inserting_while_iterating_a_write_transaction_ends(db: obj.Db) -> None:
+    put_all(db, {"c": [b"x"] * 5})
+    with db.transaction() as tx:
+        for doc_id, _ in tx.all("c"):
+            tx.insert("c", {"copy_of": doc_id})
+        assert tx.count("c") == 10
+        copies = [d for _, d in tx.query("c").filter(obj.field("copy_of").exists())]
+        assert len(copies) == 5
+        # A query started inside the transaction reads a fixed view too.
+        for _, d in tx.query("c").filter(obj.field("copy_of").exists()):
+            tx.insert("c", {"copy_of": d["copy_of"]})
+        assert tx.count("c") == 15
+    assert db.count("c") == 15
+
+
+def test_write_iterator_fails_once_the_transaction_ends(db: obj.Db) -> None:
+    put_all(db, {"c": [b"x"] * 100})
+    tx = db.transaction()
+    it = tx.all("c")
+    assert next(it)[0] == 1
+    tx.commit()
+    with pytest.raises(obj.ObjError, match="ended"):
+        next(it)
 
 
 # -- commit, rollback, isolation -------------------------------------------------------------

@@ -354,16 +354,18 @@ class Db(_obj.Db):
         if view is None:
             # A subclass whose codec names the bare collection: records decode into
             # instances of ``target`` itself, checked against the attached file's schema.
+            doctype = rebased_doctype(target, collection)
             view = type(
                 target.__name__,
                 (target,),
                 {
-                    "__obj_doctype__": rebased_doctype(target, collection),
+                    "__obj_doctype__": doctype,
                     "__slots__": (),
                     "__module__": target.__module__,
                     "__qualname__": target.__qualname__,
                 },
             )
+            doctype._bind(view)
             self._views[(namespace, target)] = view
         return handle, view
 

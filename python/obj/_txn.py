@@ -58,7 +58,7 @@ def _update(tx: WriteTransaction, target: Any, id: int, fn: Callable[[Any], Any]
         raise NotFoundError(f"{_name_of(target)} has no document with id {id}")
     result = fn(doc)
     new = doc if result is None else result
-    if isinstance(target, type) and not isinstance(new, target):
+    if isinstance(target, type) and type(new) is not target:
         raise InvalidArgumentError(
             f"update() function must change the {target.__name__} in place and return None, "
             f"or return a new {target.__name__}; it returned {type(new).__name__}"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import inspect
 import sys
 import threading
 import types
@@ -338,11 +339,17 @@ def document(
                     f"(it is {doctype.collection!r} version {doctype.version})"
                 )
             past.append(doctype)
+        already = cls.__dict__.get("__obj_doctype__")
+        if isinstance(already, _obj.DocType):
+            raise InvalidArgumentError(
+                f"{cls.__name__} is already an @obj.document class (collection "
+                f"{already.collection!r} version {already.version}); decorate a class once"
+            )
         migrate = getattr(cls, "migrate", None) if past else None
-        if past and not callable(migrate):
+        if past and not isinstance(inspect.getattr_static(cls, "migrate", None), classmethod):
             raise InvalidArgumentError(
                 f"{cls.__name__} has history=[...] but no "
-                "migrate(cls, doc, from_version) classmethod"
+                "migrate(cls, doc, from_version) classmethod (decorate it with @classmethod)"
             )
         doctype = _obj.DocType(collection, version, desc, specs, past, migrate)
         with _REGISTRY_LOCK:
@@ -354,6 +361,7 @@ def document(
                     "collection name or bump version="
                 )
             _REGISTRY[(collection, version)] = doctype
+        doctype._bind(cls)
         cls.__obj_doctype__ = doctype  # type: ignore[attr-defined]
         # What it takes to compile the same codec for another collection name (a class
         # read from an attached namespace decodes against the bare collection there).
@@ -363,17 +371,33 @@ def document(
     return wrap
 
 
+def _own_doctype(cls: type) -> _obj.DocType | None:
+    """The codec ``cls`` was decorated with; None for any other class, a subclass of a
+    document class included (the codec would not store what the subclass adds)."""
+    doctype = getattr(cls, "__obj_doctype__", None)
+    if isinstance(doctype, _obj.DocType) and doctype.owner is cls:
+        return doctype
+    return None
+
+
 def is_document(obj: object) -> bool:
     """True for an ``@obj.document`` class or one of its instances."""
     cls = obj if isinstance(obj, type) else type(obj)
-    return isinstance(getattr(cls, "__obj_doctype__", None), _obj.DocType)
+    return _own_doctype(cls) is not None
 
 
 def doctype_of(obj: object) -> _obj.DocType:
     """The native codec of a document class or instance."""
     cls = obj if isinstance(obj, type) else type(obj)
-    doctype = getattr(cls, "__obj_doctype__", None)
-    if not isinstance(doctype, _obj.DocType):
+    doctype = _own_doctype(cls)
+    if doctype is None:
+        inherited = getattr(cls, "__obj_doctype__", None)
+        if isinstance(inherited, _obj.DocType):
+            raise InvalidArgumentError(
+                f"{cls.__name__} is not an @obj.document class itself: it inherits from "
+                f"{inherited.cls.__name__}, whose codec would not store what "
+                f"{cls.__name__} adds; decorate {cls.__name__} with @obj.document(collection=...)"
+            )
         raise InvalidArgumentError(
             f"{cls.__name__} is not an @obj.document class; decorate it with "
             "@obj.document(collection=...) or pass a collection name"

@@ -137,6 +137,17 @@ pub fn store_schema<W: PageWrite>(
     Ok(())
 }
 
+/// Removes the stored schema of `collection` at `version` (once no record of that version
+/// is left); true if there was one.
+pub fn delete_schema<W: PageWrite>(
+    w: &mut W,
+    catalog_root: u64,
+    collection: &str,
+    version: u32,
+) -> Result<bool> {
+    btree::delete(w, catalog_root, &schema_key(collection, version))
+}
+
 /// Every stored schema of a collection, by version.
 pub fn list_schemas<R: PageRead>(
     r: &R,

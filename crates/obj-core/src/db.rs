@@ -665,6 +665,13 @@ impl Shared {
         self.writer_cv.notify_one();
     }
 
+    /// A snapshot of commit `seq`, which the caller knows is still readable (the writer's
+    /// base commit, pinned here before anything can checkpoint past it).
+    pub(crate) fn pin_snapshot(self: &Arc<Self>, seq: u64, meta: Meta) -> ReadTxn {
+        *self.published.lock().readers.entry(seq).or_insert(0) += 1;
+        ReadTxn::new(self.clone(), seq, meta)
+    }
+
     pub(crate) fn unpin_reader(&self, seq: u64) {
         let mut p = self.published.lock();
         if let Some(n) = p.readers.get_mut(&seq) {

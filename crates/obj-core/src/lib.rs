@@ -40,6 +40,7 @@ mod pager;
 pub mod query;
 mod stat;
 mod txn;
+mod view;
 mod wal;
 
 pub use btree::PageRead;
@@ -53,4 +54,5 @@ pub use index::IndexScan;
 pub use integrity::{CollectionReport, IntegrityReport};
 pub use stat::{CollectionStat, IndexStat, Stat};
 pub use txn::{Iter, ReadTxn, Reader, Value, WriteTxn};
+pub use view::TxnView;
 pub use wal::WAL_HEADER_SIZE;

@@ -15,6 +15,7 @@ use crate::format::{self, Meta, PageKind};
 use crate::freelist;
 use crate::index::IndexScan;
 use crate::pager::{PageBuf, PageMap};
+use crate::view::{CollView, TxnView};
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
@@ -514,6 +515,22 @@ impl WriteTxn {
     /// Records the shape of `collection` at `schema.version`, or checks it against the one
     /// already stored: a different shape is `InvalidArgument`, never a silent mis-decode.
     pub fn register_schema(&mut self, collection: &str, schema: &Schema) -> Result<Arc<Schema>> {
+        let root = self.meta.catalog_root;
+        // Versions only move forward: once a newer version is stored (and older records
+        // may have been migrated to it, their schemas dropped), an older one cannot come
+        // back and mix records the newer class no longer describes into the collection.
+        if let Some(newer) = catalog::list_schemas(self, root, collection)?
+            .iter()
+            .map(|s| s.version)
+            .filter(|v| *v > schema.version)
+            .max()
+        {
+            return Err(Error::invalid(format!(
+                "collection {collection:?} holds documents of version {newer}, so version {} \
+                 can no longer be written; write with the version-{newer} class",
+                schema.version
+            )));
+        }
         if let Some(stored) = self.schema(collection, schema.version)? {
             if let Some(diff) = schema.difference(&stored) {
                 return Err(Error::invalid(format!(
@@ -524,12 +541,23 @@ impl WriteTxn {
             }
             return Ok(stored);
         }
-        let root = self.meta.catalog_root;
         catalog::store_schema(self, root, collection, schema)?;
         let schema = Arc::new(schema.clone());
         self.new_schemas
             .push((collection.to_string(), schema.clone()));
         Ok(schema)
+    }
+
+    /// Forgets the stored schema of `collection` at `version`. For a caller that has just
+    /// rewritten every record of that version at another one (a migration): no record may
+    /// still need it. Returns whether one was stored.
+    pub fn drop_schema(&mut self, collection: &str, version: u32) -> Result<bool> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        self.new_schemas
+            .retain(|(c, s)| !(c == collection && s.version == version));
+        let root = self.meta.catalog_root;
+        catalog::delete_schema(self, root, collection, version)
     }
 
     /// Stores raw bytes under a new id (one more than the highest id ever used) and
@@ -961,6 +989,33 @@ impl WriteTxn {
         self.finished = true;
         self.shared.release_writer();
         result
+    }
+
+    /// A frozen view of this transaction as it is now, its own writes included: later
+    /// writes do not show in it. Iterators and queries inside the transaction read one.
+    pub fn view(&self) -> Result<TxnView> {
+        self.check_usable()?;
+        let base = self
+            .shared
+            .pin_snapshot(self.base_seq, self.meta_at_start.clone());
+        let colls = self
+            .colls
+            .iter()
+            .map(|(name, st)| {
+                let view = CollView {
+                    rec: st.rec.clone(),
+                    indexes: st.indexes.clone(),
+                };
+                (name.clone(), view)
+            })
+            .collect();
+        Ok(TxnView::new(
+            base,
+            self.meta.clone(),
+            self.dirty.clone(),
+            colls,
+            self.new_schemas.clone(),
+        ))
     }
 
     /// Discards every change (same as dropping the transaction).

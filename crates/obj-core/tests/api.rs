@@ -848,3 +848,43 @@ fn compaction_of_a_database_whose_free_pages_are_all_at_the_end() {
     assert_eq!(db.begin_read().unwrap().count("c").unwrap(), 1);
     db.integrity_check().unwrap();
 }
+
+#[test]
+fn a_write_transaction_view_is_frozen_and_outlives_the_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("v.obj"));
+    let mut tx = db.begin_write().unwrap();
+    for i in 0..200u32 {
+        tx.insert("c", &i.to_be_bytes()).unwrap();
+    }
+    tx.commit().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.insert("c", b"own").unwrap();
+    let view = tx.view().unwrap();
+    // Writes after the view was taken: deletes, replacements, inserts, a new collection.
+    for id in 1..=100 {
+        tx.delete("c", id).unwrap();
+    }
+    tx.put("c", 150, b"changed").unwrap();
+    tx.insert("c", b"later").unwrap();
+    tx.insert("other", b"x").unwrap();
+    let seen: Vec<(u64, Vec<u8>)> = view
+        .iter("c")
+        .unwrap()
+        .map(|r| r.map(|(id, v)| (id, v.to_vec())).unwrap())
+        .collect();
+    assert_eq!(seen.len(), 201);
+    assert_eq!(seen[149], (150, 149u32.to_be_bytes().to_vec()));
+    assert_eq!(seen[200], (201, b"own".to_vec()));
+    assert_eq!(view.count("c").unwrap(), 201);
+    assert_eq!(view.collections().unwrap(), vec!["c".to_string()]);
+    assert_eq!(tx.count("c").unwrap(), 102);
+    tx.commit().unwrap();
+    // Checkpoints after the commit keep the pages the view reads.
+    db.checkpoint().unwrap();
+    assert_eq!(&*view.get("c", 1).unwrap().unwrap(), &0u32.to_be_bytes());
+    assert_eq!(view.iter("c").unwrap().count(), 201);
+    drop(view);
+    let info = db.checkpoint().unwrap();
+    assert!(!info.deferred);
+}

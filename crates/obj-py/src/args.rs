@@ -87,10 +87,33 @@ pub(crate) fn with_value<R>(value: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R
     Ok(f(copy.as_bytes()))
 }
 
-/// The codec of an `@obj.document` class, or None for any other type.
+/// The codec of an `@obj.document` class, or None for any other type — a subclass of a
+/// document class included: it inherits the codec, but the codec would drop what the
+/// subclass adds.
 pub(crate) fn doctype_of_class<'py>(cls: &Bound<'py, PyType>) -> Option<Bound<'py, DocType>> {
     let attr = cls.getattr(intern!(cls.py(), "__obj_doctype__")).ok()?;
-    attr.cast_into::<DocType>().ok()
+    let dt = attr.cast_into::<DocType>().ok()?;
+    dt.get().is_owned_by(cls).then_some(dt)
+}
+
+/// Why `cls` is not a document class, for the messages below.
+fn not_a_document(cls: &Bound<'_, PyType>) -> String {
+    let name = cls.name().map(|n| n.to_string()).unwrap_or_default();
+    let inherited = cls
+        .getattr(intern!(cls.py(), "__obj_doctype__"))
+        .ok()
+        .and_then(|a| a.cast_into::<DocType>().ok());
+    match inherited {
+        Some(dt) => format!(
+            "{name} is not an @obj.document class itself: it inherits from {}, whose codec \
+             would not store what {name} adds; decorate {name} with @obj.document(collection=...)",
+            dt.get().class_name(cls.py())
+        ),
+        None => format!(
+            "{name} is not an @obj.document class; decorate it with \
+             @obj.document(collection=...) or pass a collection name (str)"
+        ),
+    }
 }
 
 /// What the first argument of a read names: a collection, or a document class.
@@ -120,11 +143,7 @@ pub(crate) fn target<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Target<'py>> {
             check_name(dt.get().collection())?;
             return Ok(Target::Typed(dt));
         }
-        return Err(InvalidArgumentError::new_err(format!(
-            "{} is not an @obj.document class; decorate it with \
-             @obj.document(collection=...) or pass a collection name (str)",
-            cls.name().map(|n| n.to_string()).unwrap_or_default()
-        )));
+        return Err(InvalidArgumentError::new_err(not_a_document(cls)));
     }
     if doctype_of_class(&obj.get_type()).is_some() {
         return Err(InvalidArgumentError::new_err(format!(
@@ -311,6 +330,10 @@ pub(crate) fn insert_args<'py>(
                 cls.name()?
             )));
         }
+    }
+    let cls = first.get_type();
+    if cls.hasattr(intern!(first.py(), "__obj_doctype__"))? {
+        return Err(InvalidArgumentError::new_err(not_a_document(&cls)));
     }
     Err(InvalidArgumentError::new_err(format!(
         "collection must be a str, or the document an @obj.document instance; got {} \

@@ -117,6 +117,9 @@ pub struct DocType {
     history: Vec<Py<DocType>>,
     /// `cls.migrate(doc, from_version)`, when the class defines it.
     migrate: Option<Py<PyAny>>,
+    /// The class this codec is the `__obj_doctype__` of (set once by `_bind`): only that
+    /// class itself is a document class, not a subclass that inherits the attribute.
+    owner: std::sync::OnceLock<Py<PyType>>,
 }
 
 impl DocType {
@@ -175,18 +178,32 @@ impl DocType {
         found
     }
 
+    /// True when `cls` is the class this codec was bound to (not a subclass of it).
+    pub fn is_owned_by(&self, cls: &Bound<'_, PyType>) -> bool {
+        self.owner.get().is_some_and(|o| o.is(cls))
+    }
+
+    /// True for an instance of exactly the document class: an instance of a subclass
+    /// would lose whatever the subclass adds.
     pub fn is_instance(&self, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-        obj.is_instance(self.root.cls.bind(obj.py()))
+        Ok(obj.get_type().is(self.root.cls.bind(obj.py())))
     }
 
     /// Encodes an instance; anything but an instance of the class is refused.
     pub fn encode_doc(&self, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         let py = obj.py();
         if !self.is_instance(obj)? {
+            let subclass = obj.is_instance(self.root.cls.bind(py))?;
             return Err(InvalidArgumentError::new_err(format!(
-                "expected a {} document, got {}",
+                "expected a {} document, got {}{}",
                 self.class_name(py),
-                type_name(obj)
+                type_name(obj),
+                if subclass {
+                    " (a subclass that is not an @obj.document class itself: what it adds \
+                     would not be stored; decorate it with @obj.document)"
+                } else {
+                    ""
+                }
             )));
         }
         let mut out = Vec::with_capacity(64);
@@ -303,7 +320,26 @@ impl DocType {
             indexes,
             history,
             migrate,
+            owner: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records `cls` as the class whose `__obj_doctype__` this is (once).
+    fn _bind(&self, cls: &Bound<'_, PyType>) -> PyResult<()> {
+        let owner = self.owner.get_or_init(|| cls.clone().unbind());
+        if !owner.is(cls) {
+            return Err(InvalidArgumentError::new_err(format!(
+                "this codec already belongs to {}",
+                owner.bind(cls.py()).name()?
+            )));
+        }
+        Ok(())
+    }
+
+    /// The class this codec belongs to (None before `_bind`).
+    #[getter]
+    fn owner<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyType>> {
+        self.owner.get().map(|o| o.bind(py).clone())
     }
 
     #[getter(collection)]
@@ -601,8 +637,20 @@ fn encode<'a>(
             }
         }
         Plan::Struct(s) => {
-            if !v.is_instance(s.cls.bind(py))? {
-                return Err(expected(path, &s.cls.bind(py).name()?.to_string(), v));
+            let cls = s.cls.bind(py);
+            if !v.get_type().is(cls) {
+                let want = cls.name()?.to_string();
+                if v.is_instance(cls)? {
+                    return Err(encode_error(
+                        path,
+                        format!(
+                            "expected {want}, got {} (a subclass: what it adds would not be \
+                             stored; declare the field with that class)",
+                            type_name(v)
+                        ),
+                    ));
+                }
+                return Err(expected(path, &want, v));
             }
             encode_struct(s, v, out, path)?;
         }

@@ -31,8 +31,6 @@ pub struct DocumentIterator {
     resume: Option<u64>,
     batch: VecDeque<(u64, Ready)>,
     limit: usize,
-    /// For a write source: its change count when the batch was fetched.
-    fetched_at: u64,
 }
 
 impl DocumentIterator {
@@ -44,7 +42,6 @@ impl DocumentIterator {
             resume: Some(1),
             batch: VecDeque::new(),
             limit: FIRST_BATCH,
-            fetched_at: 0,
         }
     }
 
@@ -54,7 +51,6 @@ impl DocumentIterator {
             return Ok(false);
         };
         let (name, limit, decode) = (self.collection.as_str(), self.limit, &self.decode);
-        self.fetched_at = source.changes();
         let (ready, bytes, count, last) = with_reader!(source, py, |r, checks| {
             let docs = py.detach(|| r.scan(name, from, limit)).map_err(to_py)?;
             let count = docs.len();
@@ -91,14 +87,6 @@ impl DocumentIterator {
             return Ok(None);
         };
         source.check_active(py)?;
-        if source.changes() != self.fetched_at {
-            // The transaction changed since the batch was fetched: fetch again from the
-            // first document not yet yielded.
-            if let Some(&(id, _)) = self.batch.front() {
-                self.resume = Some(id);
-            }
-            self.batch.clear();
-        }
         if self.batch.is_empty() && !self.refill(py)? {
             self.source = None;
             return Ok(None);

@@ -72,7 +72,7 @@ impl Shared {
 }
 
 /// The facts a write transaction established itself (not yet committed).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Local {
     pub(crate) prepared: HashSet<u64>,
     pub(crate) checked: HashSet<u64>,

@@ -1,10 +1,14 @@
 //! What an iterator or query cursor reads from: a snapshot it owns (from a `Db`-level
-//! call), a read transaction, or the write transaction (seeing its own writes).
+//! call), a read transaction, or a frozen view of the write transaction taken when the
+//! iterator started (its own writes up to then included, later ones not: iterating while
+//! writing neither loops nor skips nor repeats).
 
+use crate::error::ObjError;
 use crate::read_txn::ReadTransaction;
-use crate::shared::Shared;
+use crate::shared::{Local, Shared};
 use crate::write_txn::WriteTransaction;
-use obj_core::ReadTxn;
+use obj_core::{ReadTxn, TxnView};
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use std::sync::Arc;
 
@@ -12,31 +16,45 @@ pub(crate) enum Source {
     /// A snapshot owned by the iterator; released when the iterator is exhausted or dropped.
     Snapshot(Arc<Shared>, ReadTxn),
     Read(Py<ReadTransaction>),
-    Write(Py<WriteTransaction>),
+    /// The write transaction as it was when the iterator started, with the schema checks
+    /// it had established by then.
+    View {
+        txn: Py<WriteTransaction>,
+        view: TxnView,
+        local: Mutex<Local>,
+    },
 }
 
 impl Source {
-    /// Raises ObjError once the transaction behind the source has ended.
-    pub(crate) fn check_active(&self, py: Python<'_>) -> PyResult<()> {
-        match self {
-            Source::Snapshot(..) => Ok(()),
-            Source::Read(txn) => txn.get().check_active(py),
-            Source::Write(txn) => txn.get().check_active(py),
-        }
+    /// A frozen view of the write transaction `txn`.
+    pub(crate) fn view(py: Python<'_>, txn: &Bound<'_, WriteTransaction>) -> PyResult<Source> {
+        let (view, local) = txn.get().freeze(py)?;
+        Ok(Source::View {
+            txn: txn.clone().unbind(),
+            view,
+            local: Mutex::new(local),
+        })
     }
 
-    /// The write transaction's change counter (0 for other sources).
-    pub(crate) fn changes(&self) -> u64 {
+    /// Raises ObjError once the transaction (or database) behind the source has ended.
+    pub(crate) fn check_active(&self, py: Python<'_>) -> PyResult<()> {
         match self {
-            Source::Write(txn) => txn.get().changes(),
-            _ => 0,
+            Source::Snapshot(shared, _) => {
+                if shared.db.is_closed() {
+                    return Err(ObjError::new_err(
+                        "the database has been closed; this iterator can no longer be used",
+                    ));
+                }
+                Ok(())
+            }
+            Source::Read(txn) => txn.get().check_active(py),
+            Source::View { txn, .. } => txn.get().check_active(py),
         }
     }
 }
 
 /// Runs `$body` with `$r` bound to the source's reader (`&ReadTxn` or `&mut WriteTxn`) and
-/// `$checks` to its schema-check sets. For the write transaction its lock is held while the
-/// body runs, so the body must not call back into Python code that could use it.
+/// `$checks` to its schema-check sets.
 macro_rules! with_reader {
     ($source:expr, $py:expr, |$r:ident, $checks:ident| $body:expr) => {
         match $source {
@@ -60,15 +78,12 @@ macro_rules! with_reader {
                 let $checks = &mut checks;
                 $body
             }
-            $crate::source::Source::Write(txn) => {
-                let txn = txn.get();
-                let mut guard = txn.lock($py);
-                let live = guard.as_mut().ok_or_else($crate::write_txn::write_ended)?;
-                let (writer, local) = live.parts();
-                let $r = &*writer;
+            $crate::source::Source::View { txn, view, local } => {
+                let mut local = local.lock();
+                let $r = view;
                 let mut checks = $crate::shared::Checks {
-                    shared: txn.shared(),
-                    local: Some(local),
+                    shared: txn.get().shared(),
+                    local: Some(&mut *local),
                 };
                 let $checks = &mut checks;
                 $body

@@ -21,11 +21,10 @@ use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
 use crate::shared::{prepare, Checks, Local, Shared};
 use crate::source::Source;
 use crate::stored::Decode;
-use obj_core::{Reader, WriteTxn};
+use obj_core::{Reader, TxnView, WriteTxn};
 use parking_lot::{Mutex, MutexGuard};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub(crate) fn write_ended() -> PyErr {
@@ -42,20 +41,12 @@ pub(crate) struct Live {
     local: Local,
 }
 
-impl Live {
-    pub(crate) fn parts(&mut self) -> (&mut WriteTxn, &mut Local) {
-        (&mut self.txn, &mut self.local)
-    }
-}
-
 /// The write transaction: the one writer of the database until it commits or rolls back.
 /// Inside `with`, a clean exit commits and an exception rolls back.
 #[pyclass(frozen, subclass, module = "obj._obj", name = "WriteTransaction")]
 pub struct WriteTransaction {
     shared: Arc<Shared>,
     inner: Mutex<Option<Live>>,
-    /// Number of changes made so far: iterators drop documents they fetched before a change.
-    changes: AtomicU64,
 }
 
 impl WriteTransaction {
@@ -68,7 +59,6 @@ impl WriteTransaction {
                 txn,
                 local: Local::default(),
             })),
-            changes: AtomicU64::new(0),
         })
     }
 
@@ -143,12 +133,14 @@ impl WriteTransaction {
                 write().map_err(to_py)
             }
         });
-        self.changes.fetch_add(1, Ordering::Relaxed);
         result
     }
 
-    pub(crate) fn changes(&self) -> u64 {
-        self.changes.load(Ordering::Relaxed)
+    /// A frozen view of the transaction as it is now, with the schema checks it has made.
+    pub(crate) fn freeze(&self, py: Python<'_>) -> PyResult<(TxnView, Local)> {
+        self.with_live(py, |txn, local| {
+            Ok((txn.view().map_err(to_py)?, local.clone()))
+        })
     }
 
     pub(crate) fn check_active(&self, py: Python<'_>) -> PyResult<()> {
@@ -173,9 +165,8 @@ impl WriteTransaction {
 
     fn iterator(slf: &Bound<'_, Self>, target: &Bound<'_, PyAny>) -> PyResult<DocumentIterator> {
         let target = args::target(target)?;
-        slf.get().check_active(slf.py())?;
         Ok(DocumentIterator::new(
-            Source::Write(slf.clone().unbind()),
+            Source::view(slf.py(), slf)?,
             target.collection().to_owned(),
             Decode::of(&target),
         ))
@@ -189,12 +180,15 @@ impl WriteTransaction {
         let py = slf.py();
         let this = slf.get();
         this.prepare_target(py, target)?;
-        let source = Source::Write(slf.clone().unbind());
-        this.with_reader(py, |txn, _| {
-            let plan = query.plan(py, &*txn, target)?;
-            let collection = target.collection().to_owned();
-            QueryCursor::new(&*txn, source, collection, query.decode, plan)
-        })
+        let (view, local) = this.freeze(py)?;
+        let plan = query.plan(py, &view, target)?;
+        let source = Source::View {
+            txn: slf.clone().unbind(),
+            view: view.clone(),
+            local: parking_lot::Mutex::new(local),
+        };
+        let collection = target.collection().to_owned();
+        QueryCursor::new(&view, source, collection, query.decode, plan)
     }
 }
 
@@ -254,11 +248,9 @@ impl WriteTransaction {
     ) -> PyResult<bool> {
         let target = args::write_target(target)?;
         let id = args::doc_id(id)?;
-        let result = self.with_live(py, |txn, _| {
+        self.with_live(py, |txn, _| {
             txn.delete(target.collection(), id).map_err(to_py)
-        });
-        self.changes.fetch_add(1, Ordering::Relaxed);
-        result
+        })
     }
 
     /// The document `id` as this transaction sees it, or None.
