@@ -153,11 +153,13 @@ def test_clean_exit_with_pinned_reader_does_not_raise(path: pathlib.Path) -> Non
         assert r.count("docs") == 40
 
 
-def test_clean_exit_with_open_write_transaction_does_not_raise(path: pathlib.Path) -> None:
-    with obj.Db(path) as db:
+def test_clean_exit_with_open_write_transaction_rolls_back_loudly(path: pathlib.Path) -> None:
+    # #14: closing used to discard the open transaction's writes silently.
+    with pytest.raises(obj.ObjError, match="rolled back"), obj.Db(path) as db:
         fill(db)
         pending = db.transaction()
         pending.insert("docs", b"never committed")
+    assert db.closed
     with pytest.raises(obj.ObjError):
         pending.commit()
     with obj.Db(path) as db, db.read_transaction() as r:
@@ -322,3 +324,38 @@ def test_demo_command_on_a_damaged_file(tmp_path: pathlib.Path) -> None:
     )
     assert result.returncode == 1
     assert "CorruptionError" in result.stderr
+
+
+def test_an_iterator_started_before_close_stops(path: pathlib.Path) -> None:
+    # #14: an iterator over its own snapshot kept yielding after close().
+    db = obj.Db(path)
+    fill(db, 100)
+    it = db.all("docs")
+    assert next(it)[0] == 1
+    db.close()
+    with pytest.raises(obj.ObjError, match="closed"):
+        next(it)
+
+
+def test_stat_reports_the_oldest_pinned_snapshot(path: pathlib.Path) -> None:
+    with obj.Db(path) as db:
+        fill(db, 100)
+        first = db.stat()
+        assert first.readers == 0 and first.oldest_snapshot_seq is None
+        it = db.all("docs")
+        next(it)  # half consumed: the iterator pins its snapshot
+        pinned_at = db.stat().commit_seq
+        for i in range(5):
+            db.insert("docs", b"%d" % i)
+        st = db.stat()
+        assert st.readers == 1
+        assert st.oldest_snapshot_seq == pinned_at
+        assert st.commit_seq == pinned_at + 5
+        assert st.oldest_snapshot_age is not None and st.oldest_snapshot_age >= 0
+        assert "5 behind" in st.describe()
+        # The pinned snapshot keeps the log from being reset...
+        assert db.checkpoint().deferred
+        del it
+        # ...until it is gone.
+        assert db.stat().readers == 0
+        assert db.checkpoint().wal_reset

@@ -126,11 +126,11 @@ def _fspath(path: object) -> str:
     return os.fsdecode(raw)
 
 
-def _int_option(name: str, value: object, minimum: int) -> int:
+def _int_option(name: str, value: object, minimum: int, maximum: int = 2**64 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
+    if not minimum <= value <= maximum:
+        raise InvalidArgumentError(f"{name} must be from {minimum} to {maximum}, got {value}")
     return value
 
 
@@ -187,7 +187,7 @@ class Db(_obj.Db):
     ) -> Db:
         where = pathlib.Path(_fspath(path))
         if sync is not None:
-            if sync not in _SYNC_MODES:
+            if not isinstance(sync, str) or sync not in _SYNC_MODES:
                 raise InvalidArgumentError(f"sync must be 'full', 'normal' or 'off', got {sync!r}")
             if durability != "immediate" and durability != _SYNC_MODES[sync]:
                 raise InvalidArgumentError(
@@ -206,7 +206,7 @@ class Db(_obj.Db):
             raise InvalidArgumentError(
                 f"busy_timeout must be a finite number of seconds >= 0, got {busy_timeout}"
             )
-        if durability not in _DURABILITIES:
+        if not isinstance(durability, str) or durability not in _DURABILITIES:
             raise InvalidArgumentError(
                 f"durability must be one of {', '.join(map(repr, _DURABILITIES))}, "
                 f"got {durability!r}"
@@ -217,7 +217,7 @@ class Db(_obj.Db):
             read_only=read_only,
             busy_timeout=float(busy_timeout),
             durability=durability,
-            page_size=_int_option("page_size", page_size, 1),
+            page_size=_int_option("page_size", page_size, 1, 2**32 - 1),
             cache_size=_int_option("cache_size", cache_size, 0),
             checkpoint_frames=_int_option("checkpoint_frames", checkpoint_frames, 1),
             compression=compression,
@@ -473,7 +473,9 @@ class Db(_obj.Db):
         return _index_infos(self.indexes(target))
 
     def stat(self) -> Stat:
-        """Sizes and counts of the latest commit: pages, log frames, and per collection its
+        """Sizes and counts of the latest commit: pages, log frames, live snapshots (how
+        many, and the commit the oldest reads: a half-consumed iterator kept in a variable
+        is a live snapshot, and the log cannot be reset past it), and per collection its
         document count, the bytes it occupies and its indexes (name, kind, key paths,
         status)::
 
@@ -481,6 +483,7 @@ class Db(_obj.Db):
                 for idx in cs.indexes:
                     print(cs.name, idx.name, idx.kind, idx.key_paths, idx.status)
         """
+        commit_seq, readers, oldest_seq, oldest_age = self._readers()
         page_size, page_count, free_pages, wal_frames, collections = self._stat()
         return Stat(
             page_size,
@@ -496,6 +499,10 @@ class Db(_obj.Db):
                 )
                 for name, docs, size, indexes in collections
             ),
+            commit_seq,
+            readers,
+            oldest_seq,
+            oldest_age,
         )
 
     def checkpoint(self) -> CheckpointInfo:

@@ -115,6 +115,7 @@ class Db:
     def _dump_raw(
         self, target: _Target, max_records: int, /
     ) -> list[tuple[int, Literal["raw", "value", "typed"], int, int, int, bytes]]: ...
+    def _readers(self) -> tuple[int, int, int | None, float | None]: ...
     def _stat(
         self,
     ) -> tuple[

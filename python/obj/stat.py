@@ -47,6 +47,16 @@ class Stat:
     free_pages: int
     wal_frames: int
     collections: tuple[CollectionStat, ...]
+    #: The latest commit's sequence number.
+    commit_seq: int = 0
+    #: Live snapshots on this handle: read transactions, iterators and query results not
+    #: yet exhausted or closed. Each keeps the log from being reset past its commit.
+    readers: int = 0
+    #: The commit the oldest live snapshot reads (None without readers): a reader many
+    #: commits behind ``commit_seq`` is what keeps ``wal_frames`` growing.
+    oldest_snapshot_seq: int | None = None
+    #: Seconds the oldest live snapshot has been open (None without readers).
+    oldest_snapshot_age: float | None = None
 
     def collection(self, name: str) -> CollectionStat | None:
         """The collection called ``name``, or None."""
@@ -60,6 +70,16 @@ class Stat:
             f"collections={{{names}}}>"
         )
 
+    def _describe_readers(self) -> str:
+        if self.oldest_snapshot_seq is None:
+            return f"{self.readers}"
+        behind = self.commit_seq - self.oldest_snapshot_seq
+        age = self.oldest_snapshot_age or 0.0
+        return (
+            f"{self.readers} (the oldest reads commit {self.oldest_snapshot_seq:,}, "
+            f"{behind:,} behind, open for {age:.1f} s)"
+        )
+
     def describe(self) -> str:
         """A multi-line, human-readable summary (what ``python -m obj stat`` prints)."""
         lines = [
@@ -67,6 +87,8 @@ class Stat:
             f"pages         {self.page_count:,} ({self.page_count * self.page_size:,} bytes)",
             f"free pages    {self.free_pages:,}",
             f"wal frames    {self.wal_frames:,}",
+            f"commit        {self.commit_seq:,}",
+            f"readers       {self._describe_readers()}",
             f"collections   {len(self.collections)}",
         ]
         for c in self.collections:

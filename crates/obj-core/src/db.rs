@@ -82,11 +82,40 @@ pub struct CheckpointInfo {
     pub deferred: bool,
 }
 
+/// The readers of one commit.
+struct Pins {
+    count: usize,
+    since: Instant,
+}
+
+impl Pins {
+    fn add(readers: &mut BTreeMap<u64, Pins>, seq: u64) {
+        readers
+            .entry(seq)
+            .or_insert_with(|| Pins {
+                count: 0,
+                since: Instant::now(),
+            })
+            .count += 1;
+    }
+}
+
+/// Who holds snapshots open (for `stat`): what a long-lived reader keeps in the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ReaderStat {
+    /// The latest commit.
+    pub commit_seq: u64,
+    /// Live snapshots (read transactions, iterators, views) on this handle.
+    pub readers: u64,
+    /// The commit the oldest live snapshot reads, and how long it has been pinned.
+    pub oldest: Option<(u64, Duration)>,
+}
+
 struct Published {
     seq: u64,
     meta: Meta,
-    /// Live snapshots: commit number → how many readers pin it.
-    readers: BTreeMap<u64, usize>,
+    /// Live snapshots: commit number → how many readers pin it, and since when.
+    readers: BTreeMap<u64, Pins>,
 }
 
 type IndexDefs = Arc<Vec<IndexDef>>;
@@ -320,7 +349,7 @@ impl Db {
         let (seq, meta) = {
             let mut p = self.shared.published.lock();
             let seq = p.seq;
-            *p.readers.entry(seq).or_insert(0) += 1;
+            Pins::add(&mut p.readers, seq);
             (seq, p.meta.clone())
         };
         Ok(ReadTxn::new(self.shared.clone(), seq, meta))
@@ -475,6 +504,20 @@ impl Db {
             f.unlock()?;
         }
         Ok(())
+    }
+
+    /// The live snapshots of this handle (see [`ReaderStat`]).
+    pub fn readers(&self) -> ReaderStat {
+        let p = self.shared.published.lock();
+        ReaderStat {
+            commit_seq: p.seq,
+            readers: p.readers.values().map(|pins| pins.count as u64).sum(),
+            oldest: p
+                .readers
+                .iter()
+                .next()
+                .map(|(seq, pins)| (*seq, pins.since.elapsed())),
+        }
     }
 
     /// Counts and sizes of the latest commit: per collection (documents, bytes of its pages
@@ -668,15 +711,15 @@ impl Shared {
     /// A snapshot of commit `seq`, which the caller knows is still readable (the writer's
     /// base commit, pinned here before anything can checkpoint past it).
     pub(crate) fn pin_snapshot(self: &Arc<Self>, seq: u64, meta: Meta) -> ReadTxn {
-        *self.published.lock().readers.entry(seq).or_insert(0) += 1;
+        Pins::add(&mut self.published.lock().readers, seq);
         ReadTxn::new(self.clone(), seq, meta)
     }
 
     pub(crate) fn unpin_reader(&self, seq: u64) {
         let mut p = self.published.lock();
-        if let Some(n) = p.readers.get_mut(&seq) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(pins) = p.readers.get_mut(&seq) {
+            pins.count -= 1;
+            if pins.count == 0 {
                 p.readers.remove(&seq);
             }
         }

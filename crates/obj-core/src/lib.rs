@@ -47,7 +47,7 @@ pub use btree::PageRead;
 pub use catalog::{CollectionRecord, IndexDef, IndexKind, IndexSpec, MAX_NAME_LEN};
 pub use cipher::EncryptionKey;
 pub use compact::CompactInfo;
-pub use db::{wal_path, CheckpointInfo, Db, Durability, Options};
+pub use db::{wal_path, CheckpointInfo, Db, Durability, Options, ReaderStat};
 pub use doc::{DocHeader, DocKind};
 pub use error::{Error, Result};
 pub use index::IndexScan;

@@ -125,7 +125,12 @@ impl Reader for TxnView {
     }
 
     fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
-        match self.inner.colls.get(collection).and_then(|c| c.indexes.clone()) {
+        match self
+            .inner
+            .colls
+            .get(collection)
+            .and_then(|c| c.indexes.clone())
+        {
             Some(defs) => {
                 self.check_usable()?;
                 Ok(defs)

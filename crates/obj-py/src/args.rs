@@ -10,7 +10,7 @@ use obj_core::DocKind;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyString, PyType};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyString, PyType};
 use std::borrow::Cow;
 
 /// A collection name: a `str`. Emptiness and length are checked by the engine.
@@ -38,8 +38,25 @@ pub(crate) fn collection<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>
     Ok(name)
 }
 
-/// A document id: an int from 1 to 2**64 - 1 (anything with `__index__` counts).
+/// An index name: a `str`.
+pub(crate) fn index_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    match obj.cast::<PyString>() {
+        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Err(_) => Err(InvalidArgumentError::new_err(format!(
+            "index must be the name of an index (a str), got {}",
+            type_name(obj)
+        ))),
+    }
+}
+
+/// A document id: an int from 1 to 2**64 - 1 (anything with `__index__` counts, but not
+/// a bool: `True` is not a document id).
 pub(crate) fn doc_id(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(InvalidArgumentError::new_err(
+            "id must be an int, got bool (True/False are not document ids)",
+        ));
+    }
     match obj.extract::<u64>() {
         Ok(id) if id >= 1 => Ok(id),
         _ if obj.is_instance_of::<PyInt>() || obj.hasattr(intern!(obj.py(), "__index__"))? => {

@@ -10,7 +10,7 @@
 use crate::args::{self, Given, NewDoc, Target};
 use crate::codec::DocType;
 use crate::cursor::QueryCursor;
-use crate::error::{to_py, InvalidArgumentError};
+use crate::error::{to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
 use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
 use crate::shared::{prepare, Checks, Local, Shared};
@@ -344,11 +344,11 @@ impl Db {
         &self,
         py: Python<'py>,
         target: &Bound<'py, PyAny>,
-        index: &str,
+        index: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let target = args::target(target)?;
-        let lookup = UniqueLookup::new(&target, index, value)?;
+        let lookup = UniqueLookup::new(&target, &args::index_name(index)?, value)?;
         let decode = Decode::of(&target);
         self.ensure_ready(py, &target)?;
         let snap = self.shared.db.begin_read().map_err(to_py)?;
@@ -368,12 +368,13 @@ impl Db {
         &self,
         py: Python<'_>,
         target: &Bound<'_, PyAny>,
-        index: &str,
+        index: &Bound<'_, PyAny>,
         lo: Option<&Bound<'_, PyAny>>,
         hi: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<QueryCursor> {
         let target = args::target(target)?;
         let none = py.None().into_bound(py);
+        let index = args::index_name(index)?;
         let range = (index, lo.unwrap_or(&none), hi.unwrap_or(&none)).into_pyobject(py)?;
         let query = QueryArgs::new(&target, None, Some(range.as_any()), None, false, true)?;
         self.cursor(py, &target, query)
@@ -447,15 +448,39 @@ impl Db {
         ))
     }
 
+    /// The live snapshots of this handle: `(commit_seq, readers, oldest_seq, oldest_age)`,
+    /// the last two None when there is no reader (age in seconds).
+    fn _readers(&self) -> (u64, u64, Option<u64>, Option<f64>) {
+        let r = self.shared.db.readers();
+        (
+            r.commit_seq,
+            r.readers,
+            r.oldest.map(|(seq, _)| seq),
+            r.oldest.map(|(_, age)| age.as_secs_f64()),
+        )
+    }
+
     /// Folds committed WAL frames into the main file: `(frames_copied, wal_reset, deferred)`.
     fn checkpoint(&self, py: Python<'_>) -> PyResult<(u64, bool, bool)> {
+        self.shared.refuse_if_writer_here("checkpoint()")?;
         let info = py.detach(|| self.shared.db.checkpoint()).map_err(to_py)?;
         Ok((info.frames_copied, info.wal_reset, info.deferred))
     }
 
     /// Checkpoints best-effort, then releases the file lock. Idempotent.
+    /// Closing with this thread's write transaction still open closes all the same (its
+    /// writes are rolled back), then says so with ObjError instead of discarding them
+    /// silently.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.shared.db.close()).map_err(to_py)
+        let discarding = self.shared.writer_is_this_thread() && !self.shared.db.is_closed();
+        py.detach(|| self.shared.db.close()).map_err(to_py)?;
+        if discarding {
+            return Err(ObjError::new_err(
+                "the database was closed with a write transaction of this thread still open: \
+                 its writes were rolled back; commit it (or roll it back) before closing",
+            ));
+        }
+        Ok(())
     }
 
     /// Releases the file lock without checkpointing. Idempotent.
@@ -475,6 +500,7 @@ impl Db {
     /// Moves live pages down and truncates the file:
     /// `(pages_before, pages_after, pages_moved, truncated)`.
     fn compact(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, bool)> {
+        self.shared.refuse_if_writer_here("compact()")?;
         let info = py.detach(|| self.shared.db.compact()).map_err(to_py)?;
         Ok((
             info.pages_before,

@@ -45,16 +45,24 @@ impl Shared {
         *self.writer.lock() == Some(std::thread::current().id())
     }
 
+    /// Refuses at once work that needs the writer (`what`) when this thread's own write
+    /// transaction holds it: waiting would only time out.
+    pub(crate) fn refuse_if_writer_here(&self, what: &str) -> PyResult<()> {
+        if self.writer_is_this_thread() {
+            return Err(BusyError::new_err(format!(
+                "this thread has a write transaction open on this database, and {what} \
+                 needs the writer, which only one transaction holds at a time; use the \
+                 transaction's methods (tx.insert(...), tx.get(...), ...) inside it, or \
+                 commit or roll it back first"
+            )));
+        }
+        Ok(())
+    }
+
     /// Starts a write transaction for a `Db`-level call; refuses at once when this thread
     /// already has one open (waiting would only time out).
     pub(crate) fn begin_write(&self, py: Python<'_>) -> PyResult<WriteTxn> {
-        if self.writer_is_this_thread() {
-            return Err(BusyError::new_err(
-                "this thread has a write transaction open on this database, and only one \
-                 runs at a time; use the transaction's methods (tx.insert(...), \
-                 tx.get(...), ...) inside it, or finish it first",
-            ));
-        }
+        self.refuse_if_writer_here("a Db-level write")?;
         py.detach(|| self.db.begin_write()).map_err(to_py)
     }
 

@@ -309,11 +309,11 @@ impl WriteTransaction {
         &self,
         py: Python<'py>,
         target: &Bound<'py, PyAny>,
-        index: &str,
+        index: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let target = args::target(target)?;
-        let lookup = UniqueLookup::new(&target, index, value)?;
+        let lookup = UniqueLookup::new(&target, &args::index_name(index)?, value)?;
         let decode = Decode::of(&target);
         self.prepare_target(py, &target)?;
         let ready = self.with_reader(py, |txn, checks| {
@@ -328,13 +328,14 @@ impl WriteTransaction {
     fn index_range(
         slf: &Bound<'_, Self>,
         target: &Bound<'_, PyAny>,
-        index: &str,
+        index: &Bound<'_, PyAny>,
         lo: Option<&Bound<'_, PyAny>>,
         hi: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<QueryCursor> {
         let py = slf.py();
         let target = args::target(target)?;
         let none = py.None().into_bound(py);
+        let index = args::index_name(index)?;
         let range = (index, lo.unwrap_or(&none), hi.unwrap_or(&none)).into_pyobject(py)?;
         let query = QueryArgs::new(&target, None, Some(range.as_any()), None, false, true)?;
         Self::cursor(slf, &target, query)
