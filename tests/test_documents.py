@@ -787,7 +787,7 @@ class SubDoc(BaseDoc):
 
 
 def test_an_undecorated_subclass_of_a_document_class_is_refused(db: obj.Db) -> None:
-    with pytest.raises(obj.InvalidArgumentError, match="SubDoc is not an @obj.document class"):
+    with pytest.raises(obj.InvalidArgumentError, match=r"SubDoc is not an @obj\.document class"):
         db.insert(SubDoc(1, "important"))
     oid = db.insert(BaseDoc(1))
     for call in (
@@ -851,7 +851,7 @@ def test_decorating_a_class_twice_is_refused() -> None:
         n: int
 
     obj.document(collection="twice_a")(Twice)
-    with pytest.raises(obj.InvalidArgumentError, match="already an @obj.document"):
+    with pytest.raises(obj.InvalidArgumentError, match=r"already an @obj\.document"):
         obj.document(collection="twice_b")(Twice)
     assert Twice.__obj_doctype__.collection == "twice_a"  # type: ignore[attr-defined]
 
