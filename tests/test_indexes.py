@@ -525,3 +525,30 @@ def test_keyword_bounds_and_snapshot_hint(path: pathlib.Path) -> None:
         assert ids(db.index_range(ShopOrderByStatus, "status", "new", "new")) == [1, 4, 5]
     with obj.Db(path, read_only=True) as db:
         assert ids(db.index_range(ShopOrderByStatus, "status", "paid", "paid")) == [2, 3]
+
+
+def test_declaring_unique_over_duplicates_says_the_index_cannot_be_built(db: obj.Db) -> None:
+    # #14 item 11: the message used to read as if the caller's value were the duplicate.
+    @obj.document(collection="dupe_emails")
+    @dataclass
+    class Plain:
+        email: str
+
+    @obj.document(collection="dupe_emails", version=1)
+    @dataclass
+    class WithUnique:
+        email: Annotated[str, obj.Unique]
+
+    db.insert("dupe_emails", {"x": 1})  # a dict-native record is not indexed
+    for email in ("a", "b", "a"):
+        db.insert(Plain(email))
+    with pytest.raises(obj.InvalidArgumentError) as caught:
+        db.insert(WithUnique("c"))
+    message = str(caught.value)
+    assert (
+        "cannot build unique index 'email'" in message
+        or 'cannot build unique index "email"' in message
+    )
+    assert "documents 2 and 4" in message
+    assert "obj.Index" in message
+    assert db.count("dupe_emails") == 4

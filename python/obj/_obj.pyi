@@ -115,6 +115,9 @@ class Db:
     def _dump_raw(
         self, target: _Target, max_records: int, /
     ) -> list[tuple[int, Literal["raw", "value", "typed"], int, int, int, bytes]]: ...
+    def migrate(self, target: type, /) -> int:
+        """Rewrites the documents of the class's collection stored at older versions
+        through its ``migrate`` classmethod; returns how many were rewritten."""
     def _readers(self) -> tuple[int, int, int | None, float | None]: ...
     def _stat(
         self,

@@ -673,7 +673,14 @@ impl WriteTxn {
                 }
                 None => None,
             };
-            self.plan_index_changes(collection, &defs, id, old_doc.as_ref(), new_doc.as_ref())?
+            self.plan_index_changes(
+                collection,
+                &defs,
+                id,
+                old_doc.as_ref(),
+                new_doc.as_ref(),
+                false,
+            )?
         };
         let value = self.stored(collection, kind, type_version, payload);
         let replaced = btree::put(self, root, &id_key(id), &value)?;
@@ -708,7 +715,8 @@ impl WriteTxn {
             let stored = Value::from_tree(stored)?;
             let h = stored.header();
             let old_doc = self.index_view(collection, h.kind, h.type_version, &stored, &defs)?;
-            let changes = self.plan_index_changes(collection, &defs, id, old_doc.as_ref(), None)?;
+            let changes =
+                self.plan_index_changes(collection, &defs, id, old_doc.as_ref(), None, false)?;
             self.apply_index_changes(&defs, id, changes)?;
         }
         let removed = btree::delete(self, root, &id_key(id))?;
@@ -844,7 +852,8 @@ impl WriteTxn {
             };
             for (id, value) in batch {
                 let doc = self.decode_stored(collection, &value)?;
-                let changes = self.plan_index_changes(collection, &only, id, None, doc.as_ref())?;
+                let changes =
+                    self.plan_index_changes(collection, &only, id, None, doc.as_ref(), true)?;
                 self.apply_index_changes(&only, id, changes)?;
             }
             from = last + 1;
@@ -860,6 +869,7 @@ impl WriteTxn {
         id: u64,
         old: Option<&Datum>,
         new: Option<&Datum>,
+        building: bool,
     ) -> Result<Vec<IndexChange>> {
         let mut plan = Vec::with_capacity(defs.len());
         for def in defs {
@@ -895,9 +905,17 @@ impl WriteTxn {
                                 .and_then(|d| d.path(&def.spec.paths[0]))
                                 .map(crate::index::describe)
                                 .unwrap_or_default();
+                            let name = &def.spec.name;
+                            if building {
+                                return Err(Error::invalid(format!(
+                                    "cannot build unique index {name:?} of {collection:?}: documents {other} \
+                                     and {id} both hold {shown}; change or delete one of them (by \
+                                     collection name, e.g. update({collection:?}, {id}, ...)), or \
+                                     declare the field with obj.Index instead of obj.Unique"
+                                )));
+                            }
                             return Err(Error::invalid(format!(
-                                "unique index {:?} of {collection:?} already holds {shown} (document {other})",
-                                def.spec.name
+                                "unique index {name:?} of {collection:?} already holds {shown} (document {other})"
                             )));
                         }
                     }

@@ -13,7 +13,7 @@ use crate::cursor::QueryCursor;
 use crate::error::{to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
 use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
-use crate::shared::{prepare, Checks, Local, Shared};
+use crate::shared::{migrate_older, prepare, Checks, Local, Shared};
 use crate::source::Source;
 use crate::stored::Decode;
 use obj_core::{Db as CoreDb, DocKind, Durability, Options, Reader, WriteTxn};
@@ -100,7 +100,7 @@ impl Db {
         };
         let dt = dt.get();
         let shared = &*self.shared;
-        if shared.is_prepared(dt.serial()) {
+        if shared.is_prepared(dt) {
             return Ok(());
         }
         let snap = shared.db.begin_read().map_err(to_py)?;
@@ -140,7 +140,7 @@ impl Db {
     ) -> PyResult<QueryCursor> {
         self.ensure_ready(py, target)?;
         let snap = self.shared.db.begin_read().map_err(to_py)?;
-        let plan = query.plan(py, &snap, target)?;
+        let plan = query.plan(py, &snap, &self.shared, target)?;
         let source = Source::Snapshot(self.shared.clone(), snap.clone());
         let collection = target.collection().to_owned();
         QueryCursor::new(&snap, source, collection, query.decode, plan)
@@ -446,6 +446,35 @@ impl Db {
             stat.wal_frames,
             collections,
         ))
+    }
+
+    /// Rewrites the documents of the class's collection that are stored at an older
+    /// version through its `migrate` (one write transaction) and returns how many were
+    /// rewritten. The first write of the class does the same; this is for handles that
+    /// only read, and for doing it at a moment of your choosing.
+    #[pyo3(signature = (target, /))]
+    fn migrate(&self, py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let Target::Typed(dt) = args::write_target(target)? else {
+            return Err(InvalidArgumentError::new_err(
+                "migrate() takes an @obj.document class (a collection name has no migration)",
+            ));
+        };
+        let dt = dt.get();
+        let shared = &*self.shared;
+        let mut txn = shared.begin_write(py)?;
+        let mut local = Local::default();
+        // A class already prepared in this process skips its migration in `prepare`: run it
+        // here too (it finds nothing to do when `prepare` just did it).
+        let mut migrated = prepare(py, &mut txn, &mut local, shared, dt)?;
+        let mut checks = Checks {
+            shared,
+            local: Some(&mut local),
+        };
+        migrated += migrate_older(py, &mut txn, &mut checks, dt)?;
+        py.detach(|| txn.commit()).map_err(to_py)?;
+        shared.mark_prepared(local.prepared);
+        shared.mark_checked(local.checked);
+        Ok(migrated)
     }
 
     /// The live snapshots of this handle: `(commit_seq, readers, oldest_seq, oldest_age)`,

@@ -92,7 +92,7 @@ impl ReadTransaction {
         let py = slf.py();
         let source = Source::Read(slf.clone().unbind());
         slf.get().with_snapshot(py, |snap, _| {
-            let plan = query.plan(py, snap, target)?;
+            let plan = query.plan(py, snap, &slf.get().shared, target)?;
             let collection = target.collection().to_owned();
             QueryCursor::new(snap, source, collection, query.decode, plan)
         })

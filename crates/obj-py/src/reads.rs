@@ -5,7 +5,7 @@
 use crate::args::Target;
 use crate::error::{to_py, InvalidArgumentError, NotFoundError};
 use crate::filter;
-use crate::shared::Checks;
+use crate::shared::{check_current, Checks, Shared};
 use crate::stored::{Decode, Ready};
 use obj_core::codec::Datum;
 use obj_core::query::{self, Access, Expr, Plan};
@@ -76,6 +76,9 @@ impl UniqueLookup {
         target: &Target<'_>,
         decode: &Decode,
     ) -> PyResult<Option<Ready>> {
+        if let Target::Typed(dt) = target {
+            check_current(py, r, checks.shared, dt.get())?;
+        }
         let collection = target.collection();
         let id = r
             .find_unique(collection, &self.index, &self.values)
@@ -177,8 +180,14 @@ impl QueryArgs {
         &self,
         py: Python<'_>,
         r: &R,
+        shared: &Shared,
         target: &Target<'_>,
     ) -> PyResult<Plan> {
+        let engine_reads_fields =
+            self.expr.is_some() || self.slice.is_some() || self.sort_field.is_some();
+        if let (Target::Typed(dt), true) = (target, engine_reads_fields) {
+            check_current(py, r, shared, dt.get())?;
+        }
         let collection = target.collection();
         let sort = self.sort_field.as_deref();
         match &self.slice {

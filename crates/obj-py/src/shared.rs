@@ -11,16 +11,22 @@
 
 use crate::codec::DocType;
 use crate::error::{to_py, BusyError, InvalidArgumentError};
-use obj_core::{Db as CoreDb, Reader, WriteTxn};
+use obj_core::{Db as CoreDb, DocKind, Reader, WriteTxn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::thread::ThreadId;
 
 pub(crate) struct Shared {
     pub(crate) db: CoreDb,
     schema_checked: RwLock<HashSet<u64>>,
     prepared: RwLock<HashSet<u64>>,
+    /// Codecs whose collection was seen holding no record of an older version (see
+    /// [`check_current`]); versions only move forward, so this stays true.
+    current: RwLock<HashSet<u64>>,
+    /// The newest version of each collection a write transaction of this handle has
+    /// registered (committed or not: it only turns the fast path of older ones off).
+    newest: RwLock<HashMap<String, u32>>,
     /// The thread whose `WriteTransaction` holds the writer, if any: a `Db`-level write
     /// from that same thread could only wait for itself.
     writer: Mutex<Option<ThreadId>>,
@@ -32,6 +38,8 @@ impl Shared {
             db,
             schema_checked: RwLock::new(HashSet::new()),
             prepared: RwLock::new(HashSet::new()),
+            current: RwLock::new(HashSet::new()),
+            newest: RwLock::new(HashMap::new()),
             writer: Mutex::new(None),
         }
     }
@@ -66,8 +74,23 @@ impl Shared {
         py.detach(|| self.db.begin_write()).map_err(to_py)
     }
 
-    pub(crate) fn is_prepared(&self, serial: u64) -> bool {
-        self.prepared.read().contains(&serial)
+    /// True when `dt` needs no catalog work before a typed write: its schema and indexes
+    /// are committed, and no newer version of its collection was prepared since (which
+    /// would have migrated its records and refuses its writes).
+    pub(crate) fn is_prepared(&self, dt: &DocType) -> bool {
+        self.prepared.read().contains(&dt.serial())
+            && self
+                .newest
+                .read()
+                .get(dt.collection())
+                .is_none_or(|v| *v <= dt.version())
+    }
+
+    /// A write transaction registered `version` of `collection`.
+    fn note_version(&self, collection: &str, version: u32) {
+        let mut newest = self.newest.write();
+        let v = newest.entry(collection.to_owned()).or_insert(version);
+        *v = (*v).max(version);
     }
 
     pub(crate) fn mark_prepared(&self, serials: impl IntoIterator<Item = u64>) {
@@ -141,18 +164,133 @@ impl Checks<'_> {
     }
 }
 
-/// Stores the codec's schema (or checks it against the stored one) and creates, or
-/// backfills, every index it declares. Runs once per class and write transaction.
+/// Refuses a read whose answer the engine computes from stored fields (a filter, a sort,
+/// an index) while the collection still holds records of an older version than `dt`:
+/// those fields are the old shape's, so the answer would disagree with decoding through
+/// `dt`. A read-write `Db` migrates them first (see [`prepare`]); read transactions and
+/// read-only handles cannot, so they say what to run.
+pub(crate) fn check_current<R: Reader>(
+    py: Python<'_>,
+    r: &R,
+    shared: &Shared,
+    dt: &DocType,
+) -> PyResult<()> {
+    let serial = dt.serial();
+    if shared.current.read().contains(&serial) || shared.is_prepared(dt) {
+        return Ok(());
+    }
+    let collection = dt.collection();
+    let older: Vec<u32> = r
+        .schemas(collection)
+        .map_err(to_py)?
+        .iter()
+        .map(|s| s.version)
+        .filter(|v| *v < dt.version())
+        .collect();
+    if let Some(v) = older.first() {
+        return Err(InvalidArgumentError::new_err(format!(
+            "{collection:?} may still hold documents written at version {v}, which {cls} \
+             (version {now}) reads by migrating them; filters, sorts and index lookups see \
+             stored fields, so they need those documents migrated first: call \
+             db.migrate({cls}) on a read-write handle (any write of a {cls} also does it)",
+            cls = dt.class_name(py),
+            now = dt.version(),
+        )));
+    }
+    shared.current.write().insert(serial);
+    Ok(())
+}
+
+/// Rewrites every record of `dt`'s collection stored at an older version through `dt`'s
+/// migration (decode with the old class, `migrate`, encode with `dt`), in the caller's
+/// write transaction, then forgets the older schemas. Indexes are maintained by the
+/// rewrites, so a unique value that only exists after migration is checked like any
+/// other. Returns how many records were rewritten.
+///
+/// `migrate` runs while the transaction is held: it must not use the database.
+pub(crate) fn migrate_older(
+    py: Python<'_>,
+    txn: &mut WriteTxn,
+    checks: &mut Checks<'_>,
+    dt: &DocType,
+) -> PyResult<u64> {
+    let collection = dt.collection();
+    let older: Vec<u32> = txn
+        .schemas(collection)
+        .map_err(to_py)?
+        .iter()
+        .map(|s| s.version)
+        .filter(|v| *v < dt.version())
+        .collect();
+    if older.is_empty() {
+        return Ok(0);
+    }
+    let mut rewritten = 0u64;
+    let mut from = 1u64;
+    loop {
+        let batch = txn.scan(collection, from, 256).map_err(to_py)?;
+        let Some(last) = batch.last().map(|(id, _)| *id) else {
+            break;
+        };
+        let mut updates = Vec::new();
+        for (id, value) in batch {
+            let h = value.header();
+            if h.kind != DocKind::Typed || !older.contains(&h.type_version) {
+                continue;
+            }
+            let context = |e: PyErr| {
+                InvalidArgumentError::new_err(format!(
+                    "cannot migrate document {id} of {collection:?} from version {} to {} \
+                     ({}): {}",
+                    h.type_version,
+                    dt.version(),
+                    dt.class_name(py),
+                    e.value(py)
+                ))
+            };
+            let decoded = checks
+                .check_schema(py, &*txn, dt, h.type_version)
+                .and_then(|()| dt.decode_doc(py, h.type_version, &value));
+            let doc = decoded.map_err(context)?;
+            updates.push((id, dt.encode_doc(&doc).map_err(context)?));
+        }
+        for (id, payload) in updates {
+            txn.put_doc(collection, id, DocKind::Typed, dt.version(), &payload)
+                .map_err(|e| {
+                    InvalidArgumentError::new_err(format!(
+                        "cannot migrate document {id} of {collection:?} to version {} ({}): {}",
+                        dt.version(),
+                        dt.class_name(py),
+                        to_py(e).value(py)
+                    ))
+                })?;
+            rewritten += 1;
+        }
+        match last.checked_add(1) {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    for v in older {
+        txn.drop_schema(collection, v).map_err(to_py)?;
+    }
+    Ok(rewritten)
+}
+
+/// Stores the codec's schema (or checks it against the stored one), migrates records of
+/// older versions to it ([`migrate_older`]) and creates, or backfills, every index it
+/// declares. Runs once per class and write transaction; returns how many records it
+/// migrated.
 pub(crate) fn prepare(
     py: Python<'_>,
     txn: &mut WriteTxn,
     local: &mut Local,
     shared: &Shared,
     dt: &DocType,
-) -> PyResult<()> {
+) -> PyResult<u64> {
     let serial = dt.serial();
-    if local.prepared.contains(&serial) || shared.is_prepared(serial) {
-        return Ok(());
+    if local.prepared.contains(&serial) || shared.is_prepared(dt) {
+        return Ok(0);
     }
     let collection = dt.collection();
     txn.register_schema(collection, dt.schema())
@@ -162,6 +300,14 @@ pub(crate) fn prepare(
             }
             other => to_py(other),
         })?;
+    shared.note_version(collection, dt.version());
+    let migrated = {
+        let mut checks = Checks {
+            shared,
+            local: Some(&mut *local),
+        };
+        migrate_older(py, txn, &mut checks, dt)?
+    };
     // Building an index over existing documents can take a while.
     py.detach(|| {
         for spec in dt.index_specs() {
@@ -172,5 +318,5 @@ pub(crate) fn prepare(
     .map_err(to_py)?;
     local.prepared.insert(serial);
     local.checked.insert(serial);
-    Ok(())
+    Ok(migrated)
 }

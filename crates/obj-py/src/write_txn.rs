@@ -181,7 +181,7 @@ impl WriteTransaction {
         let this = slf.get();
         this.prepare_target(py, target)?;
         let (view, local) = this.freeze(py)?;
-        let plan = query.plan(py, &view, target)?;
+        let plan = query.plan(py, &view, &this.shared, target)?;
         let source = Source::View {
             txn: slf.clone().unbind(),
             view: view.clone(),
