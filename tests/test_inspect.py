@@ -315,3 +315,20 @@ def test_integrity_check_reports_damage_written_by_the_test(tmp_path: pathlib.Pa
     with obj.Db(path) as db, pytest.raises(obj.IntegrityError) as err:
         db.integrity_check()
     assert f"page {page}" in str(err.value)
+
+
+def test_inside_a_transaction_an_attached_namespace_is_explained(
+    tmp_path: pathlib.Path,
+) -> None:
+    # #14 item 15: the message said "not attached" about a namespace that was attached.
+    other = tmp_path / "other.obj"
+    with obj.Db(other) as o:
+        o.insert("orders", {"n": 1})
+    with obj.Db(tmp_path / "main.obj") as db:
+        db.attach(other, "archive")
+        assert db.get("archive.orders", 1) == {"n": 1}
+        with (
+            db.read_transaction() as r,
+            pytest.raises(obj.NotFoundError, match="through the Db itself"),
+        ):
+            r.get("archive.orders", 1)

@@ -30,10 +30,7 @@ pub(crate) fn collection<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>
         InvalidArgumentError::new_err("collection must be valid UTF-8 (no lone surrogates)")
     })?;
     if let Some((namespace, _)) = name.split_once('.') {
-        return Err(NotFoundError::new_err(format!(
-            "collection {name:?} refers to namespace {namespace:?}, which is not attached \
-             (\".\" in a collection name is reserved for attached namespaces)"
-        )));
+        return Err(unattached(&name, namespace));
     }
     Ok(name)
 }
@@ -47,6 +44,17 @@ pub(crate) fn index_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
             type_name(obj)
         ))),
     }
+}
+
+/// The error for a dotted collection name that reached the binding: no attached
+/// namespace took it (attachments are resolved by the Python `obj.Db`, and only there).
+fn unattached(name: &str, namespace: &str) -> PyErr {
+    NotFoundError::new_err(format!(
+        "collection {name:?} is in namespace {namespace:?}, which is not attached here: \
+         attach it with db.attach(path, {namespace:?}) and read it through the Db itself \
+         (db.get, db.query, ...; transactions read only their own database). \
+         \".\" in a collection name is reserved for attached namespaces"
+    ))
 }
 
 /// A document id: an int from 1 to 2**64 - 1 (anything with `__index__` counts, but not
@@ -204,10 +212,7 @@ pub(crate) fn check_writable(name: &str) -> PyResult<()> {
 /// Checks a collection name that did not come from a Python `str` argument.
 pub(crate) fn check_name(name: &str) -> PyResult<()> {
     if let Some((namespace, _)) = name.split_once('.') {
-        return Err(NotFoundError::new_err(format!(
-            "collection {name:?} refers to namespace {namespace:?}, which is not attached \
-             (\".\" in a collection name is reserved for attached namespaces)"
-        )));
+        return Err(unattached(name, namespace));
     }
     Ok(())
 }
