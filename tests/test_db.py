@@ -332,9 +332,16 @@ def test_an_iterator_started_before_close_stops(path: pathlib.Path) -> None:
     fill(db, 100)
     it = db.all("docs")
     assert next(it)[0] == 1
-    db.close()
-    with pytest.raises(obj.ObjError, match="closed"):
-        next(it)
+    db2 = obj.Db(path.with_name("second.obj"))
+    fill(db2, 100)
+    with db2.read_transaction() as r:
+        in_snapshot = r.all("docs")
+        assert next(in_snapshot)[0] == 1
+        db.close()
+        db2.close()
+        for stopped in (it, in_snapshot):
+            with pytest.raises(obj.ObjError, match="closed"):
+                next(stopped)
 
 
 def test_stat_reports_the_oldest_pinned_snapshot(path: pathlib.Path) -> None:

@@ -49,6 +49,7 @@ impl ReadTransaction {
     }
 
     pub(crate) fn check_active(&self, py: Python<'_>) -> PyResult<()> {
+        self.shared.check_open()?;
         self.read(py).as_ref().map(|_| ()).ok_or_else(read_ended)
     }
 

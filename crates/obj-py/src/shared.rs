@@ -10,7 +10,7 @@
 //! and merges them here when it commits.
 
 use crate::codec::DocType;
-use crate::error::{to_py, BusyError, InvalidArgumentError};
+use crate::error::{to_py, BusyError, InvalidArgumentError, ObjError};
 use obj_core::{Db as CoreDb, DocKind, Reader, WriteTxn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
@@ -42,6 +42,17 @@ impl Shared {
             newest: RwLock::new(HashMap::new()),
             writer: Mutex::new(None),
         }
+    }
+
+    /// ObjError once the database is closed: iterators and transactions stop there, even
+    /// with documents already fetched.
+    pub(crate) fn check_open(&self) -> PyResult<()> {
+        if self.db.is_closed() {
+            return Err(ObjError::new_err(
+                "the database has been closed; open it again to go on reading",
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn set_writer(&self, owner: Option<ThreadId>) {

@@ -3,7 +3,6 @@
 //! iterator started (its own writes up to then included, later ones not: iterating while
 //! writing neither loops nor skips nor repeats).
 
-use crate::error::ObjError;
 use crate::read_txn::ReadTransaction;
 use crate::shared::{Local, Shared};
 use crate::write_txn::WriteTransaction;
@@ -39,14 +38,7 @@ impl Source {
     /// Raises ObjError once the transaction (or database) behind the source has ended.
     pub(crate) fn check_active(&self, py: Python<'_>) -> PyResult<()> {
         match self {
-            Source::Snapshot(shared, _) => {
-                if shared.db.is_closed() {
-                    return Err(ObjError::new_err(
-                        "the database has been closed; this iterator can no longer be used",
-                    ));
-                }
-                Ok(())
-            }
+            Source::Snapshot(shared, _) => shared.check_open(),
             Source::Read(txn) => txn.get().check_active(py),
             Source::View { txn, .. } => txn.get().check_active(py),
         }

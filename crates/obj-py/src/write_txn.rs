@@ -144,6 +144,7 @@ impl WriteTransaction {
     }
 
     pub(crate) fn check_active(&self, py: Python<'_>) -> PyResult<()> {
+        self.shared.check_open()?;
         self.lock(py).as_ref().map(|_| ()).ok_or_else(write_ended)
     }
 
