@@ -141,6 +141,12 @@ class Db:
     def closed(self) -> bool: ...
     @property
     def page_size(self) -> int: ...
+    def _schemas(self, target: _Target, /) -> list[tuple[int, dict[str, Any]]]:
+        """``(version, schema)`` of every stored schema, the schema as plain data."""
+    def _records(
+        self, target: _Target, /
+    ) -> DocumentIterator[tuple[Literal["raw", "value", "typed"], int, Any]]:
+        """``(id, (kind, type_version, document))`` of every record, read by name."""
 
 @disjoint_base
 class WriteTransaction:
@@ -222,6 +228,12 @@ class WriteTransaction:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+    def _register_schema(self, collection: str, schema: dict[str, Any], /) -> int:
+        """Stores a schema given as ``Db._schemas`` gives it (or checks it); its version."""
+    def _write_typed(
+        self, collection: str, id: int | None, version: int, doc: dict[str, Any], /
+    ) -> int:
+        """Encodes ``doc`` by the stored schema of ``version`` and stores it; the id."""
 
 @disjoint_base
 class ReadTransaction:

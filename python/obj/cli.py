@@ -6,7 +6,7 @@
     obj check FILE                      integrity check: exit 0 healthy, 1 damaged
     obj dump FILE COLLECTION [--limit N] [--json]
     obj export FILE [COLLECTION] --jsonl OUT
-    obj import FILE COLLECTION --jsonl IN
+    obj import FILE [COLLECTION] --jsonl IN [--keep-ids]
     obj checkpoint FILE                 fold the write-ahead log into the file
     obj demo [PATH]                     a guided tour (in a temporary directory by default)
 
@@ -15,20 +15,35 @@ usage error or a missing file. Errors go to stderr, one line each; a progress ba
 on stderr only when it is a terminal.
 
 In JSON output a document is a JSON object; values JSON has no type for are tagged objects:
-``{"$bytes": "<base64>"}``, ``{"$datetime": "<ISO 8601>"}``, ``{"$date": "<ISO 8601>"}``
-and ``{"$uuid": "<hex>"}``. A raw (bytes) document is ``{"$bytes": ...}`` itself. Export
-writes one line per document, ``{"collection": NAME, "id": ID, "doc": DOC}``; import takes
-those lines or plain JSON objects, stores each under a new id (with ``--keep-ids``, under
-the exported id, replacing a document there) and creates the database file if needed.
+``{"$bytes": "<base64>"}``, ``{"$datetime": "<ISO 8601>"}``, ``{"$date": "<ISO 8601>"}``,
+``{"$uuid": "<hex>"}`` and ``{"$float": "nan"}`` (or ``"-nan"``, ``"inf"``, ``"-inf"``), so
+the output is strict JSON. A raw (bytes) document is ``{"$bytes": ...}`` itself; a dict whose
+only key is one of these tags is written ``{"$dict": {...}}``. A malformed tag is an error.
+
+Export writes, per collection, one line per stored schema of its typed documents,
+``{"collection": NAME, "$schema": SCHEMA}`` (the shape the file stores, as plain data: see
+``Schema::to_datum`` in ``crates/obj-core/src/codec/schema.rs``), then one line per
+document, ``{"collection": NAME, "id": ID, "doc": DOC}``, with ``"$version": V`` for a
+typed document. Import takes those lines or plain JSON objects and stores each in
+COLLECTION (without it, in the collection the line names) under a new id (with
+``--keep-ids``, under the exported id, replacing a document there); it creates the
+database file if needed. It restores typed documents as the class that wrote them did (the
+same payload bytes and schema version) and refuses, naming the line, anything that does
+not fit: a typed document that does not match its schema, a schema that differs from the
+one the file stores, and dict-native or raw documents in a typed collection (or typed ones
+among dict-native or raw documents). The whole import is one transaction: after a refused
+line the file is as it was (and a file the import created is removed).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import os
 import pathlib
 import sys
@@ -36,10 +51,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import IO, Annotated, Any, Callable, Optional
+from typing import IO, Annotated, Any, Callable, Literal, NoReturn, Optional
 
 from ._db import Db
 from ._obj import __version__
+from ._txn import WriteTransaction
 from .document import Composite, Each, Index, Unique, document
 from .errors import CorruptionError, IntegrityError, ObjError
 from .query import field
@@ -72,6 +88,11 @@ _TASKS = [
     Task("T-4", "cai", "plant tomatoes", 1, ["outdoor"], done=True),
     Task("T-5", "ana", "water the plants", 1, ["home"]),
 ]
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 document"``, ``"2 documents"``: what the CLI prints after counting."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _size(path: pathlib.Path) -> str:
@@ -185,12 +206,46 @@ class _Damaged(Exception):
     """The database is damaged (exit status 1)."""
 
 
+def _float_name(value: float) -> str:
+    if math.isnan(value):
+        return "-nan" if math.copysign(1.0, value) < 0 else "nan"
+    return "inf" if value > 0 else "-inf"
+
+
+_FLOATS = {"nan": math.nan, "-nan": -math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _float_tag(text: str) -> float:
+    if text not in _FLOATS:
+        raise ValueError("expected nan, -nan, inf or -inf")
+    return _FLOATS[text]
+
+
+#: How the value of each ``{"$tag": "<text>"}`` is read.
+_TAGS: dict[str, Callable[[str], Any]] = {
+    "$bytes": lambda s: base64.b64decode(s.encode("ascii"), validate=True),
+    "$datetime": datetime.datetime.fromisoformat,
+    "$date": datetime.date.fromisoformat,
+    "$uuid": uuid.UUID,
+    "$float": _float_tag,
+}
+
+#: A dict whose only key is a tag (or this) is written wrapped in it, so it reads back as a
+#: dict rather than as the tagged value.
+_DICT_TAG = "$dict"
+
+
 def to_json(value: Any) -> Any:
-    """A document value as JSON-compatible data (see the module documentation)."""
+    """A document value as strict JSON data (see the module documentation)."""
     if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
+        out = {str(k): to_json(v) for k, v in value.items()}
+        if len(out) == 1 and (next(iter(out)) in _TAGS or _DICT_TAG in out):
+            return {_DICT_TAG: out}
+        return out
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": _float_name(value)}
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, datetime.datetime):
@@ -202,25 +257,47 @@ def to_json(value: Any) -> Any:
     return value
 
 
-_TAGS: dict[str, Callable[[str], Any]] = {
-    "$bytes": lambda s: base64.b64decode(s.encode("ascii"), validate=True),
-    "$datetime": datetime.datetime.fromisoformat,
-    "$date": datetime.date.fromisoformat,
-    "$uuid": uuid.UUID,
-}
-
-
 def from_json(value: Any) -> Any:
-    """The inverse of :func:`to_json`."""
+    """The inverse of :func:`to_json`. A malformed tag raises ValueError naming the field."""
+    return _from_json(value, "")
+
+
+def _from_json(value: Any, path: str) -> Any:
     if isinstance(value, dict):
         if len(value) == 1:
             ((key, inner),) = value.items()
-            if key in _TAGS and isinstance(inner, str):
-                return _TAGS[key](inner)
-        return {k: from_json(v) for k, v in value.items()}
+            if key == _DICT_TAG:
+                if not isinstance(inner, dict):
+                    raise ValueError(f"{_where(path)}{key} must hold a JSON object")
+                return {k: _from_json(v, _field(path, k)) for k, v in inner.items()}
+            if key in _TAGS:
+                if not isinstance(inner, str):
+                    raise ValueError(
+                        f"{_where(path)}{key} must hold a string, got {json.dumps(inner)}"
+                    )
+                try:
+                    return _TAGS[key](inner)
+                except ValueError as e:
+                    raise ValueError(
+                        f"{_where(path)}{key} value {inner!r} is malformed: {e}"
+                    ) from None
+        return {k: _from_json(v, _field(path, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [from_json(v) for v in value]
+        return [_from_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def _field(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _where(path: str) -> str:
+    return f"field {path}: " if path else ""
+
+
+def _json_line(value: Any) -> str:
+    """One line of strict JSON (no bare NaN or Infinity)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 class _Progress:
@@ -268,9 +345,22 @@ def _existing(path: str) -> pathlib.Path:
     return where
 
 
-def _open(path: str, *, read_only: bool = True) -> Db:
-    """Opens an existing database (never creates one)."""
+def _creatable(path: str) -> pathlib.Path:
+    """Where a command that creates its database (import, demo) may put it."""
+    where = pathlib.Path(path)
+    if where.exists() and not where.is_file():
+        raise _UsageError(f"{path}: not a file")
+    if not where.exists() and not where.parent.is_dir():
+        raise _UsageError(f"{path}: no such directory {str(where.parent)!r}")
+    return where
+
+
+def _open(path: str, *, read_only: bool = True, empty_ok: bool = False) -> Db:
+    """Opens an existing database (never creates one; an empty file only if ``empty_ok``,
+    since opening it for writing would make it a database)."""
     where = _existing(path)
+    if not empty_ok and where.stat().st_size == 0:
+        raise _Damaged(f"{path} is an empty file, not an obj database")
     try:
         return Db(where, read_only=read_only)
     except (CorruptionError, IntegrityError) as e:
@@ -290,7 +380,7 @@ def _cmd_stat(args: argparse.Namespace, out: IO[str]) -> int:
     with _open(args.file) as db:
         stat = db.stat()
     if args.json:
-        json.dump(dataclasses.asdict(stat), out, indent=2)
+        json.dump(dataclasses.asdict(stat), out, indent=2, allow_nan=False)
         out.write("\n")
     else:
         out.write(f"{args.file}\n{stat.describe()}\n")
@@ -325,7 +415,7 @@ def _cmd_dump(args: argparse.Namespace, out: IO[str]) -> int:
         progress = _Progress(f"dump {args.collection}", min(total, args.limit or total))
         for doc_id, doc in _documents(db, args.collection, args.limit):
             if args.json:
-                line = json.dumps({"id": doc_id, "doc": to_json(doc)}, ensure_ascii=False)
+                line = _json_line({"id": doc_id, "doc": to_json(doc)})
             else:
                 line = f"{doc_id}: {doc!r}"
             out.write(line + "\n")
@@ -334,80 +424,258 @@ def _cmd_dump(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
+def _export_lines(db: Db, name: str) -> Iterator[tuple[bool, str]]:
+    """The lines of one collection: ``(is_document, line)``, its schemas first."""
+    for _version, schema in db._schemas(name):
+        yield False, _json_line({"collection": name, "$schema": to_json(schema)})
+    for doc_id, (kind, version, doc) in db._records(name):
+        record: dict[str, Any] = {"collection": name, "id": doc_id}
+        if kind == "typed":
+            record["$version"] = version
+        record["doc"] = to_json(doc)
+        yield True, _json_line(record)
+
+
 def _cmd_export(args: argparse.Namespace, out: IO[str]) -> int:
     with _open(args.file) as db:
         names = _collections(db, args.collection)
+        if args.jsonl != "-" and _same_file(args.jsonl, db.path, db.wal_path):
+            raise _UsageError(f"--jsonl {args.jsonl} is the database itself; name another file")
         total = sum(db.count(name) for name in names)
         progress = _Progress("export", total)
         written = 0
         dest = sys.stdout if args.jsonl == "-" else open(args.jsonl, "w", encoding="utf-8")  # noqa: SIM115
         try:
             for name in names:
-                for doc_id, doc in db.all(name):
-                    record = {"collection": name, "id": doc_id, "doc": to_json(doc)}
-                    dest.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    written += 1
-                    progress.step()
+                for is_doc, line in _export_lines(db, name):
+                    dest.write(line + "\n")
+                    if is_doc:
+                        written += 1
+                        progress.step()
         finally:
             if dest is not sys.stdout:
                 dest.close()
         progress.close()
     if args.jsonl != "-":
-        out.write(f"exported {written:,} documents from {len(names)} collections to {args.jsonl}\n")
+        out.write(
+            f"exported {_count(written, 'document')} from "
+            f"{_count(len(names), 'collection')} to {args.jsonl}\n"
+        )
     return 0
 
 
-def _import_lines(source: IO[str]) -> Iterator[tuple[int, int | None, Any]]:
-    for lineno, line in enumerate(source, 1):
-        if not line.strip():
-            continue
+def _same_file(path: str, *others: pathlib.Path) -> bool:
+    try:
+        return any(o.exists() and os.path.samefile(path, o) for o in others)
+    except OSError:
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Line:
+    """One parsed line of an import file."""
+
+    number: int
+    #: ``"schema"`` (a stored schema), ``"typed"`` (a typed document: ``doc`` holds its
+    #: fields) or ``"plain"`` (a dict-native document, or raw bytes).
+    kind: Literal["schema", "typed", "plain"]
+    doc: Any
+    #: The collection an exported line names (None for a plain JSON object).
+    collection: str | None = None
+    id: int | None = None
+    version: int = 0
+
+
+#: The keys of an exported document line and of a schema line.
+_DOC_KEYS = {"collection", "id", "doc", "$version"}
+_SCHEMA_KEYS = {"collection", "$schema"}
+
+
+def _read_lines(source: IO[bytes]) -> Iterator[tuple[int, str]]:
+    for number, raw in enumerate(source, 1):
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise _UsageError(f"line {lineno}: not JSON ({e})") from None
-        if not isinstance(record, dict):
-            raise _UsageError(f"line {lineno}: expected a JSON object")
-        if "doc" in record and set(record) <= {"collection", "id", "doc"}:
-            doc_id = record.get("id")
-            if doc_id is not None and (
-                isinstance(doc_id, bool) or not isinstance(doc_id, int) or doc_id < 1
-            ):
-                raise _UsageError(f"line {lineno}: id must be an int >= 1")
-            doc = from_json(record["doc"])
-        else:
-            doc_id, doc = None, from_json(record)
-        if not isinstance(doc, (dict, bytes)):
-            raise _UsageError(f"line {lineno}: a document must be a JSON object")
-        yield lineno, doc_id, doc
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise _UsageError(
+                f"line {number}: not UTF-8 text ({e.reason} at byte {e.start})"
+            ) from None
+        if text.strip():
+            yield number, text
+
+
+def _import_lines(source: IO[bytes]) -> Iterator[_Line]:
+    for number, text in _read_lines(source):
+        try:
+            line = _parse_line(number, text)
+        except RecursionError:
+            raise _UsageError(f"line {number}: nested too deeply") from None
+        except ValueError as e:
+            raise _UsageError(f"line {number}: {e}") from None
+        yield line
+
+
+def _parse_line(number: int, text: str) -> _Line:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    if set(record) == _SCHEMA_KEYS:
+        schema = from_json(record["$schema"])
+        if not isinstance(schema, dict):
+            raise ValueError('"$schema" must be a JSON object')
+        return _Line(number, "schema", schema, _collection(record))
+    if "doc" not in record or not set(record) <= _DOC_KEYS:
+        return _plain(number, from_json(record), None, None)
+    collection = _collection(record)
+    doc_id = record.get("id")
+    if doc_id is not None and (
+        isinstance(doc_id, bool) or not isinstance(doc_id, int) or doc_id < 1
+    ):
+        raise ValueError(f"id must be an int >= 1, got {json.dumps(doc_id)}")
+    doc = from_json(record["doc"])
+    if "$version" not in record:
+        return _plain(number, doc, collection, doc_id)
+    version = record["$version"]
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 1 << 32:
+        raise ValueError(f'"$version" must be an int from 0 to 2**32-1, got {json.dumps(version)}')
+    if not isinstance(doc, dict):
+        raise ValueError("a typed document must be a JSON object of its fields")
+    return _Line(number, "typed", doc, collection, doc_id, version)
+
+
+def _collection(record: dict[str, Any]) -> str | None:
+    name = record.get("collection")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f'"collection" must be a string, got {json.dumps(name)}')
+    return name
+
+
+def _plain(number: int, doc: Any, collection: str | None, doc_id: int | None) -> _Line:
+    if not isinstance(doc, (dict, bytes)):
+        raise ValueError('a document must be a JSON object (or {"$bytes": ...} for raw bytes)')
+    return _Line(number, "plain", doc, collection, doc_id)
+
+
+class _Target:
+    """What an import has learnt about its collection: is it typed, which versions have a
+    schema. A collection holds typed documents or dict-native and raw ones, never both:
+    either kind among the other would make its readers fail."""
+
+    def __init__(self, db: Db, name: str) -> None:
+        self.name = name
+        try:
+            count = db.count(name)
+        except ObjError as e:
+            raise _UsageError(str(e)) from None
+        self.versions = {version for version, _ in db._schemas(name)}
+        self.typed: bool | None = True if self.versions else (False if count else None)
+
+    def admit(self, line: _Line) -> None:
+        """Refuses a line of the other kind than the collection's."""
+        typed = line.kind != "plain"
+        if self.typed is None:
+            self.typed = typed
+        elif typed and not self.typed:
+            raise _UsageError(
+                f"line {line.number}: collection {self.name!r} holds dict-native or raw "
+                "documents, so typed documents cannot be imported into it; import them "
+                "into another collection"
+            )
+        elif not typed and self.typed:
+            what = "raw bytes" if isinstance(line.doc, bytes) else "a dict-native document"
+            raise _UsageError(
+                f"line {line.number}: collection {self.name!r} holds typed documents (it "
+                f"stores a schema), so {what} cannot be imported into it (its class could "
+                "no longer read the collection); import it into another collection"
+            )
+        if line.kind == "typed" and line.version not in self.versions:
+            raise _UsageError(
+                f"line {line.number}: no schema for {self.name!r} version {line.version}: "
+                'the database stores none and no "$schema" line for it came before'
+            )
+
+
+def _import_line(tx: WriteTransaction, target: _Target, line: _Line, keep_ids: bool) -> None:
+    target.admit(line)
+    doc_id = line.id if keep_ids else None
+    if line.kind == "schema":
+        target.versions.add(tx._register_schema(target.name, line.doc))
+    elif line.kind == "typed":
+        tx._write_typed(target.name, doc_id, line.version, line.doc)
+    elif doc_id is None:
+        tx.insert(target.name, line.doc)
+    else:
+        tx.upsert(target.name, doc_id, line.doc)
+
+
+class _Targets:
+    """The collections an import writes: the one named on the command line, or else the
+    one each line names."""
+
+    def __init__(self, db: Db, name: str | None) -> None:
+        self._db = db
+        self._fixed = name
+        self._known: dict[str, _Target] = {}
+        if name is not None:
+            self._known[name] = _Target(db, name)
+
+    def of(self, line: _Line) -> _Target:
+        name = self._fixed if self._fixed is not None else line.collection
+        if name is None:
+            raise _UsageError(
+                f"line {line.number}: a plain JSON object names no collection; name one on "
+                "the command line (obj import FILE COLLECTION --jsonl IN)"
+            )
+        target = self._known.get(name)
+        if target is None:
+            try:
+                target = self._known[name] = _Target(self._db, name)
+            except _UsageError as e:
+                raise _UsageError(f"line {line.number}: {e}") from None
+        return target
+
+    def describe(self) -> str:
+        names = list(self._known)
+        return repr(names[0]) if len(names) == 1 else f"{len(names)} collections"
 
 
 def _cmd_import(args: argparse.Namespace, out: IO[str]) -> int:
     if args.jsonl != "-":
         _existing(args.jsonl)
-    # Import creates the database when the file does not exist yet.
-    exists = pathlib.Path(args.file).exists()
-    db = _open(args.file, read_only=False) if exists else Db(args.file)
-    with db:
-        source = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")  # noqa: SIM115
-        progress = _Progress(f"import {args.collection}", None)
-        count = 0
-        try:
-            with db.transaction() as tx:
-                for lineno, doc_id, doc in _import_lines(source):
-                    try:
-                        if doc_id is None or not args.keep_ids:
-                            tx.insert(args.collection, doc)
-                        else:
-                            tx.upsert(args.collection, doc_id, doc)
-                    except ObjError as e:
-                        raise _UsageError(f"line {lineno}: {type(e).__name__}: {e}") from None
-                    count += 1
-                    progress.step()
-        finally:
-            if source is not sys.stdin:
-                source.close()
-            progress.close()
-    out.write(f"imported {count:,} documents into {args.collection!r}\n")
+    # Import creates the database when the file does not exist yet (and removes it again
+    # when the import fails).
+    exists = _creatable(args.file).exists()
+    db = _open(args.file, read_only=False, empty_ok=True) if exists else Db(args.file)
+    count = 0
+    try:
+        with db:
+            targets = _Targets(db, args.collection)
+            source = sys.stdin.buffer if args.jsonl == "-" else open(args.jsonl, "rb")  # noqa: SIM115
+            progress = _Progress(f"import {args.collection or ''}".strip(), None)
+            try:
+                with db.transaction() as tx:
+                    for line in _import_lines(source):
+                        target = targets.of(line)
+                        try:
+                            _import_line(tx, target, line, args.keep_ids)
+                        except ObjError as e:
+                            raise _UsageError(f"line {line.number}: {e}") from None
+                        if line.kind != "schema":
+                            count += 1
+                            progress.step()
+            finally:
+                if source is not sys.stdin.buffer:
+                    source.close()
+                progress.close()
+    except BaseException:
+        if not exists:
+            for created in (db.path, db.wal_path):
+                with contextlib.suppress(OSError):
+                    created.unlink()
+        raise
+    out.write(f"imported {_count(count, 'document')} into {targets.describe()}\n")
     return 0
 
 
@@ -421,15 +689,28 @@ def _cmd_checkpoint(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
     if args.path is not None:
-        demo(pathlib.Path(args.path))
+        demo(_creatable(args.path))
     else:
         with tempfile.TemporaryDirectory(prefix="obj-demo-") as tmp:
             demo(pathlib.Path(tmp) / "demo.obj")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error on one line (``obj dump: error: ...``), without the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        _report(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        sys.exit(2)
+
+
+def _report(message: str) -> None:
+    """Writes one line to stderr, whatever the message holds."""
+    print(" ".join(message.split()), file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="obj",
         description="Command-line tools for obj databases.",
         epilog="Exit status: 0 success, 1 damaged database or failed operation, "
@@ -463,10 +744,12 @@ def _parser() -> argparse.ArgumentParser:
     cmd.set_defaults(run=_cmd_export)
 
     cmd = commands.add_parser(
-        "import", help="store JSON lines as dict-native documents, in one transaction"
+        "import", help="store JSON lines (an export, or JSON objects) in one transaction"
     )
-    cmd.add_argument("file", help="database file")
-    cmd.add_argument("collection", help="collection name")
+    cmd.add_argument("file", help="database file (created if missing)")
+    cmd.add_argument(
+        "collection", nargs="?", help="collection name (default: the one each line names)"
+    )
     cmd.add_argument("--jsonl", required=True, metavar="IN", help="input file ('-': stdin)")
     cmd.add_argument(
         "--keep-ids",
@@ -495,21 +778,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace, IO[str]], int] | None = getattr(args, "run", None)
     if run is None:
-        parser.print_help(sys.stderr)
+        commands = "stat, check, dump, export, import, checkpoint, demo"
+        _report(f"obj: error: name a command ({commands}); see obj --help")
         return 2
+    prefix = f"obj {args.command}"
     try:
         return run(args, sys.stdout)
     except _UsageError as e:
-        print(f"obj {args.command}: error: {e}", file=sys.stderr)
+        _report(f"{prefix}: error: {e}")
         return 2
     except _Damaged as e:
-        print(f"obj {args.command}: damaged: {e}", file=sys.stderr)
+        _report(f"{prefix}: damaged: {e}")
         return 1
     except (CorruptionError, IntegrityError) as e:
-        print(f"obj {args.command}: damaged: {type(e).__name__}: {e}", file=sys.stderr)
+        _report(f"{prefix}: damaged: {type(e).__name__}: {e}")
         return 1
     except ObjError as e:
-        print(f"obj {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        _report(f"{prefix}: error: {type(e).__name__}: {e}")
         return 1
     except BrokenPipeError:
         # The reader went away (``obj dump ... | head``): stop quietly.
@@ -517,5 +802,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except OSError as e:
-        print(f"obj {args.command}: error: {e}", file=sys.stderr)
+        _report(f"{prefix}: error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        _report(f"{prefix}: interrupted")
+        return 130
+    except Exception as e:  # the last resort: one line, never a traceback
+        _report(f"{prefix}: error: unexpected {type(e).__name__}: {e} (please report this)")
         return 1

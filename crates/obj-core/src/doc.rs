@@ -20,6 +20,15 @@ pub enum DocKind {
 }
 
 impl DocKind {
+    /// The kind's name: `"raw"`, `"value"` or `"typed"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Value => "value",
+            Self::Typed => "typed",
+        }
+    }
+
     fn of(byte: u8) -> Option<Self> {
         match byte {
             0 => Some(Self::Raw),

@@ -629,6 +629,26 @@ impl WriteTxn {
             .1)
     }
 
+    /// Encodes `doc` (a map of field name → value) by the schema stored for `collection` at
+    /// `type_version` and stores it as a typed document under `id` (a new id when None), as
+    /// the class that owns the schema would have written it. Returns the id and whether a
+    /// document was replaced. A value that does not fit the schema, or a version with no
+    /// stored schema, is `InvalidArgument` and changes nothing.
+    pub fn write_typed(
+        &mut self,
+        collection: &str,
+        id: Option<u64>,
+        type_version: u32,
+        doc: &Datum,
+    ) -> Result<(u64, bool)> {
+        if let Some(id) = id {
+            check_id(id)?;
+        }
+        let schema = self.typed_schema(collection, type_version)?;
+        let payload = dynamic::encode(&schema.root, doc)?;
+        self.write_doc(collection, id, DocKind::Typed, type_version, &payload)
+    }
+
     /// Stores a document (under a new id when `id` is None) and maintains the collection's
     /// indexes. Unique violations are found before anything changes, so a refused write
     /// leaves no trace. Returns the id and whether a document was replaced.

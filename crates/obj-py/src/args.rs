@@ -209,6 +209,16 @@ pub(crate) fn check_writable(name: &str) -> PyResult<()> {
     Ok(())
 }
 
+/// The collection name of a write: a `str` outside the attached namespaces.
+pub(crate) fn write_collection<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        if let Ok(name) = s.to_cow() {
+            check_writable(&name)?;
+        }
+    }
+    collection(obj)
+}
+
 /// Checks a collection name that did not come from a Python `str` argument.
 pub(crate) fn check_name(name: &str) -> PyResult<()> {
     if let Some((namespace, _)) = name.split_once('.') {
@@ -322,11 +332,8 @@ pub(crate) fn insert_args<'py>(
         Given::Missing => None,
         Given::Value(v) => Some(v),
     };
-    if let Ok(s) = first.cast::<PyString>() {
-        if let Ok(name) = s.to_cow() {
-            check_writable(&name)?;
-        }
-        let name = collection(first)?.into_owned();
+    if first.is_instance_of::<PyString>() {
+        let name = write_collection(first)?.into_owned();
         let Some(value) = value else {
             return Err(PyTypeError::new_err(format!(
                 "insert({name:?}, value) is missing its value (bytes or a dict)"

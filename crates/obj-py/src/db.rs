@@ -10,6 +10,7 @@
 use crate::args::{self, Given, NewDoc, Target};
 use crate::codec::DocType;
 use crate::cursor::QueryCursor;
+use crate::datum;
 use crate::error::{to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
 use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
@@ -565,5 +566,37 @@ impl Db {
     #[getter]
     fn page_size(&self) -> usize {
         self.shared.db.page_size()
+    }
+
+    /// Every schema stored for the collection, oldest version first, as `(version, schema)`
+    /// with the schema in its self-describing form (`WriteTransaction._register_schema`
+    /// takes it back).
+    #[pyo3(signature = (target, /))]
+    fn _schemas<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<(u32, Bound<'py, PyAny>)>> {
+        let target = args::target(target)?;
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        let schemas = snap.schemas(target.collection()).map_err(to_py)?;
+        drop(snap);
+        schemas
+            .iter()
+            .map(|s| Ok((s.version, datum::to_py(py, &s.to_datum())?)))
+            .collect()
+    }
+
+    /// Lazy `(id, (kind, type_version, document))` of every record in id order, from a
+    /// snapshot taken now: the document as read by name, and how it is stored (`kind`
+    /// "raw", "value" or "typed").
+    #[pyo3(signature = (target, /))]
+    fn _records(&self, target: &Bound<'_, PyAny>) -> PyResult<DocumentIterator> {
+        let target = args::target(target)?;
+        Ok(DocumentIterator::new(
+            self.snapshot_source()?,
+            target.collection().to_owned(),
+            Decode::Stored,
+        ))
     }
 }

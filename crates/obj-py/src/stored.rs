@@ -3,7 +3,8 @@
 //! Reads by collection name return what was written: raw records as `bytes`, dict-native
 //! records as dicts, and typed records as dicts decoded by the schema stored in the file.
 //! Reads by document class return instances of the class (older versions migrated through
-//! its history) and refuse records the class did not write.
+//! its history) and refuse records the class did not write. Tools that copy records (the
+//! command line's export) read them by name along with how they are stored.
 //!
 //! Work that needs the engine (schema look-ups) happens in [`Decode::ready`], while the
 //! caller may hold a transaction's lock; building Python objects happens in
@@ -15,14 +16,18 @@ use crate::datum;
 use crate::error::{to_py, CorruptionError, InvalidArgumentError};
 use crate::shared::Checks;
 use obj_core::codec::Datum;
-use obj_core::{DocKind, Reader, Value};
+use obj_core::{DocHeader, DocKind, Reader, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use pyo3::IntoPyObjectExt;
 
 /// How records become Python values.
 pub(crate) enum Decode {
     /// What was written: bytes, a dict, or a dict built from the stored schema.
     ByName,
+    /// As [`Decode::ByName`], with how the record is stored: `(kind, type_version, value)`,
+    /// the kind `"raw"`, `"value"` or `"typed"`.
+    Stored,
     /// Instances of a document class.
     Typed(Py<DocType>),
     /// Nothing: callers that want ids only get None for each document.
@@ -35,6 +40,8 @@ pub(crate) enum Ready {
     Dict(Value),
     Datum(Datum),
     Typed(Value),
+    /// A record read by name, with the header it is stored under.
+    Stored(DocHeader, Box<Ready>),
     Nothing,
 }
 
@@ -44,6 +51,18 @@ fn kind_name(kind: DocKind) -> &'static str {
         DocKind::Value => "a dict-native document",
         DocKind::Typed => "a typed document",
     }
+}
+
+/// What a record read by name needs: its bytes, its dict, or its decoded typed fields.
+fn by_name<R: Reader>(r: &R, collection: &str, value: Value) -> PyResult<Ready> {
+    Ok(match value.header().kind {
+        DocKind::Raw => Ready::Bytes(value),
+        DocKind::Value => Ready::Dict(value),
+        DocKind::Typed => match r.decode_stored(collection, &value).map_err(to_py)? {
+            Some(d) => Ready::Datum(d),
+            None => Ready::Bytes(value),
+        },
+    })
 }
 
 impl Decode {
@@ -67,14 +86,11 @@ impl Decode {
         let header = value.header();
         match self {
             Decode::Ids => Ok(Ready::Nothing),
-            Decode::ByName => Ok(match header.kind {
-                DocKind::Raw => Ready::Bytes(value),
-                DocKind::Value => Ready::Dict(value),
-                DocKind::Typed => match r.decode_stored(collection, &value).map_err(to_py)? {
-                    Some(d) => Ready::Datum(d),
-                    None => Ready::Bytes(value),
-                },
-            }),
+            Decode::ByName => by_name(r, collection, value),
+            Decode::Stored => Ok(Ready::Stored(
+                header,
+                Box::new(by_name(r, collection, value)?),
+            )),
             Decode::Typed(dt) => {
                 let dt = dt.get();
                 if header.kind != DocKind::Typed {
@@ -103,6 +119,10 @@ impl Decode {
                 datum::to_py(py, &d)
             }
             Ready::Datum(d) => datum::to_py(py, &d),
+            Ready::Stored(header, ready) => {
+                let value = self.build(py, *ready)?;
+                (header.kind.name(), header.type_version, value).into_bound_py_any(py)
+            }
             Ready::Typed(v) => match self {
                 Decode::Typed(dt) => dt.get().decode_doc(py, v.header().type_version, &v),
                 _ => Ok(PyBytes::new(py, &v).into_any()),

@@ -14,6 +14,7 @@
 
 use crate::args::{self, Given, NewDoc, Target};
 use crate::cursor::QueryCursor;
+use crate::datum;
 use crate::db::Db;
 use crate::error::{to_py, ObjError};
 use crate::iter::DocumentIterator;
@@ -21,6 +22,7 @@ use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
 use crate::shared::{prepare, Checks, Local, Shared};
 use crate::source::Source;
 use crate::stored::Decode;
+use obj_core::codec::Schema;
 use obj_core::{Reader, TxnView, WriteTxn};
 use parking_lot::{Mutex, MutexGuard};
 use pyo3::prelude::*;
@@ -415,5 +417,46 @@ impl WriteTransaction {
         } else {
             "<obj.WriteTransaction ended>"
         }
+    }
+    /// Stores a schema given in its self-describing form (as `Db._schemas` gives it) for
+    /// the collection, or checks it against the one stored for its version; returns the
+    /// version. A malformed schema or a different stored shape is `InvalidArgumentError`.
+    #[pyo3(signature = (collection, schema, /))]
+    fn _register_schema(
+        &self,
+        py: Python<'_>,
+        collection: &Bound<'_, PyAny>,
+        schema: &Bound<'_, PyAny>,
+    ) -> PyResult<u32> {
+        let name = args::write_collection(collection)?;
+        let schema = Schema::from_datum(&datum::to_datum(schema, "schema")?).map_err(to_py)?;
+        self.with_live(py, |txn, _| {
+            txn.register_schema(&name, &schema)
+                .map(|s| s.version)
+                .map_err(to_py)
+        })
+    }
+
+    /// Encodes `doc` (a dict of field values) by the schema stored for the collection at
+    /// `version` and stores it as a typed document under `id` (a new id when None), as the
+    /// class of that schema would have written it; returns the id. A value that does not
+    /// fit the schema is `InvalidArgumentError`, and nothing is written.
+    #[pyo3(signature = (collection, id, version, doc, /))]
+    fn _write_typed(
+        &self,
+        py: Python<'_>,
+        collection: &Bound<'_, PyAny>,
+        id: Option<&Bound<'_, PyAny>>,
+        version: u32,
+        doc: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let name = args::write_collection(collection)?;
+        let id = id.map(args::doc_id).transpose()?;
+        let doc = datum::to_datum(doc, "document")?;
+        self.with_live(py, |txn, _| {
+            txn.write_typed(&name, id, version, &doc)
+                .map(|(id, _)| id)
+                .map_err(to_py)
+        })
     }
 }

@@ -1,4 +1,4 @@
-//! Reading typed (positional) payloads by their schema.
+//! Reading typed (positional) payloads by their schema, and writing them from a [`Datum`].
 //!
 //! Payload encoding, per [`FieldType`]: bool = u8; int = zigzag varint; float = f64 LE;
 //! str/bytes = varint length + bytes; None = nothing; Optional = u8 0/1 + value; list =
@@ -8,7 +8,7 @@
 
 use super::datum::Datum;
 use super::schema::{FieldType, StructType};
-use super::wire::WireReader;
+use super::wire::{put_bytes, put_f64, put_ivarint, put_uvarint, WireReader};
 use super::MAX_NESTING;
 use crate::error::{Error, Result};
 
@@ -239,6 +239,206 @@ pub fn read(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<Datu
     })
 }
 
+/// Encodes a map of field name → value into the typed payload of `root`: the inverse of
+/// [`decode`]. Every field must be present (in any order) and no other key; each value must
+/// be of its field's type (an int is accepted for a float field, as the Python codec does).
+/// A value that does not fit is `InvalidArgument` naming the field path.
+pub fn encode(root: &StructType, doc: &Datum) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    let mut path = Vec::new();
+    write_struct(root, doc, &mut out, &mut path, 0)?;
+    Ok(out)
+}
+
+/// The name of a value's kind, for error messages.
+fn kind_of(d: &Datum) -> &'static str {
+    match d {
+        Datum::Null => "None",
+        Datum::Bool(_) => "bool",
+        Datum::Int(_) => "int",
+        Datum::Float(_) => "float",
+        Datum::Str(_) => "str",
+        Datum::Bytes(_) => "bytes",
+        Datum::List(_) => "list",
+        Datum::Map(_) => "dict",
+        Datum::DateTime { .. } => "datetime",
+        Datum::Date(_) => "date",
+        Datum::Uuid(_) => "uuid",
+    }
+}
+
+fn unfit(path: &[String], msg: String) -> Error {
+    if path.is_empty() {
+        Error::invalid(msg)
+    } else {
+        Error::invalid(format!("field {}: {msg}", path.join(".")))
+    }
+}
+
+fn expected(path: &[String], want: &str, got: &Datum) -> Error {
+    unfit(path, format!("expected {want}, got {}", kind_of(got)))
+}
+
+fn write_struct(
+    s: &StructType,
+    d: &Datum,
+    out: &mut Vec<u8>,
+    path: &mut Vec<String>,
+    depth: usize,
+) -> Result<()> {
+    let Datum::Map(entries) = d else {
+        return Err(expected(path, "a dict of fields", d));
+    };
+    if let Some((extra, _)) = entries.iter().find(|(k, _)| s.field_index(k).is_none()) {
+        return Err(unfit(
+            path,
+            format!(
+                "{extra:?} is not a field of the schema ({})",
+                field_names(s)
+            ),
+        ));
+    }
+    for f in &s.fields {
+        let Some((_, value)) = entries.iter().find(|(k, _)| *k == f.name) else {
+            return Err(unfit(path, format!("field {:?} is missing", f.name)));
+        };
+        path.push(f.name.clone());
+        write(&f.ty, value, out, path, depth + 1)?;
+        path.pop();
+    }
+    Ok(())
+}
+
+fn field_names(s: &StructType) -> String {
+    let names: Vec<&str> = s.fields.iter().map(|f| f.name.as_str()).collect();
+    format!("fields: {}", names.join(", "))
+}
+
+/// Writes one value at nesting `depth`, counted and bounded as [`read`] counts it.
+fn write(
+    ty: &FieldType,
+    d: &Datum,
+    out: &mut Vec<u8>,
+    path: &mut Vec<String>,
+    depth: usize,
+) -> Result<()> {
+    if depth > MAX_NESTING {
+        return Err(unfit(
+            path,
+            format!("nested deeper than {MAX_NESTING} levels"),
+        ));
+    }
+    match (ty, d) {
+        (FieldType::Bool, Datum::Bool(b)) => out.push(u8::from(*b)),
+        (FieldType::Int, Datum::Int(i)) => put_ivarint(out, *i),
+        (FieldType::Float, Datum::Float(f)) => put_f64(out, *f),
+        // As the Python codec does: float(int), rounded to the nearest float.
+        (FieldType::Float, Datum::Int(i)) => put_f64(out, *i as f64),
+        (FieldType::Str, Datum::Str(s)) => put_bytes(out, s.as_bytes()),
+        (FieldType::Bytes, Datum::Bytes(b)) => put_bytes(out, b),
+        (FieldType::NoneType, Datum::Null) => {}
+        (FieldType::Optional(_), Datum::Null) => out.push(0),
+        (FieldType::Optional(t), _) => {
+            out.push(1);
+            write(t, d, out, path, depth + 1)?;
+        }
+        (FieldType::List(t), Datum::List(items)) => {
+            put_uvarint(out, items.len() as u64);
+            for (i, item) in items.iter().enumerate() {
+                path.push(i.to_string());
+                write(t, item, out, path, depth + 1)?;
+                path.pop();
+            }
+        }
+        (FieldType::Tuple(ts), Datum::List(items)) => {
+            if items.len() != ts.len() {
+                return Err(unfit(
+                    path,
+                    format!(
+                        "expected a tuple of {} items, got {}",
+                        ts.len(),
+                        items.len()
+                    ),
+                ));
+            }
+            for (i, (t, item)) in ts.iter().zip(items).enumerate() {
+                path.push(i.to_string());
+                write(t, item, out, path, depth + 1)?;
+                path.pop();
+            }
+        }
+        (FieldType::Map(t), Datum::Map(entries)) => {
+            put_uvarint(out, entries.len() as u64);
+            for (k, item) in entries {
+                put_bytes(out, k.as_bytes());
+                path.push(k.clone());
+                write(t, item, out, path, depth + 1)?;
+                path.pop();
+            }
+        }
+        (FieldType::Struct(s), Datum::Map(_)) => write_struct(s, d, out, path, depth)?,
+        (
+            FieldType::DateTime,
+            Datum::DateTime {
+                micros,
+                offset_secs,
+            },
+        ) => {
+            put_ivarint(out, *micros);
+            match offset_secs {
+                Some(o) => {
+                    out.push(1);
+                    put_ivarint(out, i64::from(*o));
+                }
+                None => out.push(0),
+            }
+        }
+        (FieldType::Date, Datum::Date(days)) => put_ivarint(out, i64::from(*days)),
+        (FieldType::Enum(e), _) => {
+            let i = e.members.iter().position(|(_, v)| v == d).ok_or_else(|| {
+                let names: Vec<&str> = e.members.iter().map(|(n, _)| n.as_str()).collect();
+                unfit(
+                    path,
+                    format!(
+                        "{} value {d:?} is not the value of a member of the enum ({})",
+                        kind_of(d),
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            put_uvarint(out, i as u64);
+        }
+        (FieldType::Uuid, Datum::Uuid(u)) => out.extend_from_slice(u),
+        (FieldType::Any, _) => {
+            // Read back by `Datum::read` one level down: the same depth bound applies.
+            check_depth(d, depth + 1, path)?;
+            d.encode(out);
+        }
+        (_, _) => return Err(expected(path, &ty.describe(), d)),
+    }
+    Ok(())
+}
+
+/// Refuses a self-describing value that [`Datum::read`] would find nested too deeply when
+/// it starts at `depth`.
+fn check_depth(d: &Datum, depth: usize, path: &[String]) -> Result<()> {
+    if depth > MAX_NESTING {
+        return Err(unfit(
+            path,
+            format!("nested deeper than {MAX_NESTING} levels"),
+        ));
+    }
+    match d {
+        Datum::List(items) => items
+            .iter()
+            .try_for_each(|i| check_depth(i, depth + 1, path)),
+        Datum::Map(entries) => entries
+            .iter()
+            .try_for_each(|(_, v)| check_depth(v, depth + 1, path)),
+        _ => Ok(()),
+    }
+}
+
 /// The fewest bytes a value of this type can take (for plausibility checks on counts).
 fn min_size(ty: &FieldType) -> usize {
     match ty {
@@ -254,7 +454,7 @@ fn min_size(ty: &FieldType) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::schema::Field;
+    use crate::codec::schema::{EnumType, Field};
     use crate::codec::wire::{put_bytes, put_f64, put_ivarint, put_uvarint};
 
     #[test]
@@ -353,5 +553,234 @@ mod tests {
             );
         }
         assert!(variants.iter().any(|q| decode(&s, q).is_err()));
+    }
+
+    fn every_type() -> (StructType, Datum) {
+        let field = |name: &str, ty: FieldType| Field {
+            name: name.into(),
+            ty,
+        };
+        let s = StructType {
+            fields: vec![
+                field("b", FieldType::Bool),
+                field("i", FieldType::Int),
+                field("f", FieldType::Float),
+                field("s", FieldType::Str),
+                field("y", FieldType::Bytes),
+                field("n", FieldType::NoneType),
+                field("o", FieldType::Optional(Box::new(FieldType::Str))),
+                field("p", FieldType::Optional(Box::new(FieldType::Str))),
+                field("l", FieldType::List(Box::new(FieldType::Int))),
+                field(
+                    "t",
+                    FieldType::Tuple(vec![FieldType::Float, FieldType::Bytes]),
+                ),
+                field(
+                    "m",
+                    FieldType::Map(Box::new(FieldType::Optional(Box::new(FieldType::Float)))),
+                ),
+                field(
+                    "st",
+                    FieldType::Struct(StructType {
+                        fields: vec![field("city", FieldType::Str)],
+                    }),
+                ),
+                field("dt", FieldType::DateTime),
+                field("dn", FieldType::DateTime),
+                field("d", FieldType::Date),
+                field(
+                    "e",
+                    FieldType::Enum(EnumType {
+                        members: vec![
+                            ("RED".into(), Datum::Int(1)),
+                            ("BLUE".into(), Datum::Str("b".into())),
+                        ],
+                    }),
+                ),
+                field("u", FieldType::Uuid),
+                field("a", FieldType::Any),
+            ],
+        };
+        let doc = Datum::Map(vec![
+            ("b".into(), Datum::Bool(true)),
+            ("i".into(), Datum::Int(i64::MIN)),
+            ("f".into(), Datum::Float(f64::NEG_INFINITY)),
+            ("s".into(), Datum::Str("日本".into())),
+            ("y".into(), Datum::Bytes(vec![0, 255])),
+            ("n".into(), Datum::Null),
+            ("o".into(), Datum::Null),
+            ("p".into(), Datum::Str("x".into())),
+            ("l".into(), Datum::List(vec![Datum::Int(1), Datum::Int(-2)])),
+            (
+                "t".into(),
+                Datum::List(vec![Datum::Float(0.5), Datum::Bytes(vec![])]),
+            ),
+            (
+                "m".into(),
+                Datum::Map(vec![
+                    ("k".into(), Datum::Float(-0.0)),
+                    ("z".into(), Datum::Null),
+                ]),
+            ),
+            (
+                "st".into(),
+                Datum::Map(vec![("city".into(), Datum::Str("Oslo".into()))]),
+            ),
+            (
+                "dt".into(),
+                Datum::DateTime {
+                    micros: -5,
+                    offset_secs: Some(3600),
+                },
+            ),
+            (
+                "dn".into(),
+                Datum::DateTime {
+                    micros: 7,
+                    offset_secs: None,
+                },
+            ),
+            ("d".into(), Datum::Date(-1)),
+            ("e".into(), Datum::Str("b".into())),
+            ("u".into(), Datum::Uuid([9; 16])),
+            (
+                "a".into(),
+                Datum::Map(vec![("deep".into(), Datum::List(vec![Datum::Null]))]),
+            ),
+        ]);
+        (s, doc)
+    }
+
+    #[test]
+    fn encode_is_the_inverse_of_decode() {
+        let (s, doc) = every_type();
+        let p = encode(&s, &doc).unwrap();
+        assert_eq!(decode(&s, &p).unwrap(), doc);
+        // The order of the fields given does not matter; the schema's order is written.
+        let Datum::Map(mut entries) = doc.clone() else {
+            unreachable!()
+        };
+        entries.reverse();
+        assert_eq!(encode(&s, &Datum::Map(entries)).unwrap(), p);
+        // An int is accepted for a float field.
+        let mut ints = doc.clone();
+        if let Datum::Map(entries) = &mut ints {
+            entries[2].1 = Datum::Int(3);
+        }
+        let q = encode(&s, &ints).unwrap();
+        assert_eq!(decode(&s, &q).unwrap().get("f"), Some(&Datum::Float(3.0)));
+    }
+
+    #[test]
+    fn encode_gives_back_the_bytes_decode_read() {
+        let (s, doc) = every_type();
+        let p = encode(&s, &doc).unwrap();
+        // Hand-written payloads (the one of the strict test) come back byte for byte too.
+        let field = |name: &str, ty: FieldType| Field {
+            name: name.into(),
+            ty,
+        };
+        let t = StructType {
+            fields: vec![
+                field("id", FieldType::Int),
+                field("name", FieldType::Str),
+                field("tags", FieldType::List(Box::new(FieldType::Str))),
+            ],
+        };
+        let mut q = Vec::new();
+        put_ivarint(&mut q, 5);
+        put_bytes(&mut q, b"five");
+        put_uvarint(&mut q, 2);
+        put_bytes(&mut q, b"a");
+        put_bytes(&mut q, b"b");
+        for (schema, payload) in [(&s, &p), (&t, &q)] {
+            let decoded = decode(schema, payload).unwrap();
+            assert_eq!(&encode(schema, &decoded).unwrap(), payload);
+        }
+    }
+
+    #[test]
+    fn encode_refuses_what_does_not_fit() {
+        let (s, doc) = every_type();
+        let with = |name: &str, value: Option<Datum>| {
+            let Datum::Map(mut entries) = doc.clone() else {
+                unreachable!()
+            };
+            match value {
+                Some(v) => match entries.iter_mut().find(|(k, _)| k == name) {
+                    Some(entry) => entry.1 = v,
+                    None => entries.push((name.into(), v)),
+                },
+                None => entries.retain(|(k, _)| k != name),
+            }
+            Datum::Map(entries)
+        };
+        let refused = |d: Datum, needle: &str| match encode(&s, &d) {
+            Err(Error::InvalidArgument(msg)) => assert!(msg.contains(needle), "{msg}"),
+            other => panic!("{other:?}"),
+        };
+        refused(with("i", None), "field \"i\" is missing");
+        refused(with("extra", Some(Datum::Null)), "\"extra\" is not a field");
+        refused(
+            with("i", Some(Datum::Str("1".into()))),
+            "field i: expected int, got str",
+        );
+        refused(
+            with("b", Some(Datum::Int(1))),
+            "field b: expected bool, got int",
+        );
+        refused(with("i", Some(Datum::Bool(true))), "expected int, got bool");
+        refused(
+            with("l", Some(Datum::List(vec![Datum::Int(1), Datum::Null]))),
+            "field l.1: expected int, got None",
+        );
+        refused(
+            with("t", Some(Datum::List(vec![Datum::Float(1.0)]))),
+            "field t: expected a tuple of 2 items, got 1",
+        );
+        refused(
+            with("st", Some(Datum::Map(vec![]))),
+            "field st: field \"city\" is missing",
+        );
+        refused(with("e", Some(Datum::Int(2))), "field e: int value");
+        refused(
+            with("d", Some(Datum::Str("2020-01-01".into()))),
+            "expected date",
+        );
+        refused(with("n", Some(Datum::Int(0))), "expected None");
+        refused(with("u", Some(Datum::Bytes(vec![0; 16]))), "expected uuid");
+        refused(Datum::List(vec![]), "expected a dict of fields, got list");
+    }
+
+    #[test]
+    fn encode_accepts_exactly_the_nesting_decode_reads() {
+        let s = StructType {
+            fields: vec![Field {
+                name: "a".into(),
+                ty: FieldType::Optional(Box::new(FieldType::List(Box::new(FieldType::Any)))),
+            }],
+        };
+        for levels in 55..70 {
+            let mut value = Datum::Null;
+            for _ in 0..levels {
+                value = Datum::List(vec![value]);
+            }
+            let doc = Datum::Map(vec![("a".into(), Datum::List(vec![value.clone()]))]);
+            // The payload written without any check.
+            let mut p = vec![1];
+            put_uvarint(&mut p, 1);
+            value.encode(&mut p);
+            let readable = decode(&s, &p).is_ok();
+            match encode(&s, &doc) {
+                Ok(q) => {
+                    assert!(readable, "{levels}");
+                    assert_eq!(q, p);
+                }
+                Err(e) => {
+                    assert!(!readable, "{levels}");
+                    assert!(matches!(e, Error::InvalidArgument(_)));
+                }
+            }
+        }
     }
 }

@@ -25,6 +25,14 @@
 //! | 15 | any (self-describing Datum) | |
 //!
 //! A schema record is `version varint` followed by the root struct type.
+//!
+//! [`Schema::to_datum`] gives the same shape as a self-describing value (for tools and for
+//! export as JSON): `{"version": V, "fields": FIELDS}`, where FIELDS is a list of
+//! `{"name": NAME, "type": TYPE}` and TYPE is one of the names `"bool"`, `"int"`,
+//! `"float"`, `"str"`, `"bytes"`, `"None"`, `"datetime"`, `"date"`, `"uuid"`, `"any"`, or a
+//! one-entry map: `{"Optional": TYPE}`, `{"list": TYPE}`, `{"tuple": [TYPE, ...]}`,
+//! `{"dict": TYPE}` (str keys), `{"struct": FIELDS}`, `{"enum": [{"name": NAME, "value":
+//! VALUE}, ...]}`. [`Schema::from_datum`] reads it back.
 
 use super::datum::Datum;
 use super::wire::{put_bytes, put_uvarint, WireReader};
@@ -282,6 +290,205 @@ impl Schema {
     }
 }
 
+/// The types without parameters; their self-describing form is their [`FieldType::describe`]
+/// name.
+const SIMPLE_TYPES: [FieldType; 10] = [
+    FieldType::Bool,
+    FieldType::Int,
+    FieldType::Float,
+    FieldType::Str,
+    FieldType::Bytes,
+    FieldType::NoneType,
+    FieldType::DateTime,
+    FieldType::Date,
+    FieldType::Uuid,
+    FieldType::Any,
+];
+
+fn entry(key: &str, value: Datum) -> Datum {
+    Datum::Map(vec![(key.to_string(), value)])
+}
+
+fn bad_form(path: &str, msg: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("schema {path}: {msg}"))
+}
+
+impl StructType {
+    fn to_datum(&self) -> Datum {
+        Datum::List(
+            self.fields
+                .iter()
+                .map(|f| {
+                    Datum::Map(vec![
+                        ("name".into(), Datum::Str(f.name.clone())),
+                        ("type".into(), f.ty.to_datum()),
+                    ])
+                })
+                .collect(),
+        )
+    }
+
+    fn from_datum(d: &Datum, path: &str, depth: usize) -> Result<StructType> {
+        let Datum::List(items) = d else {
+            return Err(bad_form(
+                path,
+                "fields must be a list of {\"name\", \"type\"} maps",
+            ));
+        };
+        let mut fields: Vec<Field> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{path}[{i}]");
+            let (name, ty) = match item {
+                Datum::Map(entries) if entries.len() == 2 => (item.get("name"), item.get("type")),
+                _ => (None, None),
+            };
+            let (Some(Datum::Str(name)), Some(ty)) = (name, ty) else {
+                return Err(bad_form(
+                    &at,
+                    "a field must be {\"name\": str, \"type\": type}",
+                ));
+            };
+            if fields.iter().any(|f| f.name == *name) {
+                return Err(bad_form(&at, format!("field {name:?} appears twice")));
+            }
+            let ty = FieldType::from_datum(ty, &format!("{path}.{name}"), depth + 1)?;
+            fields.push(Field {
+                name: name.clone(),
+                ty,
+            });
+        }
+        Ok(StructType { fields })
+    }
+}
+
+impl FieldType {
+    /// The self-describing form of this type (see the module documentation).
+    pub fn to_datum(&self) -> Datum {
+        match self {
+            FieldType::Optional(t) => entry("Optional", t.to_datum()),
+            FieldType::List(t) => entry("list", t.to_datum()),
+            FieldType::Tuple(ts) => entry(
+                "tuple",
+                Datum::List(ts.iter().map(Self::to_datum).collect()),
+            ),
+            FieldType::Map(t) => entry("dict", t.to_datum()),
+            FieldType::Struct(s) => entry("struct", s.to_datum()),
+            FieldType::Enum(e) => entry(
+                "enum",
+                Datum::List(
+                    e.members
+                        .iter()
+                        .map(|(name, value)| {
+                            Datum::Map(vec![
+                                ("name".into(), Datum::Str(name.clone())),
+                                ("value".into(), value.clone()),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            simple => Datum::Str(simple.describe()),
+        }
+    }
+
+    fn from_datum(d: &Datum, path: &str, depth: usize) -> Result<FieldType> {
+        if depth > MAX_NESTING {
+            return Err(bad_form(
+                path,
+                format!("nested deeper than {MAX_NESTING} levels"),
+            ));
+        }
+        let expected = "a type must be a name (\"int\", \"str\", ...) or a one-entry map such as {\"list\": \"int\"}";
+        let entries = match d {
+            Datum::Str(name) => {
+                return SIMPLE_TYPES
+                    .iter()
+                    .find(|t| t.describe() == *name)
+                    .cloned()
+                    .ok_or_else(|| bad_form(path, format!("unknown type {name:?}; {expected}")));
+            }
+            Datum::Map(entries) if entries.len() == 1 => entries,
+            _ => return Err(bad_form(path, expected)),
+        };
+        let (key, arg) = (&entries[0].0, &entries[0].1);
+        let inner = || Self::from_datum(arg, path, depth + 1).map(Box::new);
+        Ok(match key.as_str() {
+            "Optional" => FieldType::Optional(inner()?),
+            "list" => FieldType::List(inner()?),
+            "dict" => FieldType::Map(inner()?),
+            "tuple" => {
+                let Datum::List(items) = arg else {
+                    return Err(bad_form(path, "a tuple's item types must be a list"));
+                };
+                let items = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| Self::from_datum(t, &format!("{path}[{i}]"), depth + 1))
+                    .collect::<Result<Vec<_>>>()?;
+                FieldType::Tuple(items)
+            }
+            "struct" => FieldType::Struct(StructType::from_datum(arg, path, depth)?),
+            "enum" => {
+                let Datum::List(items) = arg else {
+                    return Err(bad_form(path, "an enum's members must be a list"));
+                };
+                let mut members: Vec<(String, Datum)> = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let (name, value) = match item {
+                        Datum::Map(entries) if entries.len() == 2 => {
+                            (item.get("name"), item.get("value"))
+                        }
+                        _ => (None, None),
+                    };
+                    let (Some(Datum::Str(name)), Some(value)) = (name, value) else {
+                        return Err(bad_form(
+                            &format!("{path}[{i}]"),
+                            "an enum member must be {\"name\": str, \"value\": value}",
+                        ));
+                    };
+                    members.push((name.clone(), value.clone()));
+                }
+                FieldType::Enum(EnumType { members })
+            }
+            other => {
+                return Err(bad_form(
+                    path,
+                    format!("unknown type {other:?}; {expected}"),
+                ))
+            }
+        })
+    }
+}
+
+impl Schema {
+    /// The self-describing form of this schema (see the module documentation).
+    pub fn to_datum(&self) -> Datum {
+        Datum::Map(vec![
+            ("version".into(), Datum::Int(i64::from(self.version))),
+            ("fields".into(), self.root.to_datum()),
+        ])
+    }
+
+    /// Reads the form [`Schema::to_datum`] gives; anything else is `InvalidArgument` naming
+    /// where it differs.
+    pub fn from_datum(d: &Datum) -> Result<Schema> {
+        let (version, fields) = match d {
+            Datum::Map(entries) if entries.len() == 2 => (d.get("version"), d.get("fields")),
+            _ => (None, None),
+        };
+        let (Some(Datum::Int(version)), Some(fields)) = (version, fields) else {
+            return Err(Error::invalid(
+                "a schema must be {\"version\": int, \"fields\": [...]}",
+            ));
+        };
+        let version = u32::try_from(*version).map_err(|_| {
+            Error::invalid(format!("schema version {version} is outside 0..=2**32-1"))
+        })?;
+        let root = StructType::from_datum(fields, "fields", 0)?;
+        Ok(Schema { version, root })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +553,103 @@ mod tests {
             "{msg}"
         );
         assert_eq!(s.difference(&s), None);
+    }
+
+    #[test]
+    fn self_describing_form_round_trips() {
+        let s = sample();
+        assert_eq!(Schema::from_datum(&s.to_datum()).unwrap(), s);
+        let simple = StructType {
+            fields: SIMPLE_TYPES
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Field {
+                    name: format!("f{i}"),
+                    ty: t.clone(),
+                })
+                .collect(),
+        };
+        let s = Schema {
+            version: u32::MAX,
+            root: simple,
+        };
+        let d = s.to_datum();
+        assert_eq!(Schema::from_datum(&d).unwrap(), s);
+        // Readable names: the ones error messages use.
+        let types: Vec<Datum> = SIMPLE_TYPES.iter().map(FieldType::to_datum).collect();
+        assert_eq!(types[5], Datum::Str("None".into()));
+        assert_eq!(
+            FieldType::List(Box::new(FieldType::Int)).to_datum(),
+            Datum::Map(vec![("list".into(), Datum::Str("int".into()))])
+        );
+    }
+
+    #[test]
+    fn malformed_forms_are_refused_naming_where() {
+        let good = sample().to_datum();
+        let refused = |d: Datum, needle: &str| match Schema::from_datum(&d) {
+            Err(Error::InvalidArgument(msg)) => assert!(msg.contains(needle), "{msg}"),
+            other => panic!("{other:?}"),
+        };
+        let with_fields = |fields: Datum| {
+            Datum::Map(vec![
+                ("version".into(), Datum::Int(1)),
+                ("fields".into(), fields),
+            ])
+        };
+        let one = |name: &str, ty: Datum| {
+            with_fields(Datum::List(vec![Datum::Map(vec![
+                ("name".into(), Datum::Str(name.into())),
+                ("type".into(), ty),
+            ])]))
+        };
+        refused(Datum::Null, "a schema must be");
+        refused(
+            Datum::Map(vec![("version".into(), Datum::Int(1))]),
+            "a schema must be",
+        );
+        refused(
+            Datum::Map(vec![
+                ("version".into(), Datum::Int(-1)),
+                ("fields".into(), Datum::List(vec![])),
+            ]),
+            "version -1",
+        );
+        refused(with_fields(Datum::Str("x".into())), "schema fields:");
+        refused(with_fields(Datum::List(vec![Datum::Int(1)])), "fields[0]");
+        refused(
+            one("a", Datum::Str("integer".into())),
+            "fields.a: unknown type \"integer\"",
+        );
+        refused(
+            one("a", entry("list", Datum::Str("nope".into()))),
+            "unknown type \"nope\"",
+        );
+        refused(
+            one("a", entry("set", Datum::Str("int".into()))),
+            "unknown type \"set\"",
+        );
+        refused(
+            one("a", entry("tuple", Datum::Str("int".into()))),
+            "must be a list",
+        );
+        refused(
+            one("a", entry("enum", Datum::List(vec![Datum::Int(1)]))),
+            "enum member",
+        );
+        let twice = Datum::Map(vec![
+            ("name".into(), Datum::Str("a".into())),
+            ("type".into(), Datum::Str("int".into())),
+        ]);
+        refused(
+            with_fields(Datum::List(vec![twice.clone(), twice])),
+            "appears twice",
+        );
+        let mut deep = Datum::Str("int".into());
+        for _ in 0..100 {
+            deep = entry("list", deep);
+        }
+        refused(one("a", deep), "nested deeper");
+        assert!(Schema::from_datum(&good).is_ok());
     }
 }
