@@ -175,6 +175,17 @@ impl Checks<'_> {
     }
 }
 
+/// The versions of `dt`'s collection older than `dt` whose schemas the file stores: as
+/// long as one is stored, records of that version may exist.
+fn older_versions<R: Reader>(r: &R, dt: &DocType) -> PyResult<Vec<u32>> {
+    Ok(r.schemas(dt.collection())
+        .map_err(to_py)?
+        .iter()
+        .map(|s| s.version)
+        .filter(|v| *v < dt.version())
+        .collect())
+}
+
 /// Refuses a read whose answer the engine computes from stored fields (a filter, a sort,
 /// an index) while the collection still holds records of an older version than `dt`:
 /// those fields are the old shape's, so the answer would disagree with decoding through
@@ -191,14 +202,7 @@ pub(crate) fn check_current<R: Reader>(
         return Ok(());
     }
     let collection = dt.collection();
-    let older: Vec<u32> = r
-        .schemas(collection)
-        .map_err(to_py)?
-        .iter()
-        .map(|s| s.version)
-        .filter(|v| *v < dt.version())
-        .collect();
-    if let Some(v) = older.first() {
+    if let Some(v) = older_versions(r, dt)?.first() {
         return Err(InvalidArgumentError::new_err(format!(
             "{collection:?} may still hold documents written at version {v}, which {cls} \
              (version {now}) reads by migrating them; filters, sorts and index lookups see \
@@ -226,13 +230,7 @@ pub(crate) fn migrate_older(
     dt: &DocType,
 ) -> PyResult<u64> {
     let collection = dt.collection();
-    let older: Vec<u32> = txn
-        .schemas(collection)
-        .map_err(to_py)?
-        .iter()
-        .map(|s| s.version)
-        .filter(|v| *v < dt.version())
-        .collect();
+    let older = older_versions(&*txn, dt)?;
     if older.is_empty() {
         return Ok(0);
     }
