@@ -49,7 +49,7 @@ pub use compact::CompactInfo;
 pub use db::{wal_path, CheckpointInfo, Db, Durability, Options};
 pub use doc::{DocHeader, DocKind};
 pub use error::{Error, Result};
-pub use index::IndexScan;
+pub use index::{Direction, IndexScan};
 pub use integrity::{CollectionReport, IntegrityReport};
 pub use stat::{CollectionStat, IndexStat, Stat};
 pub use txn::{Iter, ReadTxn, Reader, Value, WriteTxn};
