@@ -75,7 +75,7 @@ pub fn check_spec(spec: &IndexSpec) -> Result<()> {
     };
     if !want || spec.paths.iter().any(|p| p.is_empty()) {
         return Err(Error::invalid(format!(
-            "index {:?}: a {} index needs {} non-empty field path(s), got {:?}",
+            "index {:?}: a {} index needs {} non-empty field path(s), got {}",
             spec.name,
             spec.kind.name(),
             if spec.kind == IndexKind::Composite {
@@ -83,7 +83,7 @@ pub fn check_spec(spec: &IndexSpec) -> Result<()> {
             } else {
                 "exactly one"
             },
-            spec.paths
+            Datum::List(spec.paths.iter().cloned().map(Datum::Str).collect())
         )));
     }
     Ok(())
