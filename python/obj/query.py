@@ -111,6 +111,10 @@ class Expr:
         return _show(self.node)
 
 
+#: How each comparison is written in Python.
+_SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
 def _show(node: Node) -> str:
     op = node[0]
     if op in ("and", "or"):
@@ -119,8 +123,7 @@ def _show(node: Node) -> str:
     if op == "not":
         return f"~{_show(node[1])}"
     if op == "cmp":
-        sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[node[2]]
-        return f"field({node[1]!r}) {sym} {node[3]!r}"
+        return f"field({node[1]!r}) {_SYMBOLS[node[2]]} {node[3]!r}"
     args = ", ".join(repr(a) for a in node[2:])
     return f"field({node[1]!r}).{op}({args})"
 
@@ -214,7 +217,8 @@ def _operand(f: Field, op: str, value: object) -> object:
     (other values are converted, and checked, when the query runs)."""
     if isinstance(value, (Field, Expr)):
         raise InvalidArgumentError(
-            f"{f!r} {op}: compare a field with a value, not with {value!r} "
+            f"{f!r} {_SYMBOLS.get(op, op + '()')}: compare a field with a value, not with "
+            f"{value!r} "
             "(filters compare each field with a constant)"
         )
     return value
