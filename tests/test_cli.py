@@ -435,7 +435,7 @@ GOOD_LINE = '{"id": 9, "$version": 1, "doc": {"name": "new", "age": 1, "photo": 
             "cli_people",
             [GOOD_LINE, GOOD_LINE.replace('"new"', '"kept"')],
             'line 2: invalid argument: unique index "name" of "cli_people" already holds '
-            '"kept" (document 1)',
+            "'kept' (document 1)",
         ),
     ],
 )

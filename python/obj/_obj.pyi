@@ -29,6 +29,7 @@ __all__ = [
     "ReadTransaction",
     "WriteTransaction",
     "__version__",
+    "sort_key",
 ]
 
 _D = TypeVar("_D")
@@ -310,7 +311,9 @@ class DocumentIterator(Iterator[tuple[int, _D_co]], Generic[_D_co]):
 class QueryCursor(Iterator[tuple[int, _D_co]], Generic[_D_co]):
     """Matching ``(id, document)`` pairs of a query or index range, fetched in batches."""
 
-    def next_batch(self, n: int) -> list[tuple[int, _D_co]]: ...
+    def next_batch(self, n: int) -> list[tuple[Any, ...]]:
+        """``(id, document)`` pairs, or ``(id, document, sort_key)`` when the query sorts
+        by a field that its plan does not read in order."""
     def count(self) -> int: ...
     def explain(self) -> str: ...
     @property
@@ -345,6 +348,10 @@ class DocType:
     @property
     def schema_bytes(self) -> bytes: ...
     def describe(self) -> str: ...
+    def check_path(self, path: str, what: str) -> None: ...
     def difference(self, other: DocType) -> str | None: ...
     def encode(self, obj: object) -> bytes: ...
     def decode(self, version: int, payload: bytes) -> Any: ...
+
+def sort_key(value: object, /) -> bytes:
+    """The bytes a query orders ``value`` by (the order of index keys)."""

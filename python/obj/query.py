@@ -17,9 +17,17 @@ Python object built for records that do not match, and an equality or range on a
 field uses the index. Python callables run on the decoded documents the field filters let
 through. All filters are AND-combined.
 
-Comparison rules for field filters: ints and floats compare numerically; any other type
-mismatch makes a comparison false (``!=`` included) and ``~`` negates the result; a missing
-field compares false except for :meth:`Field.exists` and :meth:`Field.is_none`.
+Comparison rules for field filters: ints and floats compare numerically (a bool is not a
+number); ``==``, ``<``, ``<=``, ``>`` and ``>=`` are false for any other type mismatch, for
+NaN and for a missing field; ``!=`` is exactly ``~(==)``, so it is true for all of those; ``~``
+negates any filter. :meth:`Field.exists` is false and :meth:`Field.is_none` true for a
+missing field.
+
+Sort order: :meth:`Query.sort_by` orders values the way index keys do, whether or not an
+index is read: ``None`` < bools < numbers (ints and floats together, NaN last) < str <
+bytes < dates < datetimes < UUIDs < lists < dicts; a missing field sorts as ``None``; ties
+come in id order, and ``reverse=True`` is the exact reverse (ids descending among equals).
+A key callable's results are ordered by the same rule.
 
 Without :meth:`Query.sort_by`, results come in id order from a scan and in index key order
 (ties by id) when the engine reads an index. :meth:`Query.explain` says which.
@@ -29,10 +37,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, TypeVar
 
+from ._obj import sort_key as _sort_key
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -56,7 +66,7 @@ def _default_sort_cap() -> int:
     value = getattr(package, "MAX_SORT_BUFFER", _DEFAULT_SORT_BUFFER)
     if value == _DEFAULT_SORT_BUFFER:
         value = MAX_SORT_BUFFER
-    return _count_arg("MAX_SORT_BUFFER", value)
+    return _count_arg("obj.MAX_SORT_BUFFER", value)
 
 
 #: Documents fetched from the engine per step.
@@ -82,6 +92,12 @@ class Expr:
     def __or__(self, other: Expr) -> Expr:
         return Expr(("or", [self.node, _expr(other).node]))
 
+    def __rand__(self, other: object) -> Expr:
+        return _expr(other) & self
+
+    def __ror__(self, other: object) -> Expr:
+        return _expr(other) | self
+
     def __invert__(self) -> Expr:
         return Expr(("not", self.node))
 
@@ -95,6 +111,10 @@ class Expr:
         return _show(self.node)
 
 
+#: How each comparison is written in Python.
+_SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
 def _show(node: Node) -> str:
     op = node[0]
     if op in ("and", "or"):
@@ -103,8 +123,7 @@ def _show(node: Node) -> str:
     if op == "not":
         return f"~{_show(node[1])}"
     if op == "cmp":
-        sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[node[2]]
-        return f"field({node[1]!r}) {sym} {node[3]!r}"
+        return f"field({node[1]!r}) {_SYMBOLS[node[2]]} {node[3]!r}"
     args = ", ".join(repr(a) for a in node[2:])
     return f"field({node[1]!r}).{op}({args})"
 
@@ -130,7 +149,7 @@ class Field:
         self.path = path
 
     def _cmp(self, op: str, value: object) -> Expr:
-        return Expr(("cmp", self.path, op, value))
+        return Expr(("cmp", self.path, op, _operand(self, op, value)))
 
     def __eq__(self, value: object) -> Expr:  # type: ignore[override]
         return self._cmp("eq", value)
@@ -153,10 +172,16 @@ class Field:
     __hash__ = None  # type: ignore[assignment]
 
     def is_in(self, values: Iterable[object]) -> Expr:
-        """True when the field equals one of ``values``."""
-        if isinstance(values, (str, bytes)):
-            raise InvalidArgumentError("is_in() takes a collection of values, not a str")
-        return Expr(("in", self.path, list(values)))
+        """True when the field equals one of ``values`` (a list, tuple, set or other
+        iterable)."""
+        if isinstance(values, (str, bytes, bytearray, memoryview)) or not isinstance(
+            values, Iterable
+        ):
+            raise InvalidArgumentError(
+                f"is_in() takes a collection of values (a list, tuple or set), "
+                f"got {type(values).__name__}"
+            )
+        return Expr(("in", self.path, [_operand(self, "is_in", v) for v in values]))
 
     def startswith(self, prefix: str) -> Expr:
         """True when the field is a str starting with ``prefix``."""
@@ -165,8 +190,10 @@ class Field:
         return Expr(("startswith", self.path, prefix))
 
     def contains(self, value: object) -> Expr:
-        """True when the field is a list holding ``value`` (false for any other field)."""
-        return Expr(("contains", self.path, value))
+        """True when the field is a list holding ``value``, or a str holding ``value`` (a
+        str) as a substring: ``field("tags").contains("vip")``, ``field("s").contains("wor")``;
+        false for any other field. An ``Each`` index answers it for list fields."""
+        return Expr(("contains", self.path, _operand(self, "contains", value)))
 
     def exists(self) -> Expr:
         """True when the document has the field (even if its value is None)."""
@@ -185,6 +212,41 @@ def field(path: str) -> Field:
     return Field(path)
 
 
+def _operand(f: Field, op: str, value: object) -> object:
+    """A value to compare a field with; fields and filters are refused here, at the call
+    (other values are converted, and checked, when the query runs)."""
+    if isinstance(value, (Field, Expr)):
+        raise InvalidArgumentError(
+            f"{f!r} {_SYMBOLS.get(op, op + '()')}: compare a field with a value, not with "
+            f"{value!r} "
+            "(filters compare each field with a constant)"
+        )
+    return value
+
+
+def _node_paths(node: object) -> Iterator[str]:
+    """The field paths of a filter node (a malformed node is reported when it runs)."""
+    if not isinstance(node, tuple) or len(node) < 2:
+        return
+    op, arg = node[0], node[1]
+    if op in ("and", "or") and isinstance(arg, (list, tuple)):
+        for n in arg:
+            yield from _node_paths(n)
+    elif op == "not":
+        yield from _node_paths(arg)
+    elif isinstance(arg, str):
+        yield arg
+
+
+def _check_paths(target: Any, paths: Iterable[str], what: str) -> None:
+    """For a document class, refuses a path that names no field of it (a collection name
+    takes any path: a missing field is part of its filter semantics)."""
+    doctype = getattr(target, "__obj_doctype__", None) if isinstance(target, type) else None
+    if doctype is not None:
+        for path in paths:
+            doctype.check_path(path, what)
+
+
 class _Source(Protocol):
     """What a query runs on: a ``Db`` or a transaction."""
 
@@ -200,49 +262,21 @@ class _Source(Protocol):
     ) -> QueryCursor[Any]: ...
 
 
-def _getter(path: str) -> Callable[[Any], Any]:
-    parts = path.split(".")
-
-    def get(doc: Any) -> Any:
-        for p in parts:
-            if doc is None:
-                return None
-            doc = doc.get(p) if isinstance(doc, dict) else getattr(doc, p, None)
-        return doc
-
-    return get
+#: The largest count a query takes (the 64-bit limit of the engine and of ``itertools``).
+_MAX_COUNT = 2**63 - 1
 
 
-class _SortKey:
-    """Orders any values: None first, mismatched types by type name."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __lt__(self, other: _SortKey) -> bool:
-        a, b = self.value, other.value
-        if a is None or b is None:
-            return a is None and b is not None
+def _count_arg(what: str, n: object) -> int:
+    """``n`` as a count: an int (or ``__index__`` object, not a bool) from 0 to 2**63 - 1."""
+    value: int | None = None
+    if not isinstance(n, bool):
         try:
-            return bool(a < b)
+            value = operator.index(n)  # type: ignore[arg-type]
         except TypeError:
-            return type(a).__name__ < type(b).__name__
-
-    def __eq__(self, other: object) -> bool:
-        # Tuples of keys (heapq's (key, arrival, row)) compare with == before <.
-        if not isinstance(other, _SortKey):
-            return NotImplemented
-        return not (self < other or other < self)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _count_arg(name: str, n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise InvalidArgumentError(f"{name}() takes an int >= 0, got {n!r}")
-    return n
+            value = None
+    if value is None or not 0 <= value <= _MAX_COUNT:
+        raise InvalidArgumentError(f"{what} takes an int from 0 to 2**63 - 1, got {n!r}")
+    return value
 
 
 Row = tuple[int, T]
@@ -291,8 +325,10 @@ class Query(Generic[T]):
     # -- building -------------------------------------------------------------------
 
     def filter(self, condition: Expr | Callable[[T], object]) -> Query[T]:
-        """Keeps documents matching a field filter, or for which a callable returns true."""
+        """Keeps documents matching a field filter, or for which a callable returns true.
+        For a document class, a field path must name one of its fields."""
         if isinstance(condition, Expr):
+            _check_paths(self._target, _node_paths(condition.node), "filter()")
             return self._copy(exprs=(*self._exprs, condition))
         if isinstance(condition, Field):
             raise InvalidArgumentError(
@@ -307,23 +343,30 @@ class Query(Generic[T]):
         )
 
     def sort_by(self, key: str | Callable[[T], Any], reverse: bool = False) -> Query[T]:
-        """Orders results by a field path (streamed from an index when one fits) or by a
-        key callable; ``reverse=True`` for descending order."""
+        """Orders results by a field path (streamed from an index of that field, either
+        way round, when there is one) or by what a key callable returns, in the order index
+        keys have (see the module docs), ties by id; ``reverse=True`` for the exact reverse.
+        For a document class, a field path must name one of its fields."""
         if isinstance(key, str):
             Field(key)
+            _check_paths(self._target, [key], "sort_by()")
         elif not callable(key):
             raise InvalidArgumentError(
                 f"sort_by() takes a field path or a key callable, got {type(key).__name__}"
             )
-        return self._copy(sort=key, reverse=bool(reverse))
+        if not isinstance(reverse, bool):
+            raise InvalidArgumentError(
+                f"sort_by() takes reverse=True or reverse=False, got {reverse!r}"
+            )
+        return self._copy(sort=key, reverse=reverse)
 
     def limit(self, n: int) -> Query[T]:
         """Returns at most ``n`` results."""
-        return self._copy(limit=_count_arg("limit", n))
+        return self._copy(limit=_count_arg("limit()", n))
 
     def offset(self, n: int) -> Query[T]:
         """Skips the first ``n`` results."""
-        return self._copy(offset=_count_arg("offset", n))
+        return self._copy(offset=_count_arg("offset()", n))
 
     def index_range(self, index: str, lo: Any = None, hi: Any = None) -> Query[T]:
         """Reads only the documents whose ``index`` value lies in ``lo..hi`` (inclusive;
@@ -334,7 +377,7 @@ class Query(Generic[T]):
 
     def sort_buffer_limit(self, n: int) -> Query[T]:
         """Overrides :data:`obj.MAX_SORT_BUFFER` for this query."""
-        return self._copy(sort_cap=_count_arg("sort_buffer_limit", n))
+        return self._copy(sort_cap=_count_arg("sort_buffer_limit()", n))
 
     # -- running --------------------------------------------------------------------
 
@@ -353,8 +396,9 @@ class Query(Generic[T]):
 
     def explain(self) -> str:
         """How the query runs: ``"index <name> [lo .. hi]"`` or ``"scan"``, then
-        ``" + filter"`` for a field filter the engine applies, ``" + python filter"`` for
-        callables, and ``" + sort"`` when results are sorted in memory."""
+        ``" + filter"`` for a field filter the engine applies, ``" (sorted by index)"`` or
+        ``" (sorted by index, descending)"`` when the index yields the order, ``" + python
+        filter"`` for callables, and ``" + sort"`` when results are sorted in memory."""
         cursor = self._open(decode=False)
         plan = str(cursor.explain())
         if self._predicates:
@@ -363,7 +407,9 @@ class Query(Generic[T]):
             plan += " + sort"
         return plan
 
-    def _matching(self, cursor: QueryCursor[Any]) -> Iterator[Row[T]]:
+    def _matching(self, cursor: QueryCursor[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows that pass the callables: ``(id, doc)``, or ``(id, doc, sort_key)`` when the
+        engine hands out sort keys for an in-memory sort by field."""
         preds = self._predicates
         while True:
             batch = cursor.next_batch(_BATCH)
@@ -377,27 +423,36 @@ class Query(Generic[T]):
                 yield from batch
 
     def _run(self, cursor: QueryCursor[Any]) -> Iterator[Row[T]]:
-        rows = self._matching(cursor)
+        rows: Iterator[Any] = self._matching(cursor)
         if self._sort is not None and not cursor.sorted_by_index:
             rows = iter(self._sorted(rows))
-        stop = None if self._limit is None else self._offset + self._limit
-        return itertools.islice(rows, self._offset, stop)
+        start = min(self._offset, sys.maxsize)
+        stop = None if self._limit is None else min(self._offset + self._limit, sys.maxsize)
+        return itertools.islice(rows, start, stop)
 
-    def _sorted(self, rows: Iterator[Row[T]]) -> list[Row[T]]:
+    def _sorted(self, rows: Iterator[tuple[Any, ...]]) -> list[Row[T]]:
+        """The rows in sort order: by (sort key, id), keys from the engine for a field and
+        from :func:`obj._obj.sort_key` for a callable's results, so both order alike."""
         cap = _default_sort_cap() if self._sort_cap is None else self._sort_cap
-        key_of: Callable[[Any], Any]
-        key_of = _getter(self._sort) if isinstance(self._sort, str) else self._sort  # type: ignore[assignment]
+        key: Callable[[tuple[Any, ...]], tuple[bytes, int]]
+        if isinstance(self._sort, str):
 
-        def key(row: Row[T]) -> _SortKey:
-            return _SortKey(key_of(row[1]))
+            def key(row: tuple[Any, ...]) -> tuple[bytes, int]:
+                return (row[2], row[0])
+
+        else:
+            key_of: Callable[[Any], Any] = self._sort  # type: ignore[assignment]
+
+            def key(row: tuple[Any, ...]) -> tuple[bytes, int]:
+                return (_sort_key(key_of(row[1])), row[0])
 
         keep = None if self._limit is None else self._offset + self._limit
         if keep is not None and keep <= cap:
-            # Top-k: a heap of the best `keep` rows, whatever the number of matches.
-            # Both helpers keep ties in arrival order, as sorted(...)[:keep] would.
+            # Top-k: a heap of the best `keep` rows, whatever the number of matches. Keys
+            # end with the id, so no two are equal and reverse is the exact reverse.
             pick = heapq.nlargest if self._reverse else heapq.nsmallest
-            return pick(keep, rows, key=key)
-        held: list[Row[T]] = []
+            return [(row[0], row[1]) for row in pick(keep, rows, key=key)]
+        held: list[tuple[Any, ...]] = []
         for row in rows:
             held.append(row)
             if len(held) > cap:
@@ -407,7 +462,7 @@ class Query(Generic[T]):
                     "indexed field, or raise the cap with .sort_buffer_limit(n)"
                 )
         held.sort(key=key, reverse=self._reverse)
-        return held
+        return [(row[0], row[1]) for row in held]
 
     def __iter__(self) -> Iterator[Row[T]]:
         """Streams ``(id, document)`` pairs (a sort first collects what it needs)."""
@@ -423,13 +478,10 @@ class Query(Generic[T]):
         return next(iter(q), None)
 
     def ids(self) -> list[int]:
-        """The ids of the results; no document is built unless a callable or an in-memory
-        sort needs it."""
+        """The ids of the results; no document is built unless a callable needs it (a sort
+        by field reads its keys in the engine)."""
         decode = bool(self._predicates) or callable(self._sort)
-        cursor = self._open(decode)
-        if not decode and self._sort is not None and not cursor.sorted_by_index:
-            cursor = self._open(decode=True)
-        return [oid for oid, _ in self._run(cursor)]
+        return [oid for oid, _ in self._run(self._open(decode))]
 
     def count(self) -> int:
         """How many documents match (after offset and limit). Without callables the engine

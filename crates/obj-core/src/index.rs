@@ -75,7 +75,7 @@ pub fn check_spec(spec: &IndexSpec) -> Result<()> {
     };
     if !want || spec.paths.iter().any(|p| p.is_empty()) {
         return Err(Error::invalid(format!(
-            "index {:?}: a {} index needs {} non-empty field path(s), got {:?}",
+            "index {:?}: a {} index needs {} non-empty field path(s), got {}",
             spec.name,
             spec.kind.name(),
             if spec.kind == IndexKind::Composite {
@@ -83,21 +83,43 @@ pub fn check_spec(spec: &IndexSpec) -> Result<()> {
             } else {
                 "exactly one"
             },
-            spec.paths
+            Datum::List(spec.paths.iter().cloned().map(Datum::Str).collect())
         )));
     }
     Ok(())
 }
 
+/// Which way an index scan walks its key order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending keys, ties by ascending id.
+    Forward,
+    /// The exact reverse: descending keys, ties by descending id.
+    Backward,
+}
+
+/// Where an index scan resumes.
+#[derive(Clone, Debug)]
+enum Resume {
+    /// Forward from the first key `>=` this one.
+    From(Vec<u8>),
+    /// Backward from the last key `<` this one (None: from the last key).
+    Below(Option<Vec<u8>>),
+    Done,
+}
+
 /// A resumable walk over the entries of an index between two inclusive bounds, returning
-/// document ids in key order (ties by id). A shorter tuple bound is a prefix. Documents
-/// an `Each` index lists under several keys in the range come out once.
+/// document ids in key order (ties by id), or in the exact reverse order. A shorter tuple
+/// bound is a prefix. Documents an `Each` index lists under several keys in the range come
+/// out once.
 #[derive(Clone, Debug)]
 pub struct IndexScan {
     root: u64,
     kind: IndexKind,
-    /// Where the next batch starts (None when finished).
-    next: Option<Vec<u8>>,
+    resume: Resume,
+    /// The encoded lower bound (keys below it end a backward walk).
+    lo: Vec<u8>,
+    /// The encoded upper bound, a prefix (keys past it end a forward walk).
     hi: Option<Vec<u8>>,
     seen: Option<HashSet<u64>>,
 }
@@ -108,17 +130,24 @@ impl IndexScan {
         kind: IndexKind,
         lo: Option<&[Datum]>,
         hi: Option<&[Datum]>,
+        direction: Direction,
     ) -> Result<IndexScan> {
-        let start = match lo {
+        let lo = match lo {
             Some(values) => keys::encode(values)?,
             None => Vec::new(),
         };
         let hi = hi.map(keys::encode).transpose()?;
+        let resume = match direction {
+            Direction::Forward => Resume::From(lo.clone()),
+            // Every key within the prefix `hi` sorts below the prefix's successor.
+            Direction::Backward => Resume::Below(hi.as_deref().and_then(keys::prefix_successor)),
+        };
         let seen = (kind == IndexKind::Each).then(HashSet::new);
         Ok(IndexScan {
             root,
             kind,
-            next: Some(start),
+            resume,
+            lo,
             hi,
             seen,
         })
@@ -127,43 +156,60 @@ impl IndexScan {
     /// Up to `limit` more ids; an empty result means the scan is over.
     pub fn next_batch<R: Reader>(&mut self, r: &R, limit: usize) -> Result<Vec<u64>> {
         let mut out = Vec::new();
-        let Some(from) = self.next.take() else {
-            return Ok(out);
-        };
-        let mut cursor = Cursor::seek(r, self.root, Some(&from))?;
-        while let Some((page, i)) = cursor.next(r)? {
-            let key = btree::node::key(&page, i);
-            if self
-                .hi
-                .as_deref()
-                .is_some_and(|hi| keys::past_prefix(key, hi))
-            {
-                return Ok(out);
+        match std::mem::replace(&mut self.resume, Resume::Done) {
+            Resume::Done => {}
+            Resume::From(from) => {
+                let mut cursor = Cursor::seek(r, self.root, Some(&from))?;
+                while let Some((page, i)) = cursor.next(r)? {
+                    let key = btree::node::key(&page, i);
+                    if self
+                        .hi
+                        .as_deref()
+                        .is_some_and(|hi| keys::past_prefix(key, hi))
+                    {
+                        break;
+                    }
+                    self.take(r, &page, i, &mut out)?;
+                    if out.len() >= limit {
+                        let mut next = key.to_vec();
+                        next.push(0);
+                        self.resume = Resume::From(next);
+                        break;
+                    }
+                }
             }
-            let value = TreeValue::from_leaf(r, &page, i)?;
-            let id = entry_id(self.kind, key, &value)?;
-            if self.seen.as_mut().is_none_or(|seen| seen.insert(id)) {
-                out.push(id);
-            }
-            if out.len() >= limit {
-                let mut next = key.to_vec();
-                next.push(0);
-                self.next = Some(next);
-                return Ok(out);
+            Resume::Below(below) => {
+                let mut cursor = Cursor::seek_back(r, self.root, below.as_deref())?;
+                while let Some((page, i)) = cursor.prev(r)? {
+                    let key = btree::node::key(&page, i);
+                    if key < self.lo.as_slice() {
+                        break;
+                    }
+                    self.take(r, &page, i, &mut out)?;
+                    if out.len() >= limit {
+                        self.resume = Resume::Below(Some(key.to_vec()));
+                        break;
+                    }
+                }
             }
         }
         Ok(out)
     }
-}
 
-/// A short rendering of a key value for error messages.
-pub fn describe(d: &Datum) -> String {
-    match d {
-        Datum::Str(s) => format!("{s:?}"),
-        Datum::Int(i) => i.to_string(),
-        Datum::Float(f) => f.to_string(),
-        Datum::Bool(b) => b.to_string(),
-        Datum::Null => "None".into(),
-        other => format!("{other:?}"),
+    /// Adds the id of entry `i` of a leaf, unless this scan returned it already.
+    fn take<R: Reader>(
+        &mut self,
+        r: &R,
+        page: &crate::pager::PageBuf,
+        i: usize,
+        out: &mut Vec<u64>,
+    ) -> Result<()> {
+        let key = btree::node::key(page, i);
+        let value = TreeValue::from_leaf(r, page, i)?;
+        let id = entry_id(self.kind, key, &value)?;
+        if self.seen.as_mut().is_none_or(|seen| seen.insert(id)) {
+            out.push(id);
+        }
+        Ok(())
     }
 }

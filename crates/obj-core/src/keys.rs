@@ -4,6 +4,10 @@
 //! Each value is a type tag followed by its body; a tuple is the concatenation of its
 //! elements, so a shorter tuple's encoding is a byte prefix of every longer tuple that
 //! starts with it. Ints and floats share one tag and order numerically together.
+//!
+//! The same bytes are the one sort order of queries ([`sort_key`]): sorting by a field
+//! with or without an index orders by these keys, so both plans agree. Sort keys also
+//! order lists and dicts (tags that never reach an index); a missing field sorts as None.
 
 use crate::codec::Datum;
 use crate::error::{Error, Result};
@@ -17,9 +21,35 @@ const TAG_BYTES: u8 = 0x40;
 const TAG_DATE: u8 = 0x50;
 const TAG_DATETIME: u8 = 0x51;
 const TAG_UUID: u8 = 0x60;
+/// Sort keys only: a list is its elements' keys then `END`, a dict its entries (`ENTRY`,
+/// escaped name, value key) in name order then `END`. `END` sorts below every tag and
+/// `ENTRY`, so a shorter list or dict sorts first.
+const TAG_LIST: u8 = 0x70;
+const TAG_MAP: u8 = 0x80;
+const ENTRY: u8 = 0x01;
+const END: u8 = 0x00;
 
 /// Appends the encoding of one indexable value.
 pub fn encode_value(out: &mut Vec<u8>, d: &Datum) -> Result<()> {
+    if matches!(d, Datum::List(_) | Datum::Map(_)) {
+        return Err(Error::invalid(
+            "lists and dicts cannot be index keys (use an Each index for list elements)",
+        ));
+    }
+    encode_any(out, d);
+    Ok(())
+}
+
+/// The key a query sorts a value by (`None` = a missing field, which sorts as None): the
+/// index key for every indexable value, and an order for lists and dicts as well. Ties
+/// between equal keys are broken by document id.
+pub fn sort_key(d: Option<&Datum>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    encode_any(&mut out, d.unwrap_or(&Datum::Null));
+    out
+}
+
+fn encode_any(out: &mut Vec<u8>, d: &Datum) {
     match d {
         Datum::Null => out.push(TAG_NULL),
         Datum::Bool(false) => out.push(TAG_FALSE),
@@ -46,13 +76,25 @@ pub fn encode_value(out: &mut Vec<u8>, d: &Datum) -> Result<()> {
             out.push(TAG_UUID);
             out.extend_from_slice(u);
         }
-        Datum::List(_) | Datum::Map(_) => {
-            return Err(Error::invalid(
-                "lists and dicts cannot be index keys (use an Each index for list elements)",
-            ))
+        Datum::List(items) => {
+            out.push(TAG_LIST);
+            for item in items {
+                encode_any(out, item);
+            }
+            out.push(END);
+        }
+        Datum::Map(entries) => {
+            out.push(TAG_MAP);
+            let mut sorted: Vec<&(String, Datum)> = entries.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, value) in sorted {
+                out.push(ENTRY);
+                escape(out, name.as_bytes());
+                encode_any(out, value);
+            }
+            out.push(END);
         }
     }
-    Ok(())
 }
 
 /// Encodes a tuple of values (a single value is a tuple of one).
@@ -102,6 +144,20 @@ fn escape(out: &mut Vec<u8>, b: &[u8]) {
 pub fn past_prefix(key: &[u8], prefix: &[u8]) -> bool {
     let n = prefix.len().min(key.len());
     key[..n] > prefix[..n]
+}
+
+/// The smallest byte string above every string that starts with `prefix` (the exclusive
+/// end of a range whose upper bound is `prefix`, inclusive); None when there is none (the
+/// prefix is all 0xFF, so every string at or above it starts with it).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xFF {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -244,9 +300,59 @@ mod tests {
                 "{a:?} vs {b:?}"
             );
             let full = encode(&a).unwrap();
-            assert!(full.starts_with(&encode(&a[..1]).unwrap()));
-            assert!(!past_prefix(&full, &encode(&a[..1]).unwrap()));
+            let first = encode(&a[..1]).unwrap();
+            assert!(full.starts_with(&first));
+            assert!(!past_prefix(&full, &first));
+            // A backward walk starts below the successor exactly where a forward one stops.
+            let other = encode(&b).unwrap();
+            assert_eq!(
+                past_prefix(&other, &first),
+                prefix_successor(&first).is_some_and(|s| other >= s),
+                "{a:?} vs {b:?}"
+            );
         }
+    }
+
+    #[test]
+    fn sort_keys_are_index_keys_and_order_lists_elementwise() {
+        let mut r = Rng(13);
+        let list_cmp = |a: &[Datum], b: &[Datum]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| cmp(x, y))
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(a.len().cmp(&b.len()))
+        };
+        for _ in 0..20_000 {
+            let a = gen(&mut r);
+            assert_eq!(
+                sort_key(Some(&a)),
+                encode(std::slice::from_ref(&a)).unwrap()
+            );
+            let la: Vec<Datum> = (0..r.next() % 3).map(|_| gen(&mut r)).collect();
+            let lb: Vec<Datum> = (0..r.next() % 3).map(|_| gen(&mut r)).collect();
+            let (ka, kb) = (
+                sort_key(Some(&Datum::List(la.clone()))),
+                sort_key(Some(&Datum::List(lb.clone()))),
+            );
+            assert_eq!(ka.cmp(&kb), list_cmp(&la, &lb), "{la:?} vs {lb:?}");
+            // Every list sorts after every scalar, every dict after every list.
+            assert!(sort_key(Some(&a)) < ka);
+            assert!(ka < sort_key(Some(&Datum::Map(vec![]))));
+        }
+        assert_eq!(sort_key(None), sort_key(Some(&Datum::Null)));
+        // Dicts compare by their entries in name order, whatever the insertion order.
+        let m = |e: &[(&str, i64)]| {
+            sort_key(Some(&Datum::Map(
+                e.iter()
+                    .map(|(k, v)| (k.to_string(), Datum::Int(*v)))
+                    .collect(),
+            )))
+        };
+        assert_eq!(m(&[("a", 1), ("b", 2)]), m(&[("b", 2), ("a", 1)]));
+        assert!(m(&[("a", 1)]) < m(&[("a", 1), ("b", 0)]));
+        assert!(m(&[("a", 1), ("b", 0)]) < m(&[("a", 2)]));
+        assert!(m(&[]) < m(&[("", 0)]));
     }
 
     #[test]
@@ -259,5 +365,7 @@ mod tests {
         assert!(k(Datum::Float(f64::INFINITY)) < k(Datum::Float(f64::NAN)));
         assert!(k(Datum::Int(i64::MAX - 1)) < k(Datum::Int(i64::MAX)));
         assert!(encode(&[Datum::List(vec![])]).is_err());
+        assert_eq!(prefix_successor(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
     }
 }

@@ -50,7 +50,7 @@ pub use compact::CompactInfo;
 pub use db::{wal_path, CheckpointInfo, Db, Durability, Options, ReaderStat};
 pub use doc::{DocHeader, DocKind};
 pub use error::{Error, Result};
-pub use index::IndexScan;
+pub use index::{Direction, IndexScan};
 pub use integrity::{CollectionReport, IntegrityReport};
 pub use stat::{CollectionStat, IndexStat, Stat};
 pub use txn::{Iter, ReadTxn, Reader, Value, WriteTxn};

@@ -1,9 +1,15 @@
 //! Declarative filters evaluated inside the engine, a small planner that picks an index,
 //! and resumable query scans.
 //!
-//! Comparison rules: ints and floats compare numerically with each other; any other type
-//! mismatch makes a comparison false (`!=` included), and `Not` negates the result; a
-//! missing field compares false, except for `Exists` (false) and `IsNone` (true).
+//! Comparison rules: ints and floats compare numerically with each other (bools are not
+//! numbers); `<`, `<=`, `>`, `>=` and `==` are false for any other type mismatch, for NaN
+//! and for a missing field; `!=` is exactly `Not(==)`, so it is true for all of those;
+//! `Not` negates any filter. `Exists` is false and `IsNone` true for a missing field.
+//!
+//! Sort order: by [`sort_key`], the index key encoding (None < bools < numbers < str <
+//! bytes < date < datetime < UUID < list < dict; a missing field sorts as None), ties by
+//! id; descending is the exact reverse. An index of the sort field yields that order, so
+//! indexed and unindexed plans agree.
 
 use crate::catalog::{IndexDef, IndexKind};
 use crate::codec::datum::Datum;
@@ -11,10 +17,12 @@ use crate::codec::dynamic;
 use crate::codec::Schema;
 use crate::doc::DocKind;
 use crate::error::{Error, Result};
-use crate::index::IndexScan;
+use crate::index::{Direction, IndexScan};
 use crate::txn::{Reader, Value};
 use std::cmp::Ordering;
 use std::sync::Arc;
+
+pub use crate::keys::sort_key;
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,11 +51,15 @@ pub enum Expr {
         path: String,
         prefix: String,
     },
-    /// A list field holding an element equal to the value (false for any other field, so an
-    /// `Each` index answers it exactly).
+    /// A list field holding an element equal to the value, or a str field holding the str
+    /// value as a substring; false for any other field. An `Each` index answers the list
+    /// case exactly, so the planner uses one unless a str field could match: for a str
+    /// value only when `known_list` says the schema declares the field a list (a hint for
+    /// the planner; matching does not read it).
     Contains {
         path: String,
         value: Datum,
+        known_list: bool,
     },
     Exists {
         path: String,
@@ -84,7 +96,17 @@ pub fn compare(a: &Datum, b: &Datum) -> Option<Ordering> {
             }
             Some(x.len().cmp(&y.len()))
         }
-        (Map(x), Map(y)) => (x == y).then_some(Ordering::Equal),
+        // Dicts only compare for equality: the same names with equal values, in any order.
+        (Map(x), Map(y)) => (x.len() == y.len() && {
+            // A stable sort keeps repeated names (only damaged bytes hold them) in order.
+            let (mut x, mut y): (Vec<_>, Vec<_>) = (x.iter().collect(), y.iter().collect());
+            x.sort_by(|a, b| a.0.cmp(&b.0));
+            y.sort_by(|a, b| a.0.cmp(&b.0));
+            x.iter()
+                .zip(&y)
+                .all(|(a, b)| a.0 == b.0 && equal(&a.1, &b.1))
+        })
+        .then_some(Ordering::Equal),
         _ => None,
     }
 }
@@ -119,19 +141,15 @@ impl Expr {
     pub fn matches(&self, doc: &Datum) -> bool {
         match self {
             Expr::Cmp { path, op, value } => {
-                let Some(field) = doc.path(path) else {
-                    return false;
-                };
-                match compare(field, value) {
-                    None => false,
-                    Some(o) => match op {
-                        CmpOp::Eq => o == Ordering::Equal,
-                        CmpOp::Ne => o != Ordering::Equal,
-                        CmpOp::Lt => o == Ordering::Less,
-                        CmpOp::Le => o != Ordering::Greater,
-                        CmpOp::Gt => o == Ordering::Greater,
-                        CmpOp::Ge => o != Ordering::Less,
-                    },
+                // None: a missing field or values that do not compare.
+                let order = doc.path(path).and_then(|field| compare(field, value));
+                match op {
+                    CmpOp::Eq => order == Some(Ordering::Equal),
+                    CmpOp::Ne => order != Some(Ordering::Equal),
+                    CmpOp::Lt => order == Some(Ordering::Less),
+                    CmpOp::Le => matches!(order, Some(Ordering::Less | Ordering::Equal)),
+                    CmpOp::Gt => order == Some(Ordering::Greater),
+                    CmpOp::Ge => matches!(order, Some(Ordering::Greater | Ordering::Equal)),
                 }
             }
             Expr::In { path, values } => doc
@@ -140,8 +158,9 @@ impl Expr {
             Expr::StartsWith { path, prefix } => {
                 matches!(doc.path(path), Some(Datum::Str(s)) if s.starts_with(prefix.as_str()))
             }
-            Expr::Contains { path, value } => match doc.path(path) {
-                Some(Datum::List(items)) => items.iter().any(|item| equal(item, value)),
+            Expr::Contains { path, value, .. } => match (doc.path(path), value) {
+                (Some(Datum::List(items)), _) => items.iter().any(|item| equal(item, value)),
+                (Some(Datum::Str(s)), Datum::Str(part)) => s.contains(part.as_str()),
                 _ => false,
             },
             Expr::Exists { path } => doc.path(path).is_some(),
@@ -184,17 +203,40 @@ pub enum Access {
     },
 }
 
+/// A requested result order: by the [`sort_key`] of the value at `path`, ties by id;
+/// `descending` is the exact reverse (keys and ids descending).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SortOrder {
+    pub path: String,
+    pub descending: bool,
+}
+
 /// The chosen way to run a query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub access: Access,
     pub filter: Option<Expr>,
-    /// True when the access order already is the requested sort order.
+    /// The requested order, if any.
+    pub sort: Option<SortOrder>,
+    /// True when the access order already is the requested sort order (the index is read
+    /// backwards for a descending one); otherwise the scan hands out sort keys.
     pub sorted_by_index: bool,
 }
 
 impl Plan {
-    /// A one-line description: `index region [us..us] + filter` or `scan + filter`.
+    /// A plan with no requested order.
+    pub fn unsorted(access: Access, filter: Option<Expr>) -> Plan {
+        Plan {
+            access,
+            filter,
+            sort: None,
+            sorted_by_index: false,
+        }
+    }
+
+    /// A one-line description: `index region ['us' .. 'us'] + filter`, `scan + filter`,
+    /// with `(sorted by index)` or `(sorted by index, descending)` when the index yields
+    /// the requested order. Values are written as Python writes them.
     pub fn explain(&self) -> String {
         let mut s = match &self.access {
             Access::Scan => "scan".to_string(),
@@ -203,7 +245,7 @@ impl Plan {
                     None => "*".to_string(),
                     Some(v) => v
                         .iter()
-                        .map(crate::index::describe)
+                        .map(Datum::to_string)
                         .collect::<Vec<_>>()
                         .join(", "),
                 };
@@ -214,9 +256,29 @@ impl Plan {
             s.push_str(" + filter");
         }
         if self.sorted_by_index {
-            s.push_str(" (sorted by index)");
+            s.push_str(match self.direction() {
+                Direction::Forward => " (sorted by index)",
+                Direction::Backward => " (sorted by index, descending)",
+            });
         }
         s
+    }
+
+    /// The way an index access walks: backwards when it yields a descending order.
+    pub fn direction(&self) -> Direction {
+        match &self.sort {
+            Some(o) if self.sorted_by_index && o.descending => Direction::Backward,
+            _ => Direction::Forward,
+        }
+    }
+
+    /// The path whose sort keys the scan hands out: the requested order's, unless the
+    /// index already yields it.
+    pub fn sort_path(&self) -> Option<&str> {
+        match &self.sort {
+            Some(o) if !self.sorted_by_index => Some(&o.path),
+            _ => None,
+        }
     }
 }
 
@@ -245,10 +307,16 @@ fn conjuncts(e: &Expr) -> Vec<&Expr> {
     }
 }
 
+/// True when `def` lists documents in the order of `path`'s sort keys (ties by id).
+pub fn yields_order_of(def: &IndexDef, path: &str) -> bool {
+    def.spec.kind == IndexKind::Standard && def.spec.paths[0] == path
+}
+
 /// Picks an index for `filter` (an equality or range on an indexed field, or an equality
-/// prefix of a composite), or one that yields `sort_field` order; else a scan. The filter
-/// always stays in the plan, so an index only narrows the candidates.
-pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>) -> Plan {
+/// prefix of a composite), or one that yields the `sort` order (either way round); else a
+/// scan. The filter always stays in the plan, so an index only narrows the candidates.
+pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort: Option<SortOrder>) -> Plan {
+    let sort_field = sort.as_ref().map(|o| o.path.as_str());
     let usable = |d: &&IndexDef| d.ready;
     if let Some(f) = &filter {
         let parts = conjuncts(f);
@@ -295,8 +363,16 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
                 }
                 IndexKind::Each => {
                     let path = &def.spec.paths[0];
+                    // A str value may match a str field by substring, which no index holds.
                     let v = parts.iter().find_map(|c| match c {
-                        Expr::Contains { path: p, value } if p == path && indexable(value) => {
+                        Expr::Contains {
+                            path: p,
+                            value,
+                            known_list,
+                        } if p == path
+                            && indexable(value)
+                            && (*known_list || !matches!(value, Datum::Str(_))) =>
+                        {
                             Some(value.clone())
                         }
                         _ => None,
@@ -323,10 +399,11 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
         if let Some((_, access)) = best {
             let sorted_by_index = matches!(&access, Access::Index { name, .. }
                 if sort_field.is_some_and(|s| indexes.iter().any(|d| &d.spec.name == name
-                    && d.spec.kind == IndexKind::Standard && d.spec.paths[0] == s)));
+                    && yields_order_of(d, s))));
             return Plan {
                 access,
                 filter,
+                sort,
                 sorted_by_index,
             };
         }
@@ -335,7 +412,7 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
         if let Some(def) = indexes
             .iter()
             .filter(usable)
-            .find(|d| d.spec.kind == IndexKind::Standard && d.spec.paths[0] == field)
+            .find(|d| yields_order_of(d, field))
         {
             let access = Access::Index {
                 name: def.spec.name.clone(),
@@ -345,6 +422,7 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
             return Plan {
                 access,
                 filter,
+                sort,
                 sorted_by_index: true,
             };
         }
@@ -352,6 +430,7 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
     Plan {
         access: Access::Scan,
         filter,
+        sort,
         sorted_by_index: false,
     }
 }
@@ -360,8 +439,10 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort_field: Option<&str>
 pub struct QueryScan {
     collection: String,
     filter: Option<Expr>,
+    /// The path whose sort key each match carries (an order the access does not yield).
+    sort_path: Option<String>,
     source: Source,
-    /// Top-level fields the filter reads (typed payloads decode only these).
+    /// Top-level fields the filter and the sort read (typed payloads decode only these).
     heads: Vec<String>,
     /// Schemas met so far, by type version.
     schemas: Vec<(u32, Arc<Schema>)>,
@@ -372,35 +453,50 @@ enum Source {
     Index(IndexScan),
 }
 
+/// One matching document.
+pub struct Found {
+    pub id: u64,
+    pub value: Value,
+    /// The [`sort_key`] of the plan's sort field, when the caller must sort.
+    pub sort_key: Option<Vec<u8>>,
+}
+
 impl QueryScan {
     pub fn new<R: Reader>(r: &R, collection: &str, plan: &Plan) -> Result<QueryScan> {
         let source = match &plan.access {
             Access::Scan => Source::Primary { next: Some(1) },
-            Access::Index { name, lo, hi } => {
-                Source::Index(r.index_scan(collection, name, lo.as_deref(), hi.as_deref())?)
-            }
+            Access::Index { name, lo, hi } => Source::Index(r.index_walk(
+                collection,
+                name,
+                lo.as_deref(),
+                hi.as_deref(),
+                plan.direction(),
+            )?),
         };
         let mut paths = Vec::new();
         if let Some(f) = &plan.filter {
             f.paths(&mut paths);
         }
-        let mut heads: Vec<String> = paths
-            .iter()
-            .filter_map(|p| p.split('.').next())
-            .map(String::from)
-            .collect();
-        heads.dedup();
+        let sort_path = plan.sort_path();
+        paths.extend(sort_path);
+        let mut heads: Vec<String> = Vec::new();
+        for head in paths.iter().filter_map(|p| p.split('.').next()) {
+            if !heads.iter().any(|h| h == head) {
+                heads.push(head.to_string());
+            }
+        }
         Ok(QueryScan {
             collection: collection.to_string(),
             filter: plan.filter.clone(),
+            sort_path: sort_path.map(String::from),
             source,
             heads,
             schemas: Vec::new(),
         })
     }
 
-    /// The part of a stored document the filter needs: the whole document for Value-coded
-    /// payloads, only the fields on the filter's paths for typed ones.
+    /// The part of a stored document the filter and sort need: the whole document for
+    /// Value-coded payloads, only the fields on their paths for typed ones.
     fn decode<R: Reader>(&mut self, r: &R, doc: &Value) -> Result<Option<Datum>> {
         let h = doc.header();
         if h.kind != DocKind::Typed {
@@ -423,13 +519,9 @@ impl QueryScan {
         Ok(Some(dynamic::decode_fields(&schema.root, doc, &heads)?))
     }
 
-    /// Up to `limit` matching documents (fewer only at the end). `decode` controls whether
-    /// values are returned (ids only otherwise).
-    pub fn next_batch<R: Reader>(
-        &mut self,
-        r: &R,
-        limit: usize,
-    ) -> Result<Vec<(u64, Option<Value>)>> {
+    /// Up to `limit` matching documents (fewer only at the end), each with the sort key
+    /// of the plan's sort field when the caller has to sort.
+    pub fn next_batch<R: Reader>(&mut self, r: &R, limit: usize) -> Result<Vec<Found>> {
         let mut out = Vec::new();
         while out.len() < limit {
             let candidates: Vec<(u64, Value)> = match &mut self.source {
@@ -459,16 +551,32 @@ impl QueryScan {
             if candidates.is_empty() {
                 break;
             }
-            for (id, v) in candidates {
-                let keep = match self.filter.is_some() {
-                    false => true,
-                    true => match self.decode(r, &v)? {
-                        Some(doc) => self.filter.as_ref().is_some_and(|f| f.matches(&doc)),
-                        None => false,
-                    },
+            for (id, value) in candidates {
+                if self.filter.is_none() && self.sort_path.is_none() {
+                    out.push(Found {
+                        id,
+                        value,
+                        sort_key: None,
+                    });
+                    continue;
+                }
+                let doc = self.decode(r, &value)?;
+                let keep = match (&self.filter, &doc) {
+                    (None, _) => true,
+                    (Some(f), Some(doc)) => f.matches(doc),
+                    // Raw records match no field filter.
+                    (Some(_), None) => false,
                 };
                 if keep {
-                    out.push((id, Some(v)));
+                    let sort_key = self
+                        .sort_path
+                        .as_deref()
+                        .map(|p| sort_key(doc.as_ref().and_then(|d| d.path(p))));
+                    out.push(Found {
+                        id,
+                        value,
+                        sort_key,
+                    });
                 }
             }
         }
@@ -510,12 +618,18 @@ mod tests {
         assert!(cmp("total", CmpOp::Gt, Datum::Int(100)).matches(&d));
         assert!(cmp("n", CmpOp::Lt, Datum::Float(7.5)).matches(&d));
         assert!(cmp("n", CmpOp::Eq, Datum::Float(7.0)).matches(&d));
-        // Type mismatch: false for every operator, `!=` included; Not flips it.
-        assert!(!cmp("status", CmpOp::Ne, Datum::Int(1)).matches(&d));
+        // Type mismatch: false for every ordering and for `==`; `!=` is its negation.
+        assert!(cmp("status", CmpOp::Ne, Datum::Int(1)).matches(&d));
+        assert!(!cmp("status", CmpOp::Eq, Datum::Int(1)).matches(&d));
         assert!(!cmp("status", CmpOp::Gt, Datum::Int(1)).matches(&d));
         assert!(Expr::Not(Box::new(cmp("status", CmpOp::Gt, Datum::Int(1)))).matches(&d));
-        // Missing fields.
-        assert!(!cmp("nope", CmpOp::Ne, Datum::Int(1)).matches(&d));
+        // NaN equals nothing, so `!=` NaN holds for every value.
+        assert!(cmp("total", CmpOp::Ne, Datum::Float(f64::NAN)).matches(&d));
+        assert!(!cmp("total", CmpOp::Eq, Datum::Float(f64::NAN)).matches(&d));
+        // Missing fields: false but for `!=`.
+        assert!(cmp("nope", CmpOp::Ne, Datum::Int(1)).matches(&d));
+        assert!(!cmp("nope", CmpOp::Eq, Datum::Int(1)).matches(&d));
+        assert!(!cmp("nope", CmpOp::Le, Datum::Int(1)).matches(&d));
         assert!(!Expr::Exists {
             path: "nope".into()
         }
@@ -533,11 +647,18 @@ mod tests {
         }
         .matches(&d));
         assert!(cmp("addr.city", CmpOp::Eq, Datum::Str("Oslo".into())).matches(&d));
-        assert!(Expr::Contains {
-            path: "tags".into(),
-            value: Datum::Str("vip".into())
-        }
-        .matches(&d));
+        let contains = |path: &str, value: Datum| Expr::Contains {
+            path: path.into(),
+            value,
+            known_list: false,
+        };
+        assert!(contains("tags", Datum::Str("vip".into())).matches(&d));
+        // A str holds a str as a substring; nothing else holds anything.
+        assert!(contains("status", Datum::Str("hipp".into())).matches(&d));
+        assert!(contains("status", Datum::Str(String::new())).matches(&d));
+        assert!(!contains("status", Datum::Str("x".into())).matches(&d));
+        assert!(!contains("n", Datum::Int(7)).matches(&d));
+        assert!(!contains("nope", Datum::Str("".into())).matches(&d));
         assert!(Expr::StartsWith {
             path: "status".into(),
             prefix: "ship".into()
@@ -548,8 +669,90 @@ mod tests {
             values: vec![Datum::Str("7".into()), Datum::Float(7.0)]
         }
         .matches(&d));
+        // Dicts are equal with the same entries in any order.
+        let m = |e: Vec<(&str, Datum)>| {
+            Datum::Map(e.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        };
+        assert!(cmp(
+            "addr",
+            CmpOp::Eq,
+            m(vec![("city", Datum::Str("Oslo".into()))])
+        )
+        .matches(&d));
+        let two = Datum::Map(vec![(
+            "m".into(),
+            m(vec![("a", Datum::Int(1)), ("b", Datum::Float(2.0))]),
+        )]);
+        assert!(cmp(
+            "m",
+            CmpOp::Eq,
+            m(vec![("b", Datum::Int(2)), ("a", Datum::Int(1))])
+        )
+        .matches(&two));
+        assert!(cmp("m", CmpOp::Ne, m(vec![("a", Datum::Int(1))])).matches(&two));
         assert_eq!(cmp_int_float(i64::MAX, TWO_POW_63), Some(Ordering::Less));
         assert_eq!(cmp_int_float(3, 2.5), Some(Ordering::Greater));
         assert_eq!(cmp_int_float(-3, -2.5), Some(Ordering::Less));
+    }
+
+    /// Ne is the exact negation of Eq for every pair of values and for a missing field.
+    #[test]
+    fn not_equal_is_the_negation_of_equal() {
+        let values = [
+            Datum::Null,
+            Datum::Bool(true),
+            Datum::Bool(false),
+            Datum::Int(1),
+            Datum::Int(0),
+            Datum::Float(1.0),
+            Datum::Float(-0.0),
+            Datum::Float(0.0),
+            Datum::Float(f64::NAN),
+            Datum::Float(f64::INFINITY),
+            Datum::Str("1".into()),
+            Datum::Bytes(b"1".to_vec()),
+            Datum::List(vec![Datum::Int(1)]),
+            Datum::List(vec![Datum::Float(f64::NAN)]),
+            Datum::Map(vec![("a".into(), Datum::Int(1))]),
+            Datum::Date(1),
+            Datum::Uuid([1; 16]),
+        ];
+        for field in &values {
+            let doc = Datum::Map(vec![("v".into(), field.clone())]);
+            for value in &values {
+                for path in ["v", "missing", "v.deeper"] {
+                    let eq = cmp(path, CmpOp::Eq, value.clone()).matches(&doc);
+                    let ne = cmp(path, CmpOp::Ne, value.clone()).matches(&doc);
+                    assert_eq!(ne, !eq, "{path}: {field:?} vs {value:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn explain_writes_values_as_python_does() {
+        let plan = Plan::unsorted(
+            Access::Index {
+                name: "k".into(),
+                lo: Some(vec![Datum::Uuid([0; 16]), Datum::Bytes(b"k".to_vec())]),
+                hi: Some(vec![
+                    Datum::Date(19_723),
+                    Datum::DateTime {
+                        micros: 0,
+                        offset_secs: None,
+                    },
+                    Datum::Str("s".into()),
+                    Datum::Float(1.5),
+                    Datum::Null,
+                    Datum::Bool(true),
+                ]),
+            },
+            None,
+        );
+        assert_eq!(
+            plan.explain(),
+            "index k [UUID('00000000-0000-0000-0000-000000000000'), b'k' .. \
+             datetime.date(2024, 1, 1), datetime.datetime(1970, 1, 1, 0, 0), 's', 1.5, None, True]"
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::doc::{compress, expand, DocHeader, DocKind, COMPRESS_MIN, FLAG_COMPRE
 use crate::error::{Error, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
-use crate::index::IndexScan;
+use crate::index::{Direction, IndexScan};
 use crate::pager::{PageBuf, PageMap};
 use crate::view::{CollView, TxnView};
 use std::collections::HashMap;
@@ -254,7 +254,7 @@ pub trait Reader: PageRead + Sized {
         }
     }
 
-    /// A scan of index `name` between inclusive bounds (None = unbounded).
+    /// A scan of index `name` between inclusive bounds (None = unbounded), in key order.
     fn index_scan(
         &self,
         collection: &str,
@@ -262,8 +262,20 @@ pub trait Reader: PageRead + Sized {
         lo: Option<&[Datum]>,
         hi: Option<&[Datum]>,
     ) -> Result<IndexScan> {
+        self.index_walk(collection, name, lo, hi, Direction::Forward)
+    }
+
+    /// A scan of index `name` between inclusive bounds, in key order or its exact reverse.
+    fn index_walk(
+        &self,
+        collection: &str,
+        name: &str,
+        lo: Option<&[Datum]>,
+        hi: Option<&[Datum]>,
+        direction: Direction,
+    ) -> Result<IndexScan> {
         let def = self.index(collection, name)?;
-        IndexScan::new(def.root, def.spec.kind, lo, hi)
+        IndexScan::new(def.root, def.spec.kind, lo, hi, direction)
     }
 
     /// Names of all collections, sorted.
@@ -668,7 +680,7 @@ impl WriteTxn {
                 Some(id) => id,
                 None if st.rec.next_id == 0 => {
                     return Err(Error::invalid(format!(
-                        "collection {collection:?} has used every id up to 2**64-1; no ids are left for insert (use put with an explicit id)"
+                        "collection {collection:?} has used every id up to 2**64-1; no ids are left for insert (use upsert with an explicit id)"
                     )))
                 }
                 None => st.rec.next_id,
@@ -923,7 +935,7 @@ impl WriteTxn {
                         if other != id {
                             let shown = new
                                 .and_then(|d| d.path(&def.spec.paths[0]))
-                                .map(crate::index::describe)
+                                .map(Datum::to_string)
                                 .unwrap_or_default();
                             let name = &def.spec.name;
                             if building {

@@ -316,3 +316,42 @@ fn adding_an_index_builds_it_from_existing_documents() {
     assert_eq!(db.begin_read().unwrap().indexes("orders").unwrap().len(), 1);
     db.integrity_check().unwrap();
 }
+
+/// Messages write values as Python does, not as Rust's debug format.
+#[test]
+fn index_messages_write_values_as_python_does() {
+    let db = Db::memory(Options {
+        durability: Durability::None,
+        ..Options::default()
+    })
+    .unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let bad = IndexSpec {
+        name: "ab".into(),
+        kind: IndexKind::Composite,
+        paths: vec!["a".into(), String::new()],
+    };
+    let msg = tx.ensure_index("c", &bad).unwrap_err().to_string();
+    assert!(msg.contains("got ['a', '']"), "{msg}");
+    let unique = IndexSpec {
+        name: "u".into(),
+        kind: IndexKind::Unique,
+        paths: vec!["u".into()],
+    };
+    tx.ensure_index("c", &unique).unwrap();
+    let doc = Datum::Map(vec![("u".into(), Datum::Uuid([0xab; 16]))]);
+    tx.insert_doc("c", DocKind::Value, 0, &doc.to_bytes())
+        .unwrap();
+    let msg = tx
+        .insert_doc("c", DocKind::Value, 0, &doc.to_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("already holds UUID('abababab-abab-abab-abab-abababababab')"),
+        "{msg}"
+    );
+    // With the last id taken, an insert is refused with a hint that names the Python call.
+    tx.put("d", u64::MAX, b"max").unwrap();
+    let msg = tx.insert("d", b"no id left").unwrap_err().to_string();
+    assert!(msg.contains("(use upsert with an explicit id)"), "{msg}");
+}

@@ -3,7 +3,7 @@
 
 use obj_core::codec::wire::{put_bytes, put_f64, put_ivarint, put_uvarint};
 use obj_core::codec::{Datum, Field, FieldType, Schema, StructType};
-use obj_core::query::{self, Access, CmpOp, Expr, QueryScan};
+use obj_core::query::{self, sort_key, Access, CmpOp, Expr, Plan, QueryScan, SortOrder};
 use obj_core::{Db, DocKind, Durability, IndexKind, IndexSpec, Options, Reader};
 
 struct Rng(u64);
@@ -96,6 +96,7 @@ fn exprs() -> Vec<Expr> {
             Expr::Contains {
                 path: "tags".into(),
                 value: Datum::Str("vip".into()),
+                known_list: true,
             },
         ]),
         Expr::Not(Box::new(c("status", CmpOp::Ne, Datum::Str("new".into())))),
@@ -118,6 +119,18 @@ fn exprs() -> Vec<Expr> {
         Expr::Contains {
             path: "tags".into(),
             value: Datum::Str("gift".into()),
+            known_list: true,
+        },
+        // A substring of a str field, which no index can answer.
+        Expr::Contains {
+            path: "status".into(),
+            value: Datum::Str("ipp".into()),
+            known_list: false,
+        },
+        Expr::Cmp {
+            path: "note".into(),
+            op: CmpOp::Ne,
+            value: Datum::Str("n1".into()),
         },
     ]
 }
@@ -130,7 +143,7 @@ fn run<R: Reader>(r: &R, coll: &str, plan: &query::Plan) -> Vec<u64> {
         if batch.is_empty() {
             return out;
         }
-        out.extend(batch.into_iter().map(|(id, _)| id));
+        out.extend(batch.into_iter().map(|found| found.id));
     }
 }
 
@@ -196,11 +209,7 @@ fn engine_filters_agree_with_full_decoding_for_every_plan() {
                 !want.is_empty() || matches!(e, Expr::Cmp { op: CmpOp::Gt, .. }),
                 "{e:?} selects nothing"
             );
-            let scan = query::Plan {
-                access: Access::Scan,
-                filter: Some(e.clone()),
-                sorted_by_index: false,
-            };
+            let scan = Plan::unsorted(Access::Scan, Some(e.clone()));
             assert_eq!(run(&rx, coll, &scan), want, "{coll} scan {e:?}");
             let chosen = query::plan(&indexes, Some(e.clone()), None);
             let mut got = run(&rx, coll, &chosen);
@@ -222,7 +231,21 @@ fn engine_filters_agree_with_full_decoding_for_every_plan() {
         );
         assert!(p(exprs()[7].clone()).starts_with("scan"));
         assert!(p(exprs()[10].clone()).starts_with("index tags"));
-        let sorted = query::plan(&indexes, None, Some("total"));
+        assert!(p(exprs()[11].clone()).starts_with("scan"));
+        // Unless the schema says the field is a list, a str might match a str field by
+        // substring, which the Each index cannot answer; other values it answers exactly.
+        let contains = |value, known_list| Expr::Contains {
+            path: "tags".into(),
+            value,
+            known_list,
+        };
+        assert!(p(contains(Datum::Str("vip".into()), false)).starts_with("scan"));
+        assert!(p(contains(Datum::Int(3), false)).starts_with("index tags"));
+        let by = |path: &str, descending| SortOrder {
+            path: path.into(),
+            descending,
+        };
+        let sorted = query::plan(&indexes, None, Some(by("total", false)));
         assert!(sorted.sorted_by_index);
         let ids = run(&rx, coll, &sorted);
         let totals: Vec<f64> = ids
@@ -234,5 +257,140 @@ fn engine_filters_agree_with_full_decoding_for_every_plan() {
             .collect();
         assert!(totals.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(ids.len(), model.len());
+    }
+}
+
+/// The ids a plan yields, with the sort keys the scan hands out.
+fn run_keyed<R: Reader>(r: &R, coll: &str, plan: &Plan) -> Vec<(u64, Option<Vec<u8>>)> {
+    let mut scan = QueryScan::new(r, coll, plan).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let batch = scan.next_batch(r, 7).unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch.into_iter().map(|f| (f.id, f.sort_key)));
+    }
+}
+
+/// Sorting by a field gives one order whichever way the query runs: streamed from an index
+/// forwards or backwards, or sorted by the sort keys an unindexed scan hands out; mixed
+/// types included (None < bool < numbers < str < bytes, a missing field as None), ties by id
+/// and descending as the exact reverse.
+#[test]
+fn sorted_plans_agree_with_and_without_an_index_both_ways() {
+    let db = Db::memory(Options {
+        durability: Durability::None,
+        ..Options::default()
+    })
+    .unwrap();
+    let values = [
+        Datum::Float(0.5),
+        Datum::Bool(true),
+        Datum::Bytes(vec![]),
+        Datum::Int(0),
+        Datum::Null,
+        Datum::Str("a".into()),
+        Datum::Float(-0.0),
+        Datum::Int(1),
+        Datum::Float(1.0),
+        Datum::Bool(false),
+        Datum::Float(f64::NAN),
+        Datum::Str(String::new()),
+        Datum::Date(3),
+        Datum::Float(f64::NEG_INFINITY),
+    ];
+    let mut r = Rng(9);
+    let mut docs = Vec::new();
+    let mut tx = db.begin_write().unwrap();
+    let spec = IndexSpec {
+        name: "v".into(),
+        kind: IndexKind::Standard,
+        paths: vec!["v".into()],
+    };
+    tx.ensure_index("indexed", &spec).unwrap();
+    // More documents than one index batch (256), and than one leaf page.
+    for i in 0..1200u64 {
+        let v = (r.below(8) != 0).then(|| values[r.below(values.len() as u64) as usize].clone());
+        let mut fields = vec![("i".to_string(), Datum::Int(i as i64))];
+        fields.extend(v.clone().map(|v| ("v".to_string(), v)));
+        let bytes = Datum::Map(fields).to_bytes();
+        let a = tx.insert_doc("plain", DocKind::Value, 0, &bytes).unwrap();
+        let b = tx.insert_doc("indexed", DocKind::Value, 0, &bytes).unwrap();
+        assert_eq!(a, b);
+        docs.push((a, v));
+    }
+    tx.commit().unwrap();
+    let rx = db.begin_read().unwrap();
+    let mut want: Vec<(Vec<u8>, u64)> = docs
+        .iter()
+        .map(|(id, v)| (sort_key(v.as_ref()), *id))
+        .collect();
+    want.sort();
+    let by = |descending| SortOrder {
+        path: "v".into(),
+        descending,
+    };
+    for descending in [false, true] {
+        let mut expected: Vec<u64> = want.iter().map(|(_, id)| *id).collect();
+        if descending {
+            expected.reverse();
+        }
+        let indexes = rx.indexes("indexed").unwrap();
+        let streamed = query::plan(&indexes, None, Some(by(descending)));
+        assert!(streamed.sorted_by_index);
+        assert_eq!(
+            streamed.explain(),
+            if descending {
+                "index v [* .. *] (sorted by index, descending)"
+            } else {
+                "index v [* .. *] (sorted by index)"
+            }
+        );
+        let got = run_keyed(&rx, "indexed", &streamed);
+        assert!(got.iter().all(|(_, k)| k.is_none()));
+        assert_eq!(got.iter().map(|(id, _)| *id).collect::<Vec<_>>(), expected);
+        // Unindexed: the scan yields id order and a sort key per match.
+        let plain = query::plan(&rx.indexes("plain").unwrap(), None, Some(by(descending)));
+        assert!(!plain.sorted_by_index);
+        let mut keyed: Vec<(Vec<u8>, u64)> = run_keyed(&rx, "plain", &plain)
+            .into_iter()
+            .map(|(id, k)| (k.unwrap(), id))
+            .collect();
+        keyed.sort();
+        if descending {
+            keyed.reverse();
+        }
+        assert_eq!(
+            keyed.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+            expected
+        );
+        // A range read backwards stops at both bounds.
+        let (lo, hi) = (Datum::Int(0), Datum::Str("a".into()));
+        let ranged = Plan {
+            access: Access::Index {
+                name: "v".into(),
+                lo: Some(vec![lo.clone()]),
+                hi: Some(vec![hi.clone()]),
+            },
+            filter: None,
+            sort: Some(by(descending)),
+            sorted_by_index: true,
+        };
+        let (klo, khi) = (sort_key(Some(&lo)), sort_key(Some(&hi)));
+        let in_range: Vec<u64> = expected
+            .iter()
+            .copied()
+            .filter(|id| {
+                let k = sort_key(docs[*id as usize - 1].1.as_ref());
+                k >= klo && k <= khi
+            })
+            .collect();
+        assert!(in_range.len() > 100);
+        let got: Vec<u64> = run_keyed(&rx, "indexed", &ranged)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(got, in_range, "descending {descending}");
     }
 }

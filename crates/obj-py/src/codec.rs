@@ -11,7 +11,7 @@
 use crate::datum::{self, type_name};
 use crate::error::{CorruptionError, InvalidArgumentError};
 use obj_core::codec::wire::{put_bytes, put_f64, put_ivarint, put_uvarint, WireReader};
-use obj_core::codec::{Datum, EnumType, Field, FieldType, Schema, StructType};
+use obj_core::codec::{Datum, EnumType, Field, FieldType, PathLookup, Schema, StructType};
 use obj_core::{IndexKind, IndexSpec};
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -163,19 +163,10 @@ impl DocType {
 
     /// The declared type at a dotted field path (through optional nested structs).
     pub fn field_type(&self, path: &str) -> Option<&FieldType> {
-        let mut fields = &self.schema.root.fields;
-        let mut found = None;
-        for part in path.split('.') {
-            let mut ty = &fields.iter().find(|f| f.name == part)?.ty;
-            while let FieldType::Optional(inner) = ty {
-                ty = inner;
-            }
-            if let FieldType::Struct(s) = ty {
-                fields = &s.fields;
-            }
-            found = Some(ty);
+        match self.schema.root.lookup(path) {
+            PathLookup::Declared(ty) => Some(ty),
+            _ => None,
         }
-        found
     }
 
     /// True when `cls` is the class this codec was bound to (not a subclass of it).
@@ -376,6 +367,45 @@ impl DocType {
     /// A readable rendering of the shape.
     fn describe(&self) -> String {
         FieldType::Struct(self.schema.root.clone()).describe()
+    }
+
+    /// Raises `InvalidArgumentError` (its message starting with `what`) unless `path` may
+    /// name a field of the class's documents: each name a field of the class, or of the
+    /// nested document class before it; past a `dict` or `Any` field anything goes. Used by
+    /// `obj.Query` when a query is built.
+    fn check_path(&self, py: Python<'_>, path: &str, what: &str) -> PyResult<()> {
+        let PathLookup::Unknown { segment, inside } = self.schema.root.lookup(path) else {
+            return Ok(());
+        };
+        let names: Vec<&str> = path.split('.').collect();
+        let quote = |s: &str| Datum::Str(s.to_owned()).to_string();
+        let listed = |fields: &[Field]| {
+            fields
+                .iter()
+                .map(|f| quote(&f.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let class = self.class_name(py);
+        let name = quote(names.get(segment).copied().unwrap_or_default());
+        let before = quote(&names[..segment].join("."));
+        Err(InvalidArgumentError::new_err(match inside {
+            None => format!(
+                "{what}: {class} has no field {name} (its fields: {})",
+                listed(&self.schema.root.fields)
+            ),
+            Some(FieldType::Struct(s)) => format!(
+                "{what}: field path {} of {class}: {before} has no field {name} (its \
+                 fields: {})",
+                quote(path),
+                listed(&s.fields)
+            ),
+            Some(ty) => format!(
+                "{what}: field path {} of {class}: {before} is a {}, which has no field {name}",
+                quote(path),
+                ty.describe()
+            ),
+        }))
     }
 
     /// The first difference between this shape and `other`'s, or None.

@@ -4,14 +4,19 @@
 //! bytes with the interpreter released, and hands back only matching records; Python
 //! objects are built only for those, a batch at a time, so memory stays bounded whatever
 //! the number of records.
+//!
+//! Sorting follows the engine's one order ([`obj_core::query::sort_key`]): when a query
+//! sorts by a field that no index yields in order, each match comes with its sort key, and
+//! [`sort_key`] gives the same keys for what a Python key callable returns.
 
+use crate::datum;
 use crate::error::to_py;
 use crate::source::{with_reader, Source};
 use crate::stored::{Decode, Ready};
-use obj_core::query::{Access, Plan, QueryScan};
+use obj_core::query::{self, Access, Plan, QueryScan};
 use obj_core::Reader;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::collections::VecDeque;
 
 /// Records the engine examines per detached step when counting.
@@ -25,7 +30,8 @@ pub struct QueryCursor {
     decode: Decode,
     plan: Plan,
     scan: Option<QueryScan>,
-    pending: VecDeque<(u64, Ready)>,
+    /// Matches fetched but not handed out yet, with their sort keys when the caller sorts.
+    pending: VecDeque<(u64, Ready, Option<Vec<u8>>)>,
 }
 
 impl QueryCursor {
@@ -57,12 +63,9 @@ impl QueryCursor {
         let ready = with_reader!(source, py, |r, checks| {
             let found = py.detach(|| scan.next_batch(r, want)).map_err(to_py)?;
             let mut ready = Vec::with_capacity(found.len());
-            for (id, value) in found {
-                let item = match value {
-                    Some(v) => decode.ready(py, r, checks, name, id, v)?,
-                    None => Ready::Nothing,
-                };
-                ready.push((id, item));
+            for f in found {
+                let item = decode.ready(py, r, checks, name, f.id, f.value)?;
+                ready.push((f.id, item, f.sort_key));
             }
             ready
         });
@@ -78,7 +81,9 @@ impl QueryCursor {
 
 #[pymethods]
 impl QueryCursor {
-    /// Up to `n` more `(id, document)` pairs; an empty list at the end.
+    /// Up to `n` more `(id, document)` pairs; an empty list at the end. When the query
+    /// sorts by a field its plan does not yield in order, each item is `(id, document,
+    /// sort_key)` instead, `sort_key` being bytes to order by (ties by id).
     fn next_batch<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
         let n = n.max(1);
         if self.pending.len() < n {
@@ -86,9 +91,14 @@ impl QueryCursor {
         }
         let take = n.min(self.pending.len());
         let out = PyList::empty(py);
-        for (id, ready) in self.pending.drain(..take) {
+        for (id, ready, key) in self.pending.drain(..take) {
+            let id = id.into_pyobject(py)?.into_any();
             let doc = self.decode.build(py, ready)?;
-            out.append(PyTuple::new(py, [id.into_pyobject(py)?.into_any(), doc])?)?;
+            let item = match key {
+                Some(key) => PyTuple::new(py, [id, doc, PyBytes::new(py, &key).into_any()])?,
+                None => PyTuple::new(py, [id, doc])?,
+            };
+            out.append(item)?;
         }
         Ok(out)
     }
@@ -101,7 +111,8 @@ impl QueryCursor {
         };
         source.check_active(py)?;
         let name = self.collection.as_str();
-        let plan = &self.plan;
+        // Counting needs no order, so no sort keys either.
+        let plan = &Plan::unsorted(self.plan.access.clone(), self.plan.filter.clone());
         let counted = with_reader!(&source, py, |r, _checks| {
             py.detach(|| -> obj_core::Result<u64> {
                 match (&plan.filter, &plan.access) {
@@ -145,7 +156,8 @@ impl QueryCursor {
     }
 
     /// The chosen plan: `"index <name> [lo .. hi]"` or `"scan"`, plus `" + filter"` when a
-    /// filter runs on the candidates.
+    /// filter runs on the candidates, and `" (sorted by index)"` (`", descending"`) when
+    /// the index yields the requested order.
     fn explain(&self) -> String {
         self.plan.explain()
     }
@@ -164,9 +176,21 @@ impl QueryCursor {
         if self.pending.is_empty() && !self.fetch(py, 64)? {
             return Ok(None);
         }
-        let Some((id, ready)) = self.pending.pop_front() else {
+        let Some((id, ready, _)) = self.pending.pop_front() else {
             return Ok(None);
         };
         Ok(Some((id, self.decode.build(py, ready)?)))
     }
+}
+
+/// The bytes a query orders `value` by: None < bools < numbers < str < bytes < dates <
+/// datetimes < UUIDs < lists < dicts, ints and floats numerically, as index keys order them.
+#[pyfunction]
+#[pyo3(signature = (value, /))]
+pub(crate) fn sort_key<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let d = datum::to_datum(value, "sort key")?;
+    Ok(PyBytes::new(py, &query::sort_key(Some(&d))))
 }

@@ -22,12 +22,13 @@ fn value(v: &Bound<'_, PyAny>, path: &str) -> PyResult<Datum> {
     datum::to_datum(v, &format!("filter value for field {path:?}"))
 }
 
-/// Converts one filter node.
-pub(crate) fn expr(node: &Bound<'_, PyAny>) -> PyResult<Expr> {
-    expr_at(node, 0)
+/// Converts one filter node; `dt` is the class queried, if any (its schema tells which
+/// fields are lists).
+pub(crate) fn expr(node: &Bound<'_, PyAny>, dt: Option<&DocType>) -> PyResult<Expr> {
+    expr_at(node, dt, 0)
 }
 
-fn expr_at(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Expr> {
+fn expr_at(node: &Bound<'_, PyAny>, dt: Option<&DocType>, depth: usize) -> PyResult<Expr> {
     if depth > 256 {
         return Err(bad("filter nested too deeply".into()));
     }
@@ -37,18 +38,26 @@ fn expr_at(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Expr> {
             type_name(node)
         ))
     })?;
-    let op: String = t.get_item(0)?.extract()?;
-    let path = || -> PyResult<String> { t.get_item(1)?.extract() };
+    // Nodes come from `obj.Expr`; a hand-built malformed one is an argument error too.
+    let malformed = || bad(format!("malformed filter node {t}"));
+    let item = |i: usize| t.get_item(i).map_err(|_| malformed());
+    let op: String = item(0)?.extract().map_err(|_| malformed())?;
+    let path = || -> PyResult<String> { item(1)?.extract().map_err(|_| malformed()) };
     let children = || -> PyResult<Vec<Expr>> {
-        t.get_item(1)?
-            .try_iter()?
-            .map(|n| expr_at(&n?, depth + 1))
+        item(1)?
+            .try_iter()
+            .map_err(|_| malformed())?
+            .map(|n| expr_at(&n?, dt, depth + 1))
             .collect()
     };
     Ok(match op.as_str() {
         "cmp" => {
             let path = path()?;
-            let op = match t.get_item(2)?.extract::<String>()?.as_str() {
+            let op = match item(2)?
+                .extract::<String>()
+                .map_err(|_| malformed())?
+                .as_str()
+            {
                 "eq" => CmpOp::Eq,
                 "ne" => CmpOp::Ne,
                 "lt" => CmpOp::Lt,
@@ -57,32 +66,42 @@ fn expr_at(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Expr> {
                 "ge" => CmpOp::Ge,
                 other => return Err(bad(format!("unknown comparison {other:?}"))),
             };
-            let value = value(&t.get_item(3)?, &path)?;
+            let value = value(&item(3)?, &path)?;
             Expr::Cmp { path, op, value }
         }
         "in" => {
             let path = path()?;
-            let values = t
-                .get_item(2)?
-                .try_iter()?
+            let values = item(2)?
+                .try_iter()
+                .map_err(|_| malformed())?
                 .map(|v| value(&v?, &path))
                 .collect::<PyResult<_>>()?;
             Expr::In { path, values }
         }
         "startswith" => Expr::StartsWith {
             path: path()?,
-            prefix: t.get_item(2)?.extract()?,
+            prefix: item(2)?.extract().map_err(|_| malformed())?,
         },
         "contains" => {
             let path = path()?;
-            let value = value(&t.get_item(2)?, &path)?;
-            Expr::Contains { path, value }
+            let value = value(&item(2)?, &path)?;
+            let known_list = dt.is_some_and(|dt| {
+                matches!(
+                    dt.field_type(&path),
+                    Some(FieldType::List(_) | FieldType::Tuple(_))
+                )
+            });
+            Expr::Contains {
+                path,
+                value,
+                known_list,
+            }
         }
         "exists" => Expr::Exists { path: path()? },
         "is_none" => Expr::IsNone { path: path()? },
         "and" => Expr::And(children()?),
         "or" => Expr::Or(children()?),
-        "not" => Expr::Not(Box::new(expr_at(&t.get_item(1)?, depth + 1)?)),
+        "not" => Expr::Not(Box::new(expr_at(&item(1)?, dt, depth + 1)?)),
         other => return Err(bad(format!("unknown filter node {other:?}"))),
     })
 }

@@ -39,6 +39,7 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<iter::DocumentIterator>()?;
     m.add_class::<cursor::QueryCursor>()?;
     m.add_class::<codec::DocType>()?;
+    m.add_function(wrap_pyfunction!(cursor::sort_key, m)?)?;
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("WAL_HEADER_SIZE", obj_core::WAL_HEADER_SIZE)?;

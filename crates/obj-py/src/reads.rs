@@ -8,8 +8,8 @@ use crate::filter;
 use crate::shared::{check_current, Checks, Shared};
 use crate::stored::{Decode, Ready};
 use obj_core::codec::Datum;
-use obj_core::query::{self, Access, Expr, Plan};
-use obj_core::{IndexKind, Reader};
+use obj_core::query::{self, Access, Expr, Plan, SortOrder};
+use obj_core::Reader;
 use pyo3::prelude::*;
 
 /// The document `id`, checked and ready to build.
@@ -137,13 +137,13 @@ impl IndexSlice {
 pub(crate) struct QueryArgs {
     expr: Option<Expr>,
     slice: Option<IndexSlice>,
-    sort_field: Option<String>,
+    sort: Option<SortOrder>,
     pub(crate) decode: Decode,
 }
 
 impl QueryArgs {
     /// `node` is the filter tree (or None), `index_range` a `(name, lo, hi)` tuple (or
-    /// None); a reversed sort never streams from an index, which only reads forwards.
+    /// None), `sort_field` the field results are ordered by (descending when `reverse`).
     pub(crate) fn new(
         target: &Target<'_>,
         node: Option<&Bound<'_, PyAny>>,
@@ -152,7 +152,11 @@ impl QueryArgs {
         reverse: bool,
         decode: bool,
     ) -> PyResult<Self> {
-        let expr = node.map(filter::expr).transpose()?;
+        let dt = match target {
+            Target::Typed(dt) => Some(dt.get()),
+            Target::Name(_) => None,
+        };
+        let expr = node.map(|n| filter::expr(n, dt)).transpose()?;
         let slice = match index_range {
             Some(t) => {
                 let (index, lo, hi): (String, Bound<'_, PyAny>, Bound<'_, PyAny>) =
@@ -166,7 +170,10 @@ impl QueryArgs {
         Ok(QueryArgs {
             expr,
             slice,
-            sort_field: if reverse { None } else { sort_field },
+            sort: sort_field.map(|path| SortOrder {
+                path,
+                descending: reverse,
+            }),
             decode: if decode {
                 Decode::of(target)
             } else {
@@ -184,20 +191,20 @@ impl QueryArgs {
         target: &Target<'_>,
     ) -> PyResult<Plan> {
         let engine_reads_fields =
-            self.expr.is_some() || self.slice.is_some() || self.sort_field.is_some();
+            self.expr.is_some() || self.slice.is_some() || self.sort.is_some();
         if let (Target::Typed(dt), true) = (target, engine_reads_fields) {
             check_current(py, r, shared, dt.get())?;
         }
         let collection = target.collection();
-        let sort = self.sort_field.as_deref();
         match &self.slice {
             Some(s) => {
                 let def = r
                     .index(collection, &s.index)
                     .map_err(|e| index_error(py, e, target, &s.index))?;
-                let sorted_by_index = sort.is_some_and(|field| {
-                    def.spec.kind == IndexKind::Standard && def.spec.paths[0] == field
-                });
+                let sorted_by_index = self
+                    .sort
+                    .as_ref()
+                    .is_some_and(|o| query::yields_order_of(&def, &o.path));
                 Ok(Plan {
                     access: Access::Index {
                         name: s.index.clone(),
@@ -205,12 +212,13 @@ impl QueryArgs {
                         hi: s.hi.clone(),
                     },
                     filter: self.expr.clone(),
+                    sort: self.sort.clone(),
                     sorted_by_index,
                 })
             }
             None => {
                 let indexes = r.indexes(collection).map_err(to_py)?;
-                Ok(query::plan(&indexes, self.expr.clone(), sort))
+                Ok(query::plan(&indexes, self.expr.clone(), self.sort.clone()))
             }
         }
     }

@@ -85,6 +85,16 @@ fn scan(m: &MemPages, root: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// The keys a backward walk from `before` yields (None = from the end).
+fn scan_back(m: &MemPages, root: u64, before: Option<&[u8]>) -> Vec<Vec<u8>> {
+    let mut c = Cursor::seek_back(m, root, before).unwrap();
+    let mut out = Vec::new();
+    while let Some((page, i)) = c.prev(m).unwrap() {
+        out.push(node::key(&page, i).to_vec());
+    }
+    out
+}
+
 /// Every page reachable from `root` (nodes and overflow chains).
 fn reachable(m: &MemPages, root: u64) -> HashSet<u64> {
     let mut seen = HashSet::new();
@@ -217,6 +227,8 @@ fn random_operations_match_a_model() {
                 let got = scan(&m, root);
                 let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 assert_eq!(got, want, "seed {seed} step {step}");
+                let back: Vec<_> = model.keys().rev().cloned().collect();
+                assert_eq!(scan_back(&m, root, None), back, "seed {seed} step {step}");
                 assert_eq!(
                     reachable(&m, root).len(),
                     m.live(),
@@ -237,6 +249,43 @@ fn random_operations_match_a_model() {
             assert_eq!(node::key(&page, i), probe.as_slice());
         }
     }
+}
+
+#[test]
+fn backward_walks_mirror_forward_walks_from_every_bound() {
+    let mut m = MemPages::new(4096);
+    let root = create(&mut m).unwrap();
+    assert!(scan_back(&m, root, None).is_empty());
+    assert!(scan_back(&m, root, Some(b"x")).is_empty());
+    // Even keys only, so odd probes fall between keys; three levels deep.
+    let keys: Vec<Vec<u8>> = (0..30_000u32)
+        .map(|i| (i * 2).to_be_bytes().to_vec())
+        .collect();
+    for k in &keys {
+        put(&mut m, root, k, &[9u8; 40]).unwrap();
+    }
+    assert_eq!(
+        scan_back(&m, root, None),
+        keys.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    let mut rng = Rng(5);
+    for _ in 0..300 {
+        let probe = (rng.below(60_010) as u32).to_be_bytes();
+        let want: Vec<_> = keys
+            .iter()
+            .rev()
+            .filter(|k| k.as_slice() < probe.as_slice())
+            .cloned()
+            .collect();
+        assert_eq!(scan_back(&m, root, Some(&probe)), want, "below {probe:?}");
+    }
+    // Bounds past either end, and a bound shorter than the keys.
+    assert_eq!(
+        scan_back(&m, root, Some(&[0, 0, 0, 0])),
+        Vec::<Vec<u8>>::new()
+    );
+    assert_eq!(scan_back(&m, root, Some(&[0xFF; 5])).len(), keys.len());
+    assert_eq!(scan_back(&m, root, Some(&[0, 0, 1])).len(), 128);
 }
 
 #[test]

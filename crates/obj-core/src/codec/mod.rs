@@ -4,15 +4,19 @@
 //! - [`schema`]: the shape of a typed document, persisted in the catalog.
 //! - [`dynamic`]: reads a typed (positional) payload by its schema.
 //! - [`datum`]: the self-describing Value codec for dict-native documents, and the
-//!   [`Datum`] tree that every payload can be decoded into.
+//!   [`Datum`] tree that every payload can be decoded into; its `Display` writes a value
+//!   as Python's `repr` would, for every message and `explain()`.
+//! - [`calendar`]: days since 1970-01-01 to and from dates.
 
+pub mod calendar;
 pub mod datum;
+mod display;
 pub mod dynamic;
 pub mod schema;
 pub mod wire;
 
 pub use datum::Datum;
-pub use schema::{EnumType, Field, FieldType, Schema, StructType};
+pub use schema::{EnumType, Field, FieldType, PathLookup, Schema, StructType};
 
 /// The order-preserving index key of a tuple of values (byte order = value order).
 pub fn index_key(values: &[Datum]) -> crate::Result<Vec<u8>> {

@@ -83,9 +83,56 @@ pub struct Schema {
     pub root: StructType,
 }
 
+/// Where a dotted field path leads in a shape ([`StructType::lookup`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PathLookup<'a> {
+    /// The declared type at the end of the path (`Optional`s around it removed).
+    Declared(&'a FieldType),
+    /// A `dict` or `Any` field on the way: any name may follow it.
+    Open,
+    /// Segment number `segment` (from 0) names no field: of the root when `inside` is None,
+    /// else of a value of type `inside`, which the segments before it reach.
+    Unknown {
+        segment: usize,
+        inside: Option<&'a FieldType>,
+    },
+}
+
 impl StructType {
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// Follows a dotted path through nested structs, the way filters and sorts read
+    /// fields: a `dict[str, V]` takes any key and goes on in `V`, `Any` takes anything.
+    pub fn lookup(&self, path: &str) -> PathLookup<'_> {
+        // None: the root struct.
+        let mut at: Option<&FieldType> = None;
+        for (segment, name) in path.split('.').enumerate() {
+            let found = match at {
+                None => self.fields.iter().find(|f| f.name == name).map(|f| &f.ty),
+                Some(FieldType::Struct(s)) => {
+                    s.fields.iter().find(|f| f.name == name).map(|f| &f.ty)
+                }
+                Some(FieldType::Map(v)) => Some(&**v),
+                Some(FieldType::Any) => return PathLookup::Open,
+                Some(_) => None,
+            };
+            let Some(mut ty) = found else {
+                return PathLookup::Unknown {
+                    segment,
+                    inside: at,
+                };
+            };
+            while let FieldType::Optional(inner) = ty {
+                ty = inner;
+            }
+            at = Some(ty);
+        }
+        match at {
+            Some(ty) => PathLookup::Declared(ty),
+            None => PathLookup::Open,
+        }
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -651,5 +698,43 @@ mod tests {
         }
         refused(one("a", deep), "nested deeper");
         assert!(Schema::from_datum(&good).is_ok());
+    }
+
+    #[test]
+    fn paths_resolve_through_nested_structs_and_dicts() {
+        let s = sample();
+        let root = &s.root;
+        assert_eq!(root.lookup("id"), PathLookup::Declared(&FieldType::Int));
+        assert_eq!(
+            root.lookup("addr.city"),
+            PathLookup::Declared(&FieldType::Str)
+        );
+        assert!(matches!(
+            root.lookup("addr"),
+            PathLookup::Declared(FieldType::Struct(_))
+        ));
+        assert_eq!(
+            root.lookup("nope"),
+            PathLookup::Unknown {
+                segment: 0,
+                inside: None
+            }
+        );
+        assert!(matches!(
+            root.lookup("addr.zip"),
+            PathLookup::Unknown {
+                segment: 1,
+                inside: Some(FieldType::Struct(_))
+            }
+        ));
+        // A name of the root is not a name of a nested value.
+        assert_eq!(
+            root.lookup("id.tags"),
+            PathLookup::Unknown {
+                segment: 1,
+                inside: Some(&FieldType::Int)
+            }
+        );
+        assert_eq!(root.lookup("m.anything.deeper"), PathLookup::Open);
     }
 }

@@ -35,7 +35,7 @@
 
 use obj_core::codec::wire::{put_bytes, put_f64, put_ivarint, put_uvarint};
 use obj_core::codec::{dynamic, Datum, EnumType, Field, FieldType, Schema, StructType};
-use obj_core::query::{self, Access, CmpOp, Expr, Plan, QueryScan};
+use obj_core::query::{self, Access, CmpOp, Expr, Plan, QueryScan, SortOrder};
 use obj_core::{Db, DocKind, Durability, Error, IndexKind, IndexSpec, Options, Reader};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -447,6 +447,7 @@ pub fn gen_expr(inp: &mut Input, paths: &[String], pool: &[Datum], depth: usize)
         4 | 5 => Expr::Contains {
             path: path(inp),
             value: value(inp),
+            known_list: false,
         },
         6 => Expr::And(
             (0..1 + inp.below(3))
@@ -871,8 +872,8 @@ fn run_plan<R: Reader>(rx: &R, collection: &str, plan: &Plan) -> Result<BTreeSet
         if batch.is_empty() {
             return Ok(ids);
         }
-        for (id, _) in batch {
-            ids.insert(id);
+        for found in batch {
+            ids.insert(found.id);
         }
     }
     Ok(ids)
@@ -1125,14 +1126,16 @@ fn check_queries(
                 return index_plans;
             }
         };
-        let scan = Plan {
-            access: Access::Scan,
-            filter: Some(expr.clone()),
-            sorted_by_index: false,
-        };
+        let scan = Plan::unsorted(Access::Scan, Some(expr.clone()));
         let mut plans = vec![scan, query::plan(&indexes, Some(expr.clone()), None)];
         if let Some(p) = paths.first() {
-            plans.push(query::plan(&indexes, Some(expr.clone()), Some(p)));
+            for descending in [false, true] {
+                let order = SortOrder {
+                    path: p.clone(),
+                    descending,
+                };
+                plans.push(query::plan(&indexes, Some(expr.clone()), Some(order)));
+            }
         }
         for plan in &plans {
             if matches!(plan.access, Access::Index { .. }) {
