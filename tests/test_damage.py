@@ -307,9 +307,7 @@ def test_mid_wal_damage_is_corruption_and_keeps_the_log(tmp_path: pathlib.Path) 
     frames = (len(wal) - obj.WAL_HEADER_SIZE) // FRAME
     header = obj.WAL_HEADER_SIZE
     # The last frame of each commit carries the database size (bytes 8..16 of its header).
-    ends = [
-        f for f in range(frames) if int.from_bytes(wal[header + f * FRAME + 8 :][:8], "little")
-    ]
+    ends = [f for f in range(frames) if int.from_bytes(wal[header + f * FRAME + 8 :][:8], "little")]
     assert len(ends) == 5 and ends[-1] == frames - 1
     middle = ends[-2] // 2  # the middle frame of the commits before the last one
     commit = sum(1 for e in ends if e < middle)  # commits wholly before it
