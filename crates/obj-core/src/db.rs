@@ -293,6 +293,16 @@ impl Db {
                 ));
             }
         }
+        // A checkpoint copies only synced frames, so a log that stops short of the commit the
+        // main file holds lost commits the main file builds on: its pages would mix with
+        // older ones from the log.
+        if let Some(o) = owner.filter(|o| meta.commit_seq < o.commit_seq) {
+            return Err(Error::corrupt(format!(
+                "the WAL ends at commit {} but the main file already holds commit {}: the \
+                 log lost commits the main file builds on; restore the database from a backup",
+                meta.commit_seq, o.commit_seq
+            )));
+        }
         let shared = Arc::new(Shared {
             pager,
             wal: Mutex::new(wal),

@@ -768,6 +768,64 @@ fn eventual_durability_proves_damage_only_before_a_sync() {
     assert_eq!(open(flipped).unwrap(), 4);
 }
 
+/// Damage in front of commits a checkpoint already copied into the main file (a reader held
+/// it back, so the log stayed): no open may read the older commits from the log over the
+/// main file's newer pages.
+#[test]
+fn damage_behind_a_partial_checkpoint_never_mixes_states() {
+    let (main, wal) = (SharedMem::new(), SharedMem::new());
+    let opts = Options {
+        durability: Durability::Immediate,
+        ..options(4096, false)
+    };
+    let db = Db::open_with_backends(Box::new(main.clone()), Box::new(wal.clone()), opts).unwrap();
+    let mut ends = Vec::new();
+    let mut reader = None;
+    for i in 0..5u8 {
+        let mut tx = db.begin_write().unwrap();
+        tx.insert("c", &[i; 100]).unwrap();
+        tx.commit().unwrap();
+        ends.push(obj_core::backend::StorageBackend::len(&wal).unwrap() as usize);
+        match i {
+            1 => reader = Some(db.begin_read().unwrap()),
+            2 => assert!(db.checkpoint().unwrap().deferred),
+            _ => {}
+        }
+    }
+    drop(reader);
+    db.close_without_checkpoint().unwrap();
+    drop(db);
+    // Commits 1 and 2 are in the main file now, and still in the log.
+    for (commit, at) in [
+        (1, wal_layout::HEADER),
+        (2, ends[0]),
+        (4, ends[2]),
+        (5, ends[3]),
+    ] {
+        let mut bytes = wal.contents();
+        bytes[at + FRAME_HEADER + 50] ^= 0x20;
+        for read_only in [false, true] {
+            let case = format!("commit {commit} damaged (read_only {read_only})");
+            let (m, w) = (main.contents(), bytes.clone());
+            let answer = guarded(&case, move || evaluate(m, w, 4096, read_only));
+            let docs = |s: &State| s.get("c").map_or(0, |d| d.len());
+            let refused = matches!(answer, Answer::Rejected(Error::Corruption(_)));
+            match (&answer, commit, read_only) {
+                // Commit 1 from the log, the rest from a main file at commit 2: refused.
+                (_, 2, _) if refused => {}
+                // Later commits prove the damage: a read-write open is refused.
+                (_, 1 | 4, false) if refused => {}
+                // Read-only, nothing of the log is read: the main file's own state.
+                (Answer::Clean(s), 1, true) => assert_eq!(docs(s), 2, "{case}"),
+                (Answer::Clean(s), 4, true) => assert_eq!(docs(s), 3, "{case}"),
+                // The last commit: a torn tail.
+                (Answer::Clean(s), 5, _) => assert_eq!(docs(s), 4, "{case}"),
+                _ => panic!("{case}: {answer:?}"),
+            }
+        }
+    }
+}
+
 /// After recovering from a damaged WAL, new commits must survive reopening, and the frames
 /// that recovery dropped must stay dropped.
 #[test]
