@@ -292,3 +292,42 @@ def test_damage_fixture_sanity(tmp_path: pathlib.Path) -> None:
         "stage": None,
         "state": states[-1],
     }
+
+
+def test_mid_wal_damage_is_corruption_and_keeps_the_log(tmp_path: pathlib.Path) -> None:
+    """A flipped bit in the middle of the log, with commits behind it that were written after
+    it was synced, is damage, not a torn tail: opening fails with CorruptionError counting
+    what lies behind it, the files stay as they were, and read_only=True reads the commits
+    before the damage. Damage in the last commit is a torn tail: dropped silently."""
+    path = tmp_path / "db.obj"
+    wal_path = pathlib.Path(str(path) + "-wal")
+    states = build_with_wal(path)  # states[0]: the main file; commits 2..6 in the log
+    main = path.read_bytes()
+    wal = wal_path.read_bytes()
+    frames = (len(wal) - obj.WAL_HEADER_SIZE) // FRAME
+    header = obj.WAL_HEADER_SIZE
+    # The last frame of each commit carries the database size (bytes 8..16 of its header).
+    ends = [f for f in range(frames) if int.from_bytes(wal[header + f * FRAME + 8 :][:8], "little")]
+    assert len(ends) == 5 and ends[-1] == frames - 1
+    middle = ends[-2] // 2  # the middle frame of the commits before the last one
+    commit = sum(1 for e in ends if e < middle)  # commits wholly before it
+    damaged = bytes(flip(bytearray(wal), header + middle * FRAME + 32 + PAGE // 3))
+    wal_path.write_bytes(damaged)
+    later = f"{frames - middle - 1} later frames holding {sum(1 for e in ends if e > middle)}"
+    for _ in range(2):
+        with pytest.raises(obj.CorruptionError) as caught:
+            obj.Db(path)
+        message = str(caught.value)
+        assert later + " commits" in message, message
+        assert "read_only=True" in message and "backup" in message, message
+        assert wal_path.read_bytes() == damaged, "a refused open changed the log"
+        assert path.read_bytes() == main, "a refused open changed the main file"
+    with obj.Db(path, read_only=True) as db:
+        assert snapshot(db) == states[commit]
+    assert wal_path.read_bytes() == damaged
+
+    # The same flip inside the last commit: nothing of this log lies behind it.
+    last = ends[-2] + 1 + (ends[-1] - ends[-2]) // 2
+    wal_path.write_bytes(bytes(flip(bytearray(wal), header + last * FRAME + 32 + 7)))
+    with obj.Db(path) as db:
+        assert snapshot(db) == states[-2]

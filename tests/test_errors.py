@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import pathlib
+import shutil
+import tempfile
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +15,7 @@ import pytest
 import obj
 import obj._obj
 import obj.errors
+from tests.conftest import RunPython
 
 SUBCLASSES = [
     "NotFoundError",
@@ -43,7 +49,21 @@ def test_subclasses_are_one_object_everywhere(name: str) -> None:
 
 
 def test_errors_module_exports() -> None:
-    assert sorted(obj.errors.__all__) == sorted(["ObjError", *SUBCLASSES])
+    assert sorted(obj.errors.__all__) == sorted(["ObjError", "ObjIOError", *SUBCLASSES])
+
+
+def test_io_error_is_an_obj_error_and_an_os_error() -> None:
+    cls = obj.ObjIOError
+    assert cls is obj.errors.ObjIOError is obj._obj.ObjIOError
+    assert "ObjIOError" in obj.__all__
+    assert cls.__bases__ == (obj.ObjError, OSError)
+    assert cls.__module__ == "obj"
+    assert cls.__doc__
+    error = cls("message")
+    assert str(error) == "message"
+    assert error.errno is None
+    with pytest.raises(OSError):
+        raise error
 
 
 # -- engine errors, one class each --------------------------------------------------------------
@@ -69,6 +89,199 @@ def test_short_file_is_corruption(path: pathlib.Path) -> None:
     path.write_bytes(b"tiny")
     with pytest.raises(obj.CorruptionError):
         obj.Db(path)
+
+
+def test_path_whose_directory_is_a_file_is_an_os_error(tmp_path: pathlib.Path) -> None:
+    plain = tmp_path / "plain-file"
+    plain.write_bytes(b"not a directory")
+    where = plain / "app.obj"
+    for read_only in (False, True):
+        with pytest.raises(obj.ObjIOError) as caught:
+            obj.Db(where, read_only=read_only)
+        error = caught.value
+        assert isinstance(error, OSError)
+        assert error.errno == errno.ENOTDIR
+        assert error.strerror == os.strerror(errno.ENOTDIR)
+        assert error.filename == str(where)
+        assert f"{plain} is a file, not a directory" in str(error), str(error)
+
+
+def test_path_that_is_a_directory(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(obj.ObjIOError, match="is a directory") as caught:
+        obj.Db(tmp_path)
+    assert caught.value.errno == errno.EISDIR
+    assert caught.value.filename == str(tmp_path)
+
+
+def test_missing_directory_is_named(tmp_path: pathlib.Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    for read_only in (False, True):
+        with pytest.raises(obj.NotFoundError) as caught:
+            obj.Db(missing / "app.obj", read_only=read_only)
+        assert f"directory {missing} does not exist" in str(caught.value), str(caught.value)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("empty", ["", b""])
+def test_empty_path(path: pathlib.Path, empty: str) -> None:
+    with pytest.raises(obj.InvalidArgumentError, match="path must not be empty"):
+        obj.Db(empty)
+    with pytest.raises(obj.InvalidArgumentError, match="path must not be empty"):
+        obj.Db(empty, read_only=True)
+    with obj.Db(path) as db:
+        with pytest.raises(obj.InvalidArgumentError, match="dest must not be empty"):
+            db.backup(empty)
+        with pytest.raises(obj.InvalidArgumentError, match="path must not be empty"):
+            db.attach(empty, "other")
+
+
+@pytest.mark.parametrize("bad", ["app\0.obj", b"app\0.obj", pathlib.Path("dir/a\0b")])
+def test_nul_byte_in_path(path: pathlib.Path, bad: object) -> None:
+    with pytest.raises(obj.InvalidArgumentError, match="path must not contain a NUL byte"):
+        obj.Db(bad)  # type: ignore[arg-type]
+    nul = "dest must not contain a NUL byte"
+    with obj.Db(path) as db, pytest.raises(obj.InvalidArgumentError, match=nul):
+        db.backup(bad)  # type: ignore[arg-type]
+
+
+def _as_unprivileged_user(check: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """Runs ``check`` in a forked child and returns what it returned. Permission bits do not
+    stop root, so a root child first becomes the unprivileged "nobody" (the interpreter and
+    obj are already loaded: nothing has to be readable by that user but the test's files)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 0
+        try:
+            os.close(read_end)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            result = check()
+        except BaseException as e:
+            result = {"child failed": repr(e)}
+            status = 1
+        with os.fdopen(write_end, "w") as out:
+            out.write(json.dumps(result))
+        os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end) as reply:
+        text = reply.read()
+    os.waitpid(pid, 0)
+    result: dict[str, object] = json.loads(text)
+    return result
+
+
+def test_read_write_open_without_permission_names_the_file_and_read_only() -> None:
+    # Outside pytest's tmp_path, which only its owner may enter.
+    base = pathlib.Path(tempfile.mkdtemp(prefix="obj-permission-"))
+    try:
+        base.chmod(0o755)
+        where = base / "app.obj"
+        wal = pathlib.Path(str(where) + "-wal")
+        with obj.Db(where) as db:
+            db.insert("c", b"one document")
+
+        def attempt() -> dict[str, object]:
+            try:
+                obj.Db(where)
+                out: dict[str, object] = {"type": None}
+            except obj.ObjError as e:
+                out = {
+                    "type": type(e).__name__,
+                    "os_error": isinstance(e, OSError),
+                    "errno": getattr(e, "errno", None),
+                    "filename": getattr(e, "filename", None),
+                    "message": str(e),
+                }
+            with obj.Db(where, read_only=True) as db:
+                out["count"] = db.count("c")
+            return out
+
+        # A file the user may only read; then a writable file in a directory the user may not
+        # write to (its log cannot be created).
+        for case, file_mode, dir_mode, failing in [
+            ("read-only file", 0o444, 0o755, where),
+            ("read-only directory", 0o666, 0o555, wal),
+        ]:
+            if failing == wal:
+                wal.unlink()
+            where.chmod(file_mode)
+            base.chmod(dir_mode)
+            try:
+                out = _as_unprivileged_user(attempt)
+            finally:
+                base.chmod(0o755)
+            assert out["type"] == "ObjIOError" and out["os_error"], (case, out)
+            assert out["errno"] in (errno.EACCES, errno.EPERM), (case, out)
+            assert out["filename"] == str(failing), (case, out)
+            message = str(out["message"])
+            assert f"{failing} for writing failed" in message, (case, out)
+            assert "open it with read_only=True" in message, (case, out)
+            assert out["count"] == 1, (case, out)
+    finally:
+        base.chmod(0o755)
+        shutil.rmtree(base)
+
+
+# Runs with RLIMIT_FSIZE set (and SIGXFSZ ignored), so a write past the limit fails with
+# EFBIG like a full disk. Prints one JSON line per failure it met.
+FILE_SIZE_CHILD = r"""
+import json, resource, signal, sys
+import obj
+path, where = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+db = obj.Db(path, checkpoint_frames=int(sys.argv[3]))
+db.insert("c", b"before the limit")
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+acked = 1
+errors = []
+for i in range(200):
+    try:
+        db.insert("c", bytes([i % 256]) * 3000)
+        acked += 1
+    except obj.ObjError as e:
+        errors.append({"type": type(e).__name__, "os_error": isinstance(e, OSError),
+                       "errno": getattr(e, "errno", None),
+                       "filename": getattr(e, "filename", None), "message": str(e)})
+        if len(errors) == 3:
+            break
+print(json.dumps({"acked": acked, "errors": errors, "count": db.count("c")}))
+"""
+
+
+@pytest.mark.parametrize("where", ["log", "checkpoint"])
+def test_write_failures_are_os_errors_and_later_refusals_name_the_cause(
+    path: pathlib.Path, run_python: RunPython, where: str
+) -> None:
+    # A long log (no checkpoint before the limit) fails a commit's write to the log; frequent
+    # automatic checkpoints keep the log small and fail while growing the main file instead.
+    frames = "100000" if where == "log" else "8"
+    proc = run_python(FILE_SIZE_CHILD, str(path), where, frames)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    first, *later = out["errors"]
+    assert len(later) == 2, out
+    wal = str(path) + "-wal"
+    failed_file = wal if where == "log" else str(path)
+    action = f"writing the {'WAL' if where == 'log' else 'database file'} {failed_file} failed"
+    for error in out["errors"]:
+        assert error["type"] == "ObjIOError" and error["os_error"], error
+        assert error["errno"] == errno.EFBIG, error
+        assert error["filename"] == failed_file, error
+        assert action in error["message"], error
+        assert os.strerror(errno.EFBIG) in error["message"], error
+    for error in later:
+        assert "failed earlier" in error["message"] and "reopen the database" in error["message"]
+    if where == "checkpoint":
+        # The commit itself succeeded; the user's first error is the refusal.
+        assert "an automatic checkpoint failed earlier" in first["message"], first
+    else:
+        assert "failed earlier" not in first["message"], first
+    assert out["count"] == out["acked"]
+    with obj.Db(path) as db:
+        assert db.count("c") == out["acked"]
 
 
 def test_invalid_argument_from_engine(db: obj.Db) -> None:

@@ -48,6 +48,7 @@ from .errors import (
     InvalidArgumentError,
     NotFoundError,
     ObjError,
+    ObjIOError,
 )
 from .query import MAX_SORT_BUFFER, Expr, Field, Query, field
 from .stat import CollectionStat, IndexStat, Stat
@@ -82,6 +83,7 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "ObjError",
+    "ObjIOError",
     "Query",
     "QueryCursor",
     "RawRecord",

@@ -116,14 +116,20 @@ def _namespaced(target: object) -> tuple[str, str] | None:
     return (namespace, rest) if dot else None
 
 
-def _fspath(path: object) -> str:
+def _fspath(path: object, name: str = "path") -> str:
+    """``path`` as a str for the engine; ``name`` is the argument named in errors."""
     try:
         raw = os.fspath(path)  # type: ignore[call-overload]
     except TypeError:
         raise InvalidArgumentError(
-            f"path must be a str or os.PathLike, got {type(path).__name__}"
+            f"{name} must be a str or os.PathLike, got {type(path).__name__}"
         ) from None
-    return os.fsdecode(raw)
+    text = os.fsdecode(raw)
+    if not text:
+        raise InvalidArgumentError(f"{name} must not be empty; give the database file's path")
+    if "\0" in text:
+        raise InvalidArgumentError(f"{name} must not contain a NUL byte, got {text!r}")
+    return text
 
 
 def _int_option(name: str, value: object, minimum: int, maximum: int = 2**64 - 1) -> int:
@@ -247,7 +253,7 @@ class Db(_obj.Db):
         """
         if not isinstance(overwrite, bool):
             raise InvalidArgumentError(f"overwrite must be a bool, got {type(overwrite).__name__}")
-        return int(super().backup(_fspath(dest), overwrite))
+        return int(super().backup(_fspath(dest, "dest"), overwrite))
 
     def compact(self) -> CompactInfo:
         """Rewrites the database so it uses only the pages it needs and gives the rest back

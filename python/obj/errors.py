@@ -7,6 +7,8 @@ failure maps to exactly one of them::
         db = obj.Db("app.obj", busy_timeout=0.5)
     except obj.BusyError:
         ...  # another process has the file open for writing
+    except obj.ObjIOError as e:  # also an OSError: e.errno, e.filename
+        ...  # the OS refused (a full disk, a read-only directory, ...)
     except obj.ObjError:
         ...  # anything else obj reports
 
@@ -22,6 +24,7 @@ from ._obj import (
     InvalidArgumentError,
     NotFoundError,
     ObjError,
+    ObjIOError,
 )
 
 __all__ = [
@@ -33,4 +36,5 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "ObjError",
+    "ObjIOError",
 ]

@@ -4,10 +4,12 @@
 //! swap in a backend that fails or "loses power" (see `fault.rs` behind the
 //! `fault-injection` feature).
 
+use crate::error::IoContext;
 use parking_lot::RwLock;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 /// A random-access byte store with an explicit durability barrier.
 #[expect(
@@ -60,6 +62,68 @@ impl StorageBackend for FileBackend {
 
     fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+}
+
+/// Names the store behind a backend in its errors: a failure reads "writing the WAL
+/// /data/app.obj-wal failed: No space left on device (os error 28)", and keeps the error's
+/// kind and OS error number. The database wraps both of its stores in one.
+#[derive(Debug)]
+pub(crate) struct Named {
+    inner: Box<dyn StorageBackend>,
+    /// "the WAL /data/app.obj-wal" (or just "the WAL" for stores that are not files).
+    name: String,
+    path: Option<PathBuf>,
+}
+
+impl Named {
+    pub(crate) fn new(inner: Box<dyn StorageBackend>, what: &str, path: Option<&Path>) -> Self {
+        let name = match path {
+            Some(p) => format!("{what} {}", p.display()),
+            None => what.to_string(),
+        };
+        Named {
+            inner,
+            name,
+            path: path.map(Path::to_path_buf),
+        }
+    }
+
+    fn err(&self, op: &str, e: io::Error) -> io::Error {
+        IoContext::wrap(
+            e,
+            format_args!("{op} {}", self.name),
+            self.path.as_deref(),
+            None,
+        )
+    }
+}
+
+impl StorageBackend for Named {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.inner
+            .read_at(offset, buf)
+            .map_err(|e| self.err("reading", e))
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.inner
+            .write_at(offset, data)
+            .map_err(|e| self.err("writing", e))
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.inner
+            .len()
+            .map_err(|e| self.err("reading the size of", e))
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len).map_err(|e| self.err("resizing", e))
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.inner.sync().map_err(|e| self.err("syncing", e))
     }
 }
 

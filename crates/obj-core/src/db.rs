@@ -1,12 +1,12 @@
 //! The database handle: open/create, recovery, commit publication, checkpoints, close.
 
-use crate::backend::{FileBackend, MemoryBackend, StorageBackend};
+use crate::backend::{FileBackend, MemoryBackend, Named, StorageBackend};
 use crate::btree::{self, node};
 use crate::catalog::IndexDef;
 use crate::cipher::PageCipher;
 use crate::codec::Schema;
 use crate::compact::CompactInfo;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
 use crate::integrity::{self, IntegrityReport};
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// When commits reach the disk.
@@ -133,10 +133,25 @@ pub(crate) struct Shared {
     /// Latest committed index definitions per collection, valid from the given commit.
     indexes: RwLock<HashMap<String, (u64, IndexDefs)>>,
     opts: Options,
-    pub(crate) failed: AtomicBool,
+    /// The first failure while writing the log or checkpointing: from then on the handle
+    /// refuses writes, and every refusal restates it.
+    failed: OnceLock<Failure>,
     closed: AtomicBool,
     lock_file: Option<File>,
     path: PathBuf,
+}
+
+/// Why a handle refuses writes: what failed (`during`: "a commit", "an automatic
+/// checkpoint", ...) and the error it failed with.
+struct Failure {
+    during: &'static str,
+    cause: Cause,
+}
+
+/// A kept copy of an error: an I/O error keeps its kind, OS error number and file.
+enum Cause {
+    Io(std::io::Error),
+    Other(String),
 }
 
 /// An open database. `Send + Sync`: share it between threads (for example in an `Arc`).
@@ -170,49 +185,33 @@ impl Db {
                 opts.page_size
             )));
         }
-        let file = if opts.read_only {
-            OpenOptions::new().read(true).open(&path)
-        } else {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-        }
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::NotFound(format!("database file {} does not exist", path.display()))
-            }
-            _ => Error::Io(e),
-        })?;
+        let writable = !opts.read_only;
+        let file = open_file(&path, "database file", writable)?;
         let lock_file = file.try_clone()?;
-        lock::acquire(&lock_file, &path, !opts.read_only, opts.busy_timeout)?;
-        let main: Box<dyn StorageBackend> = Box::new(FileBackend::new(file));
+        lock::acquire(&lock_file, &path, writable, opts.busy_timeout)?;
         let wal_file = wal_path(&path);
         let wal: Box<dyn StorageBackend> = if opts.read_only {
-            match File::open(&wal_file) {
+            match open_file(&wal_file, "WAL", false) {
                 Ok(f) => Box::new(FileBackend::new(f)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Box::new(MemoryBackend::new())
-                }
-                Err(e) => return Err(e.into()),
+                // Nothing to replay; a read-only handle never writes one.
+                Err(Error::NotFound(_)) => Box::new(MemoryBackend::new()),
+                Err(e) => return Err(e),
             }
         } else {
-            Box::new(FileBackend::new(
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&wal_file)?,
-            ))
+            Box::new(FileBackend::new(open_file(&wal_file, "WAL", true)?))
         };
+        let main = Named::new(
+            Box::new(FileBackend::new(file)),
+            "the database file",
+            Some(&path),
+        );
+        let wal = Named::new(wal, "the WAL", Some(&wal_file));
         let created = main.len()? == 0 && !opts.read_only;
         if created {
-            create_file(main.as_ref(), wal.as_ref(), &opts)?;
+            create_file(&main, &wal, &opts)?;
             sync_parent_dir(&path);
         }
+        let (main, wal) = (Box::new(main), Box::new(wal));
         Self::open_backends(main, wal, opts, Some(lock_file), path)
     }
 
@@ -237,6 +236,8 @@ impl Db {
         wal: Box<dyn StorageBackend>,
         opts: Options,
     ) -> Result<Db> {
+        let main = Box::new(Named::new(main, "the database file", None));
+        let wal = Box::new(Named::new(wal, "the WAL", None));
         if main.len()? == 0 && !opts.read_only {
             create_file(main.as_ref(), wal.as_ref(), &opts)?;
         }
@@ -321,6 +322,16 @@ impl Db {
                 ));
             }
         }
+        // A checkpoint copies only synced frames, so a log that stops short of the commit the
+        // main file holds lost commits the main file builds on: its pages would mix with
+        // older ones from the log.
+        if let Some(o) = owner.filter(|o| meta.commit_seq < o.commit_seq) {
+            return Err(Error::corrupt(format!(
+                "the WAL ends at commit {} but the main file already holds commit {}: the \
+                 log lost commits the main file builds on; restore the database from a backup",
+                meta.commit_seq, o.commit_seq
+            )));
+        }
         let shared = Arc::new(Shared {
             pager,
             wal: Mutex::new(wal),
@@ -335,7 +346,7 @@ impl Db {
             schemas: RwLock::new(HashMap::new()),
             indexes: RwLock::new(HashMap::new()),
             opts,
-            failed: AtomicBool::new(false),
+            failed: OnceLock::new(),
             closed: AtomicBool::new(false),
             lock_file,
             path,
@@ -481,10 +492,7 @@ impl Db {
         if shared.closed.load(Ordering::Acquire) {
             return Ok(());
         }
-        if !shared.opts.read_only
-            && !shared.failed.load(Ordering::Acquire)
-            && shared.try_acquire_writer()
-        {
+        if !shared.opts.read_only && shared.failed.get().is_none() && shared.try_acquire_writer() {
             let _ = shared.checkpoint_locked(true);
             shared.release_writer();
         }
@@ -573,6 +581,56 @@ impl std::fmt::Debug for Db {
             .field("read_only", &self.shared.opts.read_only)
             .finish()
     }
+}
+
+/// Opens the database file or its WAL (`what`), for writing (and created if missing) when
+/// `writable`. A failure names the file and says what to do: a missing directory is named as
+/// such, and a file the process may not write points at `read_only`.
+fn open_file(path: &Path, what: &str, writable: bool) -> Result<File> {
+    let mut how = OpenOptions::new();
+    how.read(true);
+    if writable {
+        how.write(true).create(true).truncate(false);
+    }
+    how.open(path)
+        .map_err(|e| open_error(e, path, what, writable))
+}
+
+fn open_error(e: std::io::Error, path: &Path, what: &str, writable: bool) -> Error {
+    use std::io::ErrorKind as K;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let action = format!(
+        "opening the {what} {}{}",
+        path.display(),
+        if writable { " for writing" } else { "" }
+    );
+    let hint = match e.kind() {
+        K::NotFound if !dir.is_dir() => {
+            return Error::NotFound(format!(
+                "cannot open the {what} {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            ))
+        }
+        K::NotFound => return Error::NotFound(format!("{what} {} does not exist", path.display())),
+        K::PermissionDenied | K::ReadOnlyFilesystem if writable => Some(
+            "to read the database without writing to it, open it with read_only=True".to_string(),
+        ),
+        K::NotADirectory => path
+            .ancestors()
+            .skip(1)
+            .find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir())
+            .map(|file| format!("{} is a file, not a directory", file.display())),
+        K::IsADirectory => Some(format!(
+            "{} is a directory; the path must name the database file",
+            path.display()
+        )),
+        _ => None,
+    };
+    Error::Io(IoContext::wrap(e, action, Some(path), hint.as_deref()))
 }
 
 /// Makes a new or renamed directory entry durable (best-effort: not every file system
@@ -671,12 +729,34 @@ impl Shared {
                 self.path.display()
             )));
         }
-        if self.failed.load(Ordering::Acquire) {
-            return Err(Error::Closed(
-                "an earlier write to the log failed; reopen the database to continue".into(),
-            ));
-        }
-        Ok(())
+        self.check_not_failed()
+    }
+
+    /// Refuses once a write to the log or a checkpoint failed, restating that failure: an I/O
+    /// cause gives an I/O error of the same kind, OS error number and file.
+    pub(crate) fn check_not_failed(&self) -> Result<()> {
+        let Some(Failure { during, cause }) = self.failed.get() else {
+            return Ok(());
+        };
+        let message = |cause: &dyn std::fmt::Display| {
+            format!(
+                "{during} failed earlier, so this handle refuses writes: {cause}; reopen the \
+                 database to continue"
+            )
+        };
+        Err(match cause {
+            Cause::Io(e) => Error::Io(IoContext::restate(e, message(e))),
+            Cause::Other(m) => Error::Closed(message(m)),
+        })
+    }
+
+    /// Records the first failure that leaves the handle unable to write.
+    fn fail(&self, during: &'static str, e: &Error) {
+        let cause = match e {
+            Error::Io(io) => Cause::Io(IoContext::restate(io, io.to_string())),
+            other => Cause::Other(other.to_string()),
+        };
+        let _ = self.failed.set(Failure { during, cause });
     }
 
     fn acquire_writer(&self) -> Result<()> {
@@ -808,7 +888,7 @@ impl Shared {
                 .collect::<Result<Vec<_>>>()?;
             let frames: Vec<(u64, &[u8])> = encoded.iter().map(|(no, p)| (*no, &**p)).collect();
             if let Err(e) = wal.append_commit(&frames, meta.page_count, sync) {
-                self.failed.store(true, Ordering::Release);
+                self.fail("writing a commit to the log", &e);
                 return Err(e);
             }
         }
@@ -824,7 +904,7 @@ impl Shared {
         if wal.frames() >= self.opts.checkpoint_frames {
             drop(wal);
             // The commit is already durable; a failed automatic checkpoint loses nothing (and
-            // makes the handle refuse further writes until reopened).
+            // makes the handle refuse further writes until reopened, naming the cause).
             let _ = self.checkpoint_locked(false);
         }
         Ok(())
@@ -838,8 +918,13 @@ impl Shared {
     /// automatic checkpoint after a commit keeps the file to rewrite it in place.
     fn checkpoint_locked(&self, shrink: bool) -> Result<CheckpointInfo> {
         let result = self.checkpoint_steps(shrink);
-        if result.is_err() {
-            self.failed.store(true, Ordering::Release);
+        if let Err(e) = &result {
+            let during = if shrink {
+                "a checkpoint"
+            } else {
+                "an automatic checkpoint"
+            };
+            self.fail(during, e);
         }
         result
     }
@@ -905,4 +990,38 @@ fn _assert_send_sync() {
     is::<ReadTxn>();
     is::<WriteTxn>();
     let _ = btree::MAX_DEPTH;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Permission bits do not stop root (the tests may run as root), so the message for a
+    /// refused read-write open is checked on the error the OS would give.
+    #[test]
+    fn a_refused_read_write_open_names_the_file_and_points_at_read_only() {
+        let path = Path::new("/data/app.obj");
+        for errno in [13, 30] {
+            // EACCES, EROFS
+            let e = open_error(
+                std::io::Error::from_raw_os_error(errno),
+                path,
+                "database file",
+                true,
+            );
+            assert!(matches!(e, Error::Io(_)));
+            assert_eq!(e.os_error(), Some(errno));
+            assert_eq!(e.io_path(), Some(path));
+            let msg = e.to_string();
+            assert!(
+                msg.contains("opening the database file /data/app.obj for writing failed")
+                    && msg.contains(&std::io::Error::from_raw_os_error(errno).to_string())
+                    && msg.contains("open it with read_only=True"),
+                "{msg}"
+            );
+            // A read-only open has no better mode to point at.
+            let e = open_error(std::io::Error::from_raw_os_error(errno), path, "WAL", false);
+            assert!(!e.to_string().contains("read_only"), "{e}");
+        }
+    }
 }

@@ -223,16 +223,29 @@ pub struct FaultPlan {
     sticky: bool,
     seen: AtomicU64,
     failed: AtomicU64,
+    /// The OS error the failures carry (`ENOSPC`, ...); `None`: a plain "injected" error.
+    errno: Option<i32>,
 }
 
 impl FaultPlan {
     pub fn new(kind: OpKind, nth: u64, sticky: bool) -> Arc<Self> {
+        Self::build(kind, nth, sticky, None)
+    }
+
+    /// Like [`FaultPlan::new`], the failures being the OS error `errno` (for example
+    /// `libc::ENOSPC`, 28 on Linux: a full disk).
+    pub fn with_os_error(kind: OpKind, nth: u64, sticky: bool, errno: i32) -> Arc<Self> {
+        Self::build(kind, nth, sticky, Some(errno))
+    }
+
+    fn build(kind: OpKind, nth: u64, sticky: bool, errno: Option<i32>) -> Arc<Self> {
         Arc::new(FaultPlan {
             kind,
             nth,
             sticky,
             seen: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            errno,
         })
     }
 
@@ -253,9 +266,10 @@ impl FaultPlan {
         let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
         if n == self.nth || (self.sticky && n > self.nth) {
             self.failed.fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::other(format!(
-                "injected {kind:?} failure (operation {n})"
-            )));
+            return Err(match self.errno {
+                Some(errno) => io::Error::from_raw_os_error(errno),
+                None => io::Error::other(format!("injected {kind:?} failure (operation {n})")),
+            });
         }
         Ok(())
     }

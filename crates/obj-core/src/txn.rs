@@ -18,7 +18,6 @@ use crate::pager::{PageBuf, PageMap};
 use crate::view::{CollView, TxnView};
 use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// A stored document: its header plus its payload, which is what it dereferences to.
@@ -1246,11 +1245,6 @@ impl Reader for WriteTxn {
 
     fn check_usable(&self) -> Result<()> {
         self.shared.check_open()?;
-        if self.shared.failed.load(Ordering::Acquire) {
-            return Err(Error::Closed(
-                "an earlier write to the log failed; reopen the database to continue".into(),
-            ));
-        }
-        Ok(())
+        self.shared.check_not_failed()
     }
 }

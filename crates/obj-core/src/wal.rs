@@ -27,6 +27,7 @@ const F_COMMIT: usize = F_PAGE + 8;
 const F_SALT1: usize = F_COMMIT + 8;
 const F_SALT2: usize = F_SALT1 + 4;
 const F_CHECKSUM: usize = F_SALT2 + 4;
+const F_MARK: usize = F_CHECKSUM + 4;
 
 /// One recovered commit: its pages and the database size (in pages) it committed.
 pub struct RecoveredCommit {
@@ -61,11 +62,16 @@ pub struct Wal {
     chain: u32,
     /// Committed frames currently in the log.
     frames: u64,
+    /// The log is durable up to this offset (0: not even the header is known durable). A
+    /// commit that starts exactly here marks its first frame as written behind a synced log.
+    synced_end: u64,
 }
 
 impl Wal {
     /// Opens the log and returns the commits it holds, oldest first. A torn or stale tail is
-    /// ignored. `owner` is what the main file says: a log that belongs to another database,
+    /// ignored (and cut when `writable`). A break in the chain in front of frames that were
+    /// appended after it was synced is damage: a read-write open fails with corruption and
+    /// leaves the log as it is, a read-only one returns the commits before the break. `owner` is what the main file says: a log that belongs to another database,
     /// or to an older or newer state of this one, is not replayed (and is reset when
     /// `writable`). A damaged header in front of frames is corruption unless every commit
     /// those frames hold is already in the main file (a reset torn by a crash). With `owner`
@@ -89,6 +95,7 @@ impl Wal {
             end: WAL_HEADER_SIZE as u64,
             chain: 0,
             frames: 0,
+            synced_end: 0,
         };
         if len < WAL_HEADER_SIZE as u64 {
             if writable {
@@ -153,14 +160,10 @@ impl Wal {
         while off as u64 + frame_size <= len {
             let frame = &data[off..off + frame_size as usize];
             let (hdr, page) = frame.split_at(FRAME_HEADER_SIZE);
-            if get_u32(hdr, F_SALT1) != wal.salt1 || get_u32(hdr, F_SALT2) != wal.salt2 {
+            if !wal.frame_verifies(chain, hdr, page) {
                 break;
             }
-            let next = frame_checksum(chain, hdr, page);
-            if next != get_u32(hdr, F_CHECKSUM) {
-                break;
-            }
-            chain = next;
+            chain = get_u32(hdr, F_CHECKSUM);
             frames_in_pending += 1;
             pending.push((get_u64(hdr, F_PAGE), page.to_vec()));
             off += frame_size as usize;
@@ -181,6 +184,26 @@ impl Wal {
                 frames_in_pending = 0;
             }
         }
+        if off as u64 + frame_size <= len {
+            // The chain broke at the frame at `off`. A torn tail (what a crash leaves) is
+            // dropped below; a break in front of frames written after it was durable is not.
+            let later = wal.frames_behind(&data, off);
+            if later.proven_durable {
+                let index = (off - WAL_HEADER_SIZE) as u64 / frame_size;
+                let msg = format!(
+                    "the WAL is damaged in the middle, not torn at its end: frame {index} (byte \
+                     {off}) fails its checksum, yet {} later frames holding {} commits verify \
+                     and were written after that frame was on disk; recovery would lose them, \
+                     so the log is left as it is. Restore the database from a backup, or open \
+                     it read-only (read_only=True) to read it as of the last commit before the \
+                     damage",
+                    later.frames, later.commits
+                );
+                if writable {
+                    return Err(Error::corrupt(msg));
+                }
+            }
+        }
         if writable {
             // Drop the torn or unacknowledged tail and make what is left durable: a later
             // commit then never lands beside stale frames that could complete a lost one,
@@ -189,8 +212,62 @@ impl Wal {
                 wal.backend.set_len(wal.end)?;
             }
             wal.backend.sync()?;
+            wal.synced_end = wal.end;
         }
         Ok((wal, commits))
+    }
+
+    /// True when a frame has this log's salts and its checksum chains from `prev`.
+    fn frame_verifies(&self, prev: u32, hdr: &[u8], page: &[u8]) -> bool {
+        get_u32(hdr, F_SALT1) == self.salt1
+            && get_u32(hdr, F_SALT2) == self.salt2
+            && frame_checksum(prev, hdr, page) == get_u32(hdr, F_CHECKSUM)
+    }
+
+    /// The whole frames behind a break in the chain at byte `broken` that are still frames of
+    /// this log: each has the log's salts, and its checksum verifies with the chain restarted
+    /// at its predecessor — from the checksum the predecessor stores, or (when that stored
+    /// value is what was damaged) from the one the predecessor's bytes give. One of them
+    /// carrying a valid durability mark (see [`durable_mark`]) proves that everything before
+    /// it, the broken frame included, had been synced when it was written: the break is damage,
+    /// not a torn write.
+    fn frames_behind(&self, data: &[u8], broken: usize) -> FramesBehind {
+        let frame_size = FRAME_HEADER_SIZE + self.page_size;
+        // The chain value in front of the frame at `off`, as stored on disk.
+        let seed_of = |off: usize| {
+            if off < WAL_HEADER_SIZE + frame_size {
+                get_u32(data, H_CHECKSUM)
+            } else {
+                get_u32(&data[off - frame_size..], F_CHECKSUM)
+            }
+        };
+        let mut later = FramesBehind::default();
+        let mut off = broken + frame_size;
+        while off + frame_size <= data.len() {
+            let prev = off - frame_size;
+            let (prev_hdr, prev_page) = data[prev..off].split_at(FRAME_HEADER_SIZE);
+            let seeds = [
+                seed_of(off),
+                frame_checksum(seed_of(prev), prev_hdr, prev_page),
+            ];
+            let (hdr, page) = data[off..off + frame_size].split_at(FRAME_HEADER_SIZE);
+            if seeds
+                .iter()
+                .any(|&seed| self.frame_verifies(seed, hdr, page))
+            {
+                later.frames += 1;
+                if get_u64(hdr, F_COMMIT) != 0 {
+                    later.commits += 1;
+                }
+                let index = ((off - WAL_HEADER_SIZE) / frame_size) as u64;
+                let mark = get_u32(hdr, F_MARK);
+                if mark == durable_mark(get_u32(hdr, F_CHECKSUM), index) {
+                    later.proven_durable = true;
+                }
+            }
+            off += frame_size;
+        }
+        later
     }
 
     pub fn frames(&self) -> u64 {
@@ -212,6 +289,8 @@ impl Wal {
         let frame_size = FRAME_HEADER_SIZE + self.page_size;
         let mut buf = vec![0u8; frame_size * pages.len()];
         let mut chain = self.chain;
+        let first_index = (self.end - WAL_HEADER_SIZE as u64) / frame_size as u64;
+        let behind_synced_log = self.synced_end == self.end;
         for (i, (no, page)) in pages.iter().enumerate() {
             debug_assert_eq!(page.len(), self.page_size);
             let frame = &mut buf[i * frame_size..(i + 1) * frame_size];
@@ -224,19 +303,27 @@ impl Wal {
             body.copy_from_slice(page);
             chain = frame_checksum(chain, hdr, body);
             put_u32(hdr, F_CHECKSUM, chain);
+            if i == 0 && behind_synced_log {
+                put_u32(hdr, F_MARK, durable_mark(chain, first_index));
+            }
         }
         self.backend.write_at(self.end, &buf)?;
         if sync {
             self.backend.sync()?;
         }
         self.end += buf.len() as u64;
+        if sync {
+            self.synced_end = self.end;
+        }
         self.chain = chain;
         self.frames += pages.len() as u64;
         Ok(())
     }
 
-    pub fn sync(&self) -> Result<()> {
-        Ok(self.backend.sync()?)
+    pub fn sync(&mut self) -> Result<()> {
+        self.backend.sync()?;
+        self.synced_end = self.end;
+        Ok(())
     }
 
     /// Gives back the disk space of stale frames behind an empty log (after an in-place
@@ -298,6 +385,8 @@ impl Wal {
         self.chain = crc;
         self.end = WAL_HEADER_SIZE as u64;
         self.frames = 0;
+        // Unsynced, the old header (and its frames) may still be what a power loss leaves.
+        self.synced_end = if sync { self.end } else { 0 };
         Ok(())
     }
 }
@@ -326,6 +415,30 @@ fn holds_only_checkpointed(data: &[u8], page_size: usize, owner: Owner) -> bool 
         seen = true;
     }
     seen
+}
+
+/// What lies behind a break in the WAL's checksum chain.
+#[derive(Default)]
+struct FramesBehind {
+    /// Frames of this log that still verify (restarting the chain at each).
+    frames: u64,
+    /// Of them, the last frames of a commit.
+    commits: u64,
+    /// One of them was written when the log up to it, the broken frame included, was synced.
+    proven_durable: bool,
+}
+
+/// The durability mark of a commit's first frame (frame header bytes 28..32), written when
+/// every byte of the log before that frame had been synced: a CRC32 seeded with the frame's
+/// checksum over a tag and the frame's index in the log. It ties the mark to that frame at
+/// that place (a frame copied elsewhere, or a flipped bit, does not carry a valid one); 0 is
+/// never a mark. Frame headers outside the checksum were zero before marks existed, so older
+/// logs simply carry none.
+fn durable_mark(checksum: u32, index: u64) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(checksum);
+    h.update(b"obj-wal durable");
+    h.update(&index.to_le_bytes());
+    h.finalize().max(1)
 }
 
 /// The chained frame checksum. The page's own CRC trailer is hashed *before* the page body:

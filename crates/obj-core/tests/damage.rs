@@ -67,13 +67,35 @@ fn build(
     commits: usize,
     checkpoint_at: Option<usize>,
 ) -> Scenario {
+    build_with(
+        Durability::None,
+        name,
+        seed,
+        page_size,
+        commits,
+        checkpoint_at,
+    )
+}
+
+/// [`build`], committing with `durability`.
+fn build_with(
+    durability: Durability,
+    name: &'static str,
+    seed: u64,
+    page_size: usize,
+    commits: usize,
+    checkpoint_at: Option<usize>,
+) -> Scenario {
     let mut rng = Rng::new(seed ^ support::crc32(0, name.as_bytes()) as u64);
     let main = SharedMem::new();
     let wal = SharedMem::new();
     let db = Db::open_with_backends(
         Box::new(main.clone()),
         Box::new(wal.clone()),
-        options(page_size, false),
+        Options {
+            durability,
+            ..options(page_size, false)
+        },
     )
     .unwrap();
     let mut model = State::new();
@@ -453,8 +475,8 @@ fn flip_wal(rng: &mut Rng, sc: &Scenario) -> (Vec<u8>, Vec<u64>, usize) {
         };
         wal[pos as usize] ^= 1 << rng.below(8);
         at.push(pos);
-        // Bytes 28..32 of a frame header are unused padding (not covered by the checksum):
-        // flipping them damages nothing.
+        // Bytes 28..32 of a frame header are the durability mark (not covered by the
+        // checksum): flipping them damages no commit, it only loses a proof of damage.
         let in_padding = pos >= wal_layout::HEADER as u64
             && (F_PADDING..FRAME_HEADER)
                 .contains(&(((pos - wal_layout::HEADER as u64) % fs) as usize));
@@ -489,6 +511,318 @@ fn bit_flips_in_the_wal() {
             expect(&sc, &case, &answer, want, true);
         }
         eprintln!("{}: {} WAL flip cases, {errors} refused", sc.name, cases());
+    }
+}
+
+/// A log of `commits` random commits written with `Immediate` durability: every commit after
+/// the first starts behind a synced log, so its first frame carries a durability mark.
+fn immediate_scenario(commits: usize) -> Scenario {
+    build_with(
+        Durability::Immediate,
+        "immediate",
+        seed(),
+        4096,
+        commits,
+        None,
+    )
+}
+
+/// Frame index of each commit's last frame.
+fn last_frames(sc: &Scenario) -> Vec<usize> {
+    let fs = wal_layout::frame_size(sc.page_size);
+    sc.ends
+        .iter()
+        .map(|&e| (e as usize - wal_layout::HEADER) / fs - 1)
+        .collect()
+}
+
+/// The commit (1-based, counted in the log) that holds frame `frame`.
+fn commit_of(sc: &Scenario, frame: usize) -> usize {
+    last_frames(sc).iter().filter(|&&l| l < frame).count() + 1
+}
+
+/// Opens read-write over `wal` and returns the error, the log's bytes afterwards and the
+/// recovered state when it opened.
+fn open_rw(sc: &Scenario, wal: Vec<u8>) -> (Result<State, Error>, Vec<u8>) {
+    let (m, w) = (
+        SharedMem::with_contents(sc.main.clone()),
+        SharedMem::with_contents(wal),
+    );
+    let opened = Db::open_with_backends(
+        Box::new(m.clone()),
+        Box::new(w.clone()),
+        options(sc.page_size, false),
+    )
+    .map(|db| {
+        let state = dump(&db.begin_read().unwrap()).unwrap().unwrap();
+        // No checkpoint on the way out: the log stays as the open left it.
+        db.close_without_checkpoint().unwrap();
+        state
+    });
+    (opened, w.contents())
+}
+
+/// (c) Damage in the middle of a log of synced commits is not a torn tail: a read-write open
+/// fails with Corruption that counts the commits behind the damage, and leaves the log
+/// byte for byte as it was; a read-only open reads the state before the damaged commit.
+#[test]
+fn damage_before_later_synced_commits_is_corruption_and_the_log_is_kept() {
+    let sc = immediate_scenario(8);
+    let fs = wal_layout::frame_size(sc.page_size);
+    let total = (sc.wal.len() - wal_layout::HEADER) / fs;
+    let ends = last_frames(&sc);
+    assert_eq!(ends.last(), Some(&(total - 1)));
+    let mut checked = 0;
+    for c in 0..ends.len() - 1 {
+        let first = if c == 0 { 0 } else { ends[c - 1] + 1 };
+        let last = ends[c];
+        let middle = (first + last) / 2;
+        let places = [
+            (first, FRAME_HEADER + 100, "page body"),
+            (middle, FRAME_HEADER + 2000, "page body"),
+            (last, fs - 2, "page trailer"),
+            (middle, F_PAGE, "page number"),
+            (first, F_COMMIT + 1, "commit marker"),
+            (last, F_COMMIT, "commit marker"),
+            (middle, F_SALT1 + 2, "salt 1"),
+            (first, F_SALT2, "salt 2"),
+            (first, F_CHECKSUM, "stored checksum"),
+            (last, F_CHECKSUM + 3, "stored checksum"),
+        ];
+        for (frame, field, what) in places {
+            let pos = wal_layout::HEADER + frame * fs + field;
+            let mut wal = sc.wal.clone();
+            wal[pos] ^= 0x04;
+            let case = format!("{what} of frame {frame} (commit {}) flipped", c + 1);
+            let (opened, after) = open_rw(&sc, wal.clone());
+            let lost_frames = total - frame - 1;
+            let lost_commits = ends.iter().filter(|&&l| l > frame).count();
+            match opened {
+                Err(Error::Corruption(m)) => {
+                    let counts =
+                        format!("{lost_frames} later frames holding {lost_commits} commits");
+                    for needle in [&counts[..], "read_only=True", "backup", "not torn"] {
+                        assert!(m.contains(needle), "{case}: {m:?} lacks {needle:?}");
+                    }
+                }
+                other => panic!("{case}: expected Corruption, got {other:?}"),
+            }
+            assert!(
+                after == wal,
+                "{case}: a refused read-write open changed the log"
+            );
+            let (main, ps) = (sc.main.clone(), sc.page_size);
+            let answer = guarded(&case, move || evaluate(main, wal, ps, true));
+            expect(&sc, &format!("{case}, read-only"), &answer, c, false);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 60);
+}
+
+/// (c) A torn last commit (cut, torn sectors, flipped bits: anything that damages only the
+/// last commit) is what a crash leaves: silently dropped, and cut by a read-write open.
+#[test]
+fn a_torn_last_commit_stays_silent_and_is_cut() {
+    let sc = immediate_scenario(6);
+    let fs = wal_layout::frame_size(sc.page_size);
+    let ends = last_frames(&sc);
+    let (first, last) = (ends[ends.len() - 2] + 1, ends[ends.len() - 1]);
+    assert!(last > first, "the last commit needs several frames");
+    let keep = sc.ends[sc.ends.len() - 2] as usize;
+    let mut damaged: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in [
+        keep + 1,
+        keep + fs / 2,
+        keep + fs,
+        keep + fs + 7,
+        sc.wal.len() - 1,
+    ] {
+        damaged.push((format!("cut at {cut}"), sc.wal[..cut].to_vec()));
+    }
+    for frame in first..=last {
+        for field in [F_PAGE, F_CHECKSUM, FRAME_HEADER + 5, fs - 1] {
+            let mut wal = sc.wal.clone();
+            wal[wal_layout::HEADER + frame * fs + field] ^= 0x80;
+            damaged.push((format!("frame {frame} byte {field} flipped"), wal));
+        }
+    }
+    // A sector of the first frame never reached the disk (it holds older bytes), the later
+    // frames of the same commit did: a crash reorders unsynced writes.
+    let mut wal = sc.wal.clone();
+    let at = wal_layout::HEADER + first * fs + 1024;
+    wal[at..at + 512].iter_mut().for_each(|b| *b ^= 0x5a);
+    damaged.push(("a lost sector in the first frame".into(), wal));
+    for (case, wal) in damaged {
+        let (opened, after) = open_rw(&sc, wal);
+        match opened {
+            Ok(state) => assert!(
+                state == sc.states[sc.last() - 1],
+                "{case}: recovered {}",
+                describe(&state)
+            ),
+            Err(e) => panic!("{case}: a torn last commit must open, got {e:?}"),
+        }
+        assert_eq!(after.len(), keep, "{case}: the torn tail was not cut");
+    }
+}
+
+/// Copies of earlier frames behind the log verify pairwise (each chains from the copy before
+/// it), but their durability marks name another place in the log: a stale tail, ignored.
+#[test]
+fn copied_frames_behind_the_log_are_not_taken_for_later_commits() {
+    let sc = immediate_scenario(6);
+    let fs = wal_layout::frame_size(sc.page_size);
+    let frames = (sc.wal.len() - wal_layout::HEADER) / fs;
+    for from in 0..frames - 1 {
+        let mut wal = sc.wal.clone();
+        let at = wal_layout::HEADER + from * fs;
+        wal.extend_from_slice(&sc.wal[at..]);
+        let case = format!("frames {from}.. appended again");
+        let (opened, after) = open_rw(&sc, wal);
+        match opened {
+            Ok(state) => assert!(state == sc.states[sc.last()], "{case}"),
+            Err(e) => panic!("{case}: {e:?}"),
+        }
+        assert!(after == sc.wal, "{case}: the stale copy was not cut");
+    }
+}
+
+/// One random bit flipped anywhere in the frames of a log of synced commits: in any commit
+/// but the last, a read-write open fails with Corruption and a read-only one reads the
+/// commits before it; in the last commit, the commit is dropped silently.
+#[test]
+fn random_bit_flips_in_a_log_of_synced_commits() {
+    let mut rng = Rng::new(seed() ^ 0x12);
+    let sc = immediate_scenario(10);
+    let fs = wal_layout::frame_size(sc.page_size) as u64;
+    let len = sc.wal.len() as u64;
+    let last_commit = sc.ends.len();
+    for i in 0..cases() {
+        let pos = wal_layout::HEADER as u64 + rng.below(len - wal_layout::HEADER as u64);
+        let mut wal = sc.wal.clone();
+        wal[pos as usize] ^= 1 << rng.below(8);
+        let frame = ((pos - wal_layout::HEADER as u64) / fs) as usize;
+        let in_mark = ((pos - wal_layout::HEADER as u64) % fs) as usize >= F_PADDING
+            && (((pos - wal_layout::HEADER as u64) % fs) as usize) < FRAME_HEADER;
+        let commit = commit_of(&sc, frame);
+        let read_only = i % 2 == 0;
+        let case =
+            format!("bit flipped at {pos} (frame {frame}, commit {commit}, read_only {read_only})");
+        let (main, ps, w2) = (sc.main.clone(), sc.page_size, wal.clone());
+        let answer = guarded(&case, move || evaluate(main, w2, ps, read_only));
+        if in_mark {
+            expect(&sc, &case, &answer, sc.last(), false);
+        } else if commit == last_commit || read_only {
+            expect(&sc, &case, &answer, commit - 1, false);
+        } else {
+            assert!(
+                matches!(answer, Answer::Rejected(Error::Corruption(_))),
+                "{case}: expected Corruption, got {answer:?}"
+            );
+        }
+    }
+}
+
+/// A log written with `Eventual` durability is synced only by checkpoints and opens, so only
+/// damage in front of a commit written after such a sync is known not to be a torn write;
+/// damage among commits no sync covered is what a power loss may leave, and stays silent.
+#[test]
+fn eventual_durability_proves_damage_only_before_a_sync() {
+    let (main, wal) = (SharedMem::new(), SharedMem::new());
+    let opts = Options {
+        durability: Durability::Eventual,
+        ..options(4096, false)
+    };
+    let mut ends = Vec::new();
+    for round in 0..2u8 {
+        let db =
+            Db::open_with_backends(Box::new(main.clone()), Box::new(wal.clone()), opts.clone())
+                .unwrap();
+        for i in 0..3u8 {
+            let mut tx = db.begin_write().unwrap();
+            tx.insert("c", &[round, i]).unwrap();
+            tx.commit().unwrap();
+            ends.push(obj_core::backend::StorageBackend::len(&wal).unwrap() as usize);
+        }
+        // No checkpoint: the reopen syncs the log, the next commit is written behind that.
+        db.close_without_checkpoint().unwrap();
+    }
+    let bytes = wal.contents();
+    let open = |wal: Vec<u8>| {
+        Db::open_with_backends(
+            Box::new(SharedMem::with_contents(main.contents())),
+            Box::new(SharedMem::with_contents(wal)),
+            opts.clone(),
+        )
+        .map(|db| db.begin_read().unwrap().count("c").unwrap())
+    };
+    assert_eq!(open(bytes.clone()).unwrap(), 6);
+    // Commit 2 was synced by the reopen before commit 4 was written.
+    let mut flipped = bytes.clone();
+    flipped[ends[0] + FRAME_HEADER + 9] ^= 1;
+    assert!(matches!(open(flipped), Err(Error::Corruption(m)) if m.contains("holding 5 commits")));
+    // Commit 5: only commit 6 follows, and no sync came between them.
+    let mut flipped = bytes.clone();
+    flipped[ends[3] + FRAME_HEADER + 9] ^= 1;
+    assert_eq!(open(flipped).unwrap(), 4);
+}
+
+/// Damage in front of commits a checkpoint already copied into the main file (a reader held
+/// it back, so the log stayed): no open may read the older commits from the log over the
+/// main file's newer pages.
+#[test]
+fn damage_behind_a_partial_checkpoint_never_mixes_states() {
+    let (main, wal) = (SharedMem::new(), SharedMem::new());
+    let opts = Options {
+        durability: Durability::Immediate,
+        ..options(4096, false)
+    };
+    let db = Db::open_with_backends(Box::new(main.clone()), Box::new(wal.clone()), opts).unwrap();
+    let mut ends = Vec::new();
+    let mut reader = None;
+    for i in 0..5u8 {
+        let mut tx = db.begin_write().unwrap();
+        tx.insert("c", &[i; 100]).unwrap();
+        tx.commit().unwrap();
+        ends.push(obj_core::backend::StorageBackend::len(&wal).unwrap() as usize);
+        match i {
+            1 => reader = Some(db.begin_read().unwrap()),
+            2 => assert!(db.checkpoint().unwrap().deferred),
+            _ => {}
+        }
+    }
+    drop(reader);
+    db.close_without_checkpoint().unwrap();
+    drop(db);
+    // Commits 1 and 2 are in the main file now, and still in the log.
+    for (commit, at) in [
+        (1, wal_layout::HEADER),
+        (2, ends[0]),
+        (4, ends[2]),
+        (5, ends[3]),
+    ] {
+        let mut bytes = wal.contents();
+        bytes[at + FRAME_HEADER + 50] ^= 0x20;
+        for read_only in [false, true] {
+            let case = format!("commit {commit} damaged (read_only {read_only})");
+            let (m, w) = (main.contents(), bytes.clone());
+            let answer = guarded(&case, move || evaluate(m, w, 4096, read_only));
+            let docs = |s: &State| s.get("c").map_or(0, |d| d.len());
+            let refused = matches!(answer, Answer::Rejected(Error::Corruption(_)));
+            match (&answer, commit, read_only) {
+                // Commit 1 from the log, the rest from a main file at commit 2: refused.
+                (_, 2, _) if refused => {}
+                // Later commits prove the damage: a read-write open is refused.
+                (_, 1 | 4, false) if refused => {}
+                // Read-only, nothing of the log is read: the main file's own state.
+                (Answer::Clean(s), 1, true) => assert_eq!(docs(s), 2, "{case}"),
+                (Answer::Clean(s), 4, true) => assert_eq!(docs(s), 3, "{case}"),
+                // The last commit: a torn tail.
+                (Answer::Clean(s), 5, _) => assert_eq!(docs(s), 4, "{case}"),
+                _ => panic!("{case}: {answer:?}"),
+            }
+        }
     }
 }
 

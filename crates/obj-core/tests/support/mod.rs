@@ -233,7 +233,8 @@ pub mod wal_layout {
     pub const F_SALT1: usize = 16;
     pub const F_SALT2: usize = 20;
     pub const F_CHECKSUM: usize = 24;
-    /// Bytes 28..32 of a frame header: unused, outside the checksum.
+    /// Bytes 28..32 of a frame header: the durability mark, outside the checksum (it only
+    /// ever proves damage elsewhere; a damaged mark proves nothing).
     pub const F_PADDING: usize = 28;
 
     pub fn frame_size(page_size: usize) -> usize {
