@@ -25,14 +25,14 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    /// A frozen view of the write transaction `txn`.
-    pub(crate) fn view(py: Python<'_>, txn: &Bound<'_, WriteTransaction>) -> PyResult<Source> {
-        let (view, local) = txn.get().freeze(py)?;
-        Ok(Source::View {
+    /// A source over `view`, frozen from the write transaction `txn` with its checks
+    /// `local` (both from `WriteTransaction::freeze`).
+    pub(crate) fn view(txn: &Bound<'_, WriteTransaction>, view: TxnView, local: Local) -> Source {
+        Source::View {
             txn: txn.clone().unbind(),
             view,
             local: Mutex::new(local),
-        })
+        }
     }
 
     /// Raises ObjError once the transaction (or database) behind the source has ended.

@@ -168,8 +168,9 @@ impl WriteTransaction {
 
     fn iterator(slf: &Bound<'_, Self>, target: &Bound<'_, PyAny>) -> PyResult<DocumentIterator> {
         let target = args::target(target)?;
+        let (view, local) = slf.get().freeze(slf.py())?;
         Ok(DocumentIterator::new(
-            Source::view(slf.py(), slf)?,
+            Source::view(slf, view, local),
             target.collection().to_owned(),
             Decode::of(&target),
         ))
@@ -185,11 +186,7 @@ impl WriteTransaction {
         this.prepare_target(py, target)?;
         let (view, local) = this.freeze(py)?;
         let plan = query.plan(py, &view, &this.shared, target)?;
-        let source = Source::View {
-            txn: slf.clone().unbind(),
-            view: view.clone(),
-            local: parking_lot::Mutex::new(local),
-        };
+        let source = Source::view(slf, view.clone(), local);
         let collection = target.collection().to_owned();
         QueryCursor::new(&view, source, collection, query.decode, plan)
     }

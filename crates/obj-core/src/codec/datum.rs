@@ -16,7 +16,7 @@
 //! | 9 | Date | zigzag varint days since 1970-01-01 |
 //! | 10 | Uuid | 16 bytes |
 
-use super::wire::{put_bytes, put_f64, put_ivarint, put_uvarint, WireReader};
+use super::wire::{put_bytes, put_datetime, put_f64, put_ivarint, put_uvarint, WireReader};
 use super::MAX_NESTING;
 use crate::error::{Error, Result};
 
@@ -87,14 +87,7 @@ impl Datum {
                 offset_secs,
             } => {
                 put_uvarint(out, 8);
-                put_ivarint(out, *micros);
-                match offset_secs {
-                    Some(o) => {
-                        out.push(1);
-                        put_ivarint(out, i64::from(*o));
-                    }
-                    None => out.push(0),
-                }
+                put_datetime(out, *micros, *offset_secs);
             }
             Datum::Date(days) => {
                 put_uvarint(out, 9);

@@ -8,7 +8,7 @@
 
 use super::datum::Datum;
 use super::schema::{FieldType, StructType};
-use super::wire::{put_bytes, put_f64, put_ivarint, put_uvarint, WireReader};
+use super::wire::{put_bytes, put_datetime, put_f64, put_ivarint, put_uvarint, WireReader};
 use super::MAX_NESTING;
 use crate::error::{Error, Result};
 
@@ -383,16 +383,7 @@ fn write(
                 micros,
                 offset_secs,
             },
-        ) => {
-            put_ivarint(out, *micros);
-            match offset_secs {
-                Some(o) => {
-                    out.push(1);
-                    put_ivarint(out, i64::from(*o));
-                }
-                None => out.push(0),
-            }
-        }
+        ) => put_datetime(out, *micros, *offset_secs),
         (FieldType::Date, Datum::Date(days)) => put_ivarint(out, i64::from(*days)),
         (FieldType::Enum(e), _) => {
             let i = e.members.iter().position(|(_, v)| v == d).ok_or_else(|| {

@@ -20,6 +20,19 @@ pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// A datetime's body, the same in the typed and the self-describing codecs: zigzag
+/// microseconds since the epoch, then a has-offset byte and the offset in seconds.
+pub fn put_datetime(out: &mut Vec<u8>, micros: i64, offset_secs: Option<i32>) {
+    put_ivarint(out, micros);
+    match offset_secs {
+        Some(o) => {
+            out.push(1);
+            put_ivarint(out, i64::from(o));
+        }
+        None => out.push(0),
+    }
+}
+
 /// Most zero-sized values (`list[None]` items, empty tuples) one payload may claim in all.
 pub const MAX_EMPTY_ITEMS: u64 = 1 << 16;
 
