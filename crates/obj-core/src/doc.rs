@@ -5,6 +5,7 @@
 //! bytes the caller encoded, the self-describing Value codec, or the schema-driven Dynamic
 //! codec of a typed document (whose schema is found by collection and type version).
 
+use crate::codec::wire::{get_varint, put_varint};
 use crate::error::{Error, Result};
 
 /// How a document's payload is encoded.
@@ -133,32 +134,6 @@ impl DocHeader {
     }
 }
 
-/// Unsigned LEB128, as postcard writes it.
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads an unsigned LEB128 at `*at`, advancing it; None if truncated or over-long.
-pub fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..70).step_by(7) {
-        let b = *bytes.get(*at)?;
-        *at += 1;
-        if shift == 63 && b > 1 {
-            return None;
-        }
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,19 +181,5 @@ mod tests {
             let _ = expand(&h, &c[..cut]);
         }
         assert!(compress(b"xyz").is_none() || compress(b"xyz").unwrap().len() < 3);
-    }
-
-    #[test]
-    fn varints_match_postcard() {
-        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
-            let mut ours = Vec::new();
-            put_varint(&mut ours, v);
-            assert_eq!(ours, postcard::to_allocvec(&v).unwrap());
-            let mut at = 0;
-            assert_eq!(get_varint(&ours, &mut at), Some(v));
-            assert_eq!(at, ours.len());
-        }
-        let mut at = 0;
-        assert_eq!(get_varint(&[0xff; 11], &mut at), None);
     }
 }

@@ -7,9 +7,9 @@
 
 use crate::btree::{self, Cursor, TreeValue};
 use crate::catalog::{IndexKind, IndexSpec};
+use crate::codec::keys;
 use crate::codec::Datum;
 use crate::error::{Error, Result};
-use crate::keys;
 use crate::txn::Reader;
 use std::collections::HashSet;
 

@@ -34,7 +34,6 @@ pub mod format;
 mod freelist;
 mod index;
 mod integrity;
-mod keys;
 mod lock;
 mod pager;
 pub mod query;

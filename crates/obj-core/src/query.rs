@@ -22,7 +22,7 @@ use crate::txn::{Reader, Value};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-pub use crate::keys::sort_key;
+pub use crate::codec::keys::sort_key;
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

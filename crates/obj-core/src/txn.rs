@@ -246,7 +246,7 @@ pub trait Reader: PageRead + Sized {
                 def.spec.kind.name()
             )));
         }
-        let key = crate::keys::encode(values)?;
+        let key = crate::codec::keys::encode(values)?;
         match btree::get(self, def.root, &key)? {
             Some(v) => Ok(Some(crate::index::entry_id(IndexKind::Unique, &key, &v)?)),
             None => Ok(None),

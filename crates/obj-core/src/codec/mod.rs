@@ -6,12 +6,14 @@
 //! - [`datum`]: the self-describing Value codec for dict-native documents, and the
 //!   [`Datum`] tree that every payload can be decoded into; its `Display` writes a value
 //!   as Python's `repr` would, for every message and `explain()`.
+//! - [`keys`]: the order-preserving key encoding of index entries and sort keys.
 //! - [`calendar`]: days since 1970-01-01 to and from dates.
 
 pub mod calendar;
 pub mod datum;
 mod display;
 pub mod dynamic;
+pub(crate) mod keys;
 pub mod schema;
 pub mod wire;
 
@@ -20,7 +22,7 @@ pub use schema::{EnumType, Field, FieldType, PathLookup, Schema, StructType};
 
 /// The order-preserving index key of a tuple of values (byte order = value order).
 pub fn index_key(values: &[Datum]) -> crate::Result<Vec<u8>> {
-    crate::keys::encode(values)
+    keys::encode(values)
 }
 
 /// Nesting deeper than this is refused when reading, so damaged or hostile bytes cannot

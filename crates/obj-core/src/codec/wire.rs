@@ -3,8 +3,34 @@
 
 use crate::error::{Error, Result};
 
+/// Unsigned LEB128, as postcard writes it.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads an unsigned LEB128 at `*at`, advancing it; None if truncated or over-long.
+pub fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..70).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        if shift == 63 && b > 1 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
 pub fn put_uvarint(out: &mut Vec<u8>, v: u64) {
-    crate::doc::put_varint(out, v)
+    put_varint(out, v)
 }
 
 pub fn put_ivarint(out: &mut Vec<u8>, v: i64) {
@@ -79,7 +105,7 @@ impl<'a> WireReader<'a> {
     }
 
     pub fn uvarint(&mut self) -> Result<u64> {
-        crate::doc::get_varint(self.buf, &mut self.pos).ok_or_else(|| self.damaged("bad varint"))
+        get_varint(self.buf, &mut self.pos).ok_or_else(|| self.damaged("bad varint"))
     }
 
     pub fn ivarint(&mut self) -> Result<i64> {
@@ -155,6 +181,20 @@ impl<'a> WireReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varints_match_postcard() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut ours = Vec::new();
+            put_varint(&mut ours, v);
+            assert_eq!(ours, postcard::to_allocvec(&v).unwrap());
+            let mut at = 0;
+            assert_eq!(get_varint(&ours, &mut at), Some(v));
+            assert_eq!(at, ours.len());
+        }
+        let mut at = 0;
+        assert_eq!(get_varint(&[0xff; 11], &mut at), None);
+    }
 
     #[test]
     fn primitives_match_postcard() {
