@@ -14,9 +14,9 @@ use crate::btree::{PageRead, PageWrite, MAX_DEPTH};
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::format::{get_u64, put_u64, PageKind};
-use crate::freelist;
-use crate::txn::{Reader, WriteTxn};
-use std::collections::VecDeque;
+use crate::freelist::{self, Allocator};
+use crate::reader::Reader;
+use crate::write::WriteTxn;
 use std::sync::Arc;
 
 /// What a compaction did.
@@ -29,182 +29,180 @@ pub struct CompactInfo {
     pub truncated: bool,
 }
 
-impl WriteTxn {
-    /// Moves live pages down so the database occupies as few pages as it needs.
-    pub(crate) fn compact_pages(&mut self) -> Result<CompactInfo> {
-        self.check_usable()?;
-        let before = self.meta.page_count;
-        let free = self.take_freelist()?;
-        let target = before - free.len() as u64;
-        let mut holes: Vec<u64> = free.into_iter().filter(|&p| p < target).collect();
-        holes.sort_unstable();
-        self.compact_holes = Some(VecDeque::from(holes));
-        let mut moved = 0u64;
-        let result = self.relocate_all(target, &mut moved);
-        let holes = self.compact_holes.take().unwrap_or_default();
-        result?;
-        // Whatever was allocated above the target (a catalog record that grew) stays; the
-        // page count ends just after the highest page in use, and unused holes go back to
-        // the freelist.
-        let highest = self.highest_live_page()?;
-        self.meta.page_count = highest + 1;
-        for hole in holes {
-            if hole < self.meta.page_count {
-                self.free_page(hole)?;
-            }
+/// Moves live pages down so the database occupies as few pages as it needs.
+pub(crate) fn compact(tx: &mut WriteTxn) -> Result<CompactInfo> {
+    tx.check_usable()?;
+    let before = tx.meta.page_count;
+    let free = take_freelist(tx)?;
+    let target = before - free.len() as u64;
+    let mut holes: Vec<u64> = free.into_iter().filter(|&p| p < target).collect();
+    holes.sort_unstable();
+    tx.alloc = Allocator::compacting(holes);
+    let mut moved = 0u64;
+    let result = relocate_all(tx, target, &mut moved);
+    let holes = tx.alloc.finish_compacting();
+    result?;
+    // Whatever was allocated above the target (a catalog record that grew) stays; the
+    // page count ends just after the highest page in use, and unused holes go back to
+    // the freelist.
+    let highest = highest_live_page(tx)?;
+    tx.meta.page_count = highest + 1;
+    for hole in holes {
+        if hole < tx.meta.page_count {
+            tx.free_page(hole)?;
         }
-        Ok(CompactInfo {
-            pages_before: before,
-            pages_after: self.meta.page_count,
-            pages_moved: moved,
-            truncated: false,
-        })
     }
+    Ok(CompactInfo {
+        pages_before: before,
+        pages_after: tx.meta.page_count,
+        pages_moved: moved,
+        truncated: false,
+    })
+}
 
-    /// Empties the freelist and returns every free page (trunks included).
-    fn take_freelist(&mut self) -> Result<Vec<u64>> {
-        let mut out = Vec::new();
-        let mut trunk = self.meta.free_head;
-        while trunk != 0 {
-            if out.len() as u64 > self.meta.page_count {
-                return Err(Error::corrupt("freelist trunk chain loops"));
-            }
-            let page = self.page(trunk)?;
-            if page[0] != PageKind::FreeTrunk as u8 {
-                return Err(Error::corrupt_page(trunk, "expected a freelist trunk"));
-            }
-            out.push(trunk);
-            out.extend((0..freelist::count(&page)).map(|i| freelist::entry(&page, i)));
-            trunk = freelist::next(&page);
+/// Empties the freelist and returns every free page (trunks included).
+fn take_freelist(tx: &mut WriteTxn) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    let mut trunk = tx.meta.free_head;
+    while trunk != 0 {
+        if out.len() as u64 > tx.meta.page_count {
+            return Err(Error::corrupt("freelist trunk chain loops"));
         }
-        for &p in &out {
-            self.dirty.remove(&p);
+        let page = tx.page(trunk)?;
+        if page[0] != PageKind::FreeTrunk as u8 {
+            return Err(Error::corrupt_page(trunk, "expected a freelist trunk"));
         }
-        self.meta.free_head = 0;
-        self.meta.free_count = 0;
-        Ok(out)
+        out.push(trunk);
+        out.extend((0..freelist::count(&page)).map(|i| freelist::entry(&page, i)));
+        trunk = freelist::next(&page);
     }
-
-    fn relocate_all(&mut self, target: u64, moved: &mut u64) -> Result<()> {
-        self.meta.catalog_root = self.relocate_tree(self.meta.catalog_root, target, moved)?;
-        let root = self.meta.catalog_root;
-        for (name, rec) in catalog::list(self, root)? {
-            let new_root = self.relocate_tree(rec.root, target, moved)?;
-            let defs = self.indexes(&name)?;
-            let mut new_defs = Vec::with_capacity(defs.len());
-            let mut defs_moved = false;
-            for def in defs.iter() {
-                let mut def = def.clone();
-                let r = self.relocate_tree(def.root, target, moved)?;
-                if r != def.root {
-                    def.root = r;
-                    defs_moved = true;
-                    let catalog_root = self.meta.catalog_root;
-                    catalog::store_index(self, catalog_root, &name, &def)?;
-                }
-                new_defs.push(def);
-            }
-            // Load the collection into the transaction so commit publishes moved roots.
-            let st = self.writable_state(&name)?;
-            if new_root != rec.root {
-                st.rec.root = new_root;
-                st.dirty = true;
-                st.publish_root = true;
-            }
-            if defs_moved {
-                st.indexes = Some(Arc::new(new_defs));
-                st.indexes_changed = true;
-            }
-        }
-        Ok(())
+    for &p in &out {
+        tx.dirty.remove(&p);
     }
+    tx.meta.free_head = 0;
+    tx.meta.free_count = 0;
+    Ok(out)
+}
 
-    /// Copies page `no` into the lowest hole if it lies at or above `target`.
-    fn relocate_page(&mut self, no: u64, target: u64, moved: &mut u64) -> Result<u64> {
-        if no < target {
-            return Ok(no);
-        }
-        let Some(hole) = self.compact_holes.as_mut().and_then(|h| h.pop_front()) else {
-            return Ok(no);
-        };
-        let content = self.page(no)?;
-        self.page_new(hole)?.copy_from_slice(&content);
-        self.dirty.remove(&no);
-        *moved += 1;
-        Ok(hole)
-    }
-
-    /// Relocates a whole tree (nodes and overflow chains); returns the root's new number.
-    fn relocate_tree(&mut self, root: u64, target: u64, moved: &mut u64) -> Result<u64> {
-        let root = self.relocate_page(root, target, moved)?;
-        let mut stack = vec![(root, 0usize)];
-        while let Some((no, depth)) = stack.pop() {
-            if depth > MAX_DEPTH {
-                return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
+fn relocate_all(tx: &mut WriteTxn, target: u64, moved: &mut u64) -> Result<()> {
+    tx.meta.catalog_root = relocate_tree(tx, tx.meta.catalog_root, target, moved)?;
+    let root = tx.meta.catalog_root;
+    for (name, rec) in catalog::list(tx, root)? {
+        let new_root = relocate_tree(tx, rec.root, target, moved)?;
+        let defs = tx.indexes(&name)?;
+        let mut new_defs = Vec::with_capacity(defs.len());
+        let mut defs_moved = false;
+        for def in defs.iter() {
+            let mut def = def.clone();
+            let r = relocate_tree(tx, def.root, target, moved)?;
+            if r != def.root {
+                def.root = r;
+                defs_moved = true;
+                let catalog_root = tx.meta.catalog_root;
+                catalog::store_index(tx, catalog_root, &name, &def)?;
             }
-            let page = self.page(no)?;
-            if node::is_leaf(&page) {
-                for i in 0..node::count(&page) {
-                    if let LeafValue::Overflow { first, len } = node::leaf_value(&page, i) {
-                        let new_first = self.relocate_chain(first, len, target, moved)?;
-                        if new_first != first {
-                            node::set_overflow_first(self.page_mut(no)?, i, new_first);
-                        }
+            new_defs.push(def);
+        }
+        // Load the collection into the transaction so commit publishes moved roots.
+        let st = tx.writable_state(&name)?;
+        if new_root != rec.root {
+            st.rec.root = new_root;
+            st.dirty = true;
+            st.publish_root = true;
+        }
+        if defs_moved {
+            st.indexes = Some(Arc::new(new_defs));
+            st.indexes_changed = true;
+        }
+    }
+    Ok(())
+}
+
+/// Copies page `no` into the lowest hole if it lies at or above `target`.
+fn relocate_page(tx: &mut WriteTxn, no: u64, target: u64, moved: &mut u64) -> Result<u64> {
+    if no < target {
+        return Ok(no);
+    }
+    let Some(hole) = tx.alloc.next_hole() else {
+        return Ok(no);
+    };
+    let content = tx.page(no)?;
+    tx.page_new(hole)?.copy_from_slice(&content);
+    tx.dirty.remove(&no);
+    *moved += 1;
+    Ok(hole)
+}
+
+/// Relocates a whole tree (nodes and overflow chains); returns the root's new number.
+fn relocate_tree(tx: &mut WriteTxn, root: u64, target: u64, moved: &mut u64) -> Result<u64> {
+    let root = relocate_page(tx, root, target, moved)?;
+    let mut stack = vec![(root, 0usize)];
+    while let Some((no, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt_page(no, "tree deeper than the depth limit"));
+        }
+        let page = tx.page(no)?;
+        if node::is_leaf(&page) {
+            for i in 0..node::count(&page) {
+                if let LeafValue::Overflow { first, len } = node::leaf_value(&page, i) {
+                    let new_first = relocate_chain(tx, first, len, target, moved)?;
+                    if new_first != first {
+                        node::set_overflow_first(tx.page_mut(no)?, i, new_first);
                     }
                 }
-            } else {
-                for i in 0..=node::count(&page) {
-                    let child = node::child(&page, i);
-                    let new_child = self.relocate_page(child, target, moved)?;
-                    if new_child != child {
-                        node::set_child(self.page_mut(no)?, i, new_child);
-                    }
-                    stack.push((new_child, depth + 1));
+            }
+        } else {
+            for i in 0..=node::count(&page) {
+                let child = node::child(&page, i);
+                let new_child = relocate_page(tx, child, target, moved)?;
+                if new_child != child {
+                    node::set_child(tx.page_mut(no)?, i, new_child);
                 }
+                stack.push((new_child, depth + 1));
             }
         }
-        Ok(root)
     }
+    Ok(root)
+}
 
-    fn relocate_chain(
-        &mut self,
-        first: u64,
-        len: u64,
-        target: u64,
-        moved: &mut u64,
-    ) -> Result<u64> {
-        let pages = crate::btree::overflow::chain(self, first, len)?;
-        let mut new_pages = Vec::with_capacity(pages.len());
-        for &p in &pages {
-            new_pages.push(self.relocate_page(p, target, moved)?);
-        }
-        for (i, &p) in new_pages.iter().enumerate() {
-            let next = new_pages.get(i + 1).copied().unwrap_or(0);
-            if get_u64(&self.page(p)?, 8) != next {
-                put_u64(self.page_mut(p)?, 8, next);
-            }
-        }
-        Ok(new_pages[0])
+fn relocate_chain(
+    tx: &mut WriteTxn,
+    first: u64,
+    len: u64,
+    target: u64,
+    moved: &mut u64,
+) -> Result<u64> {
+    let pages = crate::btree::overflow::chain(tx, first, len)?;
+    let mut new_pages = Vec::with_capacity(pages.len());
+    for &p in &pages {
+        new_pages.push(relocate_page(tx, p, target, moved)?);
     }
+    for (i, &p) in new_pages.iter().enumerate() {
+        let next = new_pages.get(i + 1).copied().unwrap_or(0);
+        if get_u64(&tx.page(p)?, 8) != next {
+            put_u64(tx.page_mut(p)?, 8, next);
+        }
+    }
+    Ok(new_pages[0])
+}
 
-    /// The highest page number any tree, chain or catalog record uses.
-    fn highest_live_page(&mut self) -> Result<u64> {
-        let root = self.meta.catalog_root;
-        let mut roots = vec![root];
-        for (name, _) in catalog::list(self, root)? {
-            roots.push(self.writable_state(&name)?.rec.root);
-            roots.extend(self.indexes(&name)?.iter().map(|d| d.root));
-        }
-        let mut highest = 1u64;
-        for r in roots {
-            let crate::btree::TreeLayout { nodes, chains } = crate::btree::tree_layout(self, r)?;
-            highest = nodes.into_iter().fold(highest, u64::max);
-            for (first, len) in chains {
-                highest = crate::btree::overflow::chain(self, first, len)?
-                    .into_iter()
-                    .fold(highest, u64::max);
-            }
-        }
-        Ok(highest)
+/// The highest page number any tree, chain or catalog record uses.
+fn highest_live_page(tx: &mut WriteTxn) -> Result<u64> {
+    let root = tx.meta.catalog_root;
+    let mut roots = vec![root];
+    for (name, _) in catalog::list(tx, root)? {
+        roots.push(tx.writable_state(&name)?.rec.root);
+        roots.extend(tx.indexes(&name)?.iter().map(|d| d.root));
     }
+    let mut highest = 1u64;
+    for r in roots {
+        let crate::btree::TreeLayout { nodes, chains } = crate::btree::tree_layout(tx, r)?;
+        highest = nodes.into_iter().fold(highest, u64::max);
+        for (first, len) in chains {
+            highest = crate::btree::overflow::chain(tx, first, len)?
+                .into_iter()
+                .fold(highest, u64::max);
+        }
+    }
+    Ok(highest)
 }

@@ -1,158 +1,25 @@
-//! The database handle: open/create, recovery, commit publication, checkpoints, close.
+//! The database handle: open/create and recovery, transactions, backup, compaction and
+//! close, over the engine state in `state.rs`.
 
 use crate::backend::{FileBackend, MemoryBackend, Named, StorageBackend};
 use crate::btree::{self, node};
-use crate::catalog::IndexDef;
 use crate::cipher::PageCipher;
-use crate::codec::Schema;
-use crate::compact::CompactInfo;
+use crate::compact::{self, CompactInfo};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
 use crate::integrity::{self, IntegrityReport};
 use crate::lock;
+use crate::options::Options;
 use crate::pager::{PageBuf, Pager};
+use crate::reader::ReadTxn;
 use crate::stat::Stat;
-use crate::txn::{ReadTxn, WriteTxn};
+use crate::state::{CheckpointInfo, ReaderStat, Shared};
 use crate::wal::{self, Wal};
-use parking_lot::{Condvar, Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap};
+use crate::write::WriteTxn;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-
-/// When commits reach the disk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Durability {
-    /// fsync the WAL on every commit: an acknowledged commit survives power loss.
-    #[default]
-    Immediate,
-    /// No fsync per commit; the WAL is synced at checkpoint. Survives a process crash,
-    /// may lose the latest commits on power loss.
-    Eventual,
-    /// Never fsync. For scratch data and tests.
-    None,
-}
-
-/// Options for [`Db::open`].
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub read_only: bool,
-    /// Page size for a new file (power of two, 4 KiB to 64 KiB); an existing file keeps its own.
-    pub page_size: u32,
-    /// How long to wait for the writer lock (in-process) or the file lock (other processes).
-    pub busy_timeout: Duration,
-    pub durability: Durability,
-    /// Encrypts every page (but the header) with this key; needed again to open the file.
-    pub encryption_key: Option<crate::cipher::EncryptionKey>,
-    /// Bytes of main-file pages kept in the shared page cache.
-    pub cache_size: usize,
-    /// WAL frames after which a commit triggers an automatic checkpoint.
-    pub checkpoint_frames: u64,
-    /// Compress payloads of 256 bytes or more with lz4 (when that makes them smaller).
-    /// Turning it on marks the file as needing lz4 to open; it then stays on.
-    pub compression: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            read_only: false,
-            page_size: format::DEFAULT_PAGE_SIZE,
-            busy_timeout: Duration::from_secs(5),
-            durability: Durability::Immediate,
-            encryption_key: None,
-            cache_size: 256 << 20,
-            checkpoint_frames: 1000,
-            compression: false,
-        }
-    }
-}
-
-/// What a checkpoint did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CheckpointInfo {
-    /// Page versions copied from the WAL into the main file.
-    pub frames_copied: u64,
-    /// True when the WAL was reset to its header.
-    pub wal_reset: bool,
-    /// True when a live reader kept some frames in the WAL.
-    pub deferred: bool,
-}
-
-/// The readers of one commit.
-struct Pins {
-    count: usize,
-    since: Instant,
-}
-
-impl Pins {
-    fn add(readers: &mut BTreeMap<u64, Pins>, seq: u64) {
-        readers
-            .entry(seq)
-            .or_insert_with(|| Pins {
-                count: 0,
-                since: Instant::now(),
-            })
-            .count += 1;
-    }
-}
-
-/// Who holds snapshots open (for `stat`): what a long-lived reader keeps in the log.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ReaderStat {
-    /// The latest commit.
-    pub commit_seq: u64,
-    /// Live snapshots (read transactions, iterators, views) on this handle.
-    pub readers: u64,
-    /// The commit the oldest live snapshot reads, and how long it has been pinned.
-    pub oldest: Option<(u64, Duration)>,
-}
-
-struct Published {
-    seq: u64,
-    meta: Meta,
-    /// Live snapshots: commit number → how many readers pin it, and since when.
-    readers: BTreeMap<u64, Pins>,
-}
-
-type IndexDefs = Arc<Vec<IndexDef>>;
-
-pub(crate) struct Shared {
-    pub(crate) pager: Pager,
-    wal: Mutex<Wal>,
-    published: Mutex<Published>,
-    writer_busy: Mutex<bool>,
-    writer_cv: Condvar,
-    /// Collection roots never move; each entry is valid for snapshots at or after its seq.
-    roots: RwLock<HashMap<String, (u64, u64)>>,
-    /// Committed schemas; a stored (collection, version) shape never changes.
-    schemas: RwLock<HashMap<String, HashMap<u32, Arc<Schema>>>>,
-    /// Latest committed index definitions per collection, valid from the given commit.
-    indexes: RwLock<HashMap<String, (u64, IndexDefs)>>,
-    opts: Options,
-    /// The first failure while writing the log or checkpointing: from then on the handle
-    /// refuses writes, and every refusal restates it.
-    failed: OnceLock<Failure>,
-    closed: AtomicBool,
-    lock_file: Option<File>,
-    path: PathBuf,
-}
-
-/// Why a handle refuses writes: what failed (`during`: "a commit", "an automatic
-/// checkpoint", ...) and the error it failed with.
-struct Failure {
-    during: &'static str,
-    cause: Cause,
-}
-
-/// A kept copy of an error: an I/O error keeps its kind, OS error number and file.
-enum Cause {
-    Io(std::io::Error),
-    Other(String),
-}
+use std::sync::Arc;
 
 /// An open database. `Send + Sync`: share it between threads (for example in an `Arc`).
 pub struct Db {
@@ -332,55 +199,23 @@ impl Db {
                 meta.commit_seq, o.commit_seq
             )));
         }
-        let shared = Arc::new(Shared {
-            pager,
-            wal: Mutex::new(wal),
-            published: Mutex::new(Published {
-                seq,
-                meta,
-                readers: BTreeMap::new(),
-            }),
-            writer_busy: Mutex::new(false),
-            writer_cv: Condvar::new(),
-            roots: RwLock::new(HashMap::new()),
-            schemas: RwLock::new(HashMap::new()),
-            indexes: RwLock::new(HashMap::new()),
-            opts,
-            failed: OnceLock::new(),
-            closed: AtomicBool::new(false),
-            lock_file,
-            path,
-        });
+        let shared = Arc::new(Shared::new(pager, wal, seq, meta, opts, lock_file, path));
         Ok(Db { shared })
     }
 
     /// A snapshot of the latest commit.
     pub fn begin_read(&self) -> Result<ReadTxn> {
-        self.shared.check_open()?;
-        let (seq, meta) = {
-            let mut p = self.shared.published.lock();
-            let seq = p.seq;
-            Pins::add(&mut p.readers, seq);
-            (seq, p.meta.clone())
-        };
-        Ok(ReadTxn::new(self.shared.clone(), seq, meta))
+        Ok(ReadTxn::new(self.shared.pin_latest()?))
     }
 
     /// Starts the write transaction, waiting up to the busy timeout for the current writer.
     pub fn begin_write(&self) -> Result<WriteTxn> {
         self.shared.check_writable()?;
-        self.shared.acquire_writer()?;
-        if let Err(e) = self.shared.check_writable() {
-            self.shared.release_writer();
-            return Err(e);
-        }
-        let (seq, mut meta) = {
-            let p = self.shared.published.lock();
-            (p.seq, p.meta.clone())
-        };
-        if self.shared.opts.compression {
+        let writer = self.shared.writer()?;
+        self.shared.check_writable()?;
+        let (seq, mut meta) = self.shared.latest();
+        if self.shared.opts().compression {
             if format::KNOWN_REQUIRED_FEATURES & format::FEATURE_LZ4 == 0 {
-                self.shared.release_writer();
                 return Err(Error::FeatureUnsupported(
                     "compression-lz4: this build has no compression".into(),
                 ));
@@ -388,17 +223,13 @@ impl Db {
             // Recorded in the header by the first commit; from then on the file needs lz4.
             meta.required_features |= format::FEATURE_LZ4;
         }
-        Ok(WriteTxn::new(self.shared.clone(), seq, meta))
+        Ok(WriteTxn::new(writer, self.shared.clone(), seq, meta))
     }
 
     /// Copies committed pages from the WAL into the main file and, when no reader still
     /// needs the log, resets it to its header.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
-        self.shared.check_writable()?;
-        self.shared.acquire_writer()?;
-        let result = self.shared.checkpoint_locked(true);
-        self.shared.release_writer();
-        result
+        self.shared.checkpoint()
     }
 
     /// Writes a consistent copy of the latest commit to `dest` while readers and writers go
@@ -414,8 +245,8 @@ impl Db {
             )));
         }
         if dest.exists()
-            && self.shared.path.exists()
-            && std::fs::canonicalize(dest)? == std::fs::canonicalize(&self.shared.path)?
+            && self.shared.path().exists()
+            && std::fs::canonicalize(dest)? == std::fs::canonicalize(self.shared.path())?
         {
             return Err(Error::invalid("backup destination is the database itself"));
         }
@@ -478,7 +309,7 @@ impl Db {
     /// checkpoint (`CompactInfo::truncated` is false).
     pub fn compact(&self) -> Result<CompactInfo> {
         let mut tx = self.begin_write()?;
-        let mut info = tx.compact_pages()?;
+        let mut info = compact::compact(&mut tx)?;
         tx.commit()?;
         let cp = self.checkpoint()?;
         info.truncated = cp.wal_reset;
@@ -488,44 +319,17 @@ impl Db {
     /// Checkpoints best-effort, then releases the file lock. Idempotent; later calls on this
     /// handle or its transactions fail with `Error::Closed`.
     pub fn close(&self) -> Result<()> {
-        let shared = &self.shared;
-        if shared.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        if !shared.opts.read_only && shared.failed.get().is_none() && shared.try_acquire_writer() {
-            let _ = shared.checkpoint_locked(true);
-            shared.release_writer();
-        }
-        shared.closed.store(true, Ordering::Release);
-        if let Some(f) = &shared.lock_file {
-            f.unlock()?;
-        }
-        Ok(())
+        self.shared.close(true)
     }
 
     /// Closes without the checkpoint (for a handle whose user hit an error).
     pub fn close_without_checkpoint(&self) -> Result<()> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        if let Some(f) = &self.shared.lock_file {
-            f.unlock()?;
-        }
-        Ok(())
+        self.shared.close(false)
     }
 
     /// The live snapshots of this handle (see [`ReaderStat`]).
     pub fn readers(&self) -> ReaderStat {
-        let p = self.shared.published.lock();
-        ReaderStat {
-            commit_seq: p.seq,
-            readers: p.readers.values().map(|pins| pins.count as u64).sum(),
-            oldest: p
-                .readers
-                .iter()
-                .next()
-                .map(|(seq, pins)| (*seq, pins.since.elapsed())),
-        }
+        self.shared.readers()
     }
 
     /// Counts and sizes of the latest commit: per collection (documents, bytes of its pages
@@ -546,15 +350,15 @@ impl Db {
     }
 
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        self.shared.path()
     }
 
     pub fn is_read_only(&self) -> bool {
-        self.shared.opts.read_only
+        self.shared.opts().read_only
     }
 
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
+        self.shared.is_closed()
     }
 
     /// The page size of the file (on disk, including any bytes reserved for encryption).
@@ -564,7 +368,7 @@ impl Db {
 
     /// Committed frames currently in the WAL.
     pub fn wal_frames(&self) -> u64 {
-        self.shared.wal.lock().frames()
+        self.shared.wal_frames()
     }
 }
 
@@ -577,8 +381,8 @@ impl Drop for Db {
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
-            .field("path", &self.shared.path)
-            .field("read_only", &self.shared.opts.read_only)
+            .field("path", &self.shared.path())
+            .field("read_only", &self.shared.opts().read_only)
             .finish()
     }
 }
@@ -710,276 +514,6 @@ fn open_cipher(head: &[u8], required: u64, opts: &Options) -> Result<Option<Page
             }
             Ok(Some(cipher))
         }
-    }
-}
-
-impl Shared {
-    pub(crate) fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed("the database has been closed".into()));
-        }
-        Ok(())
-    }
-
-    fn check_writable(&self) -> Result<()> {
-        self.check_open()?;
-        if self.opts.read_only {
-            return Err(Error::ReadOnly(format!(
-                "{} was opened read-only",
-                self.path.display()
-            )));
-        }
-        self.check_not_failed()
-    }
-
-    /// Refuses once a write to the log or a checkpoint failed, restating that failure: an I/O
-    /// cause gives an I/O error of the same kind, OS error number and file.
-    pub(crate) fn check_not_failed(&self) -> Result<()> {
-        let Some(Failure { during, cause }) = self.failed.get() else {
-            return Ok(());
-        };
-        let message = |cause: &dyn std::fmt::Display| {
-            format!(
-                "{during} failed earlier, so this handle refuses writes: {cause}; reopen the \
-                 database to continue"
-            )
-        };
-        Err(match cause {
-            Cause::Io(e) => Error::Io(IoContext::restate(e, message(e))),
-            Cause::Other(m) => Error::Closed(message(m)),
-        })
-    }
-
-    /// Records the first failure that leaves the handle unable to write.
-    fn fail(&self, during: &'static str, e: &Error) {
-        let cause = match e {
-            Error::Io(io) => Cause::Io(IoContext::restate(io, io.to_string())),
-            other => Cause::Other(other.to_string()),
-        };
-        let _ = self.failed.set(Failure { during, cause });
-    }
-
-    fn acquire_writer(&self) -> Result<()> {
-        let deadline = Instant::now() + self.opts.busy_timeout;
-        let mut busy = self.writer_busy.lock();
-        while *busy {
-            if self.writer_cv.wait_until(&mut busy, deadline).timed_out() && *busy {
-                return Err(Error::Busy(format!(
-                    "another write transaction held the writer lock for longer than {:.1}s",
-                    self.opts.busy_timeout.as_secs_f64()
-                )));
-            }
-        }
-        *busy = true;
-        Ok(())
-    }
-
-    fn try_acquire_writer(&self) -> bool {
-        let mut busy = self.writer_busy.lock();
-        if *busy {
-            return false;
-        }
-        *busy = true;
-        true
-    }
-
-    pub(crate) fn release_writer(&self) {
-        *self.writer_busy.lock() = false;
-        self.writer_cv.notify_one();
-    }
-
-    /// A snapshot of commit `seq`, which the caller knows is still readable (the writer's
-    /// base commit, pinned here before anything can checkpoint past it).
-    pub(crate) fn pin_snapshot(self: &Arc<Self>, seq: u64, meta: Meta) -> ReadTxn {
-        Pins::add(&mut self.published.lock().readers, seq);
-        ReadTxn::new(self.clone(), seq, meta)
-    }
-
-    pub(crate) fn unpin_reader(&self, seq: u64) {
-        let mut p = self.published.lock();
-        if let Some(pins) = p.readers.get_mut(&seq) {
-            pins.count -= 1;
-            if pins.count == 0 {
-                p.readers.remove(&seq);
-            }
-        }
-    }
-
-    pub(crate) fn cached_root(&self, collection: &str, seq: u64) -> Option<u64> {
-        let roots = self.roots.read();
-        roots
-            .get(collection)
-            .filter(|(_, since)| *since <= seq)
-            .map(|(root, _)| *root)
-    }
-
-    /// A reader found `root` in its snapshot: keep it only if nothing newer is known (a
-    /// writer that creates or moves a root publishes it at commit).
-    pub(crate) fn offer_root(&self, collection: &str, root: u64, seen_at: u64) {
-        self.roots
-            .write()
-            .entry(collection.to_string())
-            .or_insert((root, seen_at));
-    }
-
-    /// A commit created or moved the root: it holds from `seq` on.
-    pub(crate) fn publish_root(&self, collection: &str, root: u64, seq: u64) {
-        self.roots
-            .write()
-            .insert(collection.to_string(), (root, seq));
-    }
-
-    pub(crate) fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
-        self.schemas.read().get(collection)?.get(&version).cloned()
-    }
-
-    pub(crate) fn cache_schema(&self, collection: &str, schema: Arc<Schema>) {
-        self.schemas
-            .write()
-            .entry(collection.to_string())
-            .or_default()
-            .insert(schema.version, schema);
-    }
-
-    pub(crate) fn cached_indexes(&self, collection: &str, seq: u64) -> Option<Arc<Vec<IndexDef>>> {
-        let cache = self.indexes.read();
-        cache
-            .get(collection)
-            .filter(|(since, _)| *since <= seq)
-            .map(|(_, d)| d.clone())
-    }
-
-    /// A writer's commit changed the definitions: they hold from `seq` on.
-    pub(crate) fn publish_indexes(&self, collection: &str, seq: u64, defs: Arc<Vec<IndexDef>>) {
-        self.indexes
-            .write()
-            .insert(collection.to_string(), (seq, defs));
-    }
-
-    /// A reader loaded the definitions of its snapshot: keep them only if nothing newer is
-    /// known (any later change was published by its writer and is already here).
-    pub(crate) fn offer_indexes(&self, collection: &str, seq: u64, defs: Arc<Vec<IndexDef>>) {
-        self.indexes
-            .write()
-            .entry(collection.to_string())
-            .or_insert((seq, defs));
-    }
-
-    pub(crate) fn wal_generation(&self) -> u64 {
-        self.wal.lock().generation()
-    }
-
-    /// Appends a commit to the WAL and publishes it. Called by `WriteTxn::commit` with the
-    /// writer lock held.
-    pub(crate) fn commit_pages(
-        &self,
-        base_seq: u64,
-        pages: Vec<(u64, PageBuf)>,
-        meta: Meta,
-        new_roots: &[(String, u64)],
-    ) -> Result<()> {
-        let seq = base_seq + 1;
-        let sync = self.opts.durability == Durability::Immediate;
-        let mut wal = self.wal.lock();
-        {
-            let encoded = pages
-                .iter()
-                .map(|(no, p)| Ok((*no, self.pager.encode(*no, p)?)))
-                .collect::<Result<Vec<_>>>()?;
-            let frames: Vec<(u64, &[u8])> = encoded.iter().map(|(no, p)| (*no, &**p)).collect();
-            if let Err(e) = wal.append_commit(&frames, meta.page_count, sync) {
-                self.fail("writing a commit to the log", &e);
-                return Err(e);
-            }
-        }
-        self.pager.publish(seq, pages);
-        for (name, root) in new_roots {
-            self.publish_root(name, *root, seq);
-        }
-        {
-            let mut p = self.published.lock();
-            p.seq = seq;
-            p.meta = meta;
-        }
-        if wal.frames() >= self.opts.checkpoint_frames {
-            drop(wal);
-            // The commit is already durable; a failed automatic checkpoint loses nothing (and
-            // makes the handle refuse further writes until reopened, naming the cause).
-            let _ = self.checkpoint_locked(false);
-        }
-        Ok(())
-    }
-
-    /// Checkpoint with the writer lock held. A failure part-way leaves the main file or the
-    /// log in a state this handle can no longer describe, so it turns the handle read-only
-    /// until reopened (recovery then sorts it out from what is on disk).
-    ///
-    /// `shrink` (explicit checkpoints and close) also gives the log's disk space back; the
-    /// automatic checkpoint after a commit keeps the file to rewrite it in place.
-    fn checkpoint_locked(&self, shrink: bool) -> Result<CheckpointInfo> {
-        let result = self.checkpoint_steps(shrink);
-        if let Err(e) = &result {
-            let during = if shrink {
-                "a checkpoint"
-            } else {
-                "an automatic checkpoint"
-            };
-            self.fail(during, e);
-        }
-        result
-    }
-
-    fn checkpoint_steps(&self, shrink: bool) -> Result<CheckpointInfo> {
-        let sync = self.opts.durability != Durability::None;
-        if !self.pager.has_versions() {
-            if shrink {
-                self.wal.lock().truncate_stale(sync)?;
-            }
-            return Ok(CheckpointInfo::default());
-        }
-        let (latest, upto, page_count) = {
-            let p = self.published.lock();
-            let oldest = p.readers.keys().next().copied().unwrap_or(p.seq);
-            (p.seq, oldest.min(p.seq), p.meta.page_count)
-        };
-        let mut wal = self.wal.lock();
-        if sync {
-            wal.sync()?;
-        }
-        let backfill = self.pager.backfill(upto, latest)?;
-        if backfill.complete {
-            // Exactly the database size: grows over pages never written, and gives pages
-            // back to the file system after a compaction.
-            let main = self.pager.main();
-            let want = page_count
-                .checked_mul(self.pager.physical_size() as u64)
-                .ok_or_else(|| Error::corrupt_page(0, "page count out of range"))?;
-            if main.len()? != want {
-                main.set_len(want)?;
-            }
-        }
-        if sync && backfill.pages_written > 0 {
-            self.pager.main().sync()?;
-        }
-        if backfill.complete {
-            // Keep a log of up to twice the automatic checkpoint size for in-place reuse.
-            let keep = if shrink {
-                0
-            } else {
-                let frame = (wal::FRAME_HEADER_SIZE + self.pager.physical_size()) as u64;
-                self.opts
-                    .checkpoint_frames
-                    .saturating_mul(2)
-                    .saturating_mul(frame)
-            };
-            wal.reset(sync, keep)?;
-            self.pager.clear_versions();
-        }
-        Ok(CheckpointInfo {
-            frames_copied: backfill.pages_written,
-            wal_reset: backfill.complete,
-            deferred: !backfill.complete,
-        })
     }
 }
 

@@ -5,12 +5,11 @@
 //! document id (8 bytes, big-endian); every other kind stores `key(values) ‖ id` with an
 //! empty value, so equal keys order by id.
 
-use crate::btree::{self, Cursor, TreeValue};
-use crate::catalog::{IndexKind, IndexSpec};
+use crate::btree::{self, Cursor, PageRead, PageWrite, TreeValue};
+use crate::catalog::{IndexDef, IndexKind, IndexSpec};
 use crate::codec::keys;
 use crate::codec::Datum;
 use crate::error::{Error, Result};
-use crate::txn::Reader;
 use std::collections::HashSet;
 
 /// The encoded keys (without id) a document contributes to an index, deduplicated.
@@ -98,6 +97,99 @@ pub enum Direction {
     Backward,
 }
 
+/// Encoded index keys (without id) to remove and to add for one index.
+pub(crate) type IndexChange = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+/// Index entries to remove and add when a document changes from `old` to `new`,
+/// checking unique indexes first.
+pub(crate) fn plan_changes(
+    r: &impl PageRead,
+    collection: &str,
+    defs: &[IndexDef],
+    id: u64,
+    old: Option<&Datum>,
+    new: Option<&Datum>,
+    building: bool,
+) -> Result<Vec<IndexChange>> {
+    let mut plan = Vec::with_capacity(defs.len());
+    for def in defs {
+        let before = match old {
+            Some(d) => keys_for(&def.spec, d)?,
+            None => Vec::new(),
+        };
+        let after = match new {
+            Some(d) => keys_for(&def.spec, d).map_err(|e| match e {
+                Error::InvalidArgument(m) => {
+                    Error::invalid(format!("index {:?} of {collection:?}: {m}", def.spec.name))
+                }
+                other => other,
+            })?,
+            None => Vec::new(),
+        };
+        let remove: Vec<Vec<u8>> = before
+            .iter()
+            .filter(|k| after.binary_search(k).is_err())
+            .cloned()
+            .collect();
+        let add: Vec<Vec<u8>> = after
+            .iter()
+            .filter(|k| before.binary_search(k).is_err())
+            .cloned()
+            .collect();
+        if def.spec.kind == IndexKind::Unique {
+            for key in &add {
+                if let Some(v) = btree::get(r, def.root, key)? {
+                    let other = entry_id(IndexKind::Unique, key, &v)?;
+                    if other != id {
+                        let shown = new
+                            .and_then(|d| d.path(&def.spec.paths[0]))
+                            .map(Datum::to_string)
+                            .unwrap_or_default();
+                        let name = &def.spec.name;
+                        if building {
+                            return Err(Error::invalid(format!(
+                                "cannot build unique index {name:?} of {collection:?}: documents {other} \
+                                 and {id} both hold {shown}; change or delete one of them (by \
+                                 collection name, e.g. update({collection:?}, {id}, ...)), or \
+                                 declare the field with obj.Index instead of obj.Unique"
+                            )));
+                        }
+                        return Err(Error::invalid(format!(
+                            "unique index {name:?} of {collection:?} already holds {shown} (document {other})"
+                        )));
+                    }
+                }
+            }
+        }
+        plan.push((remove, add));
+    }
+    Ok(plan)
+}
+
+/// Applies a plan from [`plan_changes`] for document `id`.
+pub(crate) fn apply_changes(
+    w: &mut impl PageWrite,
+    defs: &[IndexDef],
+    id: u64,
+    plan: Vec<IndexChange>,
+) -> Result<()> {
+    for (def, (remove, add)) in defs.iter().zip(plan) {
+        let kind = def.spec.kind;
+        for key in remove {
+            btree::delete(w, def.root, &entry_key(kind, &key, id))?;
+        }
+        for key in add {
+            let value = if kind == IndexKind::Unique {
+                id.to_be_bytes().to_vec()
+            } else {
+                Vec::new()
+            };
+            btree::put(w, def.root, &entry_key(kind, &key, id), &value)?;
+        }
+    }
+    Ok(())
+}
+
 /// Where an index scan resumes.
 #[derive(Clone, Debug)]
 enum Resume {
@@ -154,7 +246,7 @@ impl IndexScan {
     }
 
     /// Up to `limit` more ids; an empty result means the scan is over.
-    pub fn next_batch<R: Reader>(&mut self, r: &R, limit: usize) -> Result<Vec<u64>> {
+    pub fn next_batch<R: PageRead>(&mut self, r: &R, limit: usize) -> Result<Vec<u64>> {
         let mut out = Vec::new();
         match std::mem::replace(&mut self.resume, Resume::Done) {
             Resume::Done => {}
@@ -197,7 +289,7 @@ impl IndexScan {
     }
 
     /// Adds the id of entry `i` of a leaf, unless this scan returned it already.
-    fn take<R: Reader>(
+    fn take<R: PageRead>(
         &mut self,
         r: &R,
         page: &crate::pager::PageBuf,

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::format::PageKind;
 use crate::freelist;
 use crate::index::{entry_key, keys_for};
-use crate::txn::ReadTxn;
-use crate::txn::Reader;
+use crate::reader::ReadTxn;
+use crate::reader::Reader;
 use std::collections::{HashMap, HashSet};
 
 /// What a successful check found.

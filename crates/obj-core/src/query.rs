@@ -18,7 +18,7 @@ use crate::codec::Schema;
 use crate::doc::DocKind;
 use crate::error::{Error, Result};
 use crate::index::{Direction, IndexScan};
-use crate::txn::{Reader, Value};
+use crate::reader::{Reader, Value};
 use std::cmp::Ordering;
 use std::sync::Arc;
 

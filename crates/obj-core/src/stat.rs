@@ -3,7 +3,7 @@
 use crate::btree::{overflow, PageRead};
 use crate::catalog::{self, IndexKind};
 use crate::error::Result;
-use crate::txn::{ReadTxn, Reader};
+use crate::reader::{ReadTxn, Reader};
 
 /// Database-wide figures and one entry per collection.
 #[derive(Clone, Debug, PartialEq, Eq)]

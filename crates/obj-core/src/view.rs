@@ -12,7 +12,7 @@ use crate::codec::Schema;
 use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::pager::{PageBuf, PageMap};
-use crate::txn::{ReadTxn, Reader};
+use crate::reader::{ReadTxn, Reader};
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -1,441 +1,20 @@
-//! Read and write transactions.
-//!
-//! A [`ReadTxn`] pins a snapshot (a commit number) until it is dropped. A [`WriteTxn`] holds
-//! the writer lock, keeps its changed pages private until `commit`, and rolls back when
-//! dropped uncommitted.
+//! The write transaction: the single writer's private pages, collection states and index
+//! maintenance, until [`WriteTxn::commit`] hands them to the engine state in one piece.
 
-use crate::btree::{self, Cursor, PageRead, PageWrite, TreeValue};
-use crate::catalog::{self, CollectionRecord, IndexDef, IndexKind, IndexSpec};
-use crate::codec::Schema;
-use crate::codec::{dynamic, Datum};
-use crate::db::Shared;
-use crate::doc::{compress, expand, DocHeader, DocKind, COMPRESS_MIN, FLAG_COMPRESSED};
+use crate::btree::{self, PageRead, PageWrite};
+use crate::catalog::{self, CollectionRecord, IndexDef, IndexSpec};
+use crate::codec::{dynamic, Datum, Schema};
+use crate::doc::{compress, DocHeader, DocKind, COMPRESS_MIN, FLAG_COMPRESSED};
 use crate::error::{Error, Result};
-use crate::format::{self, Meta, PageKind};
-use crate::freelist;
-use crate::index::{Direction, IndexScan};
+use crate::format::{self, Meta};
+use crate::freelist::{Allocator, FreePages};
+use crate::index;
 use crate::pager::{PageBuf, PageMap};
+use crate::reader::{check_id, id_key, ReadTxn, Reader, Value};
+use crate::state::{Commit, Shared, WriterGuard};
 use crate::view::{CollView, TxnView};
 use std::collections::HashMap;
-use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
-
-/// A stored document: its header plus its payload, which is what it dereferences to.
-/// Small payloads are borrowed from a shared page image, so reading one copies nothing.
-#[derive(Clone)]
-pub struct Value {
-    header: DocHeader,
-    payload: TreeValue,
-}
-
-impl Value {
-    fn from_tree(stored: TreeValue) -> Result<Value> {
-        let (header, len) = DocHeader::decode(&stored)?;
-        if header.flags & FLAG_COMPRESSED != 0 {
-            let plain = expand(&header, &stored[len..])?.into_owned();
-            return Ok(Value {
-                header,
-                payload: TreeValue::owned(plain),
-            });
-        }
-        Ok(Value {
-            header,
-            payload: stored.skip(len),
-        })
-    }
-
-    pub fn header(&self) -> DocHeader {
-        self.header
-    }
-
-    pub fn into_vec(self) -> Vec<u8> {
-        self.payload.into_vec()
-    }
-}
-
-impl std::ops::Deref for Value {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.payload
-    }
-}
-
-impl AsRef<[u8]> for Value {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
-impl PartialEq<[u8]> for Value {
-    fn eq(&self, other: &[u8]) -> bool {
-        **self == *other
-    }
-}
-
-impl std::fmt::Debug for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Value({:?}, {} bytes)", self.header.kind, self.len())
-    }
-}
-
-fn id_key(id: u64) -> [u8; 8] {
-    id.to_be_bytes()
-}
-
-fn check_id(id: u64) -> Result<()> {
-    if id == 0 {
-        return Err(Error::invalid("document id must be >= 1"));
-    }
-    Ok(())
-}
-
-/// Operations shared by read and write transactions.
-pub trait Reader: PageRead + Sized {
-    #[doc(hidden)]
-    fn record(&self, collection: &str) -> Result<Option<CollectionRecord>>;
-    #[doc(hidden)]
-    fn collection_root(&self, collection: &str) -> Result<Option<u64>>;
-    #[doc(hidden)]
-    fn catalog_root(&self) -> u64;
-    #[doc(hidden)]
-    fn check_usable(&self) -> Result<()>;
-    #[doc(hidden)]
-    fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>>;
-    #[doc(hidden)]
-    fn remember_schema(&self, collection: &str, schema: Arc<Schema>);
-
-    /// The document `id` of `collection`, or None.
-    fn get(&self, collection: &str, id: u64) -> Result<Option<Value>> {
-        self.check_usable()?;
-        catalog::check_name(collection)?;
-        check_id(id)?;
-        match self.collection_root(collection)? {
-            Some(root) => btree::get(self, root, &id_key(id))?
-                .map(Value::from_tree)
-                .transpose(),
-            None => Ok(None),
-        }
-    }
-
-    /// Number of documents in `collection` (0 if it does not exist).
-    fn count(&self, collection: &str) -> Result<u64> {
-        self.check_usable()?;
-        catalog::check_name(collection)?;
-        Ok(self.record(collection)?.map_or(0, |r| r.count))
-    }
-
-    /// Every document in id order.
-    fn iter(&self, collection: &str) -> Result<Iter<'_, Self>> {
-        self.range(collection, ..)
-    }
-
-    /// Documents whose id lies in `ids`, in id order.
-    fn range<B: RangeBounds<u64>>(&self, collection: &str, ids: B) -> Result<Iter<'_, Self>> {
-        self.check_usable()?;
-        catalog::check_name(collection)?;
-        let start = match ids.start_bound() {
-            Bound::Included(&s) => Some(s),
-            Bound::Excluded(&s) => s.checked_add(1),
-            Bound::Unbounded => Some(0),
-        };
-        let end = match ids.end_bound() {
-            Bound::Included(&e) => Some(e),
-            Bound::Excluded(&e) => e.checked_sub(1),
-            Bound::Unbounded => Some(u64::MAX),
-        };
-        let cursor = match (self.collection_root(collection)?, start, end) {
-            (Some(root), Some(s), Some(e)) if s <= e => {
-                Some(Cursor::seek(self, root, Some(&id_key(s)))?)
-            }
-            _ => None,
-        };
-        Ok(Iter {
-            src: self,
-            cursor,
-            last: end.unwrap_or(0),
-        })
-    }
-
-    /// Up to `limit` documents with id >= `from`, in id order: a resumable scan for callers
-    /// that cannot hold a borrowing iterator.
-    fn scan(&self, collection: &str, from: u64, limit: usize) -> Result<Vec<(u64, Value)>> {
-        self.range(collection, from..)?.take(limit).collect()
-    }
-
-    /// The stored schema of `collection` at `version`, if one was registered.
-    fn schema(&self, collection: &str, version: u32) -> Result<Option<Arc<Schema>>> {
-        self.check_usable()?;
-        catalog::check_name(collection)?;
-        if let Some(s) = self.cached_schema(collection, version) {
-            return Ok(Some(s));
-        }
-        let loaded =
-            catalog::load_schema(self, self.catalog_root(), collection, version)?.map(Arc::new);
-        if let Some(s) = &loaded {
-            // A stored schema never changes, and one this transaction stored itself was
-            // found above, so what the catalog holds here is committed: remember it.
-            self.remember_schema(collection, s.clone());
-        }
-        Ok(loaded)
-    }
-
-    /// Every stored schema of `collection`, oldest version first.
-    fn schemas(&self, collection: &str) -> Result<Vec<Schema>> {
-        self.check_usable()?;
-        catalog::check_name(collection)?;
-        catalog::list_schemas(self, self.catalog_root(), collection)
-    }
-
-    /// Decodes a stored document into a [`Datum`] (None for raw bytes).
-    fn decode_stored(&self, collection: &str, doc: &Value) -> Result<Option<Datum>> {
-        let h = doc.header();
-        self.decode_payload(collection, h.kind, h.type_version, doc)
-    }
-
-    /// The stored schema of typed documents of `collection` at `version`, or an error that
-    /// says to register it.
-    #[doc(hidden)]
-    fn typed_schema(&self, collection: &str, version: u32) -> Result<Arc<Schema>> {
-        self.schema(collection, version)?.ok_or_else(|| {
-            Error::invalid(format!(
-                "no schema is stored for {collection:?} version {version}; register it before writing or reading typed documents"
-            ))
-        })
-    }
-
-    #[doc(hidden)]
-    fn decode_payload(
-        &self,
-        collection: &str,
-        kind: DocKind,
-        version: u32,
-        payload: &[u8],
-    ) -> Result<Option<Datum>> {
-        match kind {
-            DocKind::Raw => Ok(None),
-            DocKind::Value => Ok(Some(Datum::decode(payload)?)),
-            DocKind::Typed => {
-                let schema = self.typed_schema(collection, version)?;
-                Ok(Some(dynamic::decode(&schema.root, payload)?))
-            }
-        }
-    }
-
-    /// Every index of `collection`, by name.
-    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>>;
-
-    /// The index `name` of `collection`, or `NotFound`.
-    fn index(&self, collection: &str, name: &str) -> Result<IndexDef> {
-        self.indexes(collection)?
-            .iter()
-            .find(|d| d.spec.name == name)
-            .cloned()
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "collection {collection:?} has no index named {name:?}"
-                ))
-            })
-    }
-
-    /// The id of the document whose unique index `name` holds `values`.
-    fn find_unique(&self, collection: &str, name: &str, values: &[Datum]) -> Result<Option<u64>> {
-        let def = self.index(collection, name)?;
-        if def.spec.kind != IndexKind::Unique {
-            return Err(Error::invalid(format!(
-                "index {name:?} of {collection:?} is a {} index, not unique; use an index range instead",
-                def.spec.kind.name()
-            )));
-        }
-        let key = crate::codec::keys::encode(values)?;
-        match btree::get(self, def.root, &key)? {
-            Some(v) => Ok(Some(crate::index::entry_id(IndexKind::Unique, &key, &v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// A scan of index `name` between inclusive bounds (None = unbounded), in key order.
-    fn index_scan(
-        &self,
-        collection: &str,
-        name: &str,
-        lo: Option<&[Datum]>,
-        hi: Option<&[Datum]>,
-    ) -> Result<IndexScan> {
-        self.index_walk(collection, name, lo, hi, Direction::Forward)
-    }
-
-    /// A scan of index `name` between inclusive bounds, in key order or its exact reverse.
-    fn index_walk(
-        &self,
-        collection: &str,
-        name: &str,
-        lo: Option<&[Datum]>,
-        hi: Option<&[Datum]>,
-        direction: Direction,
-    ) -> Result<IndexScan> {
-        let def = self.index(collection, name)?;
-        IndexScan::new(def.root, def.spec.kind, lo, hi, direction)
-    }
-
-    /// Names of all collections, sorted.
-    fn collections(&self) -> Result<Vec<String>> {
-        self.check_usable()?;
-        Ok(catalog::list(self, self.catalog_root())?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect())
-    }
-}
-
-/// Iterator over `(id, value)` pairs of a collection, in id order.
-pub struct Iter<'a, R: Reader> {
-    src: &'a R,
-    cursor: Option<Cursor>,
-    last: u64,
-}
-
-impl<R: Reader> Iterator for Iter<'_, R> {
-    type Item = Result<(u64, Value)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let cursor = self.cursor.as_mut()?;
-        let step = (|| {
-            let Some((page, i)) = cursor.next(self.src)? else {
-                return Ok(None);
-            };
-            let key = btree::node::key(&page, i);
-            let id: [u8; 8] = key
-                .try_into()
-                .map_err(|_| Error::corrupt("document key is not 8 bytes long"))?;
-            let id = u64::from_be_bytes(id);
-            if id > self.last {
-                return Ok(None);
-            }
-            Ok(Some((
-                id,
-                Value::from_tree(TreeValue::from_leaf(self.src, &page, i)?)?,
-            )))
-        })();
-        match step {
-            Ok(Some(item)) => Some(Ok(item)),
-            Ok(None) => {
-                self.cursor = None;
-                None
-            }
-            Err(e) => {
-                self.cursor = None;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-/// Encoded index keys (without id) to remove and to add for one index.
-type IndexChange = (Vec<Vec<u8>>, Vec<Vec<u8>>);
-
-/// The part of a snapshot that must be released when the last user is gone.
-struct Pin {
-    shared: Arc<Shared>,
-    seq: u64,
-    meta: Meta,
-}
-
-impl Drop for Pin {
-    fn drop(&mut self) {
-        self.shared.unpin_reader(self.seq);
-    }
-}
-
-/// A consistent, read-only view of the database as of one commit. Cheap to clone; readers
-/// never block the writer and never see its uncommitted or partial work.
-#[derive(Clone)]
-pub struct ReadTxn {
-    pin: Arc<Pin>,
-}
-
-impl ReadTxn {
-    pub(crate) fn new(shared: Arc<Shared>, seq: u64, meta: Meta) -> Self {
-        ReadTxn {
-            pin: Arc::new(Pin { shared, seq, meta }),
-        }
-    }
-
-    /// The commit this snapshot sees.
-    pub fn commit_seq(&self) -> u64 {
-        self.pin.seq
-    }
-
-    pub(crate) fn meta(&self) -> &Meta {
-        &self.pin.meta
-    }
-}
-
-impl PageRead for ReadTxn {
-    fn page(&self, no: u64) -> Result<PageBuf> {
-        if no >= self.pin.meta.page_count {
-            return Err(Error::corrupt_page(
-                no,
-                "page number beyond the database size",
-            ));
-        }
-        self.pin.shared.pager.read(no, self.pin.seq)
-    }
-
-    fn page_size(&self) -> usize {
-        self.pin.shared.pager.page_size()
-    }
-}
-
-impl Reader for ReadTxn {
-    fn record(&self, collection: &str) -> Result<Option<CollectionRecord>> {
-        catalog::load(self, self.pin.meta.catalog_root, collection)
-    }
-
-    fn collection_root(&self, collection: &str) -> Result<Option<u64>> {
-        if let Some(root) = self.pin.shared.cached_root(collection, self.pin.seq) {
-            return Ok(Some(root));
-        }
-        let rec = self.record(collection)?;
-        if let Some(rec) = &rec {
-            self.pin
-                .shared
-                .offer_root(collection, rec.root, self.pin.seq);
-        }
-        Ok(rec.map(|r| r.root))
-    }
-
-    fn catalog_root(&self) -> u64 {
-        self.pin.meta.catalog_root
-    }
-
-    fn check_usable(&self) -> Result<()> {
-        self.pin.shared.check_open()
-    }
-
-    fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
-        self.pin.shared.cached_schema(collection, version)
-    }
-
-    fn remember_schema(&self, collection: &str, schema: Arc<Schema>) {
-        self.pin.shared.cache_schema(collection, schema)
-    }
-
-    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
-        self.check_usable()?;
-        catalog::check_name(collection)?;
-        let shared = &self.pin.shared;
-        if let Some(defs) = shared.cached_indexes(collection, self.pin.seq) {
-            return Ok(defs);
-        }
-        let defs = Arc::new(catalog::list_indexes(
-            self,
-            self.pin.meta.catalog_root,
-            collection,
-        )?);
-        shared.offer_indexes(collection, self.pin.seq, defs.clone());
-        Ok(defs)
-    }
-}
 
 pub(crate) struct CollState {
     pub(crate) rec: CollectionRecord,
@@ -459,14 +38,15 @@ pub struct WriteTxn {
     pub(crate) colls: HashMap<String, CollState>,
     /// Schemas stored by this transaction, published to the shared cache at commit.
     pub(crate) new_schemas: Vec<(String, Arc<Schema>)>,
-    pub(crate) finished: bool,
-    /// During compaction: the free pages below the target size, handed out lowest first.
-    pub(crate) compact_holes: Option<std::collections::VecDeque<u64>>,
+    pub(crate) alloc: Allocator,
+    /// The writer lock, released when the transaction ends (commit, rollback or drop).
+    writer: WriterGuard,
 }
 
 impl WriteTxn {
-    pub(crate) fn new(shared: Arc<Shared>, base_seq: u64, meta: Meta) -> Self {
+    pub(crate) fn new(writer: WriterGuard, shared: Arc<Shared>, base_seq: u64, meta: Meta) -> Self {
         WriteTxn {
+            writer,
             shared,
             base_seq,
             meta_at_start: meta.clone(),
@@ -474,8 +54,7 @@ impl WriteTxn {
             dirty: PageMap::default(),
             colls: HashMap::new(),
             new_schemas: Vec::new(),
-            compact_holes: None,
-            finished: false,
+            alloc: Allocator::default(),
         }
     }
 
@@ -704,7 +283,8 @@ impl WriteTxn {
                 }
                 None => None,
             };
-            self.plan_index_changes(
+            index::plan_changes(
+                self,
                 collection,
                 &defs,
                 id,
@@ -715,7 +295,7 @@ impl WriteTxn {
         };
         let value = self.stored(collection, kind, type_version, payload);
         let replaced = btree::put(self, root, &id_key(id), &value)?;
-        self.apply_index_changes(&defs, id, changes)?;
+        index::apply_changes(self, &defs, id, changes)?;
         if let Some(st) = self.colls.get_mut(collection) {
             // 0 means every id has been handed out (the id after u64::MAX).
             st.rec.next_id = match (st.rec.next_id, id.checked_add(1)) {
@@ -747,8 +327,8 @@ impl WriteTxn {
             let h = stored.header();
             let old_doc = self.index_view(collection, h.kind, h.type_version, &stored, &defs)?;
             let changes =
-                self.plan_index_changes(collection, &defs, id, old_doc.as_ref(), None, false)?;
-            self.apply_index_changes(&defs, id, changes)?;
+                index::plan_changes(self, collection, &defs, id, old_doc.as_ref(), None, false)?;
+            index::apply_changes(self, &defs, id, changes)?;
         }
         let removed = btree::delete(self, root, &id_key(id))?;
         if removed {
@@ -834,7 +414,7 @@ impl WriteTxn {
     /// the collection), or rebuilds it if its definition changed. Returns true if it built.
     pub fn ensure_index(&mut self, collection: &str, spec: &IndexSpec) -> Result<bool> {
         self.check_usable()?;
-        crate::index::check_spec(spec)?;
+        index::check_spec(spec)?;
         self.writable_state(collection)?;
         let defs = self.index_defs(collection)?;
         let old = defs.iter().find(|d| d.spec.name == spec.name);
@@ -884,105 +464,11 @@ impl WriteTxn {
             for (id, value) in batch {
                 let doc = self.decode_stored(collection, &value)?;
                 let changes =
-                    self.plan_index_changes(collection, &only, id, None, doc.as_ref(), true)?;
-                self.apply_index_changes(&only, id, changes)?;
+                    index::plan_changes(self, collection, &only, id, None, doc.as_ref(), true)?;
+                index::apply_changes(self, &only, id, changes)?;
             }
             from = last + 1;
         }
-    }
-
-    /// Index entries to remove and add when a document changes from `old` to `new`,
-    /// checking unique indexes first.
-    fn plan_index_changes(
-        &self,
-        collection: &str,
-        defs: &[IndexDef],
-        id: u64,
-        old: Option<&Datum>,
-        new: Option<&Datum>,
-        building: bool,
-    ) -> Result<Vec<IndexChange>> {
-        let mut plan = Vec::with_capacity(defs.len());
-        for def in defs {
-            let before = match old {
-                Some(d) => crate::index::keys_for(&def.spec, d)?,
-                None => Vec::new(),
-            };
-            let after = match new {
-                Some(d) => crate::index::keys_for(&def.spec, d).map_err(|e| match e {
-                    Error::InvalidArgument(m) => {
-                        Error::invalid(format!("index {:?} of {collection:?}: {m}", def.spec.name))
-                    }
-                    other => other,
-                })?,
-                None => Vec::new(),
-            };
-            let remove: Vec<Vec<u8>> = before
-                .iter()
-                .filter(|k| after.binary_search(k).is_err())
-                .cloned()
-                .collect();
-            let add: Vec<Vec<u8>> = after
-                .iter()
-                .filter(|k| before.binary_search(k).is_err())
-                .cloned()
-                .collect();
-            if def.spec.kind == IndexKind::Unique {
-                for key in &add {
-                    if let Some(v) = btree::get(self, def.root, key)? {
-                        let other = crate::index::entry_id(IndexKind::Unique, key, &v)?;
-                        if other != id {
-                            let shown = new
-                                .and_then(|d| d.path(&def.spec.paths[0]))
-                                .map(Datum::to_string)
-                                .unwrap_or_default();
-                            let name = &def.spec.name;
-                            if building {
-                                return Err(Error::invalid(format!(
-                                    "cannot build unique index {name:?} of {collection:?}: documents {other} \
-                                     and {id} both hold {shown}; change or delete one of them (by \
-                                     collection name, e.g. update({collection:?}, {id}, ...)), or \
-                                     declare the field with obj.Index instead of obj.Unique"
-                                )));
-                            }
-                            return Err(Error::invalid(format!(
-                                "unique index {name:?} of {collection:?} already holds {shown} (document {other})"
-                            )));
-                        }
-                    }
-                }
-            }
-            plan.push((remove, add));
-        }
-        Ok(plan)
-    }
-
-    fn apply_index_changes(
-        &mut self,
-        defs: &[IndexDef],
-        id: u64,
-        plan: Vec<IndexChange>,
-    ) -> Result<()> {
-        for (def, (remove, add)) in defs.iter().zip(plan) {
-            let kind = def.spec.kind;
-            for key in remove {
-                btree::delete(self, def.root, &crate::index::entry_key(kind, &key, id))?;
-            }
-            for key in add {
-                let value = if kind == IndexKind::Unique {
-                    id.to_be_bytes().to_vec()
-                } else {
-                    Vec::new()
-                };
-                btree::put(
-                    self,
-                    def.root,
-                    &crate::index::entry_key(kind, &key, id),
-                    &value,
-                )?;
-            }
-        }
-        Ok(())
     }
 
     /// Makes every change durable (per the durability option) and visible to new readers.
@@ -995,8 +481,6 @@ impl WriteTxn {
             .map(|(n, s)| (n.clone(), s.rec.clone()))
             .collect();
         if self.dirty.is_empty() && changed.is_empty() && self.meta == self.meta_at_start {
-            self.finished = true;
-            self.shared.release_writer();
             return Ok(());
         }
         let catalog_root = self.meta.catalog_root;
@@ -1015,38 +499,36 @@ impl WriteTxn {
         for (no, page) in &mut pages {
             format::seal_page(*no, Arc::make_mut(page).as_mut_slice());
         }
-        let created: Vec<(String, u64)> = self
+        let new_roots = self
             .colls
             .iter()
             .filter(|(_, s)| s.publish_root)
             .map(|(n, s)| (n.clone(), s.rec.root))
             .collect();
-        let result = self
-            .shared
-            .commit_pages(self.base_seq, pages, meta, &created);
-        if result.is_ok() {
-            for (collection, schema) in std::mem::take(&mut self.new_schemas) {
-                self.shared.cache_schema(&collection, schema);
-            }
-            for (collection, st) in &self.colls {
-                if let (true, Some(defs)) = (st.indexes_changed, &st.indexes) {
-                    self.shared
-                        .publish_indexes(collection, self.base_seq + 1, defs.clone());
-                }
-            }
-        }
-        self.finished = true;
-        self.shared.release_writer();
-        result
+        let indexes = self
+            .colls
+            .iter()
+            .filter_map(|(n, s)| match (s.indexes_changed, &s.indexes) {
+                (true, Some(defs)) => Some((n.clone(), defs.clone())),
+                _ => None,
+            })
+            .collect();
+        let commit = Commit {
+            base_seq: self.base_seq,
+            pages,
+            meta,
+            new_roots,
+            schemas: std::mem::take(&mut self.new_schemas),
+            indexes,
+        };
+        self.shared.commit(&self.writer, commit)
     }
 
     /// A frozen view of this transaction as it is now, its own writes included: later
     /// writes do not show in it. Iterators and queries inside the transaction read one.
     pub fn view(&self) -> Result<TxnView> {
         self.check_usable()?;
-        let base = self
-            .shared
-            .pin_snapshot(self.base_seq, self.meta_at_start.clone());
+        let base = ReadTxn::new(self.shared.pin(self.base_seq, self.meta_at_start.clone()));
         let colls = self
             .colls
             .iter()
@@ -1068,18 +550,7 @@ impl WriteTxn {
     }
 
     /// Discards every change (same as dropping the transaction).
-    pub fn rollback(mut self) {
-        self.finished = true;
-        self.shared.release_writer();
-    }
-}
-
-impl Drop for WriteTxn {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.shared.release_writer();
-        }
-    }
+    pub fn rollback(self) {}
 }
 
 impl PageRead for WriteTxn {
@@ -1126,67 +597,35 @@ impl PageWrite for WriteTxn {
     }
 
     fn alloc_page(&mut self) -> Result<u64> {
-        if let Some(holes) = &mut self.compact_holes {
-            if let Some(no) = holes.pop_front() {
-                return Ok(no);
-            }
-            let no = self.meta.page_count;
-            self.meta.page_count += 1;
-            return Ok(no);
-        }
-        let head = self.meta.free_head;
-        if head == 0 {
-            let no = self.meta.page_count;
-            self.meta.page_count += 1;
-            return Ok(no);
-        }
-        let trunk = self.page_mut(head)?;
-        if trunk[0] != PageKind::FreeTrunk as u8 {
-            return Err(Error::corrupt_page(head, "expected a freelist trunk"));
-        }
-        let no = match freelist::pop(trunk) {
-            Some(no) => no,
-            None => {
-                self.meta.free_head = freelist::next(trunk);
-                head
-            }
-        };
-        if no == 0 || no >= self.meta.page_count {
-            return Err(Error::corrupt_page(
-                head,
-                format!("freelist names page {no} out of range"),
-            ));
-        }
-        self.meta.free_count = self
-            .meta
-            .free_count
-            .checked_sub(1)
-            .ok_or_else(|| Error::corrupt_page(0, "free page count underflow"))?;
-        Ok(no)
+        let mut alloc = std::mem::take(&mut self.alloc);
+        let result = alloc.alloc(self);
+        self.alloc = alloc;
+        result
     }
 
     fn free_page(&mut self, no: u64) -> Result<()> {
-        debug_assert!(no != 0 && no < self.meta.page_count);
+        let mut alloc = std::mem::take(&mut self.alloc);
+        let result = alloc.free(self, no);
+        self.alloc = alloc;
+        result
+    }
+}
+
+impl FreePages for WriteTxn {
+    fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
+
+    fn trunk_mut(&mut self, no: u64) -> Result<&mut [u8]> {
+        self.page_mut(no)
+    }
+
+    fn fresh(&mut self, no: u64) -> Result<&mut [u8]> {
+        self.page_new(no)
+    }
+
+    fn discard(&mut self, no: u64) {
         self.dirty.remove(&no);
-        if let Some(holes) = &mut self.compact_holes {
-            holes.push_back(no);
-            return Ok(());
-        }
-        let head = self.meta.free_head;
-        if head != 0 {
-            let trunk = self.page_mut(head)?;
-            if trunk[0] != PageKind::FreeTrunk as u8 {
-                return Err(Error::corrupt_page(head, "expected a freelist trunk"));
-            }
-            if freelist::push(trunk, no) {
-                self.meta.free_count += 1;
-                return Ok(());
-            }
-        }
-        freelist::init(self.page_new(no)?, head);
-        self.meta.free_head = no;
-        self.meta.free_count += 1;
-        Ok(())
     }
 }
 

@@ -1,0 +1,415 @@
+//! Reading: the [`Reader`] trait (every read a snapshot offers, written once over
+//! [`PageRead`] and a few lookups each kind of snapshot answers its own way), the stored
+//! [`Value`], the id-order [`Iter`], and [`ReadTxn`], a pinned commit.
+
+use crate::btree::{self, Cursor, PageRead, TreeValue};
+use crate::catalog::{self, CollectionRecord, IndexDef, IndexKind};
+use crate::codec::Schema;
+use crate::codec::{dynamic, Datum};
+use crate::doc::{expand, DocHeader, DocKind, FLAG_COMPRESSED};
+use crate::error::{Error, Result};
+use crate::format::Meta;
+use crate::index::{Direction, IndexScan};
+use crate::pager::PageBuf;
+use crate::state::Snapshot;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+/// A stored document: its header plus its payload, which is what it dereferences to.
+/// Small payloads are borrowed from a shared page image, so reading one copies nothing.
+#[derive(Clone)]
+pub struct Value {
+    header: DocHeader,
+    payload: TreeValue,
+}
+
+impl Value {
+    pub(crate) fn from_tree(stored: TreeValue) -> Result<Value> {
+        let (header, len) = DocHeader::decode(&stored)?;
+        if header.flags & FLAG_COMPRESSED != 0 {
+            let plain = expand(&header, &stored[len..])?.into_owned();
+            return Ok(Value {
+                header,
+                payload: TreeValue::owned(plain),
+            });
+        }
+        Ok(Value {
+            header,
+            payload: stored.skip(len),
+        })
+    }
+
+    pub fn header(&self) -> DocHeader {
+        self.header
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        self.payload.into_vec()
+    }
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq<[u8]> for Value {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value({:?}, {} bytes)", self.header.kind, self.len())
+    }
+}
+
+pub(crate) fn id_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+pub(crate) fn check_id(id: u64) -> Result<()> {
+    if id == 0 {
+        return Err(Error::invalid("document id must be >= 1"));
+    }
+    Ok(())
+}
+
+/// Operations shared by read and write transactions.
+pub trait Reader: PageRead + Sized {
+    #[doc(hidden)]
+    fn record(&self, collection: &str) -> Result<Option<CollectionRecord>>;
+    #[doc(hidden)]
+    fn collection_root(&self, collection: &str) -> Result<Option<u64>>;
+    #[doc(hidden)]
+    fn catalog_root(&self) -> u64;
+    #[doc(hidden)]
+    fn check_usable(&self) -> Result<()>;
+    #[doc(hidden)]
+    fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>>;
+    #[doc(hidden)]
+    fn remember_schema(&self, collection: &str, schema: Arc<Schema>);
+
+    /// The document `id` of `collection`, or None.
+    fn get(&self, collection: &str, id: u64) -> Result<Option<Value>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        check_id(id)?;
+        match self.collection_root(collection)? {
+            Some(root) => btree::get(self, root, &id_key(id))?
+                .map(Value::from_tree)
+                .transpose(),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of documents in `collection` (0 if it does not exist).
+    fn count(&self, collection: &str) -> Result<u64> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        Ok(self.record(collection)?.map_or(0, |r| r.count))
+    }
+
+    /// Every document in id order.
+    fn iter(&self, collection: &str) -> Result<Iter<'_, Self>> {
+        self.range(collection, ..)
+    }
+
+    /// Documents whose id lies in `ids`, in id order.
+    fn range<B: RangeBounds<u64>>(&self, collection: &str, ids: B) -> Result<Iter<'_, Self>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        let start = match ids.start_bound() {
+            Bound::Included(&s) => Some(s),
+            Bound::Excluded(&s) => s.checked_add(1),
+            Bound::Unbounded => Some(0),
+        };
+        let end = match ids.end_bound() {
+            Bound::Included(&e) => Some(e),
+            Bound::Excluded(&e) => e.checked_sub(1),
+            Bound::Unbounded => Some(u64::MAX),
+        };
+        let cursor = match (self.collection_root(collection)?, start, end) {
+            (Some(root), Some(s), Some(e)) if s <= e => {
+                Some(Cursor::seek(self, root, Some(&id_key(s)))?)
+            }
+            _ => None,
+        };
+        Ok(Iter {
+            src: self,
+            cursor,
+            last: end.unwrap_or(0),
+        })
+    }
+
+    /// Up to `limit` documents with id >= `from`, in id order: a resumable scan for callers
+    /// that cannot hold a borrowing iterator.
+    fn scan(&self, collection: &str, from: u64, limit: usize) -> Result<Vec<(u64, Value)>> {
+        self.range(collection, from..)?.take(limit).collect()
+    }
+
+    /// The stored schema of `collection` at `version`, if one was registered.
+    fn schema(&self, collection: &str, version: u32) -> Result<Option<Arc<Schema>>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        if let Some(s) = self.cached_schema(collection, version) {
+            return Ok(Some(s));
+        }
+        let loaded =
+            catalog::load_schema(self, self.catalog_root(), collection, version)?.map(Arc::new);
+        if let Some(s) = &loaded {
+            // A stored schema never changes, and one this transaction stored itself was
+            // found above, so what the catalog holds here is committed: remember it.
+            self.remember_schema(collection, s.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Every stored schema of `collection`, oldest version first.
+    fn schemas(&self, collection: &str) -> Result<Vec<Schema>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        catalog::list_schemas(self, self.catalog_root(), collection)
+    }
+
+    /// Decodes a stored document into a [`Datum`] (None for raw bytes).
+    fn decode_stored(&self, collection: &str, doc: &Value) -> Result<Option<Datum>> {
+        let h = doc.header();
+        self.decode_payload(collection, h.kind, h.type_version, doc)
+    }
+
+    /// The stored schema of typed documents of `collection` at `version`, or an error that
+    /// says to register it.
+    #[doc(hidden)]
+    fn typed_schema(&self, collection: &str, version: u32) -> Result<Arc<Schema>> {
+        self.schema(collection, version)?.ok_or_else(|| {
+            Error::invalid(format!(
+                "no schema is stored for {collection:?} version {version}; register it before writing or reading typed documents"
+            ))
+        })
+    }
+
+    #[doc(hidden)]
+    fn decode_payload(
+        &self,
+        collection: &str,
+        kind: DocKind,
+        version: u32,
+        payload: &[u8],
+    ) -> Result<Option<Datum>> {
+        match kind {
+            DocKind::Raw => Ok(None),
+            DocKind::Value => Ok(Some(Datum::decode(payload)?)),
+            DocKind::Typed => {
+                let schema = self.typed_schema(collection, version)?;
+                Ok(Some(dynamic::decode(&schema.root, payload)?))
+            }
+        }
+    }
+
+    /// Every index of `collection`, by name.
+    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>>;
+
+    /// The index `name` of `collection`, or `NotFound`.
+    fn index(&self, collection: &str, name: &str) -> Result<IndexDef> {
+        self.indexes(collection)?
+            .iter()
+            .find(|d| d.spec.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "collection {collection:?} has no index named {name:?}"
+                ))
+            })
+    }
+
+    /// The id of the document whose unique index `name` holds `values`.
+    fn find_unique(&self, collection: &str, name: &str, values: &[Datum]) -> Result<Option<u64>> {
+        let def = self.index(collection, name)?;
+        if def.spec.kind != IndexKind::Unique {
+            return Err(Error::invalid(format!(
+                "index {name:?} of {collection:?} is a {} index, not unique; use an index range instead",
+                def.spec.kind.name()
+            )));
+        }
+        let key = crate::codec::keys::encode(values)?;
+        match btree::get(self, def.root, &key)? {
+            Some(v) => Ok(Some(crate::index::entry_id(IndexKind::Unique, &key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A scan of index `name` between inclusive bounds (None = unbounded), in key order.
+    fn index_scan(
+        &self,
+        collection: &str,
+        name: &str,
+        lo: Option<&[Datum]>,
+        hi: Option<&[Datum]>,
+    ) -> Result<IndexScan> {
+        self.index_walk(collection, name, lo, hi, Direction::Forward)
+    }
+
+    /// A scan of index `name` between inclusive bounds, in key order or its exact reverse.
+    fn index_walk(
+        &self,
+        collection: &str,
+        name: &str,
+        lo: Option<&[Datum]>,
+        hi: Option<&[Datum]>,
+        direction: Direction,
+    ) -> Result<IndexScan> {
+        let def = self.index(collection, name)?;
+        IndexScan::new(def.root, def.spec.kind, lo, hi, direction)
+    }
+
+    /// Names of all collections, sorted.
+    fn collections(&self) -> Result<Vec<String>> {
+        self.check_usable()?;
+        Ok(catalog::list(self, self.catalog_root())?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+}
+
+/// Iterator over `(id, value)` pairs of a collection, in id order.
+pub struct Iter<'a, R: Reader> {
+    src: &'a R,
+    cursor: Option<Cursor>,
+    last: u64,
+}
+
+impl<R: Reader> Iterator for Iter<'_, R> {
+    type Item = Result<(u64, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let cursor = self.cursor.as_mut()?;
+        let step = (|| {
+            let Some((page, i)) = cursor.next(self.src)? else {
+                return Ok(None);
+            };
+            let key = btree::node::key(&page, i);
+            let id: [u8; 8] = key
+                .try_into()
+                .map_err(|_| Error::corrupt("document key is not 8 bytes long"))?;
+            let id = u64::from_be_bytes(id);
+            if id > self.last {
+                return Ok(None);
+            }
+            Ok(Some((
+                id,
+                Value::from_tree(TreeValue::from_leaf(self.src, &page, i)?)?,
+            )))
+        })();
+        match step {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.cursor = None;
+                None
+            }
+            Err(e) => {
+                self.cursor = None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// A consistent, read-only view of the database as of one commit. Cheap to clone; readers
+/// never block the writer and never see its uncommitted or partial work.
+#[derive(Clone)]
+pub struct ReadTxn {
+    pin: Arc<Snapshot>,
+}
+
+impl ReadTxn {
+    pub(crate) fn new(pin: Snapshot) -> Self {
+        ReadTxn { pin: Arc::new(pin) }
+    }
+
+    /// The commit this snapshot sees.
+    pub fn commit_seq(&self) -> u64 {
+        self.pin.seq
+    }
+
+    pub(crate) fn meta(&self) -> &Meta {
+        &self.pin.meta
+    }
+}
+
+impl PageRead for ReadTxn {
+    fn page(&self, no: u64) -> Result<PageBuf> {
+        if no >= self.pin.meta.page_count {
+            return Err(Error::corrupt_page(
+                no,
+                "page number beyond the database size",
+            ));
+        }
+        self.pin.shared.pager.read(no, self.pin.seq)
+    }
+
+    fn page_size(&self) -> usize {
+        self.pin.shared.pager.page_size()
+    }
+}
+
+impl Reader for ReadTxn {
+    fn record(&self, collection: &str) -> Result<Option<CollectionRecord>> {
+        catalog::load(self, self.pin.meta.catalog_root, collection)
+    }
+
+    fn collection_root(&self, collection: &str) -> Result<Option<u64>> {
+        if let Some(root) = self.pin.shared.cached_root(collection, self.pin.seq) {
+            return Ok(Some(root));
+        }
+        let rec = self.record(collection)?;
+        if let Some(rec) = &rec {
+            self.pin
+                .shared
+                .offer_root(collection, rec.root, self.pin.seq);
+        }
+        Ok(rec.map(|r| r.root))
+    }
+
+    fn catalog_root(&self) -> u64 {
+        self.pin.meta.catalog_root
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        self.pin.shared.check_open()
+    }
+
+    fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {
+        self.pin.shared.cached_schema(collection, version)
+    }
+
+    fn remember_schema(&self, collection: &str, schema: Arc<Schema>) {
+        self.pin.shared.cache_schema(collection, schema)
+    }
+
+    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        let shared = &self.pin.shared;
+        if let Some(defs) = shared.cached_indexes(collection, self.pin.seq) {
+            return Ok(defs);
+        }
+        let defs = Arc::new(catalog::list_indexes(
+            self,
+            self.pin.meta.catalog_root,
+            collection,
+        )?);
+        shared.offer_indexes(collection, self.pin.seq, defs.clone());
+        Ok(defs)
+    }
+}
