@@ -21,7 +21,9 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Writes all of `data` at `offset`, growing the store if needed.
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// The current length in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends (with zeros) to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every earlier write durable.
     fn sync(&self) -> io::Result<()>;
@@ -34,10 +36,12 @@ pub struct FileBackend {
 }
 
 impl FileBackend {
+    /// A backend over an open file.
     pub fn new(file: File) -> Self {
         FileBackend { file }
     }
 
+    /// The file underneath.
     pub fn file(&self) -> &File {
         &self.file
     }
@@ -134,16 +138,19 @@ pub struct MemoryBackend {
 }
 
 impl MemoryBackend {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A store holding `bytes` (a copy of a file, for tests and fault injection).
     pub fn with_contents(bytes: Vec<u8>) -> Self {
         MemoryBackend {
             data: RwLock::new(bytes),
         }
     }
 
+    /// A copy of everything stored.
     pub fn contents(&self) -> Vec<u8> {
         self.data.read().clone()
     }

@@ -189,6 +189,7 @@ pub enum IndexKind {
 }
 
 impl IndexKind {
+    /// The kind as the catalog, `stat` and messages name it.
     pub fn name(self) -> &'static str {
         match self {
             IndexKind::Standard => "standard",
@@ -221,16 +222,22 @@ impl IndexKind {
 /// What an index is: its name, kind and the dotted field paths it reads.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IndexSpec {
+    /// The index name, unique within its collection.
     pub name: String,
+    /// How entries are derived from a document.
     pub kind: IndexKind,
+    /// Dotted field paths the index reads (one, or several for a composite index).
     pub paths: Vec<String>,
 }
 
 /// A stored index: its spec, its tree and whether it is ready for queries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexDef {
+    /// What the index is.
     pub spec: IndexSpec,
+    /// Root page of the index tree.
     pub root: u64,
+    /// False while an index has not been filled yet.
     pub ready: bool,
 }
 

@@ -15,15 +15,19 @@ use crate::catalog;
 use crate::error::{Error, Result};
 use crate::format::{get_u64, put_u64, PageKind};
 use crate::freelist::{self, Allocator};
-use crate::reader::Reader;
+use crate::reader::{Reader, Source};
 use crate::write::WriteTxn;
 use std::sync::Arc;
 
 /// What a compaction did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompactInfo {
+    /// Pages in the file before.
     pub pages_before: u64,
+    /// Pages in use after.
     pub pages_after: u64,
+    /// Pages copied to a lower position.
     pub pages_moved: u64,
     /// True when the file was truncated to `pages_after` pages.
     pub truncated: bool,

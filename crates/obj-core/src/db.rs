@@ -349,14 +349,17 @@ impl Db {
         integrity::check(&snap)
     }
 
+    /// The path the database was opened at (`:memory:` for one in memory).
     pub fn path(&self) -> &Path {
         self.shared.path()
     }
 
+    /// True when opened read-only.
     pub fn is_read_only(&self) -> bool {
         self.shared.opts().read_only
     }
 
+    /// True once [`Db::close`] ran.
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
     }

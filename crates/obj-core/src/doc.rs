@@ -88,7 +88,9 @@ pub fn expand<'a>(header: &DocHeader, stored: &'a [u8]) -> Result<std::borrow::C
 /// Metadata stored with each document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DocHeader {
+    /// How the payload is encoded.
     pub kind: DocKind,
+    /// Flag bits (`FLAG_COMPRESSED`).
     pub flags: u8,
     /// Schema version of a typed document (0 for raw and Value documents).
     pub type_version: u32,
@@ -97,6 +99,7 @@ pub struct DocHeader {
 }
 
 impl DocHeader {
+    /// The header of a raw document of collection `collection_id`.
     pub fn raw(collection_id: u64) -> Self {
         DocHeader {
             kind: DocKind::Raw,
@@ -106,6 +109,7 @@ impl DocHeader {
         }
     }
 
+    /// Appends the encoded header.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(self.kind as u8);
         out.push(self.flags);

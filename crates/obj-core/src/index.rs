@@ -217,6 +217,7 @@ pub struct IndexScan {
 }
 
 impl IndexScan {
+    /// A scan of the index tree at `root` between `lo` and `hi` (inclusive, tuple prefixes) in `direction`.
     pub fn new(
         root: u64,
         kind: IndexKind,

@@ -15,15 +15,23 @@ use std::collections::{HashMap, HashSet};
 
 /// What a successful check found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IntegrityReport {
+    /// Pages in the file.
     pub page_count: u64,
+    /// Pages on the freelist.
     pub free_pages: u64,
+    /// One report per collection.
     pub collections: Vec<CollectionReport>,
 }
 
+/// What the check found in one collection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CollectionReport {
+    /// The collection name.
     pub name: String,
+    /// Documents walked.
     pub documents: u64,
     /// Pages owned by the collection's tree and its overflow chains.
     pub pages: u64,

@@ -16,6 +16,8 @@
 //! assert_eq!(&*rx.get("orders", id).unwrap().unwrap(), b"hello");
 //! ```
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -28,9 +30,17 @@ mod compact;
 mod db;
 mod doc;
 mod error;
+/// Failing and crashing storage backends for the engine's tests (feature `fault-injection`).
 #[cfg(feature = "fault-injection")]
+#[doc(hidden)]
 pub mod fault;
+/// The file format's constants and page layout; public only for the engine's own tests
+/// and fuzz targets (feature `internals`).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod format;
+#[cfg(not(feature = "internals"))]
+mod format;
 mod freelist;
 mod index;
 mod integrity;
@@ -45,7 +55,6 @@ mod view;
 mod wal;
 mod write;
 
-pub use btree::PageRead;
 pub use catalog::{CollectionRecord, IndexDef, IndexKind, IndexSpec, MAX_NAME_LEN};
 pub use cipher::EncryptionKey;
 pub use compact::CompactInfo;

@@ -17,14 +17,16 @@ pub enum Durability {
     None,
 }
 
-/// Options for [`Db::open`].
+/// Options for [`crate::Db::open`].
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// Open for reading only: no writes, no WAL created, shared file lock.
     pub read_only: bool,
     /// Page size for a new file (power of two, 4 KiB to 64 KiB); an existing file keeps its own.
     pub page_size: u32,
     /// How long to wait for the writer lock (in-process) or the file lock (other processes).
     pub busy_timeout: Duration,
+    /// When commits reach the disk.
     pub durability: Durability,
     /// Encrypts every page (but the header) with this key; needed again to open the file.
     pub encryption_key: Option<crate::cipher::EncryptionKey>,

@@ -27,28 +27,44 @@ pub use crate::codec::keys::sort_key;
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CmpOp {
+    /// `==`.
     Eq,
+    /// `!=` (the negation of `==`).
     Ne,
+    /// `<`.
     Lt,
+    /// `<=`.
     Le,
+    /// `>`.
     Gt,
+    /// `>=`.
     Ge,
 }
 
 /// A filter over documents. Paths are dotted field names (`address.city`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
+    /// The value at `path` compared with `value` by `op`.
     Cmp {
+        /// Dotted field path.
         path: String,
+        /// The comparison.
         op: CmpOp,
+        /// The value compared with.
         value: Datum,
     },
+    /// The value at `path` equals one of `values`.
     In {
+        /// Dotted field path.
         path: String,
+        /// The candidates.
         values: Vec<Datum>,
     },
+    /// The str at `path` starts with `prefix`.
     StartsWith {
+        /// Dotted field path.
         path: String,
+        /// The prefix.
         prefix: String,
     },
     /// A list field holding an element equal to the value, or a str field holding the str
@@ -57,18 +73,28 @@ pub enum Expr {
     /// value only when `known_list` says the schema declares the field a list (a hint for
     /// the planner; matching does not read it).
     Contains {
+        /// Dotted field path.
         path: String,
+        /// The element or substring looked for.
         value: Datum,
+        /// The schema declares the field a list.
         known_list: bool,
     },
+    /// The document has a value at `path` (None counts).
     Exists {
+        /// Dotted field path.
         path: String,
     },
+    /// The value at `path` is None or missing.
     IsNone {
+        /// Dotted field path.
         path: String,
     },
+    /// Every one holds.
     And(Vec<Expr>),
+    /// At least one holds.
     Or(Vec<Expr>),
+    /// It does not hold.
     Not(Box<Expr>),
 }
 
@@ -197,8 +223,11 @@ pub enum Access {
     Scan,
     /// Documents listed by an index between inclusive bounds, in key order.
     Index {
+        /// The index name.
         name: String,
+        /// Lower bound (a tuple prefix), None for unbounded.
         lo: Option<Vec<Datum>>,
+        /// Upper bound (a tuple prefix), None for unbounded.
         hi: Option<Vec<Datum>>,
     },
 }
@@ -207,14 +236,18 @@ pub enum Access {
 /// `descending` is the exact reverse (keys and ids descending).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SortOrder {
+    /// Dotted field path.
     pub path: String,
+    /// Reverse order.
     pub descending: bool,
 }
 
 /// The chosen way to run a query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    /// How candidates are found.
     pub access: Access,
+    /// What candidates must satisfy (None: all).
     pub filter: Option<Expr>,
     /// The requested order, if any.
     pub sort: Option<SortOrder>,
@@ -455,13 +488,16 @@ enum Source {
 
 /// One matching document.
 pub struct Found {
+    /// The document id.
     pub id: u64,
+    /// The stored document.
     pub value: Value,
     /// The [`sort_key`] of the plan's sort field, when the caller must sort.
     pub sort_key: Option<Vec<u8>>,
 }
 
 impl QueryScan {
+    /// A scan of `collection` by `plan` in the snapshot `r`.
     pub fn new<R: Reader>(r: &R, collection: &str, plan: &Plan) -> Result<QueryScan> {
         let source = match &plan.access {
             Access::Scan => Source::Primary { next: Some(1) },

@@ -39,10 +39,12 @@ impl Value {
         })
     }
 
+    /// The document header (kind, type version, collection id).
     pub fn header(&self) -> DocHeader {
         self.header
     }
 
+    /// The payload bytes, owned.
     pub fn into_vec(self) -> Vec<u8> {
         self.payload.into_vec()
     }
@@ -84,21 +86,28 @@ pub(crate) fn check_id(id: u64) -> Result<()> {
     Ok(())
 }
 
-/// Operations shared by read and write transactions.
-pub trait Reader: PageRead + Sized {
-    #[doc(hidden)]
+/// What each kind of snapshot answers its own way; every read in [`Reader`] is written
+/// once over it. `pub` inside this private module, so other crates can name neither it
+/// nor [`PageRead`]: [`Reader`] is sealed (only this crate's snapshots implement it).
+pub trait Source: PageRead {
+    /// The catalog record of `collection` as this snapshot sees it.
     fn record(&self, collection: &str) -> Result<Option<CollectionRecord>>;
-    #[doc(hidden)]
+    /// The root page of `collection`'s tree.
     fn collection_root(&self, collection: &str) -> Result<Option<u64>>;
-    #[doc(hidden)]
+    /// The root page of the catalog.
     fn catalog_root(&self) -> u64;
-    #[doc(hidden)]
+    /// Refuses once the database is closed (or, for a writer, failed).
     fn check_usable(&self) -> Result<()>;
-    #[doc(hidden)]
+    /// A schema this snapshot already knows (its own or a committed one).
     fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>>;
-    #[doc(hidden)]
+    /// Keeps a schema read from the catalog for later reads.
     fn remember_schema(&self, collection: &str, schema: Arc<Schema>);
+    /// The index definitions of `collection` in this snapshot.
+    fn index_defs(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>>;
+}
 
+/// Operations shared by read and write transactions and their views.
+pub trait Reader: Source + Sized {
     /// The document `id` of `collection`, or None.
     fn get(&self, collection: &str, id: u64) -> Result<Option<Value>> {
         self.check_usable()?;
@@ -217,7 +226,10 @@ pub trait Reader: PageRead + Sized {
     }
 
     /// Every index of `collection`, by name.
-    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>>;
+    /// The index definitions of `collection`, by name.
+    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
+        self.index_defs(collection)
+    }
 
     /// The index `name` of `collection`, or `NotFound`.
     fn index(&self, collection: &str, name: &str) -> Result<IndexDef> {
@@ -363,7 +375,7 @@ impl PageRead for ReadTxn {
     }
 }
 
-impl Reader for ReadTxn {
+impl Source for ReadTxn {
     fn record(&self, collection: &str) -> Result<Option<CollectionRecord>> {
         catalog::load(self, self.pin.meta.catalog_root, collection)
     }
@@ -397,7 +409,7 @@ impl Reader for ReadTxn {
         self.pin.shared.cache_schema(collection, schema)
     }
 
-    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
+    fn index_defs(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
         self.check_usable()?;
         catalog::check_name(collection)?;
         let shared = &self.pin.shared;
@@ -413,3 +425,5 @@ impl Reader for ReadTxn {
         Ok(defs)
     }
 }
+
+impl Reader for ReadTxn {}

@@ -7,31 +7,49 @@ use crate::reader::{ReadTxn, Reader};
 
 /// Database-wide figures and one entry per collection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stat {
+    /// Bytes per page on disk.
     pub page_size: u64,
+    /// Pages in the file.
     pub page_count: u64,
+    /// Pages on the freelist.
     pub free_pages: u64,
+    /// Committed frames in the WAL.
     pub wal_frames: u64,
+    /// One entry per collection, by name.
     pub collections: Vec<CollectionStat>,
 }
 
+/// Counts and sizes of one collection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CollectionStat {
+    /// The collection name.
     pub name: String,
+    /// Its catalog id (stored in each document header).
     pub id: u64,
+    /// Documents stored.
     pub doc_count: u64,
     /// Bytes of the pages owned by the collection: its tree, overflow chains and indexes.
     pub file_size_bytes: u64,
+    /// Its indexes, by name.
     pub indexes: Vec<IndexStat>,
 }
 
+/// One index of a collection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IndexStat {
+    /// The index name.
     pub name: String,
+    /// Its kind.
     pub kind: IndexKind,
+    /// The field paths it reads.
     pub key_paths: Vec<String>,
     /// "ready", or "building" while an index has not been filled yet.
     pub status: &'static str,
+    /// Bytes of the pages of the index tree.
     pub file_size_bytes: u64,
 }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 /// What a checkpoint did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckpointInfo {
     /// Page versions copied from the WAL into the main file.
     pub frames_copied: u64,
@@ -53,6 +54,7 @@ impl Pins {
 
 /// Who holds snapshots open (for `stat`): what a long-lived reader keeps in the log.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ReaderStat {
     /// The latest commit.
     pub commit_seq: u64,

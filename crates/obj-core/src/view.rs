@@ -12,7 +12,7 @@ use crate::codec::Schema;
 use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::pager::{PageBuf, PageMap};
-use crate::reader::{ReadTxn, Reader};
+use crate::reader::{ReadTxn, Reader, Source};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -84,7 +84,7 @@ impl PageRead for TxnView {
 // A collection the transaction did not touch has the same catalog record, root and index
 // definitions as in the base commit, so those reads go to the base snapshot (and its
 // caches); the catalog itself (collection list, schemas) is read through the view.
-impl Reader for TxnView {
+impl Source for TxnView {
     fn record(&self, collection: &str) -> Result<Option<CollectionRecord>> {
         match self.inner.colls.get(collection) {
             Some(c) => Ok(Some(c.rec.clone())),
@@ -124,7 +124,7 @@ impl Reader for TxnView {
         // schema, so nothing is offered to the shared cache.
     }
 
-    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
+    fn index_defs(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
         match self
             .inner
             .colls
@@ -139,3 +139,5 @@ impl Reader for TxnView {
         }
     }
 }
+
+impl Reader for TxnView {}

@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 
 pub const WAL_MAGIC: [u8; 8] = *b"objWAL\x00\x01";
 pub const WAL_VERSION: u32 = 1;
+/// Bytes of the WAL header in front of the first frame.
 pub const WAL_HEADER_SIZE: usize = 64;
 pub const FRAME_HEADER_SIZE: usize = 32;
 

@@ -10,7 +10,7 @@ use crate::format::{self, Meta};
 use crate::freelist::{Allocator, FreePages};
 use crate::index;
 use crate::pager::{PageBuf, PageMap};
-use crate::reader::{check_id, id_key, ReadTxn, Reader, Value};
+use crate::reader::{check_id, id_key, ReadTxn, Reader, Source, Value};
 use crate::state::{Commit, Shared, WriterGuard};
 use crate::view::{CollView, TxnView};
 use std::collections::HashMap;
@@ -629,7 +629,7 @@ impl FreePages for WriteTxn {
     }
 }
 
-impl Reader for WriteTxn {
+impl Source for WriteTxn {
     fn record(&self, collection: &str) -> Result<Option<CollectionRecord>> {
         if let Some(st) = self.colls.get(collection) {
             return Ok(Some(st.rec.clone()));
@@ -651,7 +651,7 @@ impl Reader for WriteTxn {
         self.meta.catalog_root
     }
 
-    fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
+    fn index_defs(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
         self.check_usable()?;
         catalog::check_name(collection)?;
         if let Some(defs) = self.colls.get(collection).and_then(|st| st.indexes.clone()) {
@@ -687,3 +687,5 @@ impl Reader for WriteTxn {
         self.shared.check_not_failed()
     }
 }
+
+impl Reader for WriteTxn {}

@@ -118,6 +118,7 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         Error::Encryption(_) => EncryptionError::new_err(msg),
         Error::Io(_) => io_error(msg, err.os_error(), err.io_path()),
         Error::ReadOnly(_) | Error::Closed(_) => ObjError::new_err(msg),
+        _ => ObjError::new_err(msg),
     }
 }
 

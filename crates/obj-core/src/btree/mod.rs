@@ -19,7 +19,9 @@ pub const MAX_DEPTH: usize = 48;
 
 /// Read access to the pages of one snapshot.
 pub trait PageRead {
+    /// Page `no` as this reader sees it (verified when it was loaded).
     fn page(&self, no: u64) -> Result<PageBuf>;
+    /// The logical page size in bytes.
     fn page_size(&self) -> usize;
 }
 

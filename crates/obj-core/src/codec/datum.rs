@@ -24,26 +24,38 @@ use crate::error::{Error, Result};
 /// decoded into for tools, filters and indexes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Datum {
+    /// None.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// A signed 64-bit integer.
     Int(i64),
+    /// A 64-bit float.
     Float(f64),
+    /// A UTF-8 string.
     Str(String),
+    /// A byte string.
     Bytes(Vec<u8>),
+    /// A list (or tuple) of values.
     List(Vec<Datum>),
+    /// A map with string keys, in insertion order.
     Map(Vec<(String, Datum)>),
     /// Microseconds since the Unix epoch; with an offset the instant is UTC and the offset
     /// says which local time it was written as.
     DateTime {
+        /// Microseconds since the epoch (UTC when `offset_secs` is set).
         micros: i64,
+        /// The UTC offset in seconds of an aware datetime; None for a naive one.
         offset_secs: Option<i32>,
     },
     /// Days since 1970-01-01.
     Date(i32),
+    /// A UUID's 16 bytes.
     Uuid([u8; 16]),
 }
 
 impl Datum {
+    /// Appends the self-describing encoding of this value.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Datum::Null => put_uvarint(out, 0),
@@ -100,6 +112,7 @@ impl Datum {
         }
     }
 
+    /// The self-describing encoding of this value.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode(&mut out);
@@ -114,6 +127,7 @@ impl Datum {
         Ok(d)
     }
 
+    /// Reads one value, refusing nesting deeper than [`crate::codec::MAX_NESTING`].
     pub fn read(r: &mut WireReader<'_>, depth: usize) -> Result<Datum> {
         if depth > MAX_NESTING {
             return Err(Error::corrupt(format!(

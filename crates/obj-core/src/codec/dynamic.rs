@@ -159,6 +159,7 @@ fn read_struct(s: &StructType, r: &mut WireReader<'_>, depth: usize) -> Result<D
     Ok(Datum::Map(entries))
 }
 
+/// Reads one value of type `ty` (nesting limited by [`crate::codec::MAX_NESTING`]).
 pub fn read(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<Datum> {
     if depth > MAX_NESTING {
         return Err(Error::corrupt(format!(

@@ -6,7 +6,7 @@
 //! - [`datum`]: the self-describing Value codec for dict-native documents, and the
 //!   [`Datum`] tree that every payload can be decoded into; its `Display` writes a value
 //!   as Python's `repr` would, for every message and `explain()`.
-//! - [`keys`]: the order-preserving key encoding of index entries and sort keys.
+//! - `keys`: the order-preserving key encoding of index entries and sort keys.
 //! - [`calendar`]: days since 1970-01-01 to and from dates.
 
 pub mod calendar;

@@ -39,47 +39,72 @@ use super::wire::{put_bytes, put_uvarint, WireReader};
 use super::MAX_NESTING;
 use crate::error::{Error, Result};
 
+/// The declared type of a field of a typed document.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FieldType {
+    /// `bool`.
     Bool,
+    /// `int` (i64).
     Int,
+    /// `float` (f64).
     Float,
+    /// `str`.
     Str,
+    /// `bytes`.
     Bytes,
+    /// `None` (the only value of `type(None)`).
     NoneType,
+    /// `T | None`.
     Optional(Box<FieldType>),
+    /// `list[T]`.
     List(Box<FieldType>),
+    /// A fixed-length `tuple[A, B, ...]`.
     Tuple(Vec<FieldType>),
+    /// `dict[str, T]`.
     Map(Box<FieldType>),
+    /// A nested dataclass.
     Struct(StructType),
+    /// `datetime`.
     DateTime,
+    /// `date`.
     Date,
+    /// An `enum.Enum` subclass.
     Enum(EnumType),
+    /// `uuid.UUID`.
     Uuid,
+    /// Any dict-native value, stored self-describing.
     Any,
 }
 
+/// A named field of a struct.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Field {
+    /// The field name.
     pub name: String,
+    /// Its declared type.
     pub ty: FieldType,
 }
 
+/// A dataclass: its fields in declaration order (the order they are encoded in).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StructType {
+    /// The fields, in encoding order.
     pub fields: Vec<Field>,
 }
 
 /// An enum's members in declaration order; stored documents hold the member's index.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnumType {
+    /// Member names and values, in declaration order (the index is the wire tag).
     pub members: Vec<(String, Datum)>,
 }
 
 /// The shape of one `(collection, version)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Schema {
+    /// The document class version this shape belongs to.
     pub version: u32,
+    /// The top-level struct.
     pub root: StructType,
 }
 
@@ -93,12 +118,15 @@ pub enum PathLookup<'a> {
     /// Segment number `segment` (from 0) names no field: of the root when `inside` is None,
     /// else of a value of type `inside`, which the segments before it reach.
     Unknown {
+        /// The segment's position in the path.
         segment: usize,
+        /// The type the earlier segments reach (None: the root).
         inside: Option<&'a FieldType>,
     },
 }
 
 impl StructType {
+    /// The position of field `name`, if the struct has one.
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)
     }
@@ -158,6 +186,7 @@ impl StructType {
 }
 
 impl FieldType {
+    /// Appends this type's catalog encoding.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let tag = match self {
             FieldType::Bool => 0,
@@ -198,6 +227,7 @@ impl FieldType {
         }
     }
 
+    /// Reads a type written by [`FieldType::encode`], refusing nesting deeper than [`crate::codec::MAX_NESTING`].
     pub fn read(r: &mut WireReader<'_>, depth: usize) -> Result<FieldType> {
         if depth > MAX_NESTING {
             return Err(Error::corrupt(format!(
@@ -289,6 +319,7 @@ impl FieldType {
 }
 
 impl Schema {
+    /// The catalog encoding of this schema.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         put_uvarint(&mut out, u64::from(self.version));
@@ -296,6 +327,7 @@ impl Schema {
         out
     }
 
+    /// Reads a schema written by [`Schema::to_bytes`]; damage is `Error::Corruption`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Schema> {
         let mut r = WireReader::new(bytes);
         let version = u32::try_from(r.uvarint()?)

@@ -29,18 +29,22 @@ pub fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     None
 }
 
+/// Appends an unsigned varint.
 pub fn put_uvarint(out: &mut Vec<u8>, v: u64) {
     put_varint(out, v)
 }
 
+/// Appends a zigzag-encoded signed varint.
 pub fn put_ivarint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64)
 }
 
+/// Appends a little-endian f64.
 pub fn put_f64(out: &mut Vec<u8>, v: f64) {
     out.extend_from_slice(&v.to_le_bytes())
 }
 
+/// Appends a varint length and the bytes.
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_uvarint(out, b.len() as u64);
     out.extend_from_slice(b);
@@ -72,6 +76,7 @@ pub struct WireReader<'a> {
 }
 
 impl<'a> WireReader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
         WireReader {
             buf,
@@ -80,10 +85,12 @@ impl<'a> WireReader<'a> {
         }
     }
 
+    /// Bytes consumed so far.
     pub fn position(&self) -> usize {
         self.pos
     }
 
+    /// True when every byte has been read.
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
@@ -95,6 +102,7 @@ impl<'a> WireReader<'a> {
         ))
     }
 
+    /// One byte.
     pub fn u8(&mut self) -> Result<u8> {
         let b = *self
             .buf
@@ -104,15 +112,18 @@ impl<'a> WireReader<'a> {
         Ok(b)
     }
 
+    /// An unsigned varint.
     pub fn uvarint(&mut self) -> Result<u64> {
         get_varint(self.buf, &mut self.pos).ok_or_else(|| self.damaged("bad varint"))
     }
 
+    /// A zigzag-encoded signed varint.
     pub fn ivarint(&mut self) -> Result<i64> {
         let z = self.uvarint()?;
         Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
     }
 
+    /// A little-endian f64.
     pub fn f64(&mut self) -> Result<f64> {
         let b = self.take(8)?;
         let mut x = [0u8; 8];
@@ -120,6 +131,7 @@ impl<'a> WireReader<'a> {
         Ok(f64::from_le_bytes(x))
     }
 
+    /// A bool byte (0 or 1; anything else is damage).
     pub fn bool(&mut self) -> Result<bool> {
         match self.u8()? {
             0 => Ok(false),
@@ -128,6 +140,7 @@ impl<'a> WireReader<'a> {
         }
     }
 
+    /// The next `n` bytes, borrowed.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
@@ -139,12 +152,14 @@ impl<'a> WireReader<'a> {
         Ok(out)
     }
 
+    /// A length-prefixed byte string, borrowed.
     pub fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.uvarint()?;
         let n = usize::try_from(n).map_err(|_| self.damaged("length too large"))?;
         self.take(n)
     }
 
+    /// A length-prefixed UTF-8 string, borrowed (invalid UTF-8 is damage).
     pub fn str(&mut self) -> Result<&'a str> {
         let b = self.bytes()?;
         std::str::from_utf8(b).map_err(|_| self.damaged("string is not UTF-8"))
