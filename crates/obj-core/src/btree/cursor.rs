@@ -17,6 +17,30 @@ pub struct Cursor {
 impl Cursor {
     /// Positions before the first key `>= from` (or before the first key).
     pub fn seek<R: PageRead>(r: &R, root: u64, from: Option<&[u8]>) -> Result<Cursor> {
+        Self::descend(r, root, |page, leaf| match from {
+            Some(key) if leaf => node::search(page, key).unwrap_or_else(|i| i),
+            Some(key) => node::child_index(page, key),
+            None => 0,
+        })
+    }
+
+    /// Positions after the last key `< before` (or after the last key), for [`Cursor::prev`].
+    pub fn seek_back<R: PageRead>(r: &R, root: u64, before: Option<&[u8]>) -> Result<Cursor> {
+        // Leaf: the keys < before are cells 0..idx. Branch: child i holds the keys below
+        // separator i, so the last key < before lies in child idx (or before it).
+        Self::descend(r, root, |page, _| match before {
+            Some(key) => node::search(page, key).unwrap_or_else(|i| i),
+            None => node::count(page),
+        })
+    }
+
+    /// Walks from the root to a leaf, taking at each node the position `pick(page, is_leaf)`
+    /// names (for a branch, the child to enter).
+    fn descend<R: PageRead>(
+        r: &R,
+        root: u64,
+        pick: impl Fn(&[u8], bool) -> usize,
+    ) -> Result<Cursor> {
         let mut stack = Vec::with_capacity(8);
         let mut no = root;
         loop {
@@ -27,18 +51,29 @@ impl Cursor {
                 ));
             }
             let page = node_page(r, no)?;
-            if node::is_leaf(&page) {
-                let idx = match from {
-                    Some(key) => node::search(&page, key).unwrap_or_else(|i| i),
-                    None => 0,
-                };
+            let leaf = node::is_leaf(&page);
+            let idx = pick(&page, leaf);
+            if leaf {
                 stack.push((page, idx));
                 return Ok(Cursor { stack });
             }
-            let idx = from.map_or(0, |key| node::child_index(&page, key));
             no = node::child(&page, idx);
             stack.push((page, idx));
         }
+    }
+
+    /// Enters `child` of the node on top of the stack, at its first gap or (`at_end`) its last.
+    fn enter<R: PageRead>(&mut self, r: &R, child: u64, at_end: bool) -> Result<()> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(Error::corrupt_page(
+                child,
+                "tree deeper than the depth limit",
+            ));
+        }
+        let page = node_page(r, child)?;
+        let idx = if at_end { node::count(&page) } else { 0 };
+        self.stack.push((page, idx));
+        Ok(())
     }
 
     /// The next leaf entry as (leaf page, cell index), or None at the end.
@@ -61,41 +96,7 @@ impl Cursor {
                 continue;
             }
             let child = node::child(page, *idx);
-            if self.stack.len() >= MAX_DEPTH {
-                return Err(Error::corrupt_page(
-                    child,
-                    "tree deeper than the depth limit",
-                ));
-            }
-            let page = node_page(r, child)?;
-            self.stack.push((page, 0));
-        }
-    }
-
-    /// Positions after the last key `< before` (or after the last key), for [`Cursor::prev`].
-    pub fn seek_back<R: PageRead>(r: &R, root: u64, before: Option<&[u8]>) -> Result<Cursor> {
-        let mut stack = Vec::with_capacity(8);
-        let mut no = root;
-        loop {
-            if stack.len() >= MAX_DEPTH {
-                return Err(Error::corrupt_page(
-                    root,
-                    "tree deeper than the depth limit",
-                ));
-            }
-            let page = node_page(r, no)?;
-            // Leaf: the keys < before are cells 0..idx. Branch: child i holds the keys
-            // below separator i, so the last key < before lies in child idx (or before it).
-            let idx = match before {
-                Some(key) => node::search(&page, key).unwrap_or_else(|i| i),
-                None => node::count(&page),
-            };
-            if node::is_leaf(&page) {
-                stack.push((page, idx));
-                return Ok(Cursor { stack });
-            }
-            no = node::child(&page, idx);
-            stack.push((page, idx));
+            self.enter(r, child, false)?;
         }
     }
 
@@ -114,15 +115,7 @@ impl Cursor {
                 continue;
             }
             let child = node::child(page, *idx);
-            if self.stack.len() >= MAX_DEPTH {
-                return Err(Error::corrupt_page(
-                    child,
-                    "tree deeper than the depth limit",
-                ));
-            }
-            let page = node_page(r, child)?;
-            let end = node::count(&page);
-            self.stack.push((page, end));
+            self.enter(r, child, true)?;
         }
     }
 
