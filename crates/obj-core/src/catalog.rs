@@ -14,8 +14,60 @@ const SCHEMA_PREFIX: u8 = 0x02;
 /// Longest collection name, in UTF-8 bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
+/// What a collection's primary tree is keyed by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CollectionKind {
+    /// Engine-assigned `u64` ids (big-endian in the tree), handed out by `insert`.
+    #[default]
+    Ids,
+    /// Caller-given byte strings of 1 to [`MAX_KEY_LEN`] bytes, in byte order.
+    Keyed,
+}
+
+impl CollectionKind {
+    /// The kind as messages and `stat` name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectionKind::Ids => "id",
+            CollectionKind::Keyed => "keyed",
+        }
+    }
+
+    /// The catalog's tag for the kind (absent from the record for `Ids`).
+    fn tag(self) -> u64 {
+        match self {
+            CollectionKind::Ids => 0,
+            CollectionKind::Keyed => 1,
+        }
+    }
+}
+
+/// Where a collection's primary tree starts, and what it is keyed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Root {
+    /// The root page (never moves, except by compaction).
+    pub page: u64,
+    /// The collection's kind.
+    pub kind: CollectionKind,
+}
+
+impl CollectionRecord {
+    /// The record's primary tree root and kind.
+    pub fn primary(&self) -> Root {
+        Root {
+            page: self.root,
+            kind: self.kind,
+        }
+    }
+}
+
+/// Longest key of a keyed collection, in bytes. A key and its document must fit the tree's
+/// cells; longer keys are refused with `InvalidArgument`.
+pub const MAX_KEY_LEN: usize = 1024;
+
 /// What the catalog knows about one collection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectionRecord {
     /// Stable small number, unique per database.
     pub id: u64,
@@ -25,6 +77,17 @@ pub struct CollectionRecord {
     pub next_id: u64,
     /// Live documents.
     pub count: u64,
+    /// What the primary tree is keyed by.
+    pub kind: CollectionKind,
+}
+
+/// The record's first four fields, as format 1 wrote them (postcard).
+#[derive(Serialize, Deserialize)]
+struct RecordFields {
+    id: u64,
+    root: u64,
+    next_id: u64,
+    count: u64,
 }
 
 pub fn check_name(name: &str) -> Result<()> {
@@ -47,9 +110,61 @@ fn key(name: &str) -> Vec<u8> {
     k
 }
 
+/// Format 1 records are the four fields; format 2 appends the kind as a varint, only for
+/// kinds other than `Ids`, so an id collection's record is the same bytes in both.
+fn encode(rec: &CollectionRecord) -> Result<Vec<u8>> {
+    let fields = RecordFields {
+        id: rec.id,
+        root: rec.root,
+        next_id: rec.next_id,
+        count: rec.count,
+    };
+    let mut bytes = postcard::to_allocvec(&fields).map_err(|e| Error::invalid(e.to_string()))?;
+    if rec.kind != CollectionKind::Ids {
+        put_uvarint(&mut bytes, rec.kind.tag());
+    }
+    Ok(bytes)
+}
+
 fn decode(name: &str, bytes: &[u8]) -> Result<CollectionRecord> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| Error::corrupt(format!("catalog record of collection {name:?}: {e}")))
+    let damaged =
+        |what: String| Error::corrupt(format!("catalog record of collection {name:?}: {what}"));
+    let (f, rest): (RecordFields, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| damaged(e.to_string()))?;
+    let kind = if rest.is_empty() {
+        CollectionKind::Ids
+    } else {
+        let mut r = WireReader::new(rest);
+        let kind = match r.uvarint()? {
+            1 => CollectionKind::Keyed,
+            tag => return Err(damaged(format!("unknown collection kind {tag}"))),
+        };
+        if !r.is_empty() {
+            return Err(damaged("trailing bytes".into()));
+        }
+        kind
+    };
+    Ok(CollectionRecord {
+        id: f.id,
+        root: f.root,
+        next_id: f.next_id,
+        count: f.count,
+        kind,
+    })
+}
+
+/// Refuses a key a keyed collection cannot hold.
+pub fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::invalid("key must not be empty (1 to 1024 bytes)"));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "key of {} bytes exceeds the limit of {MAX_KEY_LEN} bytes",
+            key.len()
+        )));
+    }
+    Ok(())
 }
 
 pub fn load<R: PageRead>(r: &R, catalog_root: u64, name: &str) -> Result<Option<CollectionRecord>> {
@@ -65,8 +180,7 @@ pub fn store<W: PageWrite>(
     name: &str,
     rec: &CollectionRecord,
 ) -> Result<()> {
-    let bytes = postcard::to_allocvec(rec).map_err(|e| Error::invalid(e.to_string()))?;
-    btree::put(w, catalog_root, &key(name), &bytes)?;
+    btree::put(w, catalog_root, &key(name), &encode(rec)?)?;
     Ok(())
 }
 

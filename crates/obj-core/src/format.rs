@@ -8,8 +8,11 @@ use crate::error::{Error, Result};
 
 /// First 8 bytes of every obj database file.
 pub const MAGIC: [u8; 8] = *b"\x89OBJdb\r\n";
-/// Current on-disk format version. See "Version history" in `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 1;
+/// Current on-disk format version, the one every commit writes. See "Version history" in
+/// `docs/format.md`.
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest format version this build opens (a commit then writes the current one).
+pub const MIN_FORMAT_VERSION: u32 = 1;
 pub const MIN_PAGE_SIZE: u32 = 4096;
 pub const MAX_PAGE_SIZE: u32 = 65536;
 pub const DEFAULT_PAGE_SIZE: u32 = 4096;
@@ -203,9 +206,10 @@ pub fn check_header_prefix(head: &[u8]) -> Result<u32> {
         return Err(Error::corrupt("not an obj database (bad magic bytes)"));
     }
     let version = get_u32(head, META_VERSION);
-    if version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(Error::FeatureUnsupported(format!(
-            "file format version {version} (this build reads version {FORMAT_VERSION})"
+            "file format version {version} (this build reads versions {MIN_FORMAT_VERSION} to \
+             {FORMAT_VERSION})"
         )));
     }
     let page_size = get_u32(head, META_PAGE_SIZE);

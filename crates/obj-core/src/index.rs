@@ -6,7 +6,7 @@
 //! empty value, so equal keys order by id.
 
 use crate::btree::{self, Cursor, PageRead, PageWrite, TreeValue};
-use crate::catalog::{IndexDef, IndexKind, IndexSpec};
+use crate::catalog::{CollectionKind, IndexDef, IndexKind, IndexSpec};
 use crate::codec::keys;
 use crate::codec::Datum;
 use crate::error::{Error, Result};
@@ -40,24 +40,45 @@ pub fn keys_for(spec: &IndexSpec, doc: &Datum) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// The tree key of an entry.
-pub fn entry_key(kind: IndexKind, value_key: &[u8], id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(value_key.len() + 8);
+/// The tree key of an entry: the encoded values, then (but for a unique index, whose value
+/// holds it) the document's primary key: its id (u64 BE) or its key in a keyed collection.
+pub fn entry_key(kind: IndexKind, value_key: &[u8], pk: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(value_key.len() + pk.len());
     k.extend_from_slice(value_key);
     if kind != IndexKind::Unique {
-        k.extend_from_slice(&id.to_be_bytes());
+        k.extend_from_slice(pk);
     }
     k
 }
 
-/// The document id of an entry.
-pub fn entry_id(kind: IndexKind, key: &[u8], value: &[u8]) -> Result<u64> {
-    let bytes = if kind == IndexKind::Unique {
-        value
+/// The primary key an entry refers to. An id is the last 8 bytes of the entry; a key of a
+/// keyed collection is what follows the entry's encoded values.
+pub fn entry_pk<'a>(
+    spec: &IndexSpec,
+    keyed: bool,
+    key: &'a [u8],
+    value: &'a [u8],
+) -> Result<&'a [u8]> {
+    if spec.kind == IndexKind::Unique {
+        return Ok(value);
+    }
+    let missing = || Error::corrupt("index entry without a document key");
+    let at = if keyed {
+        let values = if spec.kind == IndexKind::Composite {
+            spec.paths.len()
+        } else {
+            1
+        };
+        keys::tuple_len(key, values).ok_or_else(missing)?
     } else {
-        key.get(key.len().saturating_sub(8)..).unwrap_or(&[])
+        key.len().checked_sub(8).ok_or_else(missing)?
     };
-    let id: [u8; 8] = bytes
+    Ok(&key[at..])
+}
+
+/// The document id a primary key of an id collection holds.
+pub fn pk_id(pk: &[u8]) -> Result<u64> {
+    let id: [u8; 8] = pk
         .try_into()
         .map_err(|_| Error::corrupt("index entry without a document id"))?;
     Ok(u64::from_be_bytes(id))
@@ -100,24 +121,44 @@ pub enum Direction {
 /// Encoded index keys (without id) to remove and to add for one index.
 pub(crate) type IndexChange = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
+/// One document changing, as index maintenance sees it.
+pub(crate) struct Change<'a> {
+    pub(crate) collection: &'a str,
+    /// The collection is keyed (`pk` is the caller's key), not by id (`pk` is the id, BE).
+    pub(crate) keyed: bool,
+    pub(crate) pk: &'a [u8],
+    pub(crate) old: Option<&'a Datum>,
+    pub(crate) new: Option<&'a Datum>,
+    /// An index is being built from the stored documents (for the unique-clash message).
+    pub(crate) building: bool,
+}
+
+/// A primary key as messages show it: the id, or the key as Python writes it.
+fn show_pk(keyed: bool, pk: &[u8]) -> String {
+    if !keyed {
+        return pk_id(pk).map_or_else(|_| "?".into(), |id| id.to_string());
+    }
+    match std::str::from_utf8(pk) {
+        Ok(s) => Datum::Str(s.into()).to_string(),
+        Err(_) => Datum::Bytes(pk.to_vec()).to_string(),
+    }
+}
+
 /// Index entries to remove and add when a document changes from `old` to `new`,
 /// checking unique indexes first.
 pub(crate) fn plan_changes(
     r: &impl PageRead,
-    collection: &str,
     defs: &[IndexDef],
-    id: u64,
-    old: Option<&Datum>,
-    new: Option<&Datum>,
-    building: bool,
+    change: &Change<'_>,
 ) -> Result<Vec<IndexChange>> {
+    let collection = change.collection;
     let mut plan = Vec::with_capacity(defs.len());
     for def in defs {
-        let before = match old {
+        let before = match change.old {
             Some(d) => keys_for(&def.spec, d)?,
             None => Vec::new(),
         };
-        let after = match new {
+        let after = match change.new {
             Some(d) => keys_for(&def.spec, d).map_err(|e| match e {
                 Error::InvalidArgument(m) => {
                     Error::invalid(format!("index {:?} of {collection:?}: {m}", def.spec.name))
@@ -138,27 +179,31 @@ pub(crate) fn plan_changes(
             .collect();
         if def.spec.kind == IndexKind::Unique {
             for key in &add {
-                if let Some(v) = btree::get(r, def.root, key)? {
-                    let other = entry_id(IndexKind::Unique, key, &v)?;
-                    if other != id {
-                        let shown = new
-                            .and_then(|d| d.path(&def.spec.paths[0]))
-                            .map(Datum::to_string)
-                            .unwrap_or_default();
-                        let name = &def.spec.name;
-                        if building {
-                            return Err(Error::invalid(format!(
-                                "cannot build unique index {name:?} of {collection:?}: documents {other} \
-                                 and {id} both hold {shown}; change or delete one of them (by \
-                                 collection name, e.g. update({collection:?}, {id}, ...)), or \
-                                 declare the field with obj.Index instead of obj.Unique"
-                            )));
-                        }
-                        return Err(Error::invalid(format!(
-                            "unique index {name:?} of {collection:?} already holds {shown} (document {other})"
-                        )));
-                    }
+                let Some(other) = btree::get(r, def.root, key)? else {
+                    continue;
+                };
+                if *other == *change.pk {
+                    continue;
                 }
+                let shown = change
+                    .new
+                    .and_then(|d| d.path(&def.spec.paths[0]))
+                    .map(Datum::to_string)
+                    .unwrap_or_default();
+                let name = &def.spec.name;
+                let other = show_pk(change.keyed, &other);
+                let this = show_pk(change.keyed, change.pk);
+                if change.building {
+                    return Err(Error::invalid(format!(
+                        "cannot build unique index {name:?} of {collection:?}: documents {other} \
+                         and {this} both hold {shown}; change or delete one of them (by \
+                         collection name, e.g. update({collection:?}, {this}, ...)), or \
+                         declare the field with obj.Index instead of obj.Unique"
+                    )));
+                }
+                return Err(Error::invalid(format!(
+                    "unique index {name:?} of {collection:?} already holds {shown} (document {other})"
+                )));
             }
         }
         plan.push((remove, add));
@@ -166,25 +211,28 @@ pub(crate) fn plan_changes(
     Ok(plan)
 }
 
-/// Applies a plan from [`plan_changes`] for document `id`.
+/// Applies a plan from [`plan_changes`] for the document with primary key `pk`.
 pub(crate) fn apply_changes(
     w: &mut impl PageWrite,
     defs: &[IndexDef],
-    id: u64,
+    pk: &[u8],
     plan: Vec<IndexChange>,
 ) -> Result<()> {
     for (def, (remove, add)) in defs.iter().zip(plan) {
         let kind = def.spec.kind;
         for key in remove {
-            btree::delete(w, def.root, &entry_key(kind, &key, id))?;
+            btree::delete(w, def.root, &entry_key(kind, &key, pk))?;
         }
         for key in add {
-            let value = if kind == IndexKind::Unique {
-                id.to_be_bytes().to_vec()
-            } else {
-                Vec::new()
-            };
-            btree::put(w, def.root, &entry_key(kind, &key, id), &value)?;
+            let value: &[u8] = if kind == IndexKind::Unique { pk } else { &[] };
+            let entry = entry_key(kind, &key, pk);
+            btree::put(w, def.root, &entry, value).map_err(|e| match e {
+                Error::InvalidArgument(m) => Error::invalid(format!(
+                    "index {:?}: the entry (indexed value and document key) is too long: {m}",
+                    def.spec.name
+                )),
+                other => other,
+            })?;
         }
     }
     Ok(())
@@ -201,26 +249,29 @@ enum Resume {
 }
 
 /// A resumable walk over the entries of an index between two inclusive bounds, returning
-/// document ids in key order (ties by id), or in the exact reverse order. A shorter tuple
-/// bound is a prefix. Documents an `Each` index lists under several keys in the range come
-/// out once.
+/// primary keys in key order (ties by primary key), or in the exact reverse order. A
+/// shorter tuple bound is a prefix. Documents an `Each` index lists under several keys in
+/// the range come out once.
 #[derive(Clone, Debug)]
 pub struct IndexScan {
     root: u64,
-    kind: IndexKind,
+    spec: IndexSpec,
+    /// The index belongs to a keyed collection.
+    keyed: bool,
     resume: Resume,
     /// The encoded lower bound (keys below it end a backward walk).
     lo: Vec<u8>,
     /// The encoded upper bound, a prefix (keys past it end a forward walk).
     hi: Option<Vec<u8>>,
-    seen: Option<HashSet<u64>>,
+    seen: Option<HashSet<Vec<u8>>>,
 }
 
 impl IndexScan {
-    /// A scan of the index tree at `root` between `lo` and `hi` (inclusive, tuple prefixes) in `direction`.
+    /// A scan of index `def` of a collection of kind `collection` between `lo` and `hi`
+    /// (inclusive, tuple prefixes) in `direction`.
     pub fn new(
-        root: u64,
-        kind: IndexKind,
+        def: &IndexDef,
+        collection: CollectionKind,
         lo: Option<&[Datum]>,
         hi: Option<&[Datum]>,
         direction: Direction,
@@ -235,10 +286,11 @@ impl IndexScan {
             // Every key within the prefix `hi` sorts below the prefix's successor.
             Direction::Backward => Resume::Below(hi.as_deref().and_then(keys::prefix_successor)),
         };
-        let seen = (kind == IndexKind::Each).then(HashSet::new);
+        let seen = (def.spec.kind == IndexKind::Each).then(HashSet::new);
         Ok(IndexScan {
-            root,
-            kind,
+            root: def.root,
+            spec: def.spec.clone(),
+            keyed: collection == CollectionKind::Keyed,
             resume,
             lo,
             hi,
@@ -246,9 +298,36 @@ impl IndexScan {
         })
     }
 
-    /// Up to `limit` more ids; an empty result means the scan is over.
+    /// Up to `limit` more document ids (of an id collection); an empty result means the
+    /// scan is over.
     pub fn next_batch<R: PageRead>(&mut self, r: &R, limit: usize) -> Result<Vec<u64>> {
         let mut out = Vec::new();
+        self.walk(r, limit, |pk| {
+            out.push(pk_id(pk)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Up to `limit` more primary keys (the keys of a keyed collection, the big-endian ids
+    /// of an id collection); an empty result means the scan is over.
+    pub fn next_keys<R: PageRead>(&mut self, r: &R, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        self.walk(r, limit, |pk| {
+            out.push(pk.to_vec());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands up to `limit` primary keys to `emit`, remembering where to resume.
+    fn walk<R: PageRead>(
+        &mut self,
+        r: &R,
+        limit: usize,
+        mut emit: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut taken = 0;
         match std::mem::replace(&mut self.resume, Resume::Done) {
             Resume::Done => {}
             Resume::From(from) => {
@@ -262,8 +341,8 @@ impl IndexScan {
                     {
                         break;
                     }
-                    self.take(r, &page, i, &mut out)?;
-                    if out.len() >= limit {
+                    taken += self.take(r, &page, i, &mut emit)?;
+                    if taken >= limit {
                         let mut next = key.to_vec();
                         next.push(0);
                         self.resume = Resume::From(next);
@@ -278,31 +357,37 @@ impl IndexScan {
                     if key < self.lo.as_slice() {
                         break;
                     }
-                    self.take(r, &page, i, &mut out)?;
-                    if out.len() >= limit {
+                    taken += self.take(r, &page, i, &mut emit)?;
+                    if taken >= limit {
                         self.resume = Resume::Below(Some(key.to_vec()));
                         break;
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// Adds the id of entry `i` of a leaf, unless this scan returned it already.
+    /// Emits the primary key of entry `i` of a leaf unless this scan emitted it already;
+    /// returns how many it emitted (0 or 1).
     fn take<R: PageRead>(
         &mut self,
         r: &R,
         page: &crate::pager::PageBuf,
         i: usize,
-        out: &mut Vec<u64>,
-    ) -> Result<()> {
+        emit: &mut impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<usize> {
         let key = btree::node::key(page, i);
         let value = TreeValue::from_leaf(r, page, i)?;
-        let id = entry_id(self.kind, key, &value)?;
-        if self.seen.as_mut().is_none_or(|seen| seen.insert(id)) {
-            out.push(id);
+        let pk = entry_pk(&self.spec, self.keyed, key, &value)?;
+        if self
+            .seen
+            .as_mut()
+            .is_none_or(|seen| seen.insert(pk.to_vec()))
+        {
+            emit(pk)?;
+            return Ok(1);
         }
-        Ok(())
+        Ok(0)
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::btree::node::{self, LeafValue};
 use crate::btree::{overflow, PageRead, MAX_DEPTH};
-use crate::catalog::{self, CollectionRecord};
+use crate::catalog::{self, CollectionKind, CollectionRecord};
 use crate::doc::DocHeader;
 use crate::error::{Error, Result};
 use crate::format::PageKind;
@@ -211,6 +211,7 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
     for (i, (name, rec)) in records.iter().enumerate() {
         let what = format!("collection {name:?}");
         let mut max_id = 0u64;
+        let keyed = rec.kind == CollectionKind::Keyed;
         let mut bad_keys = 0u64;
         let mut bad_headers = 0u64;
         let mut undecodable = 0u64;
@@ -224,14 +225,22 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
         // The entries every index should hold, recomputed from the documents.
         let mut expected: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); defs.len()];
         let (entries, pages) = walk.tree(rec.root, tag(i, 0), &what, &mut |_, key, value| {
-            let id = match <[u8; 8]>::try_from(key) {
-                Ok(k) if u64::from_be_bytes(k) != 0 => u64::from_be_bytes(k),
-                _ => {
+            if keyed {
+                if catalog::check_key(key).is_err() {
                     bad_keys += 1;
                     return;
                 }
-            };
-            max_id = max_id.max(id);
+            } else {
+                match <[u8; 8]>::try_from(key) {
+                    Ok(k) if u64::from_be_bytes(k) != 0 => {
+                        max_id = max_id.max(u64::from_be_bytes(k));
+                    }
+                    _ => {
+                        bad_keys += 1;
+                        return;
+                    }
+                }
+            }
             let (h, len) = match DocHeader::decode(value) {
                 Ok((h, len)) if h.collection_id == rec.id => (h, len),
                 _ => {
@@ -254,7 +263,7 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
                     for (def, want) in defs.iter().zip(expected.iter_mut()) {
                         match keys_for(&def.spec, &doc) {
                             Ok(keys) => {
-                                want.extend(keys.iter().map(|k| entry_key(def.spec.kind, k, id)))
+                                want.extend(keys.iter().map(|k| entry_key(def.spec.kind, k, key)))
                             }
                             Err(_) => undecodable += 1,
                         }
@@ -290,7 +299,12 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
         }
         if bad_keys > 0 {
             walk.problem(format!(
-                "{what}: {bad_keys} keys are not valid document ids (8 bytes, not 0)"
+                "{what}: {bad_keys} keys are not valid {}",
+                if keyed {
+                    "keys (1 to 1024 bytes)"
+                } else {
+                    "document ids (8 bytes, not 0)"
+                }
             ));
         }
         if entries != rec.count {
@@ -299,7 +313,7 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
                 rec.count
             ));
         }
-        if rec.next_id != 0 && max_id >= rec.next_id {
+        if !keyed && rec.next_id != 0 && max_id >= rec.next_id {
             walk.problem(format!(
                 "{what}: id {max_id} is not below the next id {}",
                 rec.next_id

@@ -55,7 +55,7 @@ mod view;
 mod wal;
 mod write;
 
-pub use catalog::{CollectionRecord, IndexDef, IndexKind, IndexSpec, MAX_NAME_LEN};
+pub use catalog::{CollectionKind, IndexDef, IndexKind, IndexSpec, MAX_KEY_LEN, MAX_NAME_LEN};
 pub use cipher::EncryptionKey;
 pub use compact::CompactInfo;
 pub use db::{wal_path, Db};
@@ -64,7 +64,7 @@ pub use error::{Error, Result};
 pub use index::{Direction, IndexScan};
 pub use integrity::{CollectionReport, IntegrityReport};
 pub use options::{Durability, Options};
-pub use reader::{Iter, ReadTxn, Reader, Value};
+pub use reader::{Iter, KeyIter, ReadTxn, Reader, Value};
 pub use stat::{CollectionStat, IndexStat, Stat};
 pub use state::{CheckpointInfo, ReaderStat};
 pub use view::TxnView;

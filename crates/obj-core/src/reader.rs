@@ -3,7 +3,7 @@
 //! [`Value`], the id-order [`Iter`], and [`ReadTxn`], a pinned commit.
 
 use crate::btree::{self, Cursor, PageRead, TreeValue};
-use crate::catalog::{self, CollectionRecord, IndexDef, IndexKind};
+use crate::catalog::{self, CollectionKind, CollectionRecord, IndexDef, IndexKind, Root};
 use crate::codec::Schema;
 use crate::codec::{dynamic, Datum};
 use crate::doc::{expand, DocHeader, DocKind, FLAG_COMPRESSED};
@@ -92,8 +92,8 @@ pub(crate) fn check_id(id: u64) -> Result<()> {
 pub trait Source: PageRead {
     /// The catalog record of `collection` as this snapshot sees it.
     fn record(&self, collection: &str) -> Result<Option<CollectionRecord>>;
-    /// The root page of `collection`'s tree.
-    fn collection_root(&self, collection: &str) -> Result<Option<u64>>;
+    /// The root page and kind of `collection`'s primary tree.
+    fn collection_root(&self, collection: &str) -> Result<Option<Root>>;
     /// The root page of the catalog.
     fn catalog_root(&self) -> u64;
     /// Refuses once the database is closed (or, for a writer, failed).
@@ -108,12 +108,30 @@ pub trait Source: PageRead {
 
 /// Operations shared by read and write transactions and their views.
 pub trait Reader: Source + Sized {
+    /// The root of `collection`'s primary tree if the collection exists; one of the other
+    /// kind than `want` is `InvalidArgument`.
+    #[doc(hidden)]
+    fn primary_root(&self, collection: &str, want: CollectionKind) -> Result<Option<u64>> {
+        match self.collection_root(collection)? {
+            Some(root) if root.kind == want => Ok(Some(root.page)),
+            Some(root) => Err(wrong_kind(collection, root.kind)),
+            None => Ok(None),
+        }
+    }
+
+    /// What `collection` is keyed by (None if it does not exist).
+    fn kind(&self, collection: &str) -> Result<Option<CollectionKind>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        Ok(self.collection_root(collection)?.map(|r| r.kind))
+    }
+
     /// The document `id` of `collection`, or None.
     fn get(&self, collection: &str, id: u64) -> Result<Option<Value>> {
         self.check_usable()?;
         catalog::check_name(collection)?;
         check_id(id)?;
-        match self.collection_root(collection)? {
+        match self.primary_root(collection, CollectionKind::Ids)? {
             Some(root) => btree::get(self, root, &id_key(id))?
                 .map(Value::from_tree)
                 .transpose(),
@@ -147,7 +165,11 @@ pub trait Reader: Source + Sized {
             Bound::Excluded(&e) => e.checked_sub(1),
             Bound::Unbounded => Some(u64::MAX),
         };
-        let cursor = match (self.collection_root(collection)?, start, end) {
+        let cursor = match (
+            self.primary_root(collection, CollectionKind::Ids)?,
+            start,
+            end,
+        ) {
             (Some(root), Some(s), Some(e)) if s <= e => {
                 Some(Cursor::seek(self, root, Some(&id_key(s)))?)
             }
@@ -164,6 +186,76 @@ pub trait Reader: Source + Sized {
     /// that cannot hold a borrowing iterator.
     fn scan(&self, collection: &str, from: u64, limit: usize) -> Result<Vec<(u64, Value)>> {
         self.range(collection, from..)?.take(limit).collect()
+    }
+
+    /// The document under `key` in the keyed collection `collection`, or None.
+    fn get_key(&self, collection: &str, key: &[u8]) -> Result<Option<Value>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        catalog::check_key(key)?;
+        match self.primary_root(collection, CollectionKind::Keyed)? {
+            Some(root) => btree::get(self, root, key)?
+                .map(Value::from_tree)
+                .transpose(),
+            None => Ok(None),
+        }
+    }
+
+    /// The documents of a keyed collection whose keys lie between `lo` and `hi`, in byte
+    /// order of the keys, or in reverse.
+    fn key_range(
+        &self,
+        collection: &str,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<KeyIter<'_, Self>> {
+        self.check_usable()?;
+        catalog::check_name(collection)?;
+        let bounds = KeyBounds::new(lo, hi);
+        let cursor = match self.primary_root(collection, CollectionKind::Keyed)? {
+            Some(root) if !bounds.is_empty() => Some(bounds.cursor(self, root, reverse)?),
+            _ => None,
+        };
+        Ok(KeyIter {
+            src: self,
+            cursor,
+            bounds,
+            reverse,
+        })
+    }
+
+    /// The documents of a keyed collection whose keys start with `prefix` (every one for
+    /// an empty prefix), in key order or in reverse.
+    fn key_prefix(
+        &self,
+        collection: &str,
+        prefix: &[u8],
+        reverse: bool,
+    ) -> Result<KeyIter<'_, Self>> {
+        let hi = crate::codec::keys::prefix_successor(prefix);
+        let hi = match &hi {
+            Some(h) => Bound::Excluded(h.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.key_range(collection, Bound::Included(prefix), hi, reverse)
+    }
+
+    /// Up to `limit` documents of a keyed collection from `from` (inclusive) on, in key
+    /// order or in reverse, none past `to` (exclusive): a resumable scan for callers that
+    /// cannot hold a borrowing iterator (resume from the successor of the last key going
+    /// forward, from the last key exclusive going backward).
+    fn scan_keys(
+        &self,
+        collection: &str,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Value)>> {
+        self.key_range(collection, lo, hi, reverse)?
+            .take(limit)
+            .collect()
     }
 
     /// The stored schema of `collection` at `version`, if one was registered.
@@ -225,7 +317,6 @@ pub trait Reader: Source + Sized {
         }
     }
 
-    /// Every index of `collection`, by name.
     /// The index definitions of `collection`, by name.
     fn indexes(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {
         self.index_defs(collection)
@@ -247,17 +338,40 @@ pub trait Reader: Source + Sized {
     /// The id of the document whose unique index `name` holds `values`.
     fn find_unique(&self, collection: &str, name: &str, values: &[Datum]) -> Result<Option<u64>> {
         let def = self.index(collection, name)?;
+        match self.unique_entry(collection, &def, values)? {
+            Some(pk) => Ok(Some(crate::index::pk_id(&pk)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The key of the document of a keyed collection whose unique index `name` holds `values`.
+    fn find_unique_key(
+        &self,
+        collection: &str,
+        name: &str,
+        values: &[Datum],
+    ) -> Result<Option<Vec<u8>>> {
+        let def = self.index(collection, name)?;
+        self.unique_entry(collection, &def, values)
+    }
+
+    /// The primary key a unique index entry holds for `values`.
+    #[doc(hidden)]
+    fn unique_entry(
+        &self,
+        collection: &str,
+        def: &IndexDef,
+        values: &[Datum],
+    ) -> Result<Option<Vec<u8>>> {
         if def.spec.kind != IndexKind::Unique {
             return Err(Error::invalid(format!(
-                "index {name:?} of {collection:?} is a {} index, not unique; use an index range instead",
+                "index {:?} of {collection:?} is a {} index, not unique; use an index range instead",
+                def.spec.name,
                 def.spec.kind.name()
             )));
         }
         let key = crate::codec::keys::encode(values)?;
-        match btree::get(self, def.root, &key)? {
-            Some(v) => Ok(Some(crate::index::entry_id(IndexKind::Unique, &key, &v)?)),
-            None => Ok(None),
-        }
+        Ok(btree::get(self, def.root, &key)?.map(|v| v.to_vec()))
     }
 
     /// A scan of index `name` between inclusive bounds (None = unbounded), in key order.
@@ -281,7 +395,10 @@ pub trait Reader: Source + Sized {
         direction: Direction,
     ) -> Result<IndexScan> {
         let def = self.index(collection, name)?;
-        IndexScan::new(def.root, def.spec.kind, lo, hi, direction)
+        let kind = self
+            .collection_root(collection)?
+            .map_or(CollectionKind::Ids, |r| r.kind);
+        IndexScan::new(&def, kind, lo, hi, direction)
     }
 
     /// Names of all collections, sorted.
@@ -291,6 +408,139 @@ pub trait Reader: Source + Sized {
             .into_iter()
             .map(|(n, _)| n)
             .collect())
+    }
+}
+
+/// Using a collection as the other kind: the message says which kind it is.
+pub(crate) fn wrong_kind(collection: &str, kind: CollectionKind) -> Error {
+    match kind {
+        CollectionKind::Keyed => Error::invalid(format!(
+            "collection {collection:?} is a keyed collection (documents under keys, not ids); \
+             read and write it by key"
+        )),
+        CollectionKind::Ids => Error::invalid(format!(
+            "collection {collection:?} is an id collection (documents under ids, not keys); \
+             read and write it by id, or use another name for keyed documents"
+        )),
+    }
+}
+
+/// Byte-string bounds of a key range.
+#[derive(Clone, Debug)]
+pub struct KeyBounds {
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+}
+
+impl KeyBounds {
+    fn new(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> KeyBounds {
+        KeyBounds {
+            lo: lo.map(<[u8]>::to_vec),
+            hi: hi.map(<[u8]>::to_vec),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match (&self.lo, &self.hi) {
+            (Bound::Included(l), Bound::Included(h)) => l > h,
+            (Bound::Included(l) | Bound::Excluded(l), Bound::Excluded(h))
+            | (Bound::Excluded(l), Bound::Included(h)) => l >= h,
+            _ => false,
+        }
+    }
+
+    fn below_lo(&self, key: &[u8]) -> bool {
+        match &self.lo {
+            Bound::Included(l) => key < l.as_slice(),
+            Bound::Excluded(l) => key <= l.as_slice(),
+            Bound::Unbounded => false,
+        }
+    }
+
+    fn above_hi(&self, key: &[u8]) -> bool {
+        match &self.hi {
+            Bound::Included(h) => key > h.as_slice(),
+            Bound::Excluded(h) => key >= h.as_slice(),
+            Bound::Unbounded => false,
+        }
+    }
+
+    /// A cursor at the first key in range (forward) or after the last (backward).
+    fn cursor<R: PageRead>(&self, r: &R, root: u64, reverse: bool) -> Result<Cursor> {
+        if reverse {
+            let mut after;
+            let before = match &self.hi {
+                Bound::Excluded(h) => Some(h.as_slice()),
+                // The last key <= h is the last key < h's successor (h ‖ 0x00).
+                Bound::Included(h) => {
+                    after = h.clone();
+                    after.push(0);
+                    Some(after.as_slice())
+                }
+                Bound::Unbounded => None,
+            };
+            Cursor::seek_back(r, root, before)
+        } else {
+            let mut after;
+            let from = match &self.lo {
+                Bound::Included(l) => Some(l.as_slice()),
+                Bound::Excluded(l) => {
+                    after = l.clone();
+                    after.push(0);
+                    Some(after.as_slice())
+                }
+                Bound::Unbounded => None,
+            };
+            Cursor::seek(r, root, from)
+        }
+    }
+}
+
+/// Iterator over `(key, value)` pairs of a keyed collection, in key order or in reverse.
+pub struct KeyIter<'a, R: Reader> {
+    src: &'a R,
+    cursor: Option<Cursor>,
+    bounds: KeyBounds,
+    reverse: bool,
+}
+
+impl<R: Reader> Iterator for KeyIter<'_, R> {
+    type Item = Result<(Vec<u8>, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let cursor = self.cursor.as_mut()?;
+        let step = (|| {
+            let entry = if self.reverse {
+                cursor.prev(self.src)?
+            } else {
+                cursor.next(self.src)?
+            };
+            let Some((page, i)) = entry else {
+                return Ok(None);
+            };
+            let key = btree::node::key(&page, i);
+            let past = if self.reverse {
+                self.bounds.below_lo(key)
+            } else {
+                self.bounds.above_hi(key)
+            };
+            if past {
+                return Ok(None);
+            }
+            let value = Value::from_tree(TreeValue::from_leaf(self.src, &page, i)?)?;
+            Ok(Some((key.to_vec(), value)))
+        })();
+        match step {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.cursor = None;
+                None
+            }
+            Err(e) => {
+                self.cursor = None;
+                Some(Err(e))
+            }
+        }
     }
 }
 
@@ -380,7 +630,7 @@ impl Source for ReadTxn {
         catalog::load(self, self.pin.meta.catalog_root, collection)
     }
 
-    fn collection_root(&self, collection: &str) -> Result<Option<u64>> {
+    fn collection_root(&self, collection: &str) -> Result<Option<Root>> {
         if let Some(root) = self.pin.shared.cached_root(collection, self.pin.seq) {
             return Ok(Some(root));
         }
@@ -388,9 +638,9 @@ impl Source for ReadTxn {
         if let Some(rec) = &rec {
             self.pin
                 .shared
-                .offer_root(collection, rec.root, self.pin.seq);
+                .offer_root(collection, rec.primary(), self.pin.seq);
         }
-        Ok(rec.map(|r| r.root))
+        Ok(rec.map(|r| r.primary()))
     }
 
     fn catalog_root(&self) -> u64 {

@@ -1,7 +1,7 @@
 //! `Db::stat`: sizes and counts per collection and for the whole database.
 
 use crate::btree::{overflow, PageRead};
-use crate::catalog::{self, IndexKind};
+use crate::catalog::{self, CollectionKind, IndexKind};
 use crate::error::Result;
 use crate::reader::{ReadTxn, Reader};
 
@@ -29,6 +29,8 @@ pub struct CollectionStat {
     pub name: String,
     /// Its catalog id (stored in each document header).
     pub id: u64,
+    /// What its documents are keyed by.
+    pub kind: CollectionKind,
     /// Documents stored.
     pub doc_count: u64,
     /// Bytes of the pages owned by the collection: its tree, overflow chains and indexes.
@@ -84,6 +86,7 @@ pub(crate) fn stat(snap: &ReadTxn, physical_page: u64, wal_frames: u64) -> Resul
         collections.push(CollectionStat {
             name,
             id: rec.id,
+            kind: rec.kind,
             doc_count: rec.count,
             file_size_bytes: bytes,
             indexes,

@@ -7,7 +7,7 @@
 //! as a [`WriterGuard`] for a whole write transaction or checkpoint) → `wal` → `published`;
 //! the cache locks (`roots`, `schemas`, `indexes`) and the pager's are leaves, taken alone.
 
-use crate::catalog::IndexDef;
+use crate::catalog::{IndexDef, Root};
 use crate::codec::Schema;
 use crate::error::{Error, IoContext, Result};
 use crate::format::Meta;
@@ -80,7 +80,7 @@ pub(crate) struct Shared {
     writer_busy: Mutex<bool>,
     writer_cv: Condvar,
     /// Collection roots never move; each entry is valid for snapshots at or after its seq.
-    roots: RwLock<HashMap<String, (u64, u64)>>,
+    roots: RwLock<HashMap<String, (Root, u64)>>,
     /// Committed schemas; a stored (collection, version) shape never changes.
     schemas: RwLock<HashMap<String, HashMap<u32, Arc<Schema>>>>,
     /// Latest committed index definitions per collection, valid from the given commit.
@@ -158,7 +158,7 @@ pub(crate) struct Commit {
     pub(crate) pages: Vec<(u64, PageBuf)>,
     pub(crate) meta: Meta,
     /// Collection roots created or moved.
-    pub(crate) new_roots: Vec<(String, u64)>,
+    pub(crate) new_roots: Vec<(String, Root)>,
     /// Schemas stored.
     pub(crate) schemas: Vec<(String, Arc<Schema>)>,
     /// Collections whose index definitions changed, with the new definitions.
@@ -307,7 +307,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn cached_root(&self, collection: &str, seq: u64) -> Option<u64> {
+    pub(crate) fn cached_root(&self, collection: &str, seq: u64) -> Option<Root> {
         let roots = self.roots.read();
         roots
             .get(collection)
@@ -317,7 +317,7 @@ impl Shared {
 
     /// A reader found `root` in its snapshot: keep it only if nothing newer is known (a
     /// writer that creates or moves a root publishes it at commit).
-    pub(crate) fn offer_root(&self, collection: &str, root: u64, seen_at: u64) {
+    pub(crate) fn offer_root(&self, collection: &str, root: Root, seen_at: u64) {
         self.roots
             .write()
             .entry(collection.to_string())
@@ -325,7 +325,7 @@ impl Shared {
     }
 
     /// A commit created or moved the root: it holds from `seq` on.
-    pub(crate) fn publish_root(&self, collection: &str, root: u64, seq: u64) {
+    pub(crate) fn publish_root(&self, collection: &str, root: Root, seq: u64) {
         self.roots
             .write()
             .insert(collection.to_string(), (root, seq));

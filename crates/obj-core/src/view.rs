@@ -7,7 +7,7 @@
 //! so a checkpoint after the transaction commits cannot take the pages it reads.
 
 use crate::btree::PageRead;
-use crate::catalog::{CollectionRecord, IndexDef};
+use crate::catalog::{CollectionRecord, IndexDef, Root};
 use crate::codec::Schema;
 use crate::error::{Error, Result};
 use crate::format::Meta;
@@ -92,9 +92,9 @@ impl Source for TxnView {
         }
     }
 
-    fn collection_root(&self, collection: &str) -> Result<Option<u64>> {
+    fn collection_root(&self, collection: &str) -> Result<Option<Root>> {
         match self.inner.colls.get(collection) {
-            Some(c) => Ok(Some(c.rec.root)),
+            Some(c) => Ok(Some(c.rec.primary())),
             None => self.inner.base.collection_root(collection),
         }
     }

@@ -2,7 +2,7 @@
 //! maintenance, until [`WriteTxn::commit`] hands them to the engine state in one piece.
 
 use crate::btree::{self, PageRead, PageWrite};
-use crate::catalog::{self, CollectionRecord, IndexDef, IndexSpec};
+use crate::catalog::{self, CollectionKind, CollectionRecord, IndexDef, IndexSpec, Root};
 use crate::codec::{dynamic, Datum, Schema};
 use crate::doc::{compress, DocHeader, DocKind, COMPRESS_MIN, FLAG_COMPRESSED};
 use crate::error::{Error, Result};
@@ -10,11 +10,23 @@ use crate::format::{self, Meta};
 use crate::freelist::{Allocator, FreePages};
 use crate::index;
 use crate::pager::{PageBuf, PageMap};
-use crate::reader::{check_id, id_key, ReadTxn, Reader, Source, Value};
+use crate::reader::{check_id, id_key, wrong_kind, ReadTxn, Reader, Source, Value};
 use crate::state::{Commit, Shared, WriterGuard};
 use crate::view::{CollView, TxnView};
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::Arc;
+
+/// Where a document write goes.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// The next id of an id collection.
+    NewId,
+    /// This id of an id collection.
+    Id(u64),
+    /// This key of a keyed collection.
+    Key(&'a [u8]),
+}
 
 pub(crate) struct CollState {
     pub(crate) rec: CollectionRecord,
@@ -58,7 +70,12 @@ impl WriteTxn {
         }
     }
 
-    fn state(&mut self, collection: &str, create: bool) -> Result<Option<&mut CollState>> {
+    /// The state of `collection`, created (of kind `create`) if missing and `create` is set.
+    fn state(
+        &mut self,
+        collection: &str,
+        create: Option<CollectionKind>,
+    ) -> Result<Option<&mut CollState>> {
         catalog::check_name(collection)?;
         if !self.colls.contains_key(collection) {
             let rec = match catalog::load(self, self.meta.catalog_root, collection)? {
@@ -69,7 +86,7 @@ impl WriteTxn {
                     indexes: None,
                     indexes_changed: false,
                 },
-                None if create => {
+                None if create.is_some() => {
                     let root = btree::create(self)?;
                     let id = self.meta.next_collection_id;
                     self.meta.next_collection_id += 1;
@@ -78,6 +95,7 @@ impl WriteTxn {
                         root,
                         next_id: 1,
                         count: 0,
+                        kind: create.unwrap_or_default(),
                     };
                     // Stored now so catalog listings inside this transaction include it.
                     catalog::store(self, self.meta.catalog_root, collection, &rec)?;
@@ -96,10 +114,36 @@ impl WriteTxn {
         Ok(self.colls.get_mut(collection))
     }
 
+    /// The state of `collection`, created as an id collection if missing.
     pub(crate) fn writable_state(&mut self, collection: &str) -> Result<&mut CollState> {
-        self.state(collection, true)?.ok_or_else(|| {
-            Error::corrupt(format!("collection {collection:?} could not be created"))
-        })
+        self.state_of_kind(collection, None)
+    }
+
+    /// The state of `collection`, created of kind `want` if missing (an id collection when
+    /// None); with `want` set, an existing collection of another kind is refused.
+    fn state_of_kind(
+        &mut self,
+        collection: &str,
+        want: Option<CollectionKind>,
+    ) -> Result<&mut CollState> {
+        let st = self
+            .state(collection, Some(want.unwrap_or_default()))?
+            .ok_or_else(|| {
+                Error::corrupt(format!("collection {collection:?} could not be created"))
+            })?;
+        match want {
+            Some(kind) if st.rec.kind != kind => Err(wrong_kind(collection, st.rec.kind)),
+            _ => Ok(st),
+        }
+    }
+
+    /// Creates `collection` as a collection of `kind` if it does not exist; returns true if
+    /// it created it. One of another kind is `InvalidArgument`.
+    pub fn create_collection(&mut self, collection: &str, kind: CollectionKind) -> Result<bool> {
+        self.check_usable()?;
+        let existed = self.state(collection, None)?.is_some();
+        self.state_of_kind(collection, Some(kind))?;
+        Ok(!existed)
     }
 
     /// Records the shape of `collection` at `schema.version`, or checks it against the one
@@ -239,9 +283,29 @@ impl WriteTxn {
         self.write_doc(collection, id, DocKind::Typed, type_version, &payload)
     }
 
+    /// Stores raw bytes under `key` in the keyed collection `collection` (created if
+    /// missing), replacing any document there; returns true if it replaced one.
+    pub fn put_key(&mut self, collection: &str, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.put_key_doc(collection, key, DocKind::Raw, 0, value)
+    }
+
+    /// Like [`WriteTxn::put_key`] for a payload of the given kind and schema version.
+    pub fn put_key_doc(
+        &mut self,
+        collection: &str,
+        key: &[u8],
+        kind: DocKind,
+        type_version: u32,
+        payload: &[u8],
+    ) -> Result<bool> {
+        catalog::check_key(key)?;
+        let (_, replaced) =
+            self.write_at(collection, Target::Key(key), kind, type_version, payload)?;
+        Ok(replaced)
+    }
+
     /// Stores a document (under a new id when `id` is None) and maintains the collection's
-    /// indexes. Unique violations are found before anything changes, so a refused write
-    /// leaves no trace. Returns the id and whether a document was replaced.
+    /// indexes. Returns the id and whether a document was replaced.
     fn write_doc(
         &mut self,
         collection: &str,
@@ -250,20 +314,47 @@ impl WriteTxn {
         type_version: u32,
         payload: &[u8],
     ) -> Result<(u64, bool)> {
+        let target = match id {
+            Some(id) => Target::Id(id),
+            None => Target::NewId,
+        };
+        self.write_at(collection, target, kind, type_version, payload)
+    }
+
+    /// Stores a document at `target` and maintains the collection's indexes. Unique
+    /// violations are found before anything changes, so a refused write leaves no trace.
+    /// Returns the id (0 for a key) and whether a document was replaced.
+    fn write_at(
+        &mut self,
+        collection: &str,
+        target: Target<'_>,
+        kind: DocKind,
+        type_version: u32,
+        payload: &[u8],
+    ) -> Result<(u64, bool)> {
         self.check_usable()?;
-        let id_given = id.is_some();
+        let want = match target {
+            Target::Key(_) => CollectionKind::Keyed,
+            _ => CollectionKind::Ids,
+        };
         let (root, id) = {
-            let st = self.writable_state(collection)?;
-            let id = match id {
-                Some(id) => id,
-                None if st.rec.next_id == 0 => {
+            let st = self.state_of_kind(collection, Some(want))?;
+            let id = match target {
+                Target::Id(id) => id,
+                Target::NewId if st.rec.next_id == 0 => {
                     return Err(Error::invalid(format!(
                         "collection {collection:?} has used every id up to 2**64-1; no ids are left for insert (use upsert with an explicit id)"
                     )))
                 }
-                None => st.rec.next_id,
+                Target::NewId => st.rec.next_id,
+                Target::Key(_) => 0,
             };
             (st.rec.root, id)
+        };
+        let id_bytes = id_key(id);
+        let pk: &[u8] = match target {
+            Target::Key(key) => key,
+            _ => &id_bytes,
         };
         let defs = self.index_defs(collection)?;
         let changes = if defs.is_empty() {
@@ -271,9 +362,9 @@ impl WriteTxn {
         } else {
             let new_doc = self.decode_new(collection, kind, type_version, payload, &defs)?;
             // An insert takes an id above every id ever used: nothing can be stored there.
-            let old = match id_given {
-                true => btree::get(self, root, &id_key(id))?,
-                false => None,
+            let old = match target {
+                Target::NewId => None,
+                _ => btree::get(self, root, pk)?,
             };
             let old_doc = match old {
                 Some(stored) => {
@@ -283,25 +374,27 @@ impl WriteTxn {
                 }
                 None => None,
             };
-            index::plan_changes(
-                self,
+            let change = index::Change {
                 collection,
-                &defs,
-                id,
-                old_doc.as_ref(),
-                new_doc.as_ref(),
-                false,
-            )?
+                keyed: want == CollectionKind::Keyed,
+                pk,
+                old: old_doc.as_ref(),
+                new: new_doc.as_ref(),
+                building: false,
+            };
+            index::plan_changes(self, &defs, &change)?
         };
         let value = self.stored(collection, kind, type_version, payload);
-        let replaced = btree::put(self, root, &id_key(id), &value)?;
-        index::apply_changes(self, &defs, id, changes)?;
+        let replaced = btree::put(self, root, pk, &value)?;
+        index::apply_changes(self, &defs, pk, changes)?;
         if let Some(st) = self.colls.get_mut(collection) {
-            // 0 means every id has been handed out (the id after u64::MAX).
-            st.rec.next_id = match (st.rec.next_id, id.checked_add(1)) {
-                (0, _) | (_, None) => 0,
-                (next, Some(after)) => next.max(after),
-            };
+            if want == CollectionKind::Ids {
+                // 0 means every id has been handed out (the id after u64::MAX).
+                st.rec.next_id = match (st.rec.next_id, id.checked_add(1)) {
+                    (0, _) | (_, None) => 0,
+                    (next, Some(after)) => next.max(after),
+                };
+            }
             if !replaced {
                 st.rec.count += 1;
             }
@@ -314,23 +407,44 @@ impl WriteTxn {
     pub fn delete(&mut self, collection: &str, id: u64) -> Result<bool> {
         self.check_usable()?;
         check_id(id)?;
-        let Some(st) = self.state(collection, false)? else {
+        self.delete_at(collection, CollectionKind::Ids, &id_key(id))
+    }
+
+    /// Removes the document under `key` of a keyed collection; returns whether it existed.
+    pub fn delete_key(&mut self, collection: &str, key: &[u8]) -> Result<bool> {
+        self.check_usable()?;
+        catalog::check_key(key)?;
+        self.delete_at(collection, CollectionKind::Keyed, key)
+    }
+
+    fn delete_at(&mut self, collection: &str, want: CollectionKind, pk: &[u8]) -> Result<bool> {
+        let Some(st) = self.state(collection, None)? else {
             return Ok(false);
         };
+        if st.rec.kind != want {
+            return Err(wrong_kind(collection, st.rec.kind));
+        }
         let root = st.rec.root;
         let defs = self.index_defs(collection)?;
         if !defs.is_empty() {
-            let Some(stored) = btree::get(self, root, &id_key(id))? else {
+            let Some(stored) = btree::get(self, root, pk)? else {
                 return Ok(false);
             };
             let stored = Value::from_tree(stored)?;
             let h = stored.header();
             let old_doc = self.index_view(collection, h.kind, h.type_version, &stored, &defs)?;
-            let changes =
-                index::plan_changes(self, collection, &defs, id, old_doc.as_ref(), None, false)?;
-            index::apply_changes(self, &defs, id, changes)?;
+            let change = index::Change {
+                collection,
+                keyed: want == CollectionKind::Keyed,
+                pk,
+                old: old_doc.as_ref(),
+                new: None,
+                building: false,
+            };
+            let changes = index::plan_changes(self, &defs, &change)?;
+            index::apply_changes(self, &defs, pk, changes)?;
         }
-        let removed = btree::delete(self, root, &id_key(id))?;
+        let removed = btree::delete(self, root, pk)?;
         if removed {
             if let Some(st) = self.colls.get_mut(collection) {
                 st.rec.count -= 1;
@@ -455,19 +569,40 @@ impl WriteTxn {
     /// Fills a new index tree from the documents already stored, a batch at a time.
     fn build_index(&mut self, collection: &str, def: &IndexDef) -> Result<()> {
         let only = Arc::new(vec![def.clone()]);
-        let mut from = 1u64;
+        let keyed = self.record(collection)?.map(|r| r.kind) == Some(CollectionKind::Keyed);
+        let mut from: Option<Vec<u8>> = None;
         loop {
-            let batch = self.scan(collection, from, 256)?;
-            let Some(last) = batch.last().map(|(id, _)| *id) else {
+            let batch: Vec<(Vec<u8>, Value)> = if keyed {
+                let lo = match &from {
+                    Some(k) => Bound::Excluded(k.as_slice()),
+                    None => Bound::Unbounded,
+                };
+                self.scan_keys(collection, lo, Bound::Unbounded, false, 256)?
+            } else {
+                let start = from.as_deref().map_or(Ok(1), index::pk_id)?;
+                let start = if from.is_some() { start + 1 } else { start };
+                self.scan(collection, start, 256)?
+                    .into_iter()
+                    .map(|(id, v)| (id_key(id).to_vec(), v))
+                    .collect()
+            };
+            let Some(last) = batch.last().map(|(pk, _)| pk.clone()) else {
                 return Ok(());
             };
-            for (id, value) in batch {
+            for (pk, value) in batch {
                 let doc = self.decode_stored(collection, &value)?;
-                let changes =
-                    index::plan_changes(self, collection, &only, id, None, doc.as_ref(), true)?;
-                index::apply_changes(self, &only, id, changes)?;
+                let change = index::Change {
+                    collection,
+                    keyed,
+                    pk: &pk,
+                    old: None,
+                    new: doc.as_ref(),
+                    building: true,
+                };
+                let changes = index::plan_changes(self, &only, &change)?;
+                index::apply_changes(self, &only, &pk, changes)?;
             }
-            from = last + 1;
+            from = Some(last);
         }
     }
 
@@ -503,7 +638,7 @@ impl WriteTxn {
             .colls
             .iter()
             .filter(|(_, s)| s.publish_root)
-            .map(|(n, s)| (n.clone(), s.rec.root))
+            .map(|(n, s)| (n.clone(), s.rec.primary()))
             .collect();
         let indexes = self
             .colls
@@ -637,14 +772,14 @@ impl Source for WriteTxn {
         catalog::load(self, self.meta.catalog_root, collection)
     }
 
-    fn collection_root(&self, collection: &str) -> Result<Option<u64>> {
+    fn collection_root(&self, collection: &str) -> Result<Option<Root>> {
         if let Some(st) = self.colls.get(collection) {
-            return Ok(Some(st.rec.root));
+            return Ok(Some(st.rec.primary()));
         }
         if let Some(root) = self.shared.cached_root(collection, self.base_seq) {
             return Ok(Some(root));
         }
-        Ok(self.record(collection)?.map(|r| r.root))
+        Ok(self.record(collection)?.map(|r| r.primary()))
     }
 
     fn catalog_root(&self) -> u64 {

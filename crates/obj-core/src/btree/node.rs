@@ -22,9 +22,12 @@ pub const BRANCH_CELL_HDR: usize = 10;
 pub const VFLAG_INLINE: u8 = 0;
 pub const VFLAG_OVERFLOW: u8 = 1;
 
-/// Largest cell kept in a node: at least four fit in a page.
+/// Largest cell kept in a node: two sevenths of the usable space (with its slot), so a
+/// split always finds a point where both halves fit (the larger half holds at most half
+/// the bytes plus one cell), and a 4 KiB page holds keys of 1 KiB and more (format 2;
+/// format 1 kept a quarter).
 pub fn max_cell(page_size: usize) -> usize {
-    (page_size - HEADER - PAGE_TRAILER) / 4 - 2
+    (page_size - HEADER - PAGE_TRAILER) * 2 / 7 - 2
 }
 
 /// Longest key a tree accepts for this page size.

@@ -139,6 +139,39 @@ fn escape(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&[0, 0]);
 }
 
+/// The length in bytes of the first `n` encoded values of `key` (an index key of `n`
+/// values followed by other bytes); None when `key` does not start with `n` whole values.
+pub fn tuple_len(key: &[u8], n: usize) -> Option<usize> {
+    let mut at = 0;
+    for _ in 0..n {
+        let body = match *key.get(at)? {
+            TAG_NULL | TAG_FALSE | TAG_TRUE => 0,
+            TAG_NUMBER => 10,
+            TAG_DATE => 4,
+            TAG_DATETIME => 8,
+            TAG_UUID => 16,
+            TAG_STR | TAG_BYTES => {
+                // Escaped: a 0x00 is followed by 0xFF inside, by 0x00 at the end.
+                let mut i = at + 1;
+                loop {
+                    match (*key.get(i)?, key.get(i + 1)) {
+                        (0, Some(0)) => break i + 2 - (at + 1),
+                        (0, Some(0xFF)) => i += 2,
+                        (0, _) => return None,
+                        _ => i += 1,
+                    }
+                }
+            }
+            _ => return None,
+        };
+        at += 1 + body;
+        if at > key.len() {
+            return None;
+        }
+    }
+    Some(at)
+}
+
 /// True when `key` sorts after every key that starts with `prefix` (the end of a range whose
 /// upper bound is `prefix`, inclusive).
 pub fn past_prefix(key: &[u8], prefix: &[u8]) -> bool {
@@ -163,6 +196,39 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tuple_len_finds_the_end_of_each_encoded_tuple() {
+        let values = [
+            Datum::Null,
+            Datum::Bool(true),
+            Datum::Int(-7),
+            Datum::Float(2.5),
+            Datum::Str("a\0b".into()),
+            Datum::Bytes(vec![0, 0, 0xFF, 0]),
+            Datum::Date(-3),
+            Datum::DateTime {
+                micros: 9,
+                offset_secs: None,
+            },
+            Datum::Uuid([7; 16]),
+            Datum::Str(String::new()),
+        ];
+        for n in 0..=values.len() {
+            let key = encode(&values[..n]).unwrap();
+            let mut with_pk = key.clone();
+            with_pk.extend_from_slice(b"\0\0pk");
+            assert_eq!(tuple_len(&with_pk, n), Some(key.len()), "{n} values");
+        }
+        let key = encode(&values).unwrap();
+        for cut in 0..key.len() {
+            assert!(
+                tuple_len(&key[..cut], values.len()).is_none(),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(tuple_len(&[0x99], 1), None);
+    }
     use std::cmp::Ordering;
 
     struct Rng(u64);
