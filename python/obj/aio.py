@@ -640,8 +640,9 @@ class AsyncDb(_AsyncReads):
 
     Each method mirrors the :class:`obj.Db` method of the same name (same arguments, same
     result types) and runs it on the database's pool of worker threads; see the module
-    documentation for how transactions and writers share that pool. ``async with`` closes
-    it at the end of the block, as ``with`` closes a ``Db``::
+    documentation for how transactions and writers share that pool. Use it from one event
+    loop (its writers queue on that loop). ``async with`` closes it at the end of the
+    block, as ``with`` closes a ``Db``::
 
         async with await obj.AsyncDb.open("app.obj") as adb:
             oid = await adb.insert(Order(customer_id=1, total=9.5, status="new"))
