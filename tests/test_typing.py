@@ -167,6 +167,134 @@ with obj.Db("x.obj") as db:
 """
 
 
+GOOD_ASYNC = """
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Optional
+
+import obj
+from obj.aio import AsyncCollection, AsyncReadTransaction
+
+
+@obj.document(collection="orders", version=1)
+@dataclasses.dataclass
+class Order:
+    email: Annotated[str, obj.Unique]
+    region: Annotated[str, obj.Index]
+    total: float = 0.0
+
+
+async def typed(path: pathlib.Path) -> list[tuple[int, Order]]:
+    async with await obj.AsyncDb.open(path, workers=2, busy_timeout=1.5, sync="normal") as adb:
+        oid: int = await adb.insert(Order(email="a", region="us"))
+        got: Optional[Order] = await adb.get(Order, oid)
+        if got is not None:
+            total: float = got.total
+        changed: Order = await adb.update(Order, oid, lambda o: setattr(o, "total", 2.0))
+        replaced: bool = await adb.upsert(Order, oid, Order(email="b", region="eu"))
+        gone: bool = await adb.delete(Order, 99)
+        n: int = await adb.count(Order)
+        async for doc_id, order in adb.all(Order):
+            region: str = order.region
+        unique: Optional[Order] = await adb.find_unique(Order, "email", "a")
+        ranged: AsyncIterator[tuple[int, Order]] = adb.index_range(Order, "region", "us")
+        query: obj.AsyncQuery[Order] = (
+            adb.query(Order).filter(obj.field("total") > 1).filter(lambda o: o.total < 5)
+            .sort_by("total", reverse=True).limit(3).offset(1).sort_buffer_limit(10)
+        )
+        rows: list[tuple[int, Order]] = await query.fetch()
+        first: Optional[tuple[int, Order]] = await query.first()
+        ids: list[int] = await query.ids()
+        count: int = await query.count()
+        plan: str = await query.explain()
+        async for doc_id, order in query:
+            email: str = order.email
+        event: int = await adb.insert("events", {"kind": "click"})
+        raw: int = await adb.insert("raw", b"bytes")
+        as_dict: Any = await adb.get("events", event)
+        payload: Optional[bytes] = await adb.get_raw("events", event)
+        dicts: obj.AsyncQuery[dict[str, Any]] = adb.query("events")
+        names: list[str] = await adb.collections()
+        info: list[obj.IndexInfo] = await adb.index_info(Order)
+        stat: obj.Stat = await adb.stat()
+        point: obj.CheckpointInfo = await adb.checkpoint()
+        packed: obj.CompactInfo = await adb.compact()
+        report: obj.IntegrityReport = await adb.integrity_check()
+        size: int = await adb.backup(path.with_suffix(".bak"))
+        records: list[obj.RawRecord] = await adb.dump_raw("raw")
+        where: pathlib.Path = adb.wal_path
+        workers: int = adb.workers
+        async with adb.transaction() as tx:
+            tx_id: int = await tx.insert(Order(email="c", region="ap"))
+            mine: Optional[Order] = await tx.get(Order, tx_id)
+            seen: Optional[Order] = await tx.find_unique(Order, "email", "c")
+            own: list[tuple[int, Order]] = await tx.query(Order).fetch()
+            renewed: Order = await tx.update(Order, tx_id, lambda o: None)
+            orders: AsyncCollection[Order] = tx.collection(Order)
+            new_id: int = await orders.insert(Order(email="d", region="ap"))
+            fetched: Optional[Order] = await orders.get(new_id)
+            async for doc_id, order in orders.all():
+                total = order.total
+            async for doc_id, order in tx.iter_all(Order):
+                total = order.total
+            active: bool = tx.active
+            await tx.commit()
+        snap: AsyncReadTransaction
+        async with adb.read_transaction() as snap:
+            one: Optional[Order] = await snap.get(Order, 1)
+            how_many: int = await snap.count(Order)
+            listed: list[tuple[int, Order]] = [row async for row in snap.all(Order)]
+            queried: list[tuple[int, Order]] = await snap.query(Order).fetch()
+        return rows
+"""
+
+BAD_ASYNC = """
+import dataclasses
+import obj
+
+@obj.document(collection="orders", version=1)
+@dataclasses.dataclass
+class Order:
+    total: float
+
+async def misuse() -> None:
+    adb = await obj.AsyncDb.open("x.obj")
+    await adb.get(Order, "1")
+    wrong: str = await adb.get(Order, 1)
+    adb.query(Order).filter(42)
+    await adb.insert("events", 5)
+    await obj.AsyncDb.open("x.obj", durability="sometimes")
+    await obj.AsyncDb.open("x.obj", workers="2")
+    await obj.AsyncDb.open("x.obj", no_such_option=1)
+    print((await adb.get(Order, 1)).total)
+    adb.count(Order)
+    for row in adb.all(Order): ...
+    async with adb.transaction() as tx:
+        await tx.delete(Order, "1")
+        await tx.update(Order, 1, lambda o: o.nope)
+    rows: list[tuple[int, str]] = await adb.query(Order).fetch()
+"""
+
+REVEAL_ASYNC = """
+import dataclasses
+import obj
+
+@obj.document(collection="orders", version=1)
+@dataclasses.dataclass
+class Order:
+    total: float
+
+async def shown(adb: obj.AsyncDb) -> None:
+    reveal_type(await adb.get(Order, 1))
+    reveal_type(await adb.query(Order).first())
+    reveal_type(adb.all(Order))
+    reveal_type(adb.query("events"))
+"""
+
+
 def run_mypy(tmp_path: pathlib.Path, source: str) -> subprocess.CompletedProcess[str]:
     sample = tmp_path / "sample.py"
     sample.write_text(textwrap.dedent(source))
@@ -219,3 +347,35 @@ def test_package_is_marked_typed() -> None:
 
     assert (pathlib.Path(obj.__file__).parent / "py.typed").exists()
     assert (pathlib.Path(obj.__file__).parent / "_obj.pyi").exists()
+
+
+def test_async_api_passes_mypy_strict(tmp_path: pathlib.Path) -> None:
+    result = run_mypy(tmp_path, GOOD_ASYNC)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_async_misuse_is_flagged(tmp_path: pathlib.Path) -> None:
+    result = run_mypy(tmp_path, BAD_ASYNC)
+    assert result.returncode == 1, result.stdout + result.stderr
+    for line in [*range(12, 22), *range(23, 26)]:
+        assert f"sample.py:{line}: error" in result.stdout, (line, result.stdout)
+
+
+def test_async_results_have_the_document_type(tmp_path: pathlib.Path) -> None:
+    result = run_mypy(tmp_path, REVEAL_ASYNC)
+    revealed = [
+        line.split("Revealed type is ", 1)[1].strip('"').replace("sample.", "")
+        for line in result.stdout.splitlines()
+        if "Revealed type is" in line
+    ]
+    assert revealed == [
+        "Order | None",
+        "tuple[int, Order] | None",
+        "typing.AsyncIterator[tuple[int, Order]]",
+        "obj.aio.AsyncQuery[dict[str, Any]]",
+    ] or revealed == [  # older mypy spells unions and builtins this way
+        "Union[Order, None]",
+        "Union[tuple[builtins.int, Order], None]",
+        "typing.AsyncIterator[tuple[builtins.int, Order]]",
+        "obj.aio.AsyncQuery[builtins.dict[builtins.str, Any]]",
+    ], result.stdout
