@@ -8,7 +8,6 @@
 //! on their first argument exactly like the transactions' (see `write_txn.rs`).
 
 use crate::args::{self, Given, NewDoc, Target};
-use crate::codec::DocType;
 use crate::datum;
 use crate::error::{to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
@@ -17,7 +16,7 @@ use crate::shared::{migrate_older, prepare, Checks, Local, Shared};
 use crate::source::{resolve, Origin, Place, Source};
 use crate::stored::Decode;
 use crate::surface::Reads;
-use obj_core::{Db as CoreDb, DocKind, Reader, WriteTxn};
+use obj_core::{Db as CoreDb, DocKind, Reader};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::path::PathBuf;
@@ -39,15 +38,6 @@ impl Db {
         &self.shared
     }
 
-    fn write<R>(
-        &self,
-        py: Python<'_>,
-        doctype: Option<&DocType>,
-        f: impl FnOnce(&mut WriteTxn) -> obj_core::Result<R>,
-    ) -> PyResult<R> {
-        self.shared.write_alone(py, doctype, f)
-    }
-
     fn write_doc(
         &self,
         py: Python<'_>,
@@ -57,7 +47,7 @@ impl Db {
         let dt = doc.doctype.as_ref().map(|d| d.get());
         let (collection, kind, version) = (doc.collection.as_str(), doc.kind, doc.version);
         let bytes = doc.payload.as_slice();
-        self.write(py, dt, |txn| match id {
+        self.shared.write_alone(py, dt, |txn| match id {
             None => txn
                 .insert_doc(collection, kind, version, bytes)
                 .map(|id| (id, false)),
@@ -158,7 +148,8 @@ impl Db {
         let target = args::write_target(target)?;
         let id = args::doc_id(id)?;
         let collection = target.collection();
-        self.write(py, None, |txn| txn.delete(collection, id))
+        self.shared
+            .write_alone(py, None, |txn| txn.delete(collection, id))
     }
 
     /// Up to `max_records` records of the collection as stored, in id order, from a
