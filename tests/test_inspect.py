@@ -317,18 +317,103 @@ def test_integrity_check_reports_damage_written_by_the_test(tmp_path: pathlib.Pa
     assert f"page {page}" in str(err.value)
 
 
-def test_inside_a_transaction_an_attached_namespace_is_explained(
-    tmp_path: pathlib.Path,
+def _attached_handle(db: obj.Db, namespace: str) -> obj.Db:
+    handle = dict(db._attachments())[namespace]
+    assert isinstance(handle, obj.Db)
+    return handle
+
+
+@pytest.mark.parametrize("kind", ["read", "write"])
+def test_transactions_read_attached_namespaces(
+    db: obj.Db, archive: pathlib.Path, kind: str
 ) -> None:
-    # #14 item 15: the message said "not attached" about a namespace that was attached.
-    other = tmp_path / "other.obj"
-    with obj.Db(other) as o:
-        o.insert("orders", {"n": 1})
-    with obj.Db(tmp_path / "main.obj") as db:
-        db.attach(other, "archive")
-        assert db.get("archive.orders", 1) == {"n": 1}
-        with (
-            db.read_transaction() as r,
-            pytest.raises(obj.NotFoundError, match="through the Db itself"),
-        ):
-            r.get("archive.orders", 1)
+    # Reads of an attached namespace resolve in the one read path, so a transaction reads
+    # them exactly as the Db does (before, transactions refused every dotted name).
+    db.insert("notes", {"text": "local"})
+    db.attach(archive, "archive")
+    begin = db.read_transaction if kind == "read" else db.transaction
+    with begin() as tx:
+        assert tx.get("archive.notes", 1) == {"text": "kept"}
+        assert tx.get("notes", 1) == {"text": "local"}
+        assert tx.get_raw("archive.blobs", 1) == b"\x01\x02"
+        assert tx.count("archive.inspect_items") == 2
+        assert tx.count("archive.missing") == 0
+        assert [i for i, _ in tx.all("archive.inspect_items")] == [1, 2]
+        assert [i for i, _ in tx.iter_all("archive.notes")] == [1]
+        assert tx.find_unique("archive.inspect_items", "sku", "old-2")["price"] == 2.0
+        ranged = tx.index_range("archive.inspect_items", "tags", "red", "red")
+        assert [i for i, _ in ranged] == [1, 2]
+        found = tx.query("archive.inspect_items").filter(obj.field("price") > 1.5).fetch()
+        assert [i for i, _ in found] == [2]
+        assert [i.name for i in tx.index_info("archive.inspect_items")] == ["sku", "tags"]
+        # Typed, through a class declared for the namespace.
+        item = tx.get(ArchivedItem, 2)
+        assert item == ArchivedItem("old-2", 2.0, ["blue", "red"])
+        assert type(item) is ArchivedItem
+        assert tx.count(ArchivedItem) == 2
+        assert tx.find_unique(ArchivedItem, "sku", "old-1") == ArchivedItem("old-1", 1.0, ["red"])
+        assert [d.sku for _, d in tx.all(ArchivedItem)] == ["old-1", "old-2"]
+        cheap = tx.query(ArchivedItem).filter(obj.field("price") < 2).fetch()
+        assert [d.sku for _, d in cheap] == ["old-1"]
+        assert [d.sku for _, d in tx.index_range(ArchivedItem, "tags", "blue", "blue")] == ["old-2"]
+        # The attached collections stay out of this database.
+        assert "archive.notes" not in tx.collections()
+        with pytest.raises(obj.NotFoundError, match="not attached"):
+            tx.get("elsewhere.notes", 1)
+
+
+def test_a_write_transaction_still_refuses_writes_to_an_attached_namespace(
+    db: obj.Db, archive: pathlib.Path
+) -> None:
+    db.attach(archive, "archive")
+    with db.transaction() as tx:
+        writes = [
+            lambda: tx.insert("archive.notes", {"x": 1}),
+            lambda: tx.insert(ArchivedItem("n", 1.0)),
+            lambda: tx.upsert("archive.notes", 1, {"x": 1}),
+            lambda: tx.delete(ArchivedItem, 1),
+            lambda: tx.update("archive.notes", 1, lambda d: None),
+        ]
+        for write in writes:
+            with pytest.raises(obj.InvalidArgumentError, match="read-only"):
+                write()
+        tx.insert("notes", {"text": "here"})
+    assert db.count("notes") == 1
+    assert db.count("archive.notes") == 1
+
+
+@pytest.mark.parametrize("kind", ["read", "write"])
+def test_a_transaction_pins_the_attached_file_until_it_ends(
+    db: obj.Db, archive: pathlib.Path, kind: str
+) -> None:
+    # The files commit independently: a transaction reads an attached one on the snapshot
+    # it took at its first read there, held until the transaction ends, and not after.
+    db.attach(archive, "archive")
+    handle = _attached_handle(db, "archive")
+    assert handle.stat().readers == 0
+    tx = db.read_transaction() if kind == "read" else db.transaction()
+    with tx:
+        assert handle.stat().readers == 0  # nothing pinned before the first read there
+        assert tx.count("archive.notes") == 1
+        assert handle.stat().readers == 1
+        it = tx.all("archive.inspect_items")
+        assert next(it)[0] == 1
+        assert tx.get("archive.notes", 1) == {"text": "kept"}
+        assert handle.stat().readers == 1  # one snapshot for all its reads of that file
+    assert handle.stat().readers == 0
+    with pytest.raises(obj.ObjError, match="has ended"):
+        next(it)
+    with pytest.raises(obj.ObjError, match="has ended"):
+        tx.get("archive.notes", 1)
+    assert db.get("archive.notes", 1) == {"text": "kept"}
+
+
+def test_a_transaction_sees_a_namespace_detached_meanwhile_as_not_attached(
+    db: obj.Db, archive: pathlib.Path
+) -> None:
+    db.attach(archive, "archive")
+    with db.read_transaction() as r:
+        assert r.count("archive.notes") == 1
+        db.detach("archive")
+        with pytest.raises(obj.NotFoundError, match="not attached"):
+            r.count("archive.notes")

@@ -3,6 +3,7 @@ compaction, compression and encryption."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import Iterator
@@ -213,3 +214,51 @@ def test_a_key_for_a_plain_file_and_bad_keys_are_refused(tmp_path: Path) -> None
         obj.Db(tmp_path / "new.obj", encryption_key=b"short")
     with pytest.raises(obj.InvalidArgumentError):
         obj.Db(tmp_path / "new.obj", encryption_key=123)  # type: ignore[arg-type]
+
+
+# -- defaults and checks: the engine's, in one place -------------------------------------------
+
+ENGINE_DEFAULTS = {
+    "read_only": False,
+    "busy_timeout": 5.0,
+    "durability": "immediate",
+    "page_size": 4096,
+    "cache_size": 256 << 20,
+    "checkpoint_frames": 1000,
+}
+
+
+def test_option_defaults_are_the_engine_s() -> None:
+    # The signature shows the engine's Options::default(), handed over by the binding;
+    # nothing restates them.
+    assert obj._obj._defaults() == ENGINE_DEFAULTS
+    for method in (obj.Db.__new__, obj.Db.__init__):
+        params = inspect.signature(method).parameters
+        for name, value in ENGINE_DEFAULTS.items():
+            assert params[name].default == value, name
+
+
+def test_options_are_checked_by_the_binding_itself(tmp_path: Path) -> None:
+    # One check, in the binding: the native class refuses a bad option with the same
+    # InvalidArgumentError as obj.Db (before, it raised TypeError or took the value).
+    given: dict[str, Any] = {
+        **ENGINE_DEFAULTS,
+        "sync": None,
+        "compression": None,
+        "encryption_key": None,
+    }
+    bad = {
+        "read_only": 1,
+        "busy_timeout": float("nan"),
+        "durability": "sometimes",
+        "page_size": "4096",
+        "checkpoint_frames": 0,
+        "sync": "always",
+        "compression": "zstd",
+    }
+    for option, value in bad.items():
+        with pytest.raises(obj.InvalidArgumentError, match=option):
+            obj._obj.Db(str(tmp_path / "n.obj"), **{**given, option: value})
+        with pytest.raises(obj.InvalidArgumentError, match=option):
+            obj.Db(tmp_path / "p.obj", **{option: value})
+    assert not (tmp_path / "n.obj").exists()

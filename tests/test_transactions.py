@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
 
@@ -412,3 +414,53 @@ def test_dotted_names_need_an_attached_namespace(db: obj.Db, name: str) -> None:
         for read in reads:
             with pytest.raises(obj.NotFoundError, match="not attached"):
                 read()
+
+
+# -- one read surface -----------------------------------------------------------------------
+
+READS = [
+    "get",
+    "get_raw",
+    "count",
+    "all",
+    "iter_all",
+    "find_unique",
+    "index_range",
+    "_query_cursor",
+    "indexes",
+    "collections",
+    "query",
+    "index_info",
+]
+
+
+@pytest.mark.parametrize("name", READS)
+def test_the_db_and_both_transactions_share_one_read_surface(name: str) -> None:
+    # Each read is written once (obj._obj.Reads, obj._reads.Reads) and inherited by all
+    # three, so they cannot drift apart (before, Db had no iter_all).
+    method = getattr(obj.Db, name)
+    assert getattr(obj.ReadTransaction, name) is method
+    assert getattr(obj.WriteTransaction, name) is method
+
+
+def test_db_iter_all_is_all(db: obj.Db) -> None:
+    put_all(db, {"c": [b"a", b"b"]})
+    assert list(db.iter_all("c")) == list(db.all("c")) == [(1, b"a"), (2, b"b")]
+
+
+@obj.document(collection="surface_items", version=1)
+@dataclass
+class SurfaceItem:
+    sku: Annotated[str, obj.Unique]
+    price: float = 0.0
+
+
+def test_index_reads_build_a_class_s_indexes_in_a_write_transaction_too(db: obj.Db) -> None:
+    # Every index read gets the class ready the same way: the Db in a write of its own, a
+    # write transaction in itself (before, tx.index_info skipped it and listed nothing).
+    with db.transaction() as tx:
+        assert [(i.name, i.status) for i in tx.index_info(SurfaceItem)] == [("sku", "ready")]
+        assert tx.find_unique(SurfaceItem, "sku", "x") is None
+    assert [(i.name, i.status) for i in db.index_info(SurfaceItem)] == [("sku", "ready")]
+    with db.read_transaction() as r:
+        assert [i.name for i in r.index_info(SurfaceItem)] == ["sku"]

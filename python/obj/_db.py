@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import pathlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Callable, Literal, NamedTuple, TypeVar, cast, overload
+from typing import Any, Callable, Literal, NamedTuple, TypeVar, overload
 
 from . import _obj
-from ._txn import IndexInfo, ReadTransaction, WriteTransaction, _check_target, _index_infos
-from .document import rebased_doctype
+from ._reads import Reads
+from ._txn import ReadTransaction, WriteTransaction
 from .errors import InvalidArgumentError, NotFoundError, ObjError
-from .query import Query
 from .stat import CollectionStat, IndexStat, Stat
 
 __all__ = [
@@ -36,14 +33,13 @@ D = TypeVar("D")
 #: process crash), ``"none"`` never (scratch data).
 Durability = Literal["immediate", "eventual", "none"]
 
-_DURABILITIES = ("immediate", "eventual", "none")
-
 #: SQLite-style names for the durability modes: ``"full"`` fsyncs the log on every commit
 #: (survives power loss), ``"normal"`` syncs only at checkpoints (survives a process crash;
 #: a power loss may drop the latest commits, never half of one), ``"off"`` never syncs.
 Sync = Literal["full", "normal", "off"]
 
-_SYNC_MODES = {"full": "immediate", "normal": "eventual", "off": "none"}
+#: The defaults of the options of :class:`Db`: the engine's own.
+_DEFAULTS = _obj._defaults()
 
 
 class IntegrityReport(NamedTuple):
@@ -100,22 +96,6 @@ class RawRecord:
     payload: bytes
 
 
-def _namespaced(target: object) -> tuple[str, str] | None:
-    """``(namespace, collection)`` when ``target`` (a name or a document class) names a
-    collection of an attached namespace, else None."""
-    if isinstance(target, str):
-        name = target
-    elif isinstance(target, type):
-        doctype = getattr(target, "__obj_doctype__", None)
-        if not isinstance(doctype, _obj.DocType):
-            return None
-        name = doctype.collection
-    else:
-        return None
-    namespace, dot, rest = name.partition(".")
-    return (namespace, rest) if dot else None
-
-
 def _fspath(path: object, name: str = "path") -> str:
     """``path`` as a str for the engine; ``name`` is the argument named in errors."""
     try:
@@ -140,7 +120,7 @@ def _int_option(name: str, value: object, minimum: int, maximum: int = 2**64 - 1
     return value
 
 
-class Db(_obj.Db):
+class Db(Reads, _obj.Db):
     """An open database: the file at ``path`` and its write-ahead log ``<path>-wal``.
 
     The file is created if it does not exist (unless ``read_only``). A read-write handle
@@ -165,73 +145,46 @@ class Db(_obj.Db):
     ``checkpoint_frames``, the log length that triggers an automatic checkpoint.
 
     Single-document methods (``insert``, ``get``, ``upsert``, ``delete``, ``count``,
-    ``all``, ``find_unique``, ``index_range``, ``get_raw``) each run in a transaction of
-    their own. They take an ``@obj.document`` class (or instance, for ``insert``) for typed
-    documents, or a collection name: then reads return what was written (``bytes``, a
-    dict, or a typed record as a dict) and writes take ``bytes`` or a dict.
+    ``all``, ``iter_all``, ``find_unique``, ``index_range``, ``get_raw``) each run in a
+    transaction of their own. They take an ``@obj.document`` class (or instance, for
+    ``insert``) for typed documents, or a collection name: then reads return what was
+    written (``bytes``, a dict, or a typed record as a dict) and writes take ``bytes`` or a
+    dict.
     """
 
-    __slots__ = ("_attached", "_path", "_views")
+    __slots__ = ("_path",)
 
     _path: pathlib.Path
-    _attached: dict[str, Db]
-    _views: dict[tuple[str, type], type]
 
     def __new__(
         cls,
         path: str | os.PathLike[str],
         *,
-        read_only: bool = False,
-        busy_timeout: float = 5.0,
-        durability: Durability = "immediate",
-        page_size: int = 4096,
-        cache_size: int = 256 << 20,
-        checkpoint_frames: int = 1000,
+        read_only: bool = _DEFAULTS["read_only"],
+        busy_timeout: float = _DEFAULTS["busy_timeout"],
+        durability: Durability = _DEFAULTS["durability"],
+        page_size: int = _DEFAULTS["page_size"],
+        cache_size: int = _DEFAULTS["cache_size"],
+        checkpoint_frames: int = _DEFAULTS["checkpoint_frames"],
         sync: Sync | None = None,
         compression: Literal["lz4"] | None = None,
         encryption_key: bytes | str | None = None,
     ) -> Db:
         where = pathlib.Path(_fspath(path))
-        if sync is not None:
-            if not isinstance(sync, str) or sync not in _SYNC_MODES:
-                raise InvalidArgumentError(f"sync must be 'full', 'normal' or 'off', got {sync!r}")
-            if durability != "immediate" and durability != _SYNC_MODES[sync]:
-                raise InvalidArgumentError(
-                    f"sync={sync!r} and durability={durability!r} disagree; pass only one"
-                )
-            durability = _SYNC_MODES[sync]  # type: ignore[assignment]
-        if compression is not None and compression != "lz4":
-            raise InvalidArgumentError(f"compression must be 'lz4' or None, got {compression!r}")
-        if not isinstance(read_only, bool):
-            raise InvalidArgumentError(f"read_only must be a bool, got {type(read_only).__name__}")
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
-            raise InvalidArgumentError(
-                f"busy_timeout must be a number of seconds, got {type(busy_timeout).__name__}"
-            )
-        if not math.isfinite(busy_timeout) or busy_timeout < 0:
-            raise InvalidArgumentError(
-                f"busy_timeout must be a finite number of seconds >= 0, got {busy_timeout}"
-            )
-        if not isinstance(durability, str) or durability not in _DURABILITIES:
-            raise InvalidArgumentError(
-                f"durability must be one of {', '.join(map(repr, _DURABILITIES))}, "
-                f"got {durability!r}"
-            )
         self = super().__new__(
             cls,
             str(where),
             read_only=read_only,
-            busy_timeout=float(busy_timeout),
+            busy_timeout=busy_timeout,
             durability=durability,
-            page_size=_int_option("page_size", page_size, 1, 2**32 - 1),
-            cache_size=_int_option("cache_size", cache_size, 0),
-            checkpoint_frames=_int_option("checkpoint_frames", checkpoint_frames, 1),
+            page_size=page_size,
+            cache_size=cache_size,
+            checkpoint_frames=checkpoint_frames,
+            sync=sync,
             compression=compression,
             encryption_key=encryption_key,
         )
         self._path = where
-        self._attached = {}
-        self._views = {}
         return self
 
     @classmethod
@@ -277,12 +230,12 @@ class Db(_obj.Db):
         self,
         path: str | os.PathLike[str],
         *,
-        read_only: bool = False,
-        busy_timeout: float = 5.0,
-        durability: Durability = "immediate",
-        page_size: int = 4096,
-        cache_size: int = 256 << 20,
-        checkpoint_frames: int = 1000,
+        read_only: bool = _DEFAULTS["read_only"],
+        busy_timeout: float = _DEFAULTS["busy_timeout"],
+        durability: Durability = _DEFAULTS["durability"],
+        page_size: int = _DEFAULTS["page_size"],
+        cache_size: int = _DEFAULTS["cache_size"],
+        checkpoint_frames: int = _DEFAULTS["checkpoint_frames"],
         sync: Sync | None = None,
         compression: Literal["lz4"] | None = None,
         encryption_key: bytes | str | None = None,
@@ -300,6 +253,12 @@ class Db(_obj.Db):
             old = db.get("archive.orders", 1)
             n = db.count("archive.orders")
 
+        Reads of an attached namespace work the same from the transactions of this handle
+        (``tx.get("archive.orders", 1)``): a transaction reads the attached file on the
+        snapshot it takes at its first read there, so its reads of one file agree with each
+        other; the files commit independently, so a transaction is not one snapshot across
+        them.
+
         Attached databases are read-only: a write to ``"namespace.x"`` is an
         :class:`obj.InvalidArgumentError`. A missing file is :class:`obj.NotFoundError`, a
         file that is not an obj database :class:`obj.CorruptionError`, and a namespace that
@@ -311,69 +270,34 @@ class Db(_obj.Db):
             raise InvalidArgumentError(
                 f"namespace must be a non-empty name without '.', got {namespace!r}"
             )
-        if namespace in self._attached:
+        attached = self.attached
+        if namespace in attached:
             raise InvalidArgumentError(
-                f"namespace {namespace!r} is already attached "
-                f"({self._attached[namespace].path}); detach it first"
+                f"namespace {namespace!r} is already attached ({attached[namespace]}); "
+                "detach it first"
             )
         where = pathlib.Path(_fspath(path))
         if not where.is_file():
             raise NotFoundError(f"cannot attach {str(where)!r}: no such database file")
-        self._attached[namespace] = Db(where, read_only=True)
-        if not isinstance(self, _Routing):
-            self.__class__ = _routed_class(type(self))
+        handle = Db(where, read_only=True)
+        if not self._attach(namespace, handle):
+            handle.close()
+            raise InvalidArgumentError(
+                f"namespace {namespace!r} was attached meanwhile; detach it first"
+            )
 
     def detach(self, namespace: str) -> None:
         """Closes the database attached under ``namespace`` (:class:`obj.NotFoundError` if
         none is)."""
-        handle = self._attached.pop(namespace, None) if isinstance(namespace, str) else None
+        handle = self._detach(namespace) if isinstance(namespace, str) else None
         if handle is None:
             raise NotFoundError(f"namespace {namespace!r} is not attached")
-        self._views = {k: v for k, v in self._views.items() if k[0] != namespace}
-        if not self._attached:
-            self._unroute()
         handle.close()
-
-    def _unroute(self) -> None:
-        unrouted = getattr(type(self), "_unrouted", None)
-        if unrouted is not None:
-            self.__class__ = unrouted
 
     @property
     def attached(self) -> dict[str, pathlib.Path]:
         """The attached namespaces and the files they read."""
-        return {ns: handle.path for ns, handle in self._attached.items()}
-
-    def _route(self, target: Any) -> tuple[Db, Any] | None:
-        """The attached handle and the target to use there, when ``target`` names an
-        attached namespace (None otherwise: the native call reports an unknown one)."""
-        split = _namespaced(target)
-        if split is None:
-            return None
-        namespace, collection = split
-        handle = self._attached.get(namespace)
-        if handle is None:
-            return None
-        if isinstance(target, str):
-            return handle, collection
-        view = self._views.get((namespace, target))
-        if view is None:
-            # A subclass whose codec names the bare collection: records decode into
-            # instances of ``target`` itself, checked against the attached file's schema.
-            doctype = rebased_doctype(target, collection)
-            view = type(
-                target.__name__,
-                (target,),
-                {
-                    "__obj_doctype__": doctype,
-                    "__slots__": (),
-                    "__module__": target.__module__,
-                    "__qualname__": target.__qualname__,
-                },
-            )
-            doctype._bind(view)
-            self._views[(namespace, target)] = view
-        return handle, view
+        return {ns: _handle(h).path for ns, h in self._attachments()}
 
     def dump_raw(self, collection: Any, max_records: int = 1000) -> list[RawRecord]:
         """Up to ``max_records`` records of a collection (named, or a document class's) as
@@ -384,10 +308,6 @@ class Db(_obj.Db):
                 print(rec.id, rec.header.kind, len(rec.payload))
         """
         limit = _int_option("max_records", max_records, 0)
-        if self._attached:
-            routed = self._route(collection)
-            if routed is not None:
-                return routed[0].dump_raw(routed[1], limit)
         return [
             RawRecord(id, DocHeader(collection_id, type_version, kind, flags), payload)
             for id, kind, flags, type_version, collection_id, payload in self._dump_raw(
@@ -408,11 +328,9 @@ class Db(_obj.Db):
         _obj.Db.close_without_checkpoint(self)
 
     def _close_attached(self) -> None:
-        attached, self._attached, self._views = self._attached, {}, {}
-        self._unroute()
-        for handle in attached.values():
+        for handle in self._detach_all():
             with contextlib.suppress(ObjError):
-                handle.close()
+                _handle(handle).close()
 
     def transaction(self) -> WriteTransaction:
         """Starts the write transaction.
@@ -455,28 +373,6 @@ class Db(_obj.Db):
         """
         with self.transaction() as tx:
             return tx.update(target, id, fn)
-
-    @overload
-    def query(self, target: type[D]) -> Query[D]: ...
-    @overload
-    def query(self, target: str) -> Query[dict[str, Any]]: ...
-    def query(self, target: Any) -> Query[Any]:
-        """A lazy, immutable query over a document class (instances) or a collection name
-        (dicts); it runs on a snapshot taken when results are first requested::
-
-            big = db.query(Order).filter(obj.field("total") > 100).limit(10).fetch()
-        """
-        _check_target(target)
-        if self._attached:
-            routed = self._route(target)
-            if routed is not None:
-                return Query(routed[0], routed[1])
-        return Query(self, target)
-
-    def index_info(self, target: type | str) -> list[IndexInfo]:
-        """The secondary indexes of a class's (or named) collection: name, kind, key paths
-        and status. For a class, indexes it declares are built first if they are missing."""
-        return _index_infos(self.indexes(target))
 
     def stat(self) -> Stat:
         """Sizes and counts of the latest commit: pages, log frames, live snapshots (how
@@ -555,88 +451,7 @@ class Db(_obj.Db):
         return f"<obj.Db {str(self._path)!r}{state}>"
 
 
-class _Routing:
-    """The reads that route ``"namespace.collection"`` to an attached database.
-
-    While a namespace is attached, a :class:`Db` is an instance of a subclass that puts this
-    class in front of its own (see :meth:`Db.attach`); otherwise reads such as
-    ``db.get(Order, id)`` stay one native call each, with nothing in Python on the way.
-    """
-
-    __slots__ = ()
-
-    def get(self, target: Any, id: Any, /) -> Any:
-        """The document ``id``, or None (see the class documentation)."""
-        routed = _routed(self, target)
-        if routed is not None:
-            return routed[0].get(routed[1], id)
-        return _next(self).get(target, id)
-
-    def get_raw(self, collection: Any, id: Any, /) -> bytes | None:
-        """The stored payload bytes of document ``id`` (whatever its encoding), or None."""
-        routed = _routed(self, collection)
-        if routed is not None:
-            return routed[0].get_raw(routed[1], id)
-        return _next(self).get_raw(collection, id)
-
-    def count(self, target: Any, /) -> int:
-        """Number of documents in the collection (0 if it does not exist)."""
-        routed = _routed(self, target)
-        if routed is not None:
-            return routed[0].count(routed[1])
-        return _next(self).count(target)
-
-    def all(self, target: Any, /) -> Iterator[tuple[int, Any]]:
-        """Lazy ``(id, document)`` pairs in id order, from a snapshot taken now."""
-        routed = _routed(self, target)
-        if routed is not None:
-            return routed[0].all(routed[1])
-        return _next(self).all(target)
-
-    def find_unique(self, target: Any, index: str, value: Any, /) -> Any:
-        """The document whose unique index ``index`` holds ``value``, or None."""
-        routed = _routed(self, target)
-        if routed is not None:
-            return routed[0].find_unique(routed[1], index, value)
-        return _next(self).find_unique(target, index, value)
-
-    def index_range(
-        self, target: Any, index: str, /, lo: Any = None, hi: Any = None
-    ) -> _obj.QueryCursor[Any]:
-        """Lazy ``(id, document)`` pairs whose ``index`` value lies in ``lo..hi``
-        (inclusive, None = open), in key order."""
-        routed = _routed(self, target)
-        if routed is not None:
-            return routed[0].index_range(routed[1], index, lo, hi)
-        return _next(self).index_range(target, index, lo=lo, hi=hi)
-
-    def indexes(self, target: Any, /) -> list[tuple[str, str, list[str], bool]]:
-        """``(name, kind, key_paths, ready)`` of each index of the collection."""
-        routed = _routed(self, target)
-        if routed is not None:
-            return routed[0].indexes(routed[1])
-        return _next(self).indexes(target)
-
-
-def _routed(db: object, target: Any) -> tuple[Db, Any] | None:
-    assert isinstance(db, Db)
-    return db._route(target)
-
-
-def _next(db: _Routing) -> Db:
-    """The methods ``db`` has without :class:`_Routing`."""
-    return cast("Db", super(_Routing, db))
-
-
-_ROUTED: dict[type, type] = {}
-
-
-def _routed_class(cls: type[Db]) -> type[Db]:
-    """``cls`` with :class:`_Routing` in front (the same layout, so an instance can switch)."""
-    routed = _ROUTED.get(cls)
-    if routed is None:
-        routed = type(cls.__name__, (_Routing, cls), {"__slots__": (), "_unrouted": cls})
-        routed.__module__ = cls.__module__
-        routed.__qualname__ = cls.__qualname__
-        _ROUTED[cls] = routed
-    return routed
+def _handle(handle: object) -> Db:
+    """An attached database's handle (the native registry holds it untyped)."""
+    assert isinstance(handle, Db)
+    return handle

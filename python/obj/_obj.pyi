@@ -8,7 +8,7 @@ records (decoded by their stored schema), hence ``Any`` in those overloads.
 
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Final, Generic, Literal, TypeVar, final, overload
+from typing import Any, Final, Generic, Literal, TypedDict, TypeVar, final, overload
 
 from typing_extensions import Self, disjoint_base
 
@@ -28,8 +28,10 @@ __all__ = [
     "ObjIOError",
     "QueryCursor",
     "ReadTransaction",
+    "Reads",
     "WriteTransaction",
     "__version__",
+    "_defaults",
     "sort_key",
 ]
 
@@ -55,42 +57,43 @@ class EncryptionError(ObjError): ...
 class FeatureUnsupportedError(ObjError): ...
 class ObjIOError(ObjError, OSError): ...
 
+class _Defaults(TypedDict):
+    read_only: bool
+    busy_timeout: float
+    durability: Literal["immediate", "eventual", "none"]
+    page_size: int
+    cache_size: int
+    checkpoint_frames: int
+
+def _defaults() -> _Defaults:
+    """The defaults of the options of ``Db`` (the engine's)."""
+
 @disjoint_base
-class Db:
-    def __new__(
-        cls,
-        path: str,
-        *,
-        read_only: bool = False,
-        busy_timeout: float = 5.0,
-        durability: str = "immediate",
-        page_size: int = 4096,
-        cache_size: int = 268435456,
-        checkpoint_frames: int = 1000,
-        compression: str | None = None,
-        encryption_key: bytes | str | None = None,
-    ) -> Self: ...
+class Reads:
+    """The reads of ``Db``, ``ReadTransaction`` and ``WriteTransaction``.
+
+    A name in an attached namespace (``"archive.orders"``, or a class declared for it)
+    reads the database attached under it.
+    """
+
     @overload
-    def insert(self, document: str, value: _Writable, /) -> int:
-        """Stores bytes or a dict under a new id of the named collection."""
-    @overload
-    def insert(self, document: object, value: None = None, /) -> int:
-        """Stores an ``@obj.document`` instance under a new id."""
-    @overload
-    def upsert(self, target: type[_D], id: int, value: _D, /) -> bool: ...
-    @overload
-    def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
-    def delete(self, target: _Target, id: int, /) -> bool: ...
-    @overload
-    def get(self, target: type[_D], id: int, /) -> _D | None: ...
+    def get(self, target: type[_D], id: int, /) -> _D | None:
+        """The document ``id``, or None."""
     @overload
     def get(self, target: str, id: int, /) -> Any | None: ...
     def get_raw(self, collection: str, id: int, /) -> bytes | None: ...
-    def count(self, target: _Target, /) -> int: ...
+    def count(self, target: _Target, /) -> int:
+        """Number of documents in the collection (0 if it does not exist)."""
     @overload
-    def all(self, target: type[_D], /) -> DocumentIterator[_D]: ...
+    def all(self, target: type[_D], /) -> DocumentIterator[_D]:
+        """Lazy ``(id, document)`` pairs in id order."""
     @overload
     def all(self, target: str, /) -> DocumentIterator[Any]: ...
+    @overload
+    def iter_all(self, target: type[_D], /) -> DocumentIterator[_D]:
+        """Lazy ``(id, document)`` pairs in id order."""
+    @overload
+    def iter_all(self, target: str, /) -> DocumentIterator[Any]: ...
     @overload
     def find_unique(self, target: type[_D], index: str, value: object, /) -> _D | None: ...
     @overload
@@ -114,10 +117,45 @@ class Db:
         /,
     ) -> QueryCursor[Any]: ...
     def indexes(self, target: _Target, /) -> list[_IndexRow]: ...
-    def collections(self) -> list[str]: ...
+    def collections(self) -> list[str]:
+        """Names of all collections, sorted."""
+
+@disjoint_base
+class Db(Reads):
+    def __new__(
+        cls,
+        path: str,
+        *,
+        read_only: bool,
+        busy_timeout: float,
+        durability: str,
+        page_size: int,
+        cache_size: int,
+        checkpoint_frames: int,
+        sync: str | None,
+        compression: str | None,
+        encryption_key: bytes | str | None,
+    ) -> Self: ...
+    @overload
+    def insert(self, document: str, value: _Writable, /) -> int:
+        """Stores bytes or a dict under a new id of the named collection."""
+    @overload
+    def insert(self, document: object, value: None = None, /) -> int:
+        """Stores an ``@obj.document`` instance under a new id."""
+    @overload
+    def upsert(self, target: type[_D], id: int, value: _D, /) -> bool: ...
+    @overload
+    def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
+    def delete(self, target: _Target, id: int, /) -> bool: ...
     def _dump_raw(
         self, target: _Target, max_records: int, /
     ) -> list[tuple[int, Literal["raw", "value", "typed"], int, int, int, bytes]]: ...
+    def _attach(self, namespace: str, handle: Db, /) -> bool:
+        """Attaches ``handle`` (opened read-only) under ``namespace``; False if taken."""
+    def _detach(self, namespace: str, /) -> Db | None:
+        """Forgets the database attached under ``namespace``; its handle."""
+    def _detach_all(self) -> list[Db]: ...
+    def _attachments(self) -> list[tuple[str, Db]]: ...
     def migrate(self, target: type, /) -> int:
         """Rewrites the documents of the class's collection stored at older versions
         through its ``migrate`` classmethod; returns how many were rewritten."""
@@ -152,7 +190,7 @@ class Db:
         """``(id, (kind, type_version, document))`` of every record, read by name."""
 
 @disjoint_base
-class WriteTransaction:
+class WriteTransaction(Reads):
     """The single write transaction of a database (from ``Db.transaction()``).
 
     Inside ``with``, a clean exit commits and an exception rolls back. Reads see the
@@ -173,50 +211,6 @@ class WriteTransaction:
     def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
     def delete(self, target: _Target, id: int, /) -> bool:
         """Removes document ``id``; True if it existed."""
-    @overload
-    def get(self, target: type[_D], id: int, /) -> _D | None:
-        """The document ``id``, or None."""
-    @overload
-    def get(self, target: str, id: int, /) -> Any | None: ...
-    def get_raw(self, collection: str, id: int, /) -> bytes | None:
-        """The stored payload bytes of document ``id``, or None."""
-    def count(self, target: _Target, /) -> int:
-        """Number of documents in the collection (0 if it does not exist)."""
-    @overload
-    def all(self, target: type[_D], /) -> DocumentIterator[_D]:
-        """Lazy ``(id, document)`` pairs in id order."""
-    @overload
-    def all(self, target: str, /) -> DocumentIterator[Any]: ...
-    @overload
-    def iter_all(self, target: type[_D], /) -> DocumentIterator[_D]:
-        """Lazy ``(id, document)`` pairs in id order."""
-    @overload
-    def iter_all(self, target: str, /) -> DocumentIterator[Any]: ...
-    @overload
-    def find_unique(self, target: type[_D], index: str, value: object, /) -> _D | None: ...
-    @overload
-    def find_unique(self, target: str, index: str, value: object, /) -> Any | None: ...
-    @overload
-    def index_range(
-        self, target: type[_D], index: str, /, lo: object = None, hi: object = None
-    ) -> QueryCursor[_D]: ...
-    @overload
-    def index_range(
-        self, target: str, index: str, /, lo: object = None, hi: object = None
-    ) -> QueryCursor[Any]: ...
-    def _query_cursor(
-        self,
-        target: _Target,
-        node: _Node | None,
-        index_range: tuple[str, Any, Any] | None,
-        sort_field: str | None,
-        reverse: bool,
-        decode: bool,
-        /,
-    ) -> QueryCursor[Any]: ...
-    def indexes(self, target: _Target, /) -> list[_IndexRow]: ...
-    def collections(self) -> list[str]:
-        """Names of all collections, sorted."""
     def commit(self) -> None:
         """Makes every change durable and visible; the transaction ends."""
     def rollback(self) -> None:
@@ -239,56 +233,13 @@ class WriteTransaction:
         """Encodes ``doc`` by the stored schema of ``version`` and stores it; the id."""
 
 @disjoint_base
-class ReadTransaction:
+class ReadTransaction(Reads):
     """A read-only snapshot (from ``Db.read_transaction()``), released when its block ends.
 
     Any use after that raises ``obj.ObjError``.
     """
 
     def __new__(cls, db: Db) -> Self: ...
-    @overload
-    def get(self, target: type[_D], id: int, /) -> _D | None:
-        """The document ``id`` as of this snapshot, or None."""
-    @overload
-    def get(self, target: str, id: int, /) -> Any | None: ...
-    def get_raw(self, collection: str, id: int, /) -> bytes | None: ...
-    def count(self, target: _Target, /) -> int:
-        """Number of documents in the collection (0 if it does not exist)."""
-    @overload
-    def all(self, target: type[_D], /) -> DocumentIterator[_D]:
-        """Lazy ``(id, document)`` pairs in id order."""
-    @overload
-    def all(self, target: str, /) -> DocumentIterator[Any]: ...
-    @overload
-    def iter_all(self, target: type[_D], /) -> DocumentIterator[_D]:
-        """Lazy ``(id, document)`` pairs in id order."""
-    @overload
-    def iter_all(self, target: str, /) -> DocumentIterator[Any]: ...
-    @overload
-    def find_unique(self, target: type[_D], index: str, value: object, /) -> _D | None: ...
-    @overload
-    def find_unique(self, target: str, index: str, value: object, /) -> Any | None: ...
-    @overload
-    def index_range(
-        self, target: type[_D], index: str, /, lo: object = None, hi: object = None
-    ) -> QueryCursor[_D]: ...
-    @overload
-    def index_range(
-        self, target: str, index: str, /, lo: object = None, hi: object = None
-    ) -> QueryCursor[Any]: ...
-    def _query_cursor(
-        self,
-        target: _Target,
-        node: _Node | None,
-        index_range: tuple[str, Any, Any] | None,
-        sort_field: str | None,
-        reverse: bool,
-        decode: bool,
-        /,
-    ) -> QueryCursor[Any]: ...
-    def indexes(self, target: _Target, /) -> list[_IndexRow]: ...
-    def collections(self) -> list[str]:
-        """Names of all collections, sorted."""
     def close(self) -> None:
         """Releases the snapshot (idempotent)."""
     @property

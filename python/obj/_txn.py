@@ -3,42 +3,23 @@ collection handle :class:`Collection`.
 
 The single-document methods (``insert``, ``get``, ``upsert``, ``delete``, ``count``,
 ``all``, ``find_unique``, ``index_range``, ...) are the native ones, inherited as they are;
-this module adds the conveniences written in Python.
+the reads every reader has come from :class:`obj._reads.Reads`; this module adds the
+conveniences of the transactions written in Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Callable, Generic, NamedTuple, TypeVar, overload
+from typing import Any, Callable, Generic, TypeVar, overload
 
 from . import _obj
+from ._reads import IndexInfo, Reads
 from .document import doctype_of, is_document
 from .errors import InvalidArgumentError, NotFoundError
-from .query import Query
 
 __all__ = ["Collection", "IndexInfo", "ReadTransaction", "WriteTransaction"]
 
 D = TypeVar("D")
-
-
-class IndexInfo(NamedTuple):
-    """One secondary index of a collection."""
-
-    #: The field name for a field index, the declared name for a composite.
-    name: str
-    #: ``"standard"``, ``"unique"``, ``"each"`` or ``"composite"``.
-    kind: str
-    #: The dotted field paths the index reads, in key order.
-    key_paths: list[str]
-    #: ``"ready"`` once built (indexes are built in the write transaction that adds them).
-    status: str
-
-
-def _index_infos(rows: list[tuple[str, str, list[str], bool]]) -> list[IndexInfo]:
-    return [
-        IndexInfo(name, kind, list(paths), "ready" if ready else "building")
-        for name, kind, paths, ready in rows
-    ]
 
 
 def _name_of(target: object) -> str:
@@ -67,7 +48,7 @@ def _update(tx: WriteTransaction, target: Any, id: int, fn: Callable[[Any], Any]
     return new
 
 
-class WriteTransaction(_obj.WriteTransaction):
+class WriteTransaction(Reads, _obj.WriteTransaction):
     """The single write transaction of a database (from :meth:`obj.Db.transaction`).
 
     Inside ``with``, a clean exit commits and an exception rolls back. Reads see the
@@ -109,21 +90,8 @@ class WriteTransaction(_obj.WriteTransaction):
         """
         return Collection(self, target)
 
-    @overload
-    def query(self, target: type[D]) -> Query[D]: ...
-    @overload
-    def query(self, target: str) -> Query[dict[str, Any]]: ...
-    def query(self, target: Any) -> Query[Any]:
-        """A query over this transaction's view, including its own writes."""
-        _check_target(target)
-        return Query(self, target)
 
-    def index_info(self, target: type | str) -> list[IndexInfo]:
-        """The secondary indexes of a class's (or named) collection."""
-        return _index_infos(self.indexes(target))
-
-
-class ReadTransaction(_obj.ReadTransaction):
+class ReadTransaction(Reads, _obj.ReadTransaction):
     """A read-only snapshot of the latest commit (from :meth:`obj.Db.read_transaction`),
     released when its ``with`` block ends; any use after that raises
     :class:`obj.ObjError`::
@@ -135,19 +103,6 @@ class ReadTransaction(_obj.ReadTransaction):
 
     __slots__ = ()
 
-    @overload
-    def query(self, target: type[D]) -> Query[D]: ...
-    @overload
-    def query(self, target: str) -> Query[dict[str, Any]]: ...
-    def query(self, target: Any) -> Query[Any]:
-        """A query over this snapshot."""
-        _check_target(target)
-        return Query(self, target)
-
-    def index_info(self, target: type | str) -> list[IndexInfo]:
-        """The secondary indexes of a class's (or named) collection."""
-        return _index_infos(self.indexes(target))
-
 
 def _check_writable(target: object) -> None:
     """Refuses a write to a collection of an attached (read-only) namespace."""
@@ -158,16 +113,6 @@ def _check_writable(target: object) -> None:
         raise InvalidArgumentError(
             f"collection {name!r} is in namespace {namespace!r}: attached databases are "
             "read-only, so it cannot be written"
-        )
-
-
-def _check_target(target: object) -> None:
-    if isinstance(target, str):
-        return
-    doctype_of(target)
-    if not isinstance(target, type):
-        raise InvalidArgumentError(
-            f"pass the document class ({type(target).__name__}), not one of its instances"
         )
 
 

@@ -363,8 +363,9 @@ def document(
             _REGISTRY[(collection, version)] = doctype
         doctype._bind(cls)
         cls.__obj_doctype__ = doctype  # type: ignore[attr-defined]
-        # What it takes to compile the same codec for another collection name (a class
-        # read from an attached namespace decodes against the bare collection there).
+        # What it takes to compile the same codec for another collection name: a class
+        # read from an attached namespace decodes against the bare collection there (the
+        # binding compiles it, `Attachment::rebased` in crates/obj-py/src/shared.rs).
         cls.__obj_declaration__ = (version, desc, specs, tuple(older), migrate)  # type: ignore[attr-defined]
         return cls
 
@@ -403,12 +404,3 @@ def doctype_of(obj: object) -> _obj.DocType:
             "@obj.document(collection=...) or pass a collection name"
         )
     return doctype
-
-
-def rebased_doctype(cls: type, collection: str) -> _obj.DocType:
-    """The codec of document class ``cls`` (and of its history) compiled for
-    ``collection`` instead of the collection it declares: decoding builds instances of the
-    same classes, and schema checks look ``collection`` up in whatever file is read."""
-    version, desc, specs, history, migrate = cls.__obj_declaration__  # type: ignore[attr-defined]
-    past = [rebased_doctype(h, collection) for h in history]
-    return _obj.DocType(collection, version, desc, specs, past, migrate)

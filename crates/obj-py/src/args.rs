@@ -13,25 +13,29 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyString, PyType};
 use std::borrow::Cow;
 
-/// A collection name: a `str`. Emptiness and length are checked by the engine.
+/// A collection name: a `str`, any namespace prefix left in it. Emptiness and length are
+/// checked by the engine.
 ///
-/// A `.` separates an attached namespace from a collection (`"archive.orders"`).
-/// Attachments live in the Python `obj.Db`, which routes those names to the attached
-/// handle before calling in here; a dotted name that reaches this point names a namespace
-/// that is not attached.
-pub(crate) fn collection<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+/// A `.` separates an attached namespace from a collection (`"archive.orders"`). Reads
+/// resolve the namespace against the database's attachments (`source::resolve`); every
+/// other use of a name goes through [`collection`], which refuses a dotted one.
+pub(crate) fn read_collection<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
     let Ok(s) = obj.cast::<PyString>() else {
         return Err(InvalidArgumentError::new_err(format!(
             "collection must be a str, got {}",
             type_name(obj)
         )));
     };
-    let name = s.to_cow().map_err(|_| {
+    s.to_cow().map_err(|_| {
         InvalidArgumentError::new_err("collection must be valid UTF-8 (no lone surrogates)")
-    })?;
-    if let Some((namespace, _)) = name.split_once('.') {
-        return Err(unattached(&name, namespace));
-    }
+    })
+}
+
+/// A collection name of this database itself: a dotted name names a namespace that is
+/// not attached here.
+pub(crate) fn collection<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    let name = read_collection(obj)?;
+    check_name(&name)?;
     Ok(name)
 }
 
@@ -46,14 +50,12 @@ pub(crate) fn index_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     }
 }
 
-/// The error for a dotted collection name that reached the binding: no attached
-/// namespace took it (attachments are resolved by the Python `obj.Db`, and only there).
-fn unattached(name: &str, namespace: &str) -> PyErr {
+/// The error for a dotted collection name whose namespace is not attached.
+pub(crate) fn unattached(name: &str, namespace: &str) -> PyErr {
     NotFoundError::new_err(format!(
         "collection {name:?} is in namespace {namespace:?}, which is not attached here: \
-         attach it with db.attach(path, {namespace:?}) and read it through the Db itself \
-         (db.get, db.query, ...; transactions read only their own database). \
-         \".\" in a collection name is reserved for attached namespaces"
+         attach it with db.attach(path, {namespace:?}) first (\".\" in a collection name is \
+         reserved for attached namespaces)"
     ))
 }
 
@@ -158,14 +160,22 @@ impl Target<'_> {
     }
 }
 
-/// A collection name (`str`) or an `@obj.document` class.
+/// A collection name (`str`) or an `@obj.document` class of this database itself (a
+/// dotted name names a namespace that is not attached here).
 pub(crate) fn target<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Target<'py>> {
+    let target = read_target(obj)?;
+    check_name(target.collection())?;
+    Ok(target)
+}
+
+/// The target of a read: a collection name (`str`) or an `@obj.document` class, its
+/// collection possibly in an attached namespace (resolved by `source::resolve`).
+pub(crate) fn read_target<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Target<'py>> {
     if obj.is_instance_of::<PyString>() {
-        return Ok(Target::Name(collection(obj)?.into_owned()));
+        return Ok(Target::Name(read_collection(obj)?.into_owned()));
     }
     if let Ok(cls) = obj.cast::<PyType>() {
         if let Some(dt) = doctype_of_class(cls) {
-            check_name(dt.get().collection())?;
             return Ok(Target::Typed(dt));
         }
         return Err(InvalidArgumentError::new_err(not_a_document(cls)));

@@ -9,9 +9,11 @@
 //! sorts by a field that no index yields in order, each match comes with its sort key, and
 //! [`sort_key`] gives the same keys for what a Python key callable returns.
 
+use crate::args::Target;
 use crate::datum;
 use crate::error::to_py;
-use crate::source::{with_reader, Source};
+use crate::reads::QueryArgs;
+use crate::source::{on_snap, Source};
 use crate::stored::{Decode, Ready};
 use obj_core::query::{self, Access, Plan, QueryScan};
 use obj_core::Reader;
@@ -35,18 +37,25 @@ pub struct QueryCursor {
 }
 
 impl QueryCursor {
-    pub(crate) fn new<R: Reader>(
-        r: &R,
+    /// Plans `query` of `target` against the indexes `source` sees and starts it there.
+    pub(crate) fn open(
+        py: Python<'_>,
         source: Source,
-        collection: String,
-        decode: Decode,
-        plan: Plan,
+        target: &Target<'_>,
+        query: QueryArgs,
     ) -> PyResult<Self> {
-        let scan = QueryScan::new(r, &collection, &plan).map_err(to_py)?;
+        let collection = target.collection().to_owned();
+        let (plan, scan) = source.with(py, |snap, checks| {
+            on_snap!(snap, |r| {
+                let plan = query.plan(py, r, checks.shared, target)?;
+                let scan = QueryScan::new(r, &collection, &plan).map_err(to_py)?;
+                Ok((plan, scan))
+            })
+        })?;
         Ok(QueryCursor {
             source: Some(source),
             collection,
-            decode,
+            decode: query.decode,
             plan,
             scan: Some(scan),
             pending: VecDeque::new(),
@@ -60,15 +69,17 @@ impl QueryCursor {
         };
         source.check_active(py)?;
         let (name, decode) = (self.collection.as_str(), &self.decode);
-        let ready = with_reader!(source, py, |r, checks| {
-            let found = py.detach(|| scan.next_batch(r, want)).map_err(to_py)?;
-            let mut ready = Vec::with_capacity(found.len());
-            for f in found {
-                let item = decode.ready(py, r, checks, name, f.id, f.value)?;
-                ready.push((f.id, item, f.sort_key));
-            }
-            ready
-        });
+        let ready = source.with(py, |snap, checks| {
+            on_snap!(snap, |r| {
+                let found = py.detach(|| scan.next_batch(r, want)).map_err(to_py)?;
+                let mut ready = Vec::with_capacity(found.len());
+                for f in found {
+                    let item = decode.ready(py, r, checks, name, f.id, f.value)?;
+                    ready.push((f.id, item, f.sort_key));
+                }
+                Ok(ready)
+            })
+        })?;
         if ready.is_empty() {
             self.scan = None;
             self.source = None;
@@ -113,43 +124,9 @@ impl QueryCursor {
         let name = self.collection.as_str();
         // Counting needs no order, so no sort keys either.
         let plan = &Plan::unsorted(self.plan.access.clone(), self.plan.filter.clone());
-        let counted = with_reader!(&source, py, |r, _checks| {
-            py.detach(|| -> obj_core::Result<u64> {
-                match (&plan.filter, &plan.access) {
-                    (None, Access::Scan) => r.count(name),
-                    (
-                        None,
-                        Access::Index {
-                            name: index,
-                            lo,
-                            hi,
-                        },
-                    ) => {
-                        let mut scan = r.index_scan(name, index, lo.as_deref(), hi.as_deref())?;
-                        let mut n = 0u64;
-                        loop {
-                            let ids = scan.next_batch(r, COUNT_BATCH)?;
-                            if ids.is_empty() {
-                                return Ok(n);
-                            }
-                            n += ids.len() as u64;
-                        }
-                    }
-                    _ => {
-                        let mut scan = QueryScan::new(r, name, plan)?;
-                        let mut n = 0u64;
-                        loop {
-                            let found = scan.next_batch(r, COUNT_BATCH)?;
-                            if found.is_empty() {
-                                return Ok(n);
-                            }
-                            n += found.len() as u64;
-                        }
-                    }
-                }
-            })
-            .map_err(to_py)?
-        });
+        let counted = source.with(py, |snap, _checks| {
+            on_snap!(snap, |r| py.detach(|| count(r, name, plan)).map_err(to_py))
+        })?;
         self.scan = None;
         self.pending.clear();
         Ok(counted)
@@ -180,6 +157,35 @@ impl QueryCursor {
             return Ok(None);
         };
         Ok(Some((id, self.decode.build(py, ready)?)))
+    }
+}
+
+/// How many records of `collection` `plan` yields.
+fn count<R: Reader>(r: &R, collection: &str, plan: &Plan) -> obj_core::Result<u64> {
+    match (&plan.filter, &plan.access) {
+        (None, Access::Scan) => r.count(collection),
+        (None, Access::Index { name, lo, hi }) => {
+            let mut scan = r.index_scan(collection, name, lo.as_deref(), hi.as_deref())?;
+            let mut n = 0u64;
+            loop {
+                let ids = scan.next_batch(r, COUNT_BATCH)?;
+                if ids.is_empty() {
+                    return Ok(n);
+                }
+                n += ids.len() as u64;
+            }
+        }
+        _ => {
+            let mut scan = QueryScan::new(r, collection, plan)?;
+            let mut n = 0u64;
+            loop {
+                let found = scan.next_batch(r, COUNT_BATCH)?;
+                if found.is_empty() {
+                    return Ok(n);
+                }
+                n += found.len() as u64;
+            }
+        }
     }
 }
 

@@ -1,28 +1,26 @@
 //! `obj._obj.Db`: an open database. The public `obj.Db` (python/obj/_db.py) subclasses it,
-//! adding path handling, option checks, the context-manager rules and the pure-Python
-//! conveniences; the single-document operations here are inherited as they are, so
-//! `db.get(Order, id)` is one native call that builds no transaction object.
+//! adding path handling, the context-manager rules and the pure-Python conveniences; the
+//! single-document operations here are inherited as they are, so `db.get(Order, id)` is one
+//! native call that builds no transaction object.
 //!
 //! Each write runs in its own write transaction (one commit); each read on a fresh
-//! snapshot. Typed operations dispatch on their first argument exactly like the
-//! transactions' (see `write_txn.rs`).
+//! snapshot. The reads are those of every reader (`surface.rs`); typed operations dispatch
+//! on their first argument exactly like the transactions' (see `write_txn.rs`).
 
 use crate::args::{self, Given, NewDoc, Target};
-use crate::codec::DocType;
-use crate::cursor::QueryCursor;
 use crate::datum;
 use crate::error::{to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
-use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
+use crate::options;
 use crate::shared::{migrate_older, prepare, Checks, Local, Shared};
-use crate::source::Source;
+use crate::source::{resolve, Origin, Place, Source};
 use crate::stored::Decode;
-use obj_core::{Db as CoreDb, DocKind, Durability, Options, Reader, WriteTxn};
+use crate::surface::Reads;
+use obj_core::{Db as CoreDb, DocKind, Reader};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::PyBytes;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 type IndexStatRow = (String, &'static str, Vec<String>, &'static str, u64);
 type CollectionStatRow = (String, u64, u64, Vec<IndexStatRow>);
@@ -30,46 +28,14 @@ type StatRow = (u64, u64, u64, u64, Vec<CollectionStatRow>);
 /// `(id, kind, flags, type_version, collection_id, payload)` of a stored record.
 type RawRow<'py> = (u64, &'static str, u8, u32, u64, Bound<'py, PyBytes>);
 
-#[pyclass(frozen, subclass, module = "obj._obj", name = "Db")]
+#[pyclass(frozen, extends = Reads, subclass, module = "obj._obj", name = "Db")]
 pub struct Db {
     shared: Arc<Shared>,
-}
-
-fn durability(name: &str) -> PyResult<Durability> {
-    match name {
-        "immediate" => Ok(Durability::Immediate),
-        "eventual" => Ok(Durability::Eventual),
-        "none" => Ok(Durability::None),
-        other => Err(InvalidArgumentError::new_err(format!(
-            "durability must be \"immediate\", \"eventual\" or \"none\", got {other:?}"
-        ))),
-    }
 }
 
 impl Db {
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
-    }
-
-    /// Runs `f` in a write transaction of its own (after preparing `doctype`'s class) and
-    /// commits.
-    fn write<R>(
-        &self,
-        py: Python<'_>,
-        doctype: Option<&DocType>,
-        f: impl FnOnce(&mut WriteTxn) -> obj_core::Result<R>,
-    ) -> PyResult<R> {
-        let shared = &*self.shared;
-        let mut txn = shared.begin_write(py)?;
-        let mut local = Local::default();
-        if let Some(dt) = doctype {
-            prepare(py, &mut txn, &mut local, shared, dt)?;
-        }
-        let result = f(&mut txn).map_err(to_py)?;
-        py.detach(|| txn.commit()).map_err(to_py)?;
-        shared.mark_prepared(local.prepared);
-        shared.mark_checked(local.checked);
-        Ok(result)
     }
 
     fn write_doc(
@@ -81,7 +47,7 @@ impl Db {
         let dt = doc.doctype.as_ref().map(|d| d.get());
         let (collection, kind, version) = (doc.collection.as_str(), doc.kind, doc.version);
         let bytes = doc.payload.as_slice();
-        self.write(py, dt, |txn| match id {
+        self.shared.write_alone(py, dt, |txn| match id {
             None => txn
                 .insert_doc(collection, kind, version, bytes)
                 .map(|id| (id, false)),
@@ -90,112 +56,44 @@ impl Db {
                 .map(|replaced| (id, replaced)),
         })
     }
-
-    /// Makes sure the file holds the schema and every index a typed target declares
-    /// (building missing indexes from the documents already stored). Nothing to do for a
-    /// collection name, a class already prepared, or a read-only handle (which reads what
-    /// exists).
-    fn ensure_ready(&self, py: Python<'_>, target: &Target<'_>) -> PyResult<()> {
-        let Target::Typed(dt) = target else {
-            return Ok(());
-        };
-        let dt = dt.get();
-        let shared = &*self.shared;
-        if shared.is_prepared(dt) {
-            return Ok(());
-        }
-        let snap = shared.db.begin_read().map_err(to_py)?;
-        let collection = dt.collection();
-        let defs = snap.indexes(collection).map_err(to_py)?;
-        let indexes_built = dt
-            .index_specs()
-            .iter()
-            .all(|s| defs.iter().any(|d| d.spec == *s && d.ready));
-        let schema_stored = snap
-            .schema(collection, dt.version())
-            .map_err(to_py)?
-            .is_some_and(|s| *s == *dt.schema());
-        drop(snap);
-        if indexes_built && schema_stored {
-            shared.mark_prepared([dt.serial()]);
-            shared.mark_checked([dt.serial()]);
-            return Ok(());
-        }
-        if shared.db.is_read_only() || shared.writer_is_this_thread() {
-            // Read what exists: a missing index is then NotFoundError.
-            return Ok(());
-        }
-        self.write(py, Some(dt), |_| Ok(()))
-    }
-
-    fn snapshot_source(&self) -> PyResult<Source> {
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
-        Ok(Source::Snapshot(self.shared.clone(), snap))
-    }
-
-    fn cursor(
-        &self,
-        py: Python<'_>,
-        target: &Target<'_>,
-        query: QueryArgs,
-    ) -> PyResult<QueryCursor> {
-        self.ensure_ready(py, target)?;
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
-        let plan = query.plan(py, &snap, &self.shared, target)?;
-        let source = Source::Snapshot(self.shared.clone(), snap.clone());
-        let collection = target.collection().to_owned();
-        QueryCursor::new(&snap, source, collection, query.decode, plan)
-    }
 }
 
 #[pymethods]
 impl Db {
     /// Opens (or creates) the database at `path`. Waits up to `busy_timeout` seconds for
-    /// another process that holds the file.
+    /// another process that holds the file. The options are checked here (`options.rs`);
+    /// `obj.Db` gives each its default from `_defaults()`.
     #[new]
     #[pyo3(signature = (
-        path, *, read_only = false, busy_timeout = 5.0, durability = "immediate".to_string(),
-        page_size = 4096, cache_size = 256 << 20, checkpoint_frames = 1000,
-        compression = None, encryption_key = None,
-    ), text_signature = "(path, *, read_only=False, busy_timeout=5.0, durability='immediate', \
-        page_size=4096, cache_size=268435456, checkpoint_frames=1000, compression=None, \
-        encryption_key=None)")]
+        path, *, read_only, busy_timeout, durability, page_size, cache_size,
+        checkpoint_frames, sync, compression, encryption_key,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: PathBuf,
-        read_only: bool,
-        busy_timeout: f64,
-        durability: String,
-        page_size: u32,
-        cache_size: usize,
-        checkpoint_frames: u64,
-        compression: Option<String>,
-        encryption_key: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let busy_timeout = Duration::try_from_secs_f64(busy_timeout).map_err(|_| {
-            InvalidArgumentError::new_err(format!(
-                "busy_timeout must be a finite number of seconds >= 0, got {busy_timeout}"
-            ))
-        })?;
-        let opts = Options {
+        read_only: &Bound<'_, PyAny>,
+        busy_timeout: &Bound<'_, PyAny>,
+        durability: &Bound<'_, PyAny>,
+        page_size: &Bound<'_, PyAny>,
+        cache_size: &Bound<'_, PyAny>,
+        checkpoint_frames: &Bound<'_, PyAny>,
+        sync: &Bound<'_, PyAny>,
+        compression: &Bound<'_, PyAny>,
+        encryption_key: &Bound<'_, PyAny>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let opts = options::Given {
             read_only,
-            page_size,
             busy_timeout,
-            durability: self::durability(&durability)?,
+            durability,
+            page_size,
             cache_size,
             checkpoint_frames,
-            compression: match compression.as_deref() {
-                None => false,
-                Some("lz4") => true,
-                Some(other) => {
-                    return Err(InvalidArgumentError::new_err(format!(
-                        "compression must be \"lz4\" or None, got {other:?}"
-                    )))
-                }
-            },
-            encryption_key: encryption_key.map(args::encryption_key).transpose()?,
-        };
+            sync,
+            compression,
+            encryption_key,
+        }
+        .options()?;
         // Opening waits for the file lock and replays the WAL: both can take a while.
         let db = if path.as_os_str() == ":memory:" {
             CoreDb::memory(opts)
@@ -203,9 +101,11 @@ impl Db {
             py.detach(move || CoreDb::open(path, opts))
         }
         .map_err(to_py)?;
-        Ok(Db {
-            shared: Arc::new(Shared::new(db)),
-        })
+        let shared = Arc::new(Shared::new(db));
+        Ok(
+            PyClassInitializer::from(Reads::new(Origin::Db(shared.clone())))
+                .add_subclass(Db { shared }),
+        )
     }
 
     /// Stores a document under a new id, in a transaction of its own, and returns the id:
@@ -248,43 +148,8 @@ impl Db {
         let target = args::write_target(target)?;
         let id = args::doc_id(id)?;
         let collection = target.collection();
-        self.write(py, None, |txn| txn.delete(collection, id))
-    }
-
-    /// The document `id` of the latest commit, or None.
-    #[pyo3(signature = (target, id, /))]
-    fn get<'py>(
-        &self,
-        py: Python<'py>,
-        target: &Bound<'py, PyAny>,
-        id: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let target = args::target(target)?;
-        let id = args::doc_id(id)?;
-        let decode = Decode::of(&target);
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
-        let mut checks = Checks {
-            shared: &self.shared,
-            local: None,
-        };
-        let ready = reads::get(py, &snap, &mut checks, target.collection(), &decode, id)?;
-        drop(snap);
-        ready.map(|r| decode.build(py, r)).transpose()
-    }
-
-    /// The stored payload bytes of document `id` (whatever its encoding), or None.
-    #[pyo3(signature = (collection, id, /))]
-    fn get_raw<'py>(
-        &self,
-        py: Python<'py>,
-        collection: &Bound<'py, PyAny>,
-        id: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let name = args::collection(collection)?;
-        let id = args::doc_id(id)?;
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
-        let value = snap.get(&name, id).map_err(to_py)?;
-        Ok(value.map(|v| PyBytes::new(py, &v)))
+        self.shared
+            .write_alone(py, None, |txn| txn.delete(collection, id))
     }
 
     /// Up to `max_records` records of the collection as stored, in id order, from a
@@ -298,9 +163,13 @@ impl Db {
         target: &Bound<'py, PyAny>,
         max_records: usize,
     ) -> PyResult<Vec<RawRow<'py>>> {
-        let target = args::target(target)?;
+        let (place, target) = resolve(&self.shared, args::read_target(target)?)?;
         let collection = target.collection().to_owned();
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        let shared = match &place {
+            Place::Here => &self.shared,
+            Place::Attached(attached) => attached,
+        };
+        let snap = shared.db.begin_read().map_err(to_py)?;
         let rows = py
             .detach(|| snap.scan(&collection, 1, max_records))
             .map_err(to_py)?;
@@ -320,98 +189,41 @@ impl Db {
             .collect())
     }
 
-    /// Number of documents in the collection (0 if it does not exist).
-    #[pyo3(signature = (target, /))]
-    fn count(&self, target: &Bound<'_, PyAny>) -> PyResult<u64> {
-        let target = args::target(target)?;
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
-        snap.count(target.collection()).map_err(to_py)
+    /// Attaches the database `handle` (an `obj.Db` opened read-only) under `namespace`:
+    /// reads of `"namespace.collection"` then go to it, from this handle and from its
+    /// transactions. False (and nothing attached) when the namespace is taken.
+    #[pyo3(signature = (namespace, handle, /))]
+    fn _attach(&self, namespace: &str, handle: &Bound<'_, Db>) -> bool {
+        let shared = handle.get().shared.clone();
+        self.shared
+            .attach(namespace, shared, handle.clone().into_any().unbind())
     }
 
-    /// Lazy `(id, document)` pairs in id order, from a snapshot taken now.
-    #[pyo3(signature = (target, /))]
-    fn all(&self, target: &Bound<'_, PyAny>) -> PyResult<DocumentIterator> {
-        let target = args::target(target)?;
-        Ok(DocumentIterator::new(
-            self.snapshot_source()?,
-            target.collection().to_owned(),
-            Decode::of(&target),
-        ))
+    /// Forgets the database attached under `namespace` and returns its handle (None if
+    /// none is); closing it is the caller's.
+    #[pyo3(signature = (namespace, /))]
+    fn _detach(&self, py: Python<'_>, namespace: &str) -> Option<Py<PyAny>> {
+        self.shared
+            .detach(namespace)
+            .map(|a| a.handle.clone_ref(py))
     }
 
-    /// The document whose unique index `index` holds `value`, or None.
-    #[pyo3(signature = (target, index, value, /))]
-    fn find_unique<'py>(
-        &self,
-        py: Python<'py>,
-        target: &Bound<'py, PyAny>,
-        index: &Bound<'py, PyAny>,
-        value: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let target = args::target(target)?;
-        let lookup = UniqueLookup::new(&target, &args::index_name(index)?, value)?;
-        let decode = Decode::of(&target);
-        self.ensure_ready(py, &target)?;
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
-        let mut checks = Checks {
-            shared: &self.shared,
-            local: None,
-        };
-        let ready = lookup.run(py, &snap, &mut checks, &target, &decode)?;
-        drop(snap);
-        ready.map(|r| decode.build(py, r)).transpose()
+    /// Forgets every attached database and returns their handles.
+    fn _detach_all(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.shared
+            .detach_all()
+            .into_iter()
+            .map(|(_, a)| a.handle.clone_ref(py))
+            .collect()
     }
 
-    /// Lazy `(id, document)` pairs whose `index` value lies in `lo..hi` (inclusive, None
-    /// = open), in key order.
-    #[pyo3(signature = (target, index, /, lo = None, hi = None))]
-    fn index_range(
-        &self,
-        py: Python<'_>,
-        target: &Bound<'_, PyAny>,
-        index: &Bound<'_, PyAny>,
-        lo: Option<&Bound<'_, PyAny>>,
-        hi: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<QueryCursor> {
-        let target = args::target(target)?;
-        let none = py.None().into_bound(py);
-        let index = args::index_name(index)?;
-        let range = (index, lo.unwrap_or(&none), hi.unwrap_or(&none)).into_pyobject(py)?;
-        let query = QueryArgs::new(&target, None, Some(range.as_any()), None, false, true)?;
-        self.cursor(py, &target, query)
-    }
-
-    /// A query cursor over a snapshot taken now (used by `obj.Query`).
-    #[pyo3(signature = (target, node, index_range, sort_field, reverse, decode, /))]
-    #[allow(clippy::too_many_arguments)]
-    fn _query_cursor(
-        &self,
-        py: Python<'_>,
-        target: &Bound<'_, PyAny>,
-        node: Option<&Bound<'_, PyAny>>,
-        index_range: Option<&Bound<'_, PyAny>>,
-        sort_field: Option<String>,
-        reverse: bool,
-        decode: bool,
-    ) -> PyResult<QueryCursor> {
-        let target = args::target(target)?;
-        let query = QueryArgs::new(&target, node, index_range, sort_field, reverse, decode)?;
-        self.cursor(py, &target, query)
-    }
-
-    /// `(name, kind, key_paths, ready)` of each index of the collection.
-    #[pyo3(signature = (target, /))]
-    fn indexes(&self, py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<Vec<IndexInfo>> {
-        let target = args::target(target)?;
-        self.ensure_ready(py, &target)?;
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
-        reads::indexes(&snap, target.collection())
-    }
-
-    /// Names of all collections, sorted.
-    fn collections<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let snap = self.shared.db.begin_read().map_err(to_py)?;
-        PyList::new(py, snap.collections().map_err(to_py)?)
+    /// The attached namespaces and their handles, in the order they were attached.
+    fn _attachments(&self, py: Python<'_>) -> Vec<(String, Py<PyAny>)> {
+        self.shared
+            .attachments()
+            .into_iter()
+            .map(|(ns, a)| (ns, a.handle.clone_ref(py)))
+            .collect()
     }
 
     /// Sizes and counts of the latest commit: `(page_size, page_count, free_pages,
@@ -594,7 +406,10 @@ impl Db {
     fn _records(&self, target: &Bound<'_, PyAny>) -> PyResult<DocumentIterator> {
         let target = args::target(target)?;
         Ok(DocumentIterator::new(
-            self.snapshot_source()?,
+            Source::Snapshot(
+                self.shared.clone(),
+                self.shared.db.begin_read().map_err(to_py)?,
+            ),
             target.collection().to_owned(),
             Decode::Stored,
         ))

@@ -7,9 +7,10 @@
 //! `BATCH_BYTES`. Over a write transaction, a change made while iterating discards the rest
 //! of the batch, so the iterator sees the transaction as it is at each step. An iterator
 //! that owns its snapshot (from `Db.all`) releases it once exhausted.
+//! Where it reads from is a [`Source`] (`source.rs`).
 
 use crate::error::to_py;
-use crate::source::{with_reader, Source};
+use crate::source::{on_snap, Source};
 use crate::stored::{Decode, Ready};
 use obj_core::Reader;
 use pyo3::prelude::*;
@@ -51,17 +52,19 @@ impl DocumentIterator {
             return Ok(false);
         };
         let (name, limit, decode) = (self.collection.as_str(), self.limit, &self.decode);
-        let (ready, bytes, count, last) = with_reader!(source, py, |r, checks| {
-            let docs = py.detach(|| r.scan(name, from, limit)).map_err(to_py)?;
-            let count = docs.len();
-            let last = docs.last().map(|(id, _)| *id);
-            let bytes: usize = docs.iter().map(|(_, v)| v.len()).sum();
-            let mut ready = VecDeque::with_capacity(count);
-            for (id, value) in docs {
-                ready.push_back((id, decode.ready(py, r, checks, name, id, value)?));
-            }
-            (ready, bytes, count, last)
-        });
+        let (ready, bytes, count, last) = source.with(py, |snap, checks| {
+            on_snap!(snap, |r| {
+                let docs = py.detach(|| r.scan(name, from, limit)).map_err(to_py)?;
+                let count = docs.len();
+                let last = docs.last().map(|(id, _)| *id);
+                let bytes: usize = docs.iter().map(|(_, v)| v.len()).sum();
+                let mut ready = VecDeque::with_capacity(count);
+                for (id, value) in docs {
+                    ready.push_back((id, decode.ready(py, r, checks, name, id, value)?));
+                }
+                Ok((ready, bytes, count, last))
+            })
+        })?;
         self.resume = match last {
             Some(id) if count == limit => id.checked_add(1),
             _ => None,

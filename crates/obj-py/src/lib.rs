@@ -5,12 +5,18 @@
 //! package `obj` (python/obj/) subclasses and re-exports these classes and adds the
 //! pure-Python ergonomics.
 //!
-//! One file per Python class: `db.rs`, `write_txn.rs`, `read_txn.rs`, `iter.rs`
-//! (`DocumentIterator`), `cursor.rs` (`QueryCursor`), `codec.rs` (`DocType`, the typed
-//! codec) and `error.rs` (the exception classes). The rest is conversion: `args.rs`
-//! (arguments and the dispatch by argument type), `datum.rs` (Python values ↔ the engine's
-//! `Datum`), `filter.rs` (query filters and index bounds), `stored.rs` (records → Python),
-//! plus the shared pieces `shared.rs` (per-database caches), `source.rs` and `reads.rs`.
+//! One file per Python class: `surface.rs` (`Reads`, the read surface the next three
+//! extend), `db.rs`, `write_txn.rs`, `read_txn.rs`, `iter.rs` (`DocumentIterator`),
+//! `cursor.rs` (`QueryCursor`), `codec.rs` (`DocType`, the typed codec) and `error.rs` (the
+//! exception classes). The rest is conversion: `args.rs` (arguments and the dispatch by
+//! argument type), `options.rs` (the open options), `datum.rs` (Python values ↔ the
+//! engine's `Datum`), `filter.rs` (query filters and index bounds), `stored.rs` (records →
+//! Python), plus the shared pieces `shared.rs` (per-database caches and attachments),
+//! `state.rs` (the transactions' state), `source.rs` (where a read reads from) and
+//! `reads.rs` (the reads over the engine's `Reader`).
+//!
+//! Layers point down: the classes (`db`, then `read_txn` and `write_txn`) over `surface`,
+//! over `cursor` and `iter`, over `source` and `reads`, over `state`, over `shared`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,17 +28,21 @@ mod db;
 mod error;
 mod filter;
 mod iter;
+mod options;
 mod read_txn;
 mod reads;
 mod shared;
 mod source;
+mod state;
 mod stored;
+mod surface;
 mod write_txn;
 
 use pyo3::prelude::*;
 
 #[pymodule]
 fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<surface::Reads>()?;
     m.add_class::<db::Db>()?;
     m.add_class::<write_txn::WriteTransaction>()?;
     m.add_class::<read_txn::ReadTransaction>()?;
@@ -40,6 +50,7 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cursor::QueryCursor>()?;
     m.add_class::<codec::DocType>()?;
     m.add_function(wrap_pyfunction!(cursor::sort_key, m)?)?;
+    m.add_function(wrap_pyfunction!(options::_defaults, m)?)?;
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("WAL_HEADER_SIZE", obj_core::WAL_HEADER_SIZE)?;

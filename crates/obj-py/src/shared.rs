@@ -8,13 +8,19 @@
 //!
 //! A write transaction keeps its own sets (its catalog changes are private until commit)
 //! and merges them here when it commits.
+//!
+//! It also holds the databases attached under a namespace (`Db.attach`): reads of
+//! `"namespace.collection"` resolve through them (see `source.rs`).
 
 use crate::codec::DocType;
 use crate::error::{to_py, BusyError, InvalidArgumentError, ObjError};
 use obj_core::{Db as CoreDb, DocKind, Reader, WriteTxn};
 use parking_lot::{Mutex, RwLock};
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::thread::ThreadId;
 
 pub(crate) struct Shared {
@@ -30,6 +36,69 @@ pub(crate) struct Shared {
     /// The thread whose `WriteTransaction` holds the writer, if any: a `Db`-level write
     /// from that same thread could only wait for itself.
     writer: Mutex<Option<ThreadId>>,
+    /// The attached databases, in the order they were attached.
+    attached: RwLock<Vec<(String, Arc<Attachment>)>>,
+}
+
+/// A database attached read-only under a namespace.
+pub(crate) struct Attachment {
+    pub(crate) shared: Arc<Shared>,
+    /// The Python handle that owns it (`obj.Db`), closed by `Db.detach`.
+    pub(crate) handle: Py<PyAny>,
+    /// The codecs of document classes declared for `"namespace.collection"`, compiled for
+    /// the bare collection name the attached file uses (by the class codec's serial).
+    rebased: Mutex<HashMap<u64, Py<DocType>>>,
+}
+
+impl Attachment {
+    /// The codec of `dt` (declared for `"namespace.<collection>"`) compiled for
+    /// `collection`: it builds instances of the same classes, and its schema checks look
+    /// `collection` up in the attached file.
+    pub(crate) fn rebased<'py>(
+        &self,
+        dt: &Bound<'py, DocType>,
+        collection: &str,
+    ) -> PyResult<Bound<'py, DocType>> {
+        let py = dt.py();
+        let serial = dt.get().serial();
+        if let Some(known) = self.rebased.lock().get(&serial) {
+            return Ok(known.bind(py).clone());
+        }
+        let rebased = rebase(dt, collection)?;
+        self.rebased.lock().insert(serial, rebased.clone().unbind());
+        Ok(rebased)
+    }
+}
+
+/// `(version, description, indexes, history classes, migrate)` of a document class, as
+/// `obj.document` records it in `__obj_declaration__`.
+type Declaration<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+    Vec<Bound<'py, PyAny>>,
+    Bound<'py, PyAny>,
+);
+
+/// Compiles the declaration of `dt`'s class (and of its history) again for `collection`,
+/// from the `__obj_declaration__` the `@obj.document` decorator leaves on the class.
+fn rebase<'py>(dt: &Bound<'py, DocType>, collection: &str) -> PyResult<Bound<'py, DocType>> {
+    let py = dt.py();
+    let cls = dt.getattr(intern!(py, "cls"))?;
+    let (version, description, indexes, history, migrate): Declaration<'py> =
+        cls.getattr(intern!(py, "__obj_declaration__"))?.extract()?;
+    let mut past = Vec::with_capacity(history.len());
+    for older in history {
+        let older = older
+            .getattr(intern!(py, "__obj_doctype__"))?
+            .cast_into::<DocType>()?;
+        past.push(rebase(&older, collection)?);
+    }
+    let past = PyList::new(py, past)?;
+    Ok(py
+        .get_type::<DocType>()
+        .call1((collection, version, description, indexes, past, migrate))?
+        .cast_into::<DocType>()?)
 }
 
 impl Shared {
@@ -41,7 +110,50 @@ impl Shared {
             current: RwLock::new(HashSet::new()),
             newest: RwLock::new(HashMap::new()),
             writer: Mutex::new(None),
+            attached: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Attaches `shared` (opened read-only by `handle`) under `namespace`; false when the
+    /// namespace is taken.
+    pub(crate) fn attach(&self, namespace: &str, shared: Arc<Shared>, handle: Py<PyAny>) -> bool {
+        let mut attached = self.attached.write();
+        if attached.iter().any(|(ns, _)| ns == namespace) {
+            return false;
+        }
+        let attachment = Attachment {
+            shared,
+            handle,
+            rebased: Mutex::new(HashMap::new()),
+        };
+        attached.push((namespace.to_owned(), Arc::new(attachment)));
+        true
+    }
+
+    /// Forgets the database attached under `namespace`, if there is one.
+    pub(crate) fn detach(&self, namespace: &str) -> Option<Arc<Attachment>> {
+        let mut attached = self.attached.write();
+        let at = attached.iter().position(|(ns, _)| ns == namespace)?;
+        Some(attached.remove(at).1)
+    }
+
+    /// Forgets every attached database.
+    pub(crate) fn detach_all(&self) -> Vec<(String, Arc<Attachment>)> {
+        std::mem::take(&mut *self.attached.write())
+    }
+
+    /// The database attached under `namespace`.
+    pub(crate) fn attachment(&self, namespace: &str) -> Option<Arc<Attachment>> {
+        self.attached
+            .read()
+            .iter()
+            .find(|(ns, _)| ns == namespace)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// The attached namespaces and their handles, in the order they were attached.
+    pub(crate) fn attachments(&self) -> Vec<(String, Arc<Attachment>)> {
+        self.attached.read().clone()
     }
 
     /// ObjError once the database is closed: iterators and transactions stop there, even
@@ -104,6 +216,58 @@ impl Shared {
         *v = (*v).max(version);
     }
 
+    /// Runs `f` in a write transaction of its own (after preparing `doctype`'s class) and
+    /// commits: one `Db`-level write.
+    pub(crate) fn write_alone<R>(
+        &self,
+        py: Python<'_>,
+        doctype: Option<&DocType>,
+        f: impl FnOnce(&mut WriteTxn) -> obj_core::Result<R>,
+    ) -> PyResult<R> {
+        let mut txn = self.begin_write(py)?;
+        let mut local = Local::default();
+        if let Some(dt) = doctype {
+            prepare(py, &mut txn, &mut local, self, dt)?;
+        }
+        let result = f(&mut txn).map_err(to_py)?;
+        py.detach(|| txn.commit()).map_err(to_py)?;
+        self.mark_prepared(local.prepared);
+        self.mark_checked(local.checked);
+        Ok(result)
+    }
+
+    /// Makes sure the file holds `dt`'s schema and every index it declares (building
+    /// missing indexes from the documents already stored, in a write of its own), as a
+    /// `Db`-level index read needs. Nothing to do for a class already prepared, or on a
+    /// read-only handle or in the thread that holds the writer (which read what exists:
+    /// a missing index is then NotFoundError).
+    pub(crate) fn ensure_ready(&self, py: Python<'_>, dt: &DocType) -> PyResult<()> {
+        if self.is_prepared(dt) {
+            return Ok(());
+        }
+        let snap = self.db.begin_read().map_err(to_py)?;
+        let collection = dt.collection();
+        let defs = snap.indexes(collection).map_err(to_py)?;
+        let indexes_built = dt
+            .index_specs()
+            .iter()
+            .all(|s| defs.iter().any(|d| d.spec == *s && d.ready));
+        let schema_stored = snap
+            .schema(collection, dt.version())
+            .map_err(to_py)?
+            .is_some_and(|s| *s == *dt.schema());
+        drop(snap);
+        if indexes_built && schema_stored {
+            self.mark_prepared([dt.serial()]);
+            self.mark_checked([dt.serial()]);
+            return Ok(());
+        }
+        if self.db.is_read_only() || self.writer_is_this_thread() {
+            return Ok(());
+        }
+        self.write_alone(py, Some(dt), |_| Ok(()))
+    }
+
     pub(crate) fn mark_prepared(&self, serials: impl IntoIterator<Item = u64>) {
         self.prepared.write().extend(serials);
     }
@@ -127,7 +291,15 @@ pub(crate) struct Checks<'a> {
     pub(crate) local: Option<&'a mut Local>,
 }
 
-impl Checks<'_> {
+impl<'a> Checks<'a> {
+    /// The checks of a committed snapshot of `shared`.
+    pub(crate) fn committed(shared: &'a Shared) -> Self {
+        Checks {
+            shared,
+            local: None,
+        }
+    }
+
     /// Makes sure the record written at `version` decodes with the codec `dt` picks for it:
     /// the schema stored in the file for that version must be the codec's shape.
     pub(crate) fn check_schema<R: Reader>(
