@@ -24,6 +24,7 @@ use pyo3::{intern, IntoPyObjectExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How to encode and decode one value.
+#[repr(u8)]
 enum Plan {
     Bool,
     Int,

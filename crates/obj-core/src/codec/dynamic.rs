@@ -792,7 +792,7 @@ mod tests {
             };
             let mut p = vec![1; levels];
             p.extend([0, 1]);
-            let readable = 1 + levels <= MAX_NESTING;
+            let readable = levels < MAX_NESTING; // the innermost value is at depth 1 + levels
             for got in every_read(&s, &p) {
                 assert_eq!(got.is_ok(), readable, "{levels}: {got:?}");
                 if let Err(Error::Corruption(msg)) = got {
@@ -812,7 +812,7 @@ mod tests {
             }
             let mut p = value.to_bytes();
             p.push(1);
-            let readable = 1 + levels <= MAX_NESTING;
+            let readable = levels < MAX_NESTING; // the innermost value is at depth 1 + levels
             for got in every_read(&s, &p) {
                 assert_eq!(got.is_ok(), readable, "{levels}: {got:?}");
                 assert!(got.is_ok() || is_corruption(&got));
