@@ -16,7 +16,7 @@ from typing import Any, Optional
 import pytest
 
 import obj
-from tests.conftest import RunPython
+from tests.conftest import RunPython, plain
 
 # -- document classes ------------------------------------------------------------------------
 
@@ -870,3 +870,68 @@ def test_migrate_must_be_a_classmethod() -> None:
 
             def migrate(self, doc: Any, from_version: int) -> Any:
                 return doc
+
+
+# -- #15: one reader of typed payloads, for reads by class and by collection name ----------
+
+
+def test_reads_by_class_and_by_name_agree(db: obj.Db) -> None:
+    docs = [everything(), everything(color=Color.BLUE, point=None, anything=[{"a": b""}])]
+    ids = [db.insert(d) for d in docs]
+    for oid, doc in zip(ids, docs):
+        assert db.get(Everything, oid) == doc
+        assert db.get("everything", oid) == plain(doc)
+
+
+def test_every_cut_of_a_typed_payload_is_corruption() -> None:
+    dt = Everything.__obj_doctype__  # type: ignore[attr-defined]
+    payload = dt.encode(everything())
+    assert dt.decode(1, payload) == everything()
+    for cut in range(len(payload)):
+        with pytest.raises(obj.CorruptionError, match="stored document does not decode"):
+            dt.decode(1, payload[:cut])
+    with pytest.raises(obj.CorruptionError, match="trailing bytes"):
+        dt.decode(1, payload + b"\x00")
+
+
+@obj.document(collection="deep_any", version=1)
+@dataclass
+class DeepAny:
+    value: Any
+    values: list[Any]
+
+
+def nested_lists(levels: int) -> Any:
+    value: Any = None
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_any_fields_nest_as_deep_as_dict_documents(db: obj.Db) -> None:
+    # `value` sits at depth 1, as a dict-native document's fields do; the items of `values`
+    # at depth 2. Deeper than 64 levels in all is refused when written.
+    deepest = DeepAny(nested_lists(63), [nested_lists(62)])
+    oid = db.insert(deepest)
+    assert db.get(DeepAny, oid) == deepest
+    assert db.get("deep_any", oid) == plain(deepest)
+    as_dict = {"value": nested_lists(63)}
+    assert db.get("deep_dicts", db.insert("deep_dicts", as_dict)) == as_dict
+    for too_deep in (DeepAny(nested_lists(64), []), DeepAny(None, [nested_lists(63)])):
+        with pytest.raises(obj.InvalidArgumentError, match="nested deeper than 64 levels"):
+            db.insert(too_deep)
+    with pytest.raises(obj.InvalidArgumentError, match="nested deeper than 64 levels"):
+        db.insert("deep_dicts", {"value": nested_lists(64)})
+    assert db.count(DeepAny) == 1
+
+
+def test_a_payload_nested_too_deeply_is_corruption() -> None:
+    dt = DeepAny.__obj_doctype__  # type: ignore[attr-defined]
+
+    def payload(levels: int) -> bytes:
+        # `value`: `levels` one-item lists around None (Value codec tags 6 and 0); `values`: [].
+        return b"\x06\x01" * levels + b"\x00" + b"\x00"
+
+    assert dt.decode(1, payload(63)) == DeepAny(nested_lists(63), [])
+    with pytest.raises(obj.CorruptionError, match="nested deeper than 64 levels"):
+        dt.decode(1, payload(64))

@@ -3,15 +3,18 @@
 //! `python/obj/document.py` reads the dataclass's type hints once and hands over a nested
 //! description; this file compiles it into a plan (interned field names, class objects,
 //! enum tables) and the engine's [`Schema`]. Encoding reads attributes straight off the
-//! instance and writes the Dynamic payload (format in `obj_core::codec::dynamic`); decoding
-//! allocates instances with the class's `tp_alloc` (what `object.__new__` does) and sets
-//! fields with `PyObject_GenericSetAttr`, so `__init__` and `__post_init__` do not run again
-//! on load: a stored document is restored as it was, not rebuilt.
+//! instance and writes the Dynamic payload (format in `obj_core::codec::dynamic`). Decoding
+//! is the engine's walker (`obj_core::codec::walk`, which reads and checks the bytes) reading
+//! by the plan and reporting to [`Build`], which allocates instances with the class's
+//! `tp_alloc` (what `object.__new__` does) and sets fields with `PyObject_GenericSetAttr`,
+//! so `__init__` and `__post_init__` do not run again on load: a stored document is
+//! restored as it was, not rebuilt.
 
 use crate::datum::{self, type_name};
 use crate::error::{CorruptionError, InvalidArgumentError};
-use obj_core::codec::wire::{put_bytes, put_f64, put_ivarint, put_uvarint, WireReader};
-use obj_core::codec::{Datum, EnumType, Field, FieldType, PathLookup, Schema, StructType};
+use obj_core::codec::walk::{self, Kind, Shape, Sink, TypedSink};
+use obj_core::codec::wire::{put_bytes, put_datetime, put_f64, put_ivarint, put_uvarint};
+use obj_core::codec::{dynamic, Datum, EnumType, Field, FieldType, PathLookup, Schema, StructType};
 use obj_core::{IndexKind, IndexSpec};
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -21,6 +24,7 @@ use pyo3::{intern, IntoPyObjectExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How to encode and decode one value.
+#[repr(u8)]
 enum Plan {
     Bool,
     Int,
@@ -38,22 +42,6 @@ enum Plan {
     Enum(EnumPlan),
     Uuid,
     Any,
-}
-
-impl Plan {
-    /// Fewest payload bytes a value takes (as in the engine's dynamic decoder): a sequence
-    /// count is checked against the bytes left, and zero-sized items against the payload's
-    /// budget, so a list of None is read back however long it is.
-    fn min_size(&self) -> usize {
-        match self {
-            Plan::NoneType => 0,
-            Plan::Tuple(items) => items.iter().map(Plan::min_size).sum(),
-            Plan::Struct(s) => s.plans.iter().map(Plan::min_size).sum(),
-            Plan::Float => 8,
-            Plan::Uuid => 16,
-            _ => 1,
-        }
-    }
 }
 
 struct StructPlan {
@@ -199,7 +187,7 @@ impl DocType {
         }
         let mut out = Vec::with_capacity(64);
         let mut path = Vec::new();
-        encode_struct(&self.root, obj, &mut out, &mut path)?;
+        encode_struct(&self.root, obj, &mut out, &mut path, 0)?;
         Ok(out)
     }
 
@@ -211,10 +199,7 @@ impl DocType {
         payload: &[u8],
     ) -> PyResult<Bound<'py, PyAny>> {
         if version == self.version {
-            let mut r = WireReader::new(payload);
-            let obj = decode_struct(py, &self.root, &mut r, 0)?;
-            r.finish().map_err(damaged)?;
-            return Ok(obj);
+            return walk::read_payload(&self.root, payload, &mut Build { py }).map_err(|e| e.0);
         }
         let Some(older) = self
             .history
@@ -536,11 +521,14 @@ fn expected(path: &[Seg<'_>], want: &str, got: &Bound<'_, PyAny>) -> PyErr {
     encode_error(path, format!("expected {want}, got {}", type_name(got)))
 }
 
+/// Writes the fields of a struct at nesting `depth` (the fields are one deeper), counted
+/// as the engine's walker counts when it reads them back.
 fn encode_struct<'a>(
     s: &'a StructPlan,
     obj: &Bound<'_, PyAny>,
     out: &mut Vec<u8>,
     path: &mut Path<'a>,
+    depth: usize,
 ) -> PyResult<()> {
     for (key, plan) in s.names.iter().zip(&s.plans) {
         let name = key.bind(obj.py());
@@ -548,7 +536,7 @@ fn encode_struct<'a>(
             encode_error(path, format!("{} has no attribute {name}", type_name(obj)))
         })?;
         path.push(Seg::Name(key));
-        encode(plan, &value, out, path)?;
+        encode(plan, &value, out, path, depth + 1)?;
         path.pop();
     }
     Ok(())
@@ -559,9 +547,10 @@ fn encode<'a>(
     v: &Bound<'_, PyAny>,
     out: &mut Vec<u8>,
     path: &mut Path<'a>,
+    depth: usize,
 ) -> PyResult<()> {
     let py = v.py();
-    if path.len() > obj_core::codec::MAX_NESTING {
+    if depth > obj_core::codec::MAX_NESTING {
         return Err(encode_error(path, "value nested too deeply".into()));
     }
     match plan {
@@ -615,7 +604,7 @@ fn encode<'a>(
                 out.push(0);
             } else {
                 out.push(1);
-                encode(inner, v, out, path)?;
+                encode(inner, v, out, path, depth + 1)?;
             }
         }
         Plan::List(inner) => {
@@ -625,7 +614,7 @@ fn encode<'a>(
             put_uvarint(out, v.len()? as u64);
             for (i, item) in v.try_iter()?.enumerate() {
                 path.push(Seg::Index(i));
-                encode(inner, &item?, out, path)?;
+                encode(inner, &item?, out, path, depth + 1)?;
                 path.pop();
             }
         }
@@ -645,7 +634,7 @@ fn encode<'a>(
             }
             for (i, (p, item)) in items.iter().zip(v.try_iter()?).enumerate() {
                 path.push(Seg::Index(i));
-                encode(p, &item?, out, path)?;
+                encode(p, &item?, out, path, depth + 1)?;
                 path.pop();
             }
         }
@@ -662,7 +651,7 @@ fn encode<'a>(
                 let key = text(k, path)?;
                 put_bytes(out, key.as_bytes());
                 path.push(Seg::Key(key.into_owned()));
-                encode(inner, &item, out, path)?;
+                encode(inner, &item, out, path, depth + 1)?;
                 path.pop();
             }
         }
@@ -682,21 +671,14 @@ fn encode<'a>(
                 }
                 return Err(expected(path, &want, v));
             }
-            encode_struct(s, v, out, path)?;
+            encode_struct(s, v, out, path, depth)?;
         }
         Plan::DateTime => {
             if !v.is_instance(datum::types(py)?.datetime.bind(py))? {
                 return Err(expected(path, "datetime", v));
             }
             let (micros, offset) = datum::datetime_parts(v)?;
-            put_ivarint(out, micros);
-            match offset {
-                Some(o) => {
-                    out.push(1);
-                    put_ivarint(out, i64::from(o));
-                }
-                None => out.push(0),
-            }
+            put_datetime(out, micros, offset);
         }
         Plan::Date => {
             let t = datum::types(py)?;
@@ -720,7 +702,16 @@ fn encode<'a>(
             }
             out.extend_from_slice(&datum::uuid_bytes(v)?);
         }
-        Plan::Any => datum::to_datum(v, &field_name(path))?.encode(out),
+        Plan::Any => {
+            let d = datum::to_datum(v, &field_name(path))?;
+            if !dynamic::nests_within(&d, depth) {
+                return Err(encode_error(
+                    path,
+                    format!("nested deeper than {} levels", obj_core::codec::MAX_NESTING),
+                ));
+            }
+            d.encode(out);
+        }
     }
     Ok(())
 }
@@ -742,9 +733,158 @@ fn field_name(path: &[Seg<'_>]) -> String {
     }
 }
 
-/// A stored payload that does not match its schema: the file is damaged.
-fn damaged(e: obj_core::Error) -> PyErr {
-    CorruptionError::new_err(format!("stored document does not decode: {e}"))
+/// The plans are a shape the engine's walker reads by, carrying what building needs: the
+/// class of each struct, its interned field names, the enum members.
+impl Shape for Plan {
+    type Struct = StructPlan;
+    type Field = Py<PyString>;
+    type Enum = EnumPlan;
+    type Member = Py<PyAny>;
+
+    fn kind(&self) -> Kind<'_, Self> {
+        match self {
+            Plan::Bool => Kind::Bool,
+            Plan::Int => Kind::Int,
+            Plan::Float => Kind::Float,
+            Plan::Str => Kind::Str,
+            Plan::Bytes => Kind::Bytes,
+            Plan::NoneType => Kind::NoneType,
+            Plan::Optional(p) => Kind::Optional(p),
+            Plan::List(p) => Kind::List(p),
+            Plan::Tuple(ps) => Kind::Tuple(ps),
+            Plan::Map(p) => Kind::Map(p),
+            Plan::Struct(s) => Kind::Struct(s),
+            Plan::DateTime => Kind::DateTime,
+            Plan::Date => Kind::Date,
+            Plan::Enum(e) => Kind::Enum(e),
+            Plan::Uuid => Kind::Uuid,
+            Plan::Any => Kind::Any,
+        }
+    }
+
+    fn fields<'a>(s: &'a StructPlan) -> impl Iterator<Item = (&'a Py<PyString>, &'a Plan)>
+    where
+        Self: 'a,
+    {
+        s.names.iter().zip(&s.plans)
+    }
+
+    fn member(e: &EnumPlan, index: usize) -> Option<&Py<PyAny>> {
+        e.members.get(index)
+    }
+}
+
+/// Why building a document stopped: damage the walker found (a `CorruptionError`), or an
+/// error Python raised while building.
+struct Failed(PyErr);
+
+impl From<obj_core::Error> for Failed {
+    fn from(e: obj_core::Error) -> Self {
+        Failed(CorruptionError::new_err(format!(
+            "stored document does not decode: {e}"
+        )))
+    }
+}
+
+impl From<PyErr> for Failed {
+    fn from(e: PyErr) -> Self {
+        Failed(e)
+    }
+}
+
+/// The walker's sink that builds Python objects: instances of the document classes, enum
+/// members, lists, tuples, dicts and the standard-library scalars.
+struct Build<'py> {
+    py: Python<'py>,
+}
+
+type Built<'py> = Result<Bound<'py, PyAny>, Failed>;
+
+impl<'py> Sink for Build<'py> {
+    type Value = Bound<'py, PyAny>;
+    type Error = Failed;
+    type List = Bound<'py, PyList>;
+    type Map = Bound<'py, PyDict>;
+
+    fn none(&mut self) -> Built<'py> {
+        Ok(self.py.None().into_bound(self.py))
+    }
+    fn bool(&mut self, v: bool) -> Built<'py> {
+        Ok(PyBool::new(self.py, v).to_owned().into_any())
+    }
+    fn int(&mut self, v: i64) -> Built<'py> {
+        Ok(v.into_bound_py_any(self.py)?)
+    }
+    fn float(&mut self, v: f64) -> Built<'py> {
+        Ok(v.into_bound_py_any(self.py)?)
+    }
+    fn str(&mut self, v: &str) -> Built<'py> {
+        Ok(PyString::new(self.py, v).into_any())
+    }
+    fn bytes(&mut self, v: &[u8]) -> Built<'py> {
+        Ok(PyBytes::new(self.py, v).into_any())
+    }
+    fn datetime(&mut self, micros: i64, offset_secs: Option<i32>) -> Built<'py> {
+        Ok(datum::datetime_to_py(self.py, micros, offset_secs)?)
+    }
+    fn date(&mut self, days: i32) -> Built<'py> {
+        Ok(datum::date_to_py(self.py, days)?)
+    }
+    fn uuid(&mut self, v: [u8; 16]) -> Built<'py> {
+        Ok(datum::uuid_to_py(self.py, &v)?)
+    }
+    fn list_begin(&mut self, _len: usize) -> Result<Bound<'py, PyList>, Failed> {
+        Ok(PyList::empty(self.py))
+    }
+    fn list_item(
+        &mut self,
+        list: &mut Bound<'py, PyList>,
+        item: Bound<'py, PyAny>,
+    ) -> Result<(), Failed> {
+        Ok(list.append(item)?)
+    }
+    fn list_end(&mut self, list: Bound<'py, PyList>) -> Built<'py> {
+        Ok(list.into_any())
+    }
+    fn map_begin(&mut self, _len: usize) -> Result<Bound<'py, PyDict>, Failed> {
+        Ok(PyDict::new(self.py))
+    }
+    fn map_entry(
+        &mut self,
+        map: &mut Bound<'py, PyDict>,
+        key: &str,
+        value: Bound<'py, PyAny>,
+    ) -> Result<(), Failed> {
+        Ok(map.set_item(key, value)?)
+    }
+    fn map_end(&mut self, map: Bound<'py, PyDict>) -> Built<'py> {
+        Ok(map.into_any())
+    }
+}
+
+impl<'py> TypedSink<Plan> for Build<'py> {
+    type Struct = Bound<'py, PyAny>;
+
+    fn struct_begin(&mut self, s: &StructPlan) -> Built<'py> {
+        Ok(new_instance(self.py, s.cls.bind(self.py))?)
+    }
+    fn struct_field(
+        &mut self,
+        obj: &mut Bound<'py, PyAny>,
+        name: &Py<PyString>,
+        value: Bound<'py, PyAny>,
+    ) -> Result<(), Failed> {
+        Ok(set_field(obj, name.bind(self.py), value)?)
+    }
+    fn struct_end(&mut self, obj: Bound<'py, PyAny>) -> Built<'py> {
+        Ok(obj)
+    }
+    fn tuple_end(&mut self, items: Bound<'py, PyList>) -> Built<'py> {
+        Ok(items.to_tuple().into_any())
+    }
+    fn enum_member(&mut self, member: &Py<PyAny>) -> Built<'py> {
+        Ok(member.bind(self.py).clone())
+    }
 }
 
 /// A new instance of `cls` without running `__new__` overrides or `__init__`: the type's
@@ -772,106 +912,4 @@ fn set_field(
         return Err(PyErr::fetch(obj.py()));
     }
     Ok(())
-}
-
-fn decode_struct<'py>(
-    py: Python<'py>,
-    s: &StructPlan,
-    r: &mut WireReader<'_>,
-    depth: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    let obj = new_instance(py, s.cls.bind(py))?;
-    for (name, plan) in s.names.iter().zip(&s.plans) {
-        let value = decode(py, plan, r, depth + 1)?;
-        set_field(&obj, name.bind(py), value)?;
-    }
-    Ok(obj)
-}
-
-fn decode<'py>(
-    py: Python<'py>,
-    plan: &Plan,
-    r: &mut WireReader<'_>,
-    depth: usize,
-) -> PyResult<Bound<'py, PyAny>> {
-    if depth > obj_core::codec::MAX_NESTING + 1 {
-        return Err(CorruptionError::new_err(
-            "stored document is nested too deeply",
-        ));
-    }
-    Ok(match plan {
-        Plan::Bool => PyBool::new(py, r.bool().map_err(damaged)?)
-            .to_owned()
-            .into_any(),
-        Plan::Int => r.ivarint().map_err(damaged)?.into_bound_py_any(py)?,
-        Plan::Float => r.f64().map_err(damaged)?.into_bound_py_any(py)?,
-        Plan::Str => PyString::new(py, r.str().map_err(damaged)?).into_any(),
-        Plan::Bytes => PyBytes::new(py, r.bytes().map_err(damaged)?).into_any(),
-        Plan::NoneType => py.None().into_bound(py),
-        Plan::Optional(inner) => {
-            if r.bool().map_err(damaged)? {
-                decode(py, inner, r, depth + 1)?
-            } else {
-                py.None().into_bound(py)
-            }
-        }
-        Plan::List(inner) => {
-            let n = r.len(inner.min_size()).map_err(damaged)?;
-            let list = PyList::empty(py);
-            for _ in 0..n {
-                list.append(decode(py, inner, r, depth + 1)?)?;
-            }
-            list.into_any()
-        }
-        Plan::Tuple(items) => {
-            let mut values = Vec::with_capacity(items.len());
-            for p in items {
-                values.push(decode(py, p, r, depth + 1)?);
-            }
-            PyTuple::new(py, values)?.into_any()
-        }
-        Plan::Map(inner) => {
-            let n = r.len(1 + inner.min_size()).map_err(damaged)?;
-            let dict = PyDict::new(py);
-            for _ in 0..n {
-                let k = r.str().map_err(damaged)?;
-                dict.set_item(k, decode(py, inner, r, depth + 1)?)?;
-            }
-            dict.into_any()
-        }
-        Plan::Struct(s) => decode_struct(py, s, r, depth)?,
-        Plan::DateTime => {
-            let micros = r.ivarint().map_err(damaged)?;
-            let off = if r.bool().map_err(damaged)? {
-                let o = r.ivarint().map_err(damaged)?;
-                Some(i32::try_from(o).map_err(|_| {
-                    CorruptionError::new_err("stored datetime offset is out of range")
-                })?)
-            } else {
-                None
-            };
-            datum::datetime_to_py(py, micros, off)?
-        }
-        Plan::Date => {
-            let days = i32::try_from(r.ivarint().map_err(damaged)?)
-                .map_err(|_| CorruptionError::new_err("stored date is out of range"))?;
-            datum::date_to_py(py, days)?
-        }
-        Plan::Enum(e) => {
-            let i = r.uvarint().map_err(damaged)?;
-            let member = usize::try_from(i)
-                .ok()
-                .and_then(|i| e.members.get(i))
-                .ok_or_else(|| {
-                    CorruptionError::new_err(format!("enum member index {i} out of range"))
-                })?;
-            member.bind(py).clone()
-        }
-        Plan::Uuid => {
-            let mut u = [0u8; 16];
-            u.copy_from_slice(r.take(16).map_err(damaged)?);
-            datum::uuid_to_py(py, &u)?
-        }
-        Plan::Any => datum::to_py(py, &Datum::read(r, depth).map_err(damaged)?)?,
-    })
 }

@@ -16,8 +16,8 @@
 //! | 9 | Date | zigzag varint days since 1970-01-01 |
 //! | 10 | Uuid | 16 bytes |
 
+use super::walk::{self, Sink};
 use super::wire::{put_bytes, put_datetime, put_f64, put_ivarint, put_uvarint, WireReader};
-use super::MAX_NESTING;
 use crate::error::{Error, Result};
 
 /// A self-describing value: what a dict-native document holds, and what any payload can be
@@ -127,57 +127,9 @@ impl Datum {
         Ok(d)
     }
 
-    /// Reads one value, refusing nesting deeper than [`crate::codec::MAX_NESTING`].
+    /// Reads one value at nesting `depth`.
     pub fn read(r: &mut WireReader<'_>, depth: usize) -> Result<Datum> {
-        if depth > MAX_NESTING {
-            return Err(Error::corrupt(format!(
-                "value nested deeper than {MAX_NESTING} levels"
-            )));
-        }
-        Ok(match r.uvarint()? {
-            0 => Datum::Null,
-            1 => Datum::Bool(r.bool()?),
-            2 => Datum::Int(r.ivarint()?),
-            3 => Datum::Float(r.f64()?),
-            4 => Datum::Str(r.str()?.to_string()),
-            5 => Datum::Bytes(r.bytes()?.to_vec()),
-            6 => {
-                let n = r.len(1)?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(Self::read(r, depth + 1)?);
-                }
-                Datum::List(items)
-            }
-            7 => {
-                let n = r.len(2)?;
-                let mut entries = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let k = r.str()?.to_string();
-                    entries.push((k, Self::read(r, depth + 1)?));
-                }
-                Datum::Map(entries)
-            }
-            8 => {
-                let micros = r.ivarint()?;
-                let offset_secs = if r.bool()? {
-                    Some(small_int(r.ivarint()?)?)
-                } else {
-                    None
-                };
-                Datum::DateTime {
-                    micros,
-                    offset_secs,
-                }
-            }
-            9 => Datum::Date(small_int(r.ivarint()?)?),
-            10 => {
-                let mut u = [0u8; 16];
-                u.copy_from_slice(r.take(16)?);
-                Datum::Uuid(u)
-            }
-            tag => return Err(Error::corrupt(format!("unknown value tag {tag}"))),
-        })
+        walk::read_value(r, depth, &mut DatumSink)
     }
 
     /// The entry `name` of a map.
@@ -194,8 +146,65 @@ impl Datum {
     }
 }
 
-fn small_int(v: i64) -> Result<i32> {
-    i32::try_from(v).map_err(|_| Error::corrupt("date or offset out of range"))
+/// The walker's sink that builds [`Datum`] trees (typed payloads too: `codec::dynamic`).
+pub struct DatumSink;
+
+impl Sink for DatumSink {
+    type Value = Datum;
+    type Error = Error;
+    type List = Vec<Datum>;
+    type Map = Vec<(String, Datum)>;
+
+    fn none(&mut self) -> Result<Datum> {
+        Ok(Datum::Null)
+    }
+    fn bool(&mut self, v: bool) -> Result<Datum> {
+        Ok(Datum::Bool(v))
+    }
+    fn int(&mut self, v: i64) -> Result<Datum> {
+        Ok(Datum::Int(v))
+    }
+    fn float(&mut self, v: f64) -> Result<Datum> {
+        Ok(Datum::Float(v))
+    }
+    fn str(&mut self, v: &str) -> Result<Datum> {
+        Ok(Datum::Str(v.to_owned()))
+    }
+    fn bytes(&mut self, v: &[u8]) -> Result<Datum> {
+        Ok(Datum::Bytes(v.to_vec()))
+    }
+    fn datetime(&mut self, micros: i64, offset_secs: Option<i32>) -> Result<Datum> {
+        Ok(Datum::DateTime {
+            micros,
+            offset_secs,
+        })
+    }
+    fn date(&mut self, days: i32) -> Result<Datum> {
+        Ok(Datum::Date(days))
+    }
+    fn uuid(&mut self, v: [u8; 16]) -> Result<Datum> {
+        Ok(Datum::Uuid(v))
+    }
+    fn list_begin(&mut self, len: usize) -> Result<Vec<Datum>> {
+        Ok(Vec::with_capacity(len))
+    }
+    fn list_item(&mut self, list: &mut Vec<Datum>, item: Datum) -> Result<()> {
+        list.push(item);
+        Ok(())
+    }
+    fn list_end(&mut self, list: Vec<Datum>) -> Result<Datum> {
+        Ok(Datum::List(list))
+    }
+    fn map_begin(&mut self, len: usize) -> Result<Vec<(String, Datum)>> {
+        Ok(Vec::with_capacity(len))
+    }
+    fn map_entry(&mut self, map: &mut Vec<(String, Datum)>, key: &str, value: Datum) -> Result<()> {
+        map.push((key.to_owned(), value));
+        Ok(())
+    }
+    fn map_end(&mut self, map: Vec<(String, Datum)>) -> Result<Datum> {
+        Ok(Datum::Map(map))
+    }
 }
 
 #[cfg(test)]

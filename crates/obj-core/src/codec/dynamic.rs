@@ -1,4 +1,6 @@
 //! Reading typed (positional) payloads by their schema, and writing them from a [`Datum`].
+//! Reading is the walker's (`codec::walk`): this file gives it the engine's [`FieldType`] as
+//! a shape and [`DatumSink`] as a sink.
 //!
 //! Payload encoding, per [`FieldType`]: bool = u8; int = zigzag varint; float = f64 LE;
 //! str/bytes = varint length + bytes; None = nothing; Optional = u8 0/1 + value; list =
@@ -6,25 +8,24 @@
 //! struct = fields in order; datetime/date/uuid as in the Datum codec (without its tag);
 //! enum = varint member index; any = a tagged Datum.
 
-use super::datum::Datum;
-use super::schema::{FieldType, StructType};
+use super::datum::{Datum, DatumSink};
+use super::schema::{EnumType, Field, FieldType, StructType};
+use super::walk::{self, Kind, Pass, Shape, TypedSink};
 use super::wire::{put_bytes, put_datetime, put_f64, put_ivarint, put_uvarint, WireReader};
 use super::MAX_NESTING;
 use crate::error::{Error, Result};
 
 /// Decodes a typed payload into a map of field name → value.
 pub fn decode(root: &StructType, payload: &[u8]) -> Result<Datum> {
-    let mut r = WireReader::new(payload);
-    let d = read_struct(root, &mut r, 0)?;
-    r.finish()?;
-    Ok(d)
+    walk::read_payload(root, payload, &mut DatumSink)
 }
 
 /// Decodes only the top-level fields named in `heads` (the first component of each path a
 /// caller needs), skipping the others without building them; the result is a map of just
-/// those fields. It stops after the last wanted field (for stored, already valid payloads).
+/// those fields. It stops after the last wanted field and does not check UTF-8 in the
+/// fields it skips (for stored, already valid payloads).
 pub fn decode_fields(root: &StructType, payload: &[u8], heads: &[&str]) -> Result<Datum> {
-    decode_some(root, payload, heads, Pass::Skip)
+    decode_some(root, payload, heads, &mut Pass::<false>)
 }
 
 /// Like [`decode_fields`], but the fields it does not build are still checked as strictly
@@ -32,212 +33,111 @@ pub fn decode_fields(root: &StructType, payload: &[u8], heads: &[&str]) -> Resul
 /// is one `decode` accepts. For validating a new document while reading only the fields
 /// its indexes need.
 pub fn decode_fields_strict(root: &StructType, payload: &[u8], heads: &[&str]) -> Result<Datum> {
-    decode_some(root, payload, heads, Pass::Check)
+    decode_some(root, payload, heads, &mut Pass::<true>)
 }
 
-/// How [`pass`] moves over a value it does not build.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    /// Bounds only: lengths and counts must fit the payload.
-    Skip,
-    /// Everything [`read`] checks (UTF-8, ranges, enum members); the rare kinds are read
-    /// and dropped.
-    Check,
-}
-
-fn decode_some(root: &StructType, payload: &[u8], heads: &[&str], how: Pass) -> Result<Datum> {
+/// Builds the wanted root fields and moves past the others with `pass`; a pass that
+/// checks walks to the end, one that does not stops after the last wanted field.
+fn decode_some<const CHECKS: bool>(
+    root: &StructType,
+    payload: &[u8],
+    heads: &[&str],
+    pass: &mut Pass<CHECKS>,
+) -> Result<Datum> {
     let mut r = WireReader::new(payload);
     let mut entries = Vec::new();
     let wanted = |name: &str| heads.contains(&name);
-    // Skipping stops after the last wanted field; checking walks to the end.
-    let stop = match how {
-        Pass::Skip => root
-            .fields
+    let stop = if CHECKS {
+        root.fields.len()
+    } else {
+        root.fields
             .iter()
             .rposition(|f| wanted(&f.name))
-            .map_or(0, |i| i + 1),
-        Pass::Check => root.fields.len(),
+            .map_or(0, |i| i + 1)
     };
     for f in &root.fields[..stop] {
         if wanted(&f.name) {
             entries.push((f.name.clone(), read(&f.ty, &mut r, 1)?));
         } else {
-            pass(&f.ty, &mut r, 1, how)?;
+            walk::read_typed(&f.ty, &mut r, 1, pass)?;
         }
     }
-    if how == Pass::Check {
+    if CHECKS {
         r.finish()?;
     }
     Ok(Datum::Map(entries))
 }
 
-/// Moves past one value without building it (the common kinds, at least).
-fn pass(ty: &FieldType, r: &mut WireReader<'_>, depth: usize, how: Pass) -> Result<()> {
-    if depth > MAX_NESTING {
-        return Err(Error::corrupt(format!(
-            "document nested deeper than {MAX_NESTING} levels"
-        )));
-    }
-    let strict = how == Pass::Check;
-    match ty {
-        FieldType::Bool => {
-            r.bool()?;
-        }
-        FieldType::Int if strict => {
-            r.ivarint()?;
-        }
-        FieldType::Int => {
-            r.uvarint()?;
-        }
-        FieldType::Float => {
-            r.take(8)?;
-        }
-        FieldType::Str if strict => {
-            r.str()?;
-        }
-        FieldType::Str | FieldType::Bytes => {
-            r.bytes()?;
-        }
-        FieldType::NoneType => {}
-        FieldType::Optional(t) => {
-            if r.bool()? {
-                pass(t, r, depth + 1, how)?;
-            }
-        }
-        FieldType::List(t) => {
-            for _ in 0..r.len(min_size(t))? {
-                pass(t, r, depth + 1, how)?;
-            }
-        }
-        FieldType::Tuple(ts) => {
-            for t in ts {
-                pass(t, r, depth + 1, how)?;
-            }
-        }
-        FieldType::Map(t) => {
-            for _ in 0..r.len(1 + min_size(t))? {
-                if strict {
-                    r.str()?;
-                } else {
-                    r.bytes()?;
-                }
-                pass(t, r, depth + 1, how)?;
-            }
-        }
-        FieldType::Struct(s) => {
-            for f in &s.fields {
-                pass(&f.ty, r, depth + 1, how)?;
-            }
-        }
-        FieldType::Uuid => {
-            r.take(16)?;
-        }
-        FieldType::DateTime | FieldType::Date | FieldType::Enum(_) if strict => {
-            read(ty, r, depth)?;
-        }
-        FieldType::Date | FieldType::Enum(_) => {
-            r.uvarint()?;
-        }
-        FieldType::DateTime => {
-            r.uvarint()?;
-            if r.bool()? {
-                r.uvarint()?;
-            }
-        }
-        FieldType::Any => {
-            Datum::read(r, depth + 1)?;
-        }
-    }
-    Ok(())
-}
-
-fn read_struct(s: &StructType, r: &mut WireReader<'_>, depth: usize) -> Result<Datum> {
-    let mut entries = Vec::with_capacity(s.fields.len());
-    for f in &s.fields {
-        entries.push((f.name.clone(), read(&f.ty, r, depth + 1)?));
-    }
-    Ok(Datum::Map(entries))
-}
-
-/// Reads one value of type `ty` (nesting limited by [`crate::codec::MAX_NESTING`]).
+/// Reads one value of type `ty` at nesting `depth` into a [`Datum`].
 pub fn read(ty: &FieldType, r: &mut WireReader<'_>, depth: usize) -> Result<Datum> {
-    if depth > MAX_NESTING {
-        return Err(Error::corrupt(format!(
-            "document nested deeper than {MAX_NESTING} levels"
-        )));
+    walk::read_typed(ty, r, depth, &mut DatumSink)
+}
+
+/// The engine's types are a shape the walker reads by.
+impl Shape for FieldType {
+    type Struct = StructType;
+    type Field = Field;
+    type Enum = EnumType;
+    type Member = (String, Datum);
+
+    fn kind(&self) -> Kind<'_, Self> {
+        match self {
+            FieldType::Bool => Kind::Bool,
+            FieldType::Int => Kind::Int,
+            FieldType::Float => Kind::Float,
+            FieldType::Str => Kind::Str,
+            FieldType::Bytes => Kind::Bytes,
+            FieldType::NoneType => Kind::NoneType,
+            FieldType::Optional(t) => Kind::Optional(t),
+            FieldType::List(t) => Kind::List(t),
+            FieldType::Tuple(ts) => Kind::Tuple(ts),
+            FieldType::Map(t) => Kind::Map(t),
+            FieldType::Struct(s) => Kind::Struct(s),
+            FieldType::DateTime => Kind::DateTime,
+            FieldType::Date => Kind::Date,
+            FieldType::Enum(e) => Kind::Enum(e),
+            FieldType::Uuid => Kind::Uuid,
+            FieldType::Any => Kind::Any,
+        }
     }
-    Ok(match ty {
-        FieldType::Bool => Datum::Bool(r.bool()?),
-        FieldType::Int => Datum::Int(r.ivarint()?),
-        FieldType::Float => Datum::Float(r.f64()?),
-        FieldType::Str => Datum::Str(r.str()?.to_string()),
-        FieldType::Bytes => Datum::Bytes(r.bytes()?.to_vec()),
-        FieldType::NoneType => Datum::Null,
-        FieldType::Optional(t) => {
-            if r.bool()? {
-                read(t, r, depth + 1)?
-            } else {
-                Datum::Null
-            }
-        }
-        FieldType::List(t) => {
-            let n = r.len(min_size(t))?;
-            let mut items = Vec::with_capacity(n);
-            for _ in 0..n {
-                items.push(read(t, r, depth + 1)?);
-            }
-            Datum::List(items)
-        }
-        FieldType::Tuple(ts) => {
-            let mut items = Vec::with_capacity(ts.len());
-            for t in ts {
-                items.push(read(t, r, depth + 1)?);
-            }
-            Datum::List(items)
-        }
-        FieldType::Map(t) => {
-            let n = r.len(1 + min_size(t))?;
-            let mut entries = Vec::with_capacity(n);
-            for _ in 0..n {
-                let k = r.str()?.to_string();
-                entries.push((k, read(t, r, depth + 1)?));
-            }
-            Datum::Map(entries)
-        }
-        FieldType::Struct(s) => read_struct(s, r, depth)?,
-        FieldType::DateTime => {
-            let micros = r.ivarint()?;
-            let offset_secs = if r.bool()? {
-                Some(
-                    i32::try_from(r.ivarint()?)
-                        .map_err(|_| Error::corrupt("offset out of range"))?,
-                )
-            } else {
-                None
-            };
-            Datum::DateTime {
-                micros,
-                offset_secs,
-            }
-        }
-        FieldType::Date => Datum::Date(
-            i32::try_from(r.ivarint()?).map_err(|_| Error::corrupt("date out of range"))?,
-        ),
-        FieldType::Enum(e) => {
-            let i = r.uvarint()?;
-            let (_, value) = usize::try_from(i)
-                .ok()
-                .and_then(|i| e.members.get(i))
-                .ok_or_else(|| Error::corrupt(format!("enum member index {i} out of range")))?;
-            value.clone()
-        }
-        FieldType::Uuid => {
-            let mut u = [0u8; 16];
-            u.copy_from_slice(r.take(16)?);
-            Datum::Uuid(u)
-        }
-        FieldType::Any => Datum::read(r, depth + 1)?,
-    })
+
+    fn fields<'a>(s: &'a StructType) -> impl Iterator<Item = (&'a Field, &'a FieldType)>
+    where
+        Self: 'a,
+    {
+        s.fields.iter().map(|f| (f, &f.ty))
+    }
+
+    fn member(e: &EnumType, index: usize) -> Option<&(String, Datum)> {
+        e.members.get(index)
+    }
+}
+
+/// Typed payloads become maps of field name → value; enum fields their member's value.
+impl TypedSink<FieldType> for DatumSink {
+    type Struct = Vec<(String, Datum)>;
+
+    fn struct_begin(&mut self, s: &StructType) -> Result<Vec<(String, Datum)>> {
+        Ok(Vec::with_capacity(s.fields.len()))
+    }
+    fn struct_field(
+        &mut self,
+        st: &mut Vec<(String, Datum)>,
+        field: &Field,
+        value: Datum,
+    ) -> Result<()> {
+        st.push((field.name.clone(), value));
+        Ok(())
+    }
+    fn struct_end(&mut self, st: Vec<(String, Datum)>) -> Result<Datum> {
+        Ok(Datum::Map(st))
+    }
+    fn tuple_end(&mut self, items: Vec<Datum>) -> Result<Datum> {
+        Ok(Datum::List(items))
+    }
+    fn enum_member(&mut self, member: &(String, Datum)) -> Result<Datum> {
+        Ok(member.1.clone())
+    }
 }
 
 /// Encodes a map of field name → value into the typed payload of `root`: the inverse of
@@ -402,8 +302,12 @@ fn write(
         }
         (FieldType::Uuid, Datum::Uuid(u)) => out.extend_from_slice(u),
         (FieldType::Any, _) => {
-            // Read back by `Datum::read` one level down: the same depth bound applies.
-            check_depth(d, depth + 1, path)?;
+            if !nests_within(d, depth) {
+                return Err(unfit(
+                    path,
+                    format!("nested deeper than {MAX_NESTING} levels"),
+                ));
+            }
             d.encode(out);
         }
         (_, _) => return Err(expected(path, &ty.describe(), d)),
@@ -411,43 +315,21 @@ fn write(
     Ok(())
 }
 
-/// Refuses a self-describing value that [`Datum::read`] would find nested too deeply when
-/// it starts at `depth`.
-fn check_depth(d: &Datum, depth: usize, path: &[String]) -> Result<()> {
-    if depth > MAX_NESTING {
-        return Err(unfit(
-            path,
-            format!("nested deeper than {MAX_NESTING} levels"),
-        ));
-    }
-    match d {
-        Datum::List(items) => items
-            .iter()
-            .try_for_each(|i| check_depth(i, depth + 1, path)),
-        Datum::Map(entries) => entries
-            .iter()
-            .try_for_each(|(_, v)| check_depth(v, depth + 1, path)),
-        _ => Ok(()),
-    }
-}
-
-/// The fewest bytes a value of this type can take (for plausibility checks on counts).
-fn min_size(ty: &FieldType) -> usize {
-    match ty {
-        FieldType::NoneType => 0,
-        FieldType::Tuple(ts) => ts.iter().map(min_size).sum(),
-        FieldType::Struct(s) => s.fields.iter().map(|f| min_size(&f.ty)).sum(),
-        FieldType::Float => 8,
-        FieldType::Uuid => 16,
-        _ => 1,
-    }
+/// True when a self-describing value stored as an `Any` field at `depth` is read back
+/// within [`MAX_NESTING`] (the walker's rule: the value sits at its field's depth): what
+/// the encoders accept.
+pub fn nests_within(d: &Datum, depth: usize) -> bool {
+    depth <= MAX_NESTING
+        && match d {
+            Datum::List(items) => items.iter().all(|i| nests_within(i, depth + 1)),
+            Datum::Map(entries) => entries.iter().all(|(_, v)| nests_within(v, depth + 1)),
+            _ => true,
+        }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::schema::{EnumType, Field};
-    use crate::codec::wire::{put_bytes, put_f64, put_ivarint, put_uvarint};
 
     #[test]
     fn decodes_positional_payload() {
@@ -774,5 +656,198 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn field(name: &str, ty: FieldType) -> Field {
+        Field {
+            name: name.into(),
+            ty,
+        }
+    }
+
+    /// The three ways of reading a payload: the full decode, the skipping partial decode
+    /// and the strict one, both wanting only the last field (so the walker passes over
+    /// every other field).
+    fn every_read(s: &StructType, p: &[u8]) -> [Result<Datum>; 3] {
+        let last = s.fields.last().map(|f| f.name.as_str()).unwrap_or_default();
+        [
+            decode(s, p),
+            decode_fields(s, p, &[last]),
+            decode_fields_strict(s, p, &[last]),
+        ]
+    }
+
+    fn is_corruption(r: &Result<Datum>) -> bool {
+        matches!(r, Err(Error::Corruption(_)))
+    }
+
+    #[test]
+    fn every_cut_and_every_damaged_byte_is_corruption_never_a_panic() {
+        let (s, doc) = every_type();
+        let p = encode(&s, &doc).unwrap();
+        for cut in 0..p.len() {
+            for (how, got) in every_read(&s, &p[..cut]).iter().enumerate() {
+                assert!(is_corruption(got), "cut {cut}, read {how}: {got:?}");
+            }
+        }
+        let mut damaged = 0;
+        for i in 0..p.len() {
+            for b in [0x00, 0x01, 0x02, 0x7f, 0x80, 0xff] {
+                let mut q = p.clone();
+                q[i] = b;
+                let [full, skip, strict] = every_read(&s, &q);
+                for got in [&full, &skip, &strict] {
+                    assert!(
+                        got.is_ok() || is_corruption(got),
+                        "byte {i} = {b:#x}: {got:?}"
+                    );
+                }
+                // The strict pass refuses exactly what the full decode refuses; where the
+                // full decode reads the payload, the skipping pass lands on the same field.
+                assert_eq!(full.is_ok(), strict.is_ok(), "byte {i} = {b:#x}");
+                if let Ok(d) = &full {
+                    assert_eq!(skip.as_ref().ok().and_then(|f| f.get("a")), d.get("a"));
+                } else {
+                    damaged += 1;
+                }
+            }
+        }
+        assert!(damaged > p.len(), "{damaged}");
+    }
+
+    #[test]
+    fn damage_is_corruption_saying_what_is_wrong() {
+        let refused = |ty: FieldType, p: &[u8], needle: &str| {
+            let s = StructType {
+                fields: vec![field("x", ty)],
+            };
+            for got in every_read(&s, p) {
+                match got {
+                    Err(Error::Corruption(msg)) => assert!(msg.contains(needle), "{msg}"),
+                    other => panic!("{p:?}: {other:?}"),
+                }
+            }
+        };
+        let mut big = Vec::new();
+        put_ivarint(&mut big, i64::from(i32::MAX) + 1);
+        refused(FieldType::Int, &[0x80], "bad varint");
+        refused(FieldType::Int, &[0xff; 11], "bad varint");
+        refused(FieldType::Bool, &[2], "bad bool");
+        refused(
+            FieldType::Optional(Box::new(FieldType::Int)),
+            &[7],
+            "bad bool",
+        );
+        refused(FieldType::Str, &[2, b'a'], "truncated");
+        refused(FieldType::Float, &[0; 7], "truncated");
+        refused(FieldType::Uuid, &[0; 15], "truncated");
+        refused(FieldType::Str, &[2, 0xff, 0xfe], "string is not UTF-8");
+        refused(
+            FieldType::Map(Box::new(FieldType::Int)),
+            &[1, 1, 0xff, 0],
+            "string is not UTF-8",
+        );
+        refused(
+            FieldType::List(Box::new(FieldType::Int)),
+            &[5, 1],
+            "sequence longer than the payload",
+        );
+        let e = FieldType::Enum(EnumType {
+            members: vec![("A".into(), Datum::Int(1)), ("B".into(), Datum::Int(2))],
+        });
+        refused(e, &[2], "enum member index 2 out of range");
+        refused(FieldType::Any, &[11], "unknown value tag 11");
+        refused(FieldType::Date, &big, "date out of range");
+        refused(
+            FieldType::DateTime,
+            &[&[0, 1][..], &big].concat(),
+            "offset out of range",
+        );
+        refused(
+            FieldType::Any,
+            &[&[9][..], &big].concat(),
+            "date out of range",
+        );
+        // Trailing bytes: only the reads that walk to the end see them.
+        let s = StructType {
+            fields: vec![field("x", FieldType::Int)],
+        };
+        assert!(
+            matches!(decode(&s, &[2, 0]), Err(Error::Corruption(m)) if m.contains("trailing bytes"))
+        );
+        assert!(is_corruption(&decode_fields_strict(&s, &[2, 0], &[])));
+        assert!(decode_fields(&s, &[2, 0], &["x"]).is_ok());
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_corruption_in_every_read() {
+        // Typed values: the root's fields are depth 1, each Optional one deeper.
+        for levels in [MAX_NESTING - 2, MAX_NESTING - 1, MAX_NESTING] {
+            let mut ty = FieldType::Int;
+            for _ in 0..levels {
+                ty = FieldType::Optional(Box::new(ty));
+            }
+            let s = StructType {
+                fields: vec![field("x", ty), field("end", FieldType::Bool)],
+            };
+            let mut p = vec![1; levels];
+            p.extend([0, 1]);
+            let readable = levels < MAX_NESTING; // the innermost value is at depth 1 + levels
+            for got in every_read(&s, &p) {
+                assert_eq!(got.is_ok(), readable, "{levels}: {got:?}");
+                if let Err(Error::Corruption(msg)) = got {
+                    assert!(msg.contains("nested deeper than 64 levels"), "{msg}");
+                }
+            }
+        }
+        // An `Any` value sits at its field's depth, as a dict-native document's fields do;
+        // both encoders refuse what the walker would.
+        let s = StructType {
+            fields: vec![field("x", FieldType::Any), field("end", FieldType::Bool)],
+        };
+        for levels in [MAX_NESTING - 2, MAX_NESTING - 1, MAX_NESTING] {
+            let mut value = Datum::Null;
+            for _ in 0..levels {
+                value = Datum::List(vec![value]);
+            }
+            let mut p = value.to_bytes();
+            p.push(1);
+            let readable = levels < MAX_NESTING; // the innermost value is at depth 1 + levels
+            for got in every_read(&s, &p) {
+                assert_eq!(got.is_ok(), readable, "{levels}: {got:?}");
+                assert!(got.is_ok() || is_corruption(&got));
+            }
+            let doc = Datum::Map(vec![("x".into(), value), ("end".into(), Datum::Bool(true))]);
+            assert_eq!(Datum::decode(&doc.to_bytes()).is_ok(), readable);
+            assert_eq!(encode(&s, &doc).ok(), readable.then_some(p));
+        }
+    }
+
+    #[test]
+    fn the_skipping_pass_leaves_out_only_the_utf8_check() {
+        let s = StructType {
+            fields: vec![field("name", FieldType::Str), field("id", FieldType::Int)],
+        };
+        let p = [2, 0xff, 0xfe, 10];
+        assert!(is_corruption(&decode(&s, &p)));
+        assert!(is_corruption(&decode_fields_strict(&s, &p, &["id"])));
+        assert_eq!(
+            decode_fields(&s, &p, &["id"]).unwrap(),
+            Datum::Map(vec![("id".into(), Datum::Int(5))])
+        );
+        // Enum members and ranges it still checks.
+        let s = StructType {
+            fields: vec![
+                field(
+                    "e",
+                    FieldType::Enum(EnumType {
+                        members: vec![("A".into(), Datum::Null)],
+                    }),
+                ),
+                field("id", FieldType::Int),
+            ],
+        };
+        assert!(is_corruption(&decode_fields(&s, &[1, 10], &["id"])));
+        assert!(decode_fields(&s, &[0, 10], &["id"]).is_ok());
     }
 }

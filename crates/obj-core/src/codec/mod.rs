@@ -2,7 +2,10 @@
 //!
 //! - [`wire`]: postcard's primitive encodings (varints, zigzag, lengths), shared by all.
 //! - [`schema`]: the shape of a typed document, persisted in the catalog.
-//! - [`dynamic`]: reads a typed (positional) payload by its schema.
+//! - [`walk`]: the one reader of typed payloads and self-describing values, reporting to a
+//!   sink (serde's Deserializer/Visitor split); the engine and the binding both drive it.
+//! - [`dynamic`]: reads a typed (positional) payload by its schema into a [`Datum`], and
+//!   writes one.
 //! - [`datum`]: the self-describing Value codec for dict-native documents, and the
 //!   [`Datum`] tree that every payload can be decoded into; its `Display` writes a value
 //!   as Python's `repr` would, for every message and `explain()`.
@@ -15,6 +18,7 @@ mod display;
 pub mod dynamic;
 pub(crate) mod keys;
 pub mod schema;
+pub mod walk;
 pub mod wire;
 
 pub use datum::Datum;

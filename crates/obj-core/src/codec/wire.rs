@@ -165,6 +165,32 @@ impl<'a> WireReader<'a> {
         std::str::from_utf8(b).map_err(|_| self.damaged("string is not UTF-8"))
     }
 
+    /// A datetime's body (as [`put_datetime`] writes it): microseconds and the offset.
+    pub fn datetime(&mut self) -> Result<(i64, Option<i32>)> {
+        let micros = self.ivarint()?;
+        let offset_secs = if self.bool()? {
+            Some(
+                i32::try_from(self.ivarint()?)
+                    .map_err(|_| Error::corrupt("offset out of range"))?,
+            )
+        } else {
+            None
+        };
+        Ok((micros, offset_secs))
+    }
+
+    /// A date: zigzag days since 1970-01-01.
+    pub fn date(&mut self) -> Result<i32> {
+        i32::try_from(self.ivarint()?).map_err(|_| Error::corrupt("date out of range"))
+    }
+
+    /// 16 bytes of a UUID.
+    pub fn uuid(&mut self) -> Result<[u8; 16]> {
+        let mut u = [0u8; 16];
+        u.copy_from_slice(self.take(16)?);
+        Ok(u)
+    }
+
     /// A sequence length, refused if it could not possibly fit in the bytes left (each item
     /// takes at least `min_item` bytes).
     pub fn len(&mut self, min_item: usize) -> Result<usize> {
