@@ -723,3 +723,39 @@ def test_loop_is_not_blocked_while_a_writer_waits(tmp_path: Path) -> None:
         await adb.close()
 
     run(main())
+
+
+def test_async_store_on_the_db_and_in_transactions(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with await obj.AsyncDb.open(tmp_path / "s.obj", workers=2) as adb:
+            s = await adb.store("kv")
+            await s.set("b", 2)
+            await s.put_many({"a": 1, "c": 3})
+            assert await s.get("a") == 1 and await s.get("zz") is None
+            assert await s.getitem("c") == 3
+            with pytest.raises(KeyError):
+                await s.getitem("zz")
+            assert await s.len() == 3 and await s.contains("b")
+            assert [k async for k in s] == ["a", "b", "c"]
+            assert [kv async for kv in s.prefix("b")] == [("b", 2)]
+            assert [kv async for kv in s.range("b", reverse=True)] == [("c", 3), ("b", 2)]
+            assert await s.get_many(["a", "x"]) == ({"a": 1}, ["x"])
+            await s.delete("b")
+            assert await s.delete_many(["a", "q"]) == 1
+            assert [kv async for kv in s.items()] == [("c", 3)]
+            async with adb.transaction() as tx:
+                ts = await tx.store("kv")
+                await ts.set("t", "in tx")
+                assert await ts.len() == 2
+            assert await s.get("t") == "in tx"
+            async with adb.read_transaction() as rt:
+                rs = await rt.store("kv")
+                assert await rs.get("c") == 3
+            buffered = await adb.store("kv", buffer=10)
+            await buffered.set("z", 26)
+            await buffered.flush()
+            assert await s.get("z") == 26
+            await s.clear()
+            assert await s.len() == 0
+
+    run(main())

@@ -379,3 +379,54 @@ def test_async_results_have_the_document_type(tmp_path: pathlib.Path) -> None:
         "typing.AsyncIterator[tuple[builtins.int, Order]]",
         "obj.aio.AsyncQuery[builtins.dict[builtins.str, Any]]",
     ], result.stdout
+
+
+GOOD_STORE = """
+from dataclasses import dataclass
+import obj
+
+@obj.document(collection="people", version=1)
+@dataclass
+class Person:
+    name: str
+
+def use(db: obj.Db) -> None:
+    s: obj.Store[str, object] = db.store("sessions")
+    s["a"] = {"n": 1}
+    n: int = len(s)
+    for k in s:
+        k.upper()
+    people = db.store("people", values=Person)
+    p = people.get("ada")
+    if p is not None:
+        p.name.upper()
+    raw = db.store("raw", keys="bytes", values=bytes)
+    for key, value in raw.items():
+        key.hex() + value.hex()
+    found, missing = people.get_many(["ada"])
+    with obj.Store.open("x.obj") as own:
+        own.put_many({"k": 1})
+"""
+
+BAD_STORE = """
+import obj
+
+def use(db: obj.Db) -> None:
+    raw = db.store("raw", keys="bytes", values=bytes)
+    raw[b"k"].upper_case()
+    for k in db.store("s"):
+        k.hex()
+    db.store("s", keys="ints")
+"""
+
+
+def test_store_code_passes_mypy_strict(tmp_path: pathlib.Path) -> None:
+    result = run_mypy(tmp_path, GOOD_STORE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_store_misuse_is_flagged(tmp_path: pathlib.Path) -> None:
+    result = run_mypy(tmp_path, BAD_STORE)
+    assert result.returncode == 1, result.stdout + result.stderr
+    for line in [6, 8, 9]:
+        assert f"sample.py:{line}: error" in result.stdout, (line, result.stdout)

@@ -52,8 +52,10 @@ from .errors import (
 )
 from .query import MAX_SORT_BUFFER, Expr, Field, Query, field
 from .stat import CollectionStat, IndexStat, Stat
+from .store import MAX_KEY_LEN, KeyTypeError, Store
 
 __all__ = [
+    "MAX_KEY_LEN",
     "MAX_SORT_BUFFER",
     "WAL_HEADER_SIZE",
     "AsyncDb",
@@ -81,6 +83,7 @@ __all__ = [
     "IntegrityError",
     "IntegrityReport",
     "InvalidArgumentError",
+    "KeyTypeError",
     "NotFoundError",
     "ObjError",
     "ObjIOError",
@@ -89,6 +92,7 @@ __all__ = [
     "RawRecord",
     "ReadTransaction",
     "Stat",
+    "Store",
     "Sync",
     "Unique",
     "WriteTransaction",

@@ -6,13 +6,14 @@ what was written: ``bytes`` for raw records, a dict for dict-native records and 
 records (decoded by their stored schema), hence ``Any`` in those overloads.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, TypedDict, TypeVar, final, overload
 
 from typing_extensions import Self, disjoint_base
 
 __all__ = [
+    "MAX_KEY_LEN",
     "WAL_HEADER_SIZE",
     "BusyError",
     "CorruptionError",
@@ -23,6 +24,7 @@ __all__ = [
     "FeatureUnsupportedError",
     "IntegrityError",
     "InvalidArgumentError",
+    "KeyIterator",
     "NotFoundError",
     "ObjError",
     "ObjIOError",
@@ -46,6 +48,7 @@ _IndexRow = tuple[str, str, list[str], bool]
 
 __version__: Final[str]
 WAL_HEADER_SIZE: Final[int]
+MAX_KEY_LEN: Final[int]
 
 class ObjError(Exception): ...
 class NotFoundError(ObjError): ...
@@ -119,6 +122,19 @@ class Reads:
     def indexes(self, target: _Target, /) -> list[_IndexRow]: ...
     def collections(self) -> list[str]:
         """Names of all collections, sorted."""
+    def _key_kind(self, collection: str, /) -> str | None: ...
+    def _key_get(self, target: _Target, key: bytes, default: Any, /) -> Any: ...
+    def _key_iter(
+        self,
+        target: _Target,
+        lo: bytes | None,
+        lo_inclusive: bool,
+        hi: bytes | None,
+        hi_inclusive: bool,
+        reverse: bool,
+        values: bool,
+        /,
+    ) -> KeyIterator: ...
 
 @disjoint_base
 class Db(Reads):
@@ -147,6 +163,9 @@ class Db(Reads):
     @overload
     def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
     def delete(self, target: _Target, id: int, /) -> bool: ...
+    def _key_write(
+        self, target: _Target, ops: Iterable[tuple[bytes, Any]], raw: bool, tombstone: Any, /
+    ) -> None: ...
     def _dump_raw(
         self, target: _Target, max_records: int, /
     ) -> list[tuple[int, Literal["raw", "value", "typed"], int, int, int, bytes]]: ...
@@ -209,6 +228,9 @@ class WriteTransaction(Reads):
         """Stores a document under ``id``; True if it replaced one."""
     @overload
     def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
+    def _key_write(
+        self, target: _Target, ops: Iterable[tuple[bytes, Any]], raw: bool, tombstone: Any, /
+    ) -> None: ...
     def delete(self, target: _Target, id: int, /) -> bool:
         """Removes document ``id``; True if it existed."""
     def commit(self) -> None:
@@ -252,6 +274,11 @@ class ReadTransaction(Reads):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+
+@final
+class KeyIterator(Iterator[Any]):
+    def __iter__(self) -> KeyIterator: ...
+    def __next__(self) -> Any: ...
 
 @final
 class DocumentIterator(Iterator[tuple[int, _D_co]], Generic[_D_co]):

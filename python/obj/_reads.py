@@ -5,12 +5,15 @@ from ``obj._obj.Reads``) and the Python conveniences over them, written once her
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 from . import _obj
 from .document import doctype_of
 from .errors import InvalidArgumentError
 from .query import Query
+
+if TYPE_CHECKING:
+    from .store import Normalize, Store
 
 __all__ = ["IndexInfo", "Reads"]
 
@@ -75,3 +78,102 @@ class Reads(_obj.Reads):
             IndexInfo(name, kind, list(paths), "ready" if ready else "building")
             for name, kind, paths, ready in self.indexes(target)
         ]
+
+    @overload
+    def store(
+        self,
+        name: str,
+        *,
+        keys: Literal["str"] = "str",
+        normalize: Normalize | None = None,
+        key_errors: str = "strict",
+        values: Literal["pickle"] | None = None,
+        buffer: int | None = None,
+        autoflush_on_read: bool = True,
+    ) -> Store[str, Any]: ...
+    @overload
+    def store(
+        self,
+        name: str,
+        *,
+        keys: Literal["bytes"],
+        normalize: Normalize | None = None,
+        key_errors: str = "strict",
+        values: Literal["pickle"] | None = None,
+        buffer: int | None = None,
+        autoflush_on_read: bool = True,
+    ) -> Store[bytes, Any]: ...
+    @overload
+    def store(
+        self,
+        name: str,
+        *,
+        keys: Literal["str"] = "str",
+        normalize: Normalize | None = None,
+        key_errors: str = "strict",
+        values: type[D],
+        buffer: int | None = None,
+        autoflush_on_read: bool = True,
+    ) -> Store[str, D]: ...
+    @overload
+    def store(
+        self,
+        name: str,
+        *,
+        keys: Literal["bytes"],
+        normalize: Normalize | None = None,
+        key_errors: str = "strict",
+        values: type[D],
+        buffer: int | None = None,
+        autoflush_on_read: bool = True,
+    ) -> Store[bytes, D]: ...
+    def store(
+        self,
+        name: str,
+        *,
+        keys: Literal["str", "bytes"] = "str",
+        normalize: Normalize | None = None,
+        key_errors: str = "strict",
+        values: Any = None,
+        buffer: int | None = None,
+        autoflush_on_read: bool = True,
+    ) -> Store[Any, Any]:
+        """A persistent dict (:class:`obj.Store`) over the keyed collection ``name``,
+        created at its first write::
+
+            sessions = db.store("sessions")
+            sessions["user:42"] = {"plan": "pro", "seen": datetime.now(timezone.utc)}
+
+        ``keys``: iteration returns ``str`` keys (``"str"``, UTF-8) or ``bytes``
+        (``"bytes"``); both accept ``str`` and bytes-like keys. ``normalize`` applies a
+        Unicode normal form (``"NFC"``, ``"NFKC"``, ``"NFD"``, ``"NFKD"``) to ``str`` keys,
+        so equivalent spellings are one key; ``key_errors`` is the codec error handler for
+        encoding and decoding them.
+
+        ``values``: None (the default) stores any value of obj's dict-native model (None,
+        bool, int, float, str, bytes, list, dict with str keys, datetime, date, UUID,
+        nested) and returns it equal; ``bytes`` stores raw bytes untouched; an
+        ``@obj.document`` class stores its instances through the Rust codec.
+        ``values="pickle"`` stores any picklable object, and only when asked for by name:
+        unpickling runs arbitrary code, so anyone who can write to the file can take over
+        the process that reads it (as diskcache's CVE-2025-69872 showed). Nothing is ever
+        pickled by default.
+
+        ``buffer=N`` (on a :class:`obj.Db` only) keeps up to N writes in memory and commits
+        them as one transaction when full, on :meth:`Store.flush`, on :meth:`Store.close`,
+        and on a read when ``autoflush_on_read``; reads always see the buffered writes.
+        Without it each write is its own durable transaction; in a transaction
+        (``tx.store(name)``) writes belong to the transaction.
+        """
+        from .store import Store
+
+        return Store(
+            self,  # type: ignore[arg-type]
+            name,
+            keys=keys,
+            normalize=normalize,
+            key_errors=key_errors,
+            values=values,
+            buffer=buffer,
+            autoflush_on_read=autoflush_on_read,
+        )

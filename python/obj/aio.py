@@ -52,7 +52,7 @@ import functools
 import inspect
 import os
 import pathlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import (
@@ -66,6 +66,7 @@ from typing import (
     overload,
 )
 
+from ._astore import AsyncStore
 from ._db import (
     CheckpointInfo,
     CompactInfo,
@@ -80,6 +81,7 @@ from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
 from .errors import BusyError, InvalidArgumentError, ObjError
 from .query import Expr, Query
 from .stat import Stat
+from .store import Normalize
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -92,6 +94,7 @@ __all__ = [
     "AsyncDb",
     "AsyncQuery",
     "AsyncReadTransaction",
+    "AsyncStore",
     "AsyncTransaction",
 ]
 
@@ -255,6 +258,14 @@ class _AsyncReads:
         return Rows(self._run, lambda: self._source().all(target))
 
     @overload
+    def iter_all(self, target: type[D], /) -> AsyncIterator[tuple[int, D]]: ...
+    @overload
+    def iter_all(self, target: str, /) -> AsyncIterator[tuple[int, Any]]: ...
+    def iter_all(self, target: Any, /) -> AsyncIterator[tuple[int, Any]]:
+        """The same as :meth:`all`."""
+        return self.all(target)
+
+    @overload
     async def find_unique(self, target: type[D], index: str, value: object, /) -> D | None: ...
     @overload
     async def find_unique(self, target: str, index: str, value: object, /) -> Any | None: ...
@@ -297,26 +308,42 @@ class _AsyncReads:
         """A lazy, immutable query (see :class:`AsyncQuery`)."""
         return AsyncQuery(self._source().query(target), self._run)
 
+    def _store_writes(self) -> Callable[[Callable[[], Any]], Awaitable[Any]]:
+        """Where a store's writes run: as this handle's other writes do."""
+        return self._run
 
-class _AsyncTransactionReads(_AsyncReads):
-    """The reads transactions have and the database has not."""
-
-    __slots__ = ()
-
-    @overload
-    def iter_all(self, target: type[D], /) -> AsyncIterator[tuple[int, D]]: ...
-    @overload
-    def iter_all(self, target: str, /) -> AsyncIterator[tuple[int, Any]]: ...
-    def iter_all(self, target: Any, /) -> AsyncIterator[tuple[int, Any]]:
-        """The same as :meth:`all`."""
-        return self.all(target)
+    async def store(
+        self,
+        name: str,
+        *,
+        keys: Literal["str", "bytes"] = "str",
+        normalize: Normalize | None = None,
+        key_errors: str = "strict",
+        values: Any = None,
+        buffer: int | None = None,
+        autoflush_on_read: bool = True,
+    ) -> AsyncStore[Any, Any]:
+        """The persistent dict over the keyed collection ``name`` (see
+        :meth:`obj.Db.store`), its calls run on the worker threads."""
+        make = functools.partial(
+            self._source().store,
+            name,
+            keys=keys,
+            normalize=normalize,
+            key_errors=key_errors,
+            values=values,
+            buffer=buffer,
+            autoflush_on_read=autoflush_on_read,
+        )
+        blocking = await self._run(make)
+        return AsyncStore(blocking, self._run, self._store_writes())
 
 
 def _not_started(what: str, how: str) -> ObjError:
     return ObjError(f"{what} has not started: use 'async with {how} as tx:' first")
 
 
-class AsyncReadTransaction(_AsyncTransactionReads):
+class AsyncReadTransaction(_AsyncReads):
     """A read-only snapshot (from :meth:`AsyncDb.read_transaction`), released when its
     ``async with`` block ends (or by :meth:`close`)::
 
@@ -389,7 +416,7 @@ class AsyncReadTransaction(_AsyncTransactionReads):
         return f"<obj.AsyncReadTransaction {'active' if self.active else 'inactive'}>"
 
 
-class AsyncTransaction(_AsyncTransactionReads):
+class AsyncTransaction(_AsyncReads):
     """The write transaction of an :class:`AsyncDb` (from :meth:`AsyncDb.transaction`).
 
     ``async with`` starts it, a clean exit commits and an exception (a cancelled task
@@ -883,6 +910,9 @@ class AsyncDb(_AsyncReads):
         return await self._write(functools.partial(self._db.migrate, target))
 
     # -- maintenance ----------------------------------------------------------------------
+
+    def _store_writes(self) -> Callable[[Callable[[], Any]], Awaitable[Any]]:
+        return self._write
 
     async def checkpoint(self) -> CheckpointInfo:
         """Folds committed log frames into the main file (see :meth:`obj.Db.checkpoint`)."""

@@ -307,7 +307,11 @@ fn by_name<'py>(collection: String, value: &Bound<'py, PyAny>) -> PyResult<NewDo
     })
 }
 
-fn typed<'py>(dt: Bound<'py, DocType>, doc: &Bound<'py, PyAny>) -> PyResult<NewDoc<'py>> {
+/// A typed document of `dt`'s class, encoded.
+pub(crate) fn typed<'py>(
+    dt: Bound<'py, DocType>,
+    doc: &Bound<'py, PyAny>,
+) -> PyResult<NewDoc<'py>> {
     let codec = dt.get();
     check_writable(codec.collection())?;
     Ok(NewDoc {

@@ -14,7 +14,7 @@ use crate::datum;
 use crate::error::to_py;
 use crate::reads::QueryArgs;
 use crate::source::{on_snap, Source};
-use crate::stored::{Decode, Ready};
+use crate::stored::{At, Decode, Ready};
 use obj_core::query::{self, Access, Plan, QueryScan};
 use obj_core::Reader;
 use pyo3::prelude::*;
@@ -74,7 +74,7 @@ impl QueryCursor {
                 let found = py.detach(|| scan.next_batch(r, want)).map_err(to_py)?;
                 let mut ready = Vec::with_capacity(found.len());
                 for f in found {
-                    let item = decode.ready(py, r, checks, name, f.id, f.value)?;
+                    let item = decode.ready(py, r, checks, name, At::Id(f.id), f.value)?;
                     ready.push((f.id, item, f.sort_key));
                 }
                 Ok(ready)

@@ -11,7 +11,7 @@
 
 use crate::error::to_py;
 use crate::source::{on_snap, Source};
-use crate::stored::{Decode, Ready};
+use crate::stored::{At, Decode, Ready};
 use obj_core::Reader;
 use pyo3::prelude::*;
 use std::collections::VecDeque;
@@ -60,7 +60,7 @@ impl DocumentIterator {
                 let bytes: usize = docs.iter().map(|(_, v)| v.len()).sum();
                 let mut ready = VecDeque::with_capacity(count);
                 for (id, value) in docs {
-                    ready.push_back((id, decode.ready(py, r, checks, name, id, value)?));
+                    ready.push_back((id, decode.ready(py, r, checks, name, At::Id(id), value)?));
                 }
                 Ok((ready, bytes, count, last))
             })

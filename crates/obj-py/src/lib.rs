@@ -6,7 +6,7 @@
 //! pure-Python ergonomics.
 //!
 //! One file per Python class: `surface.rs` (`Reads`, the read surface the next three
-//! extend), `db.rs`, `write_txn.rs`, `read_txn.rs`, `iter.rs` (`DocumentIterator`),
+//! extend), `db.rs`, `write_txn.rs`, `read_txn.rs`, `iter.rs` (`DocumentIterator`), `keyed.rs` (`KeyIterator` and the keyed reads and writes of `obj.Store`),
 //! `cursor.rs` (`QueryCursor`), `codec.rs` (`DocType`, the typed codec) and `error.rs` (the
 //! exception classes). The rest is conversion: `args.rs` (arguments and the dispatch by
 //! argument type), `options.rs` (the open options), `datum.rs` (Python values ↔ the
@@ -28,6 +28,7 @@ mod db;
 mod error;
 mod filter;
 mod iter;
+mod keyed;
 mod options;
 mod read_txn;
 mod reads;
@@ -47,6 +48,7 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<write_txn::WriteTransaction>()?;
     m.add_class::<read_txn::ReadTransaction>()?;
     m.add_class::<iter::DocumentIterator>()?;
+    m.add_class::<keyed::KeyIterator>()?;
     m.add_class::<cursor::QueryCursor>()?;
     m.add_class::<codec::DocType>()?;
     m.add_function(wrap_pyfunction!(cursor::sort_key, m)?)?;
@@ -54,5 +56,6 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("WAL_HEADER_SIZE", obj_core::WAL_HEADER_SIZE)?;
+    m.add("MAX_KEY_LEN", obj_core::MAX_KEY_LEN)?;
     Ok(())
 }

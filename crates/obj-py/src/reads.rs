@@ -6,7 +6,7 @@ use crate::args::Target;
 use crate::error::{to_py, InvalidArgumentError, NotFoundError};
 use crate::filter;
 use crate::shared::{check_current, Checks, Shared};
-use crate::stored::{Decode, Ready};
+use crate::stored::{At, Decode, Ready};
 use obj_core::codec::Datum;
 use obj_core::query::{self, Access, Expr, Plan, SortOrder};
 use obj_core::Reader;
@@ -22,7 +22,14 @@ pub(crate) fn get<R: Reader>(
     id: u64,
 ) -> PyResult<Option<Ready>> {
     match r.get(collection, id).map_err(to_py)? {
-        Some(value) => Ok(Some(decode.ready(py, r, checks, collection, id, value)?)),
+        Some(value) => Ok(Some(decode.ready(
+            py,
+            r,
+            checks,
+            collection,
+            At::Id(id),
+            value,
+        )?)),
         None => Ok(None),
     }
 }

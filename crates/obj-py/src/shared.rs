@@ -224,12 +224,24 @@ impl Shared {
         doctype: Option<&DocType>,
         f: impl FnOnce(&mut WriteTxn) -> obj_core::Result<R>,
     ) -> PyResult<R> {
+        self.write_with(py, |txn, local| {
+            if let Some(dt) = doctype {
+                prepare(py, txn, local, self, dt)?;
+            }
+            f(txn).map_err(to_py)
+        })
+    }
+
+    /// Runs `f` in a write transaction of its own, with the facts it establishes about
+    /// document classes, and commits; those facts are kept once the commit succeeded.
+    pub(crate) fn write_with<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut WriteTxn, &mut Local) -> PyResult<R>,
+    ) -> PyResult<R> {
         let mut txn = self.begin_write(py)?;
         let mut local = Local::default();
-        if let Some(dt) = doctype {
-            prepare(py, &mut txn, &mut local, self, dt)?;
-        }
-        let result = f(&mut txn).map_err(to_py)?;
+        let result = f(&mut txn, &mut local)?;
         py.detach(|| txn.commit()).map_err(to_py)?;
         self.mark_prepared(local.prepared);
         self.mark_checked(local.checked);

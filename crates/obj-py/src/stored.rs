@@ -21,6 +21,35 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::IntoPyObjectExt;
 
+/// Where a record is, for messages: a document id, or a key of a keyed collection.
+#[derive(Clone, Copy)]
+pub(crate) enum At<'a> {
+    Id(u64),
+    Key(&'a [u8]),
+}
+
+impl At<'_> {
+    /// The record named as the user would name it, and how to read it by name instead.
+    fn describe(self, collection: &str) -> (String, String) {
+        match self {
+            At::Id(id) => (
+                format!("document {id}"),
+                format!("get({collection:?}, {id})"),
+            ),
+            At::Key(key) => {
+                let shown = match std::str::from_utf8(key) {
+                    Ok(s) => Datum::Str(s.into()).to_string(),
+                    Err(_) => Datum::Bytes(key.to_vec()).to_string(),
+                };
+                (
+                    format!("the document under key {shown}"),
+                    format!("db.store({collection:?})[{shown}]"),
+                )
+            }
+        }
+    }
+}
+
 /// How records become Python values.
 pub(crate) enum Decode {
     /// What was written: bytes, a dict, or a dict built from the stored schema.
@@ -80,7 +109,7 @@ impl Decode {
         r: &R,
         checks: &mut Checks<'_>,
         collection: &str,
-        id: u64,
+        at: At<'_>,
         value: Value,
     ) -> PyResult<Ready> {
         let header = value.header();
@@ -94,9 +123,10 @@ impl Decode {
             Decode::Typed(dt) => {
                 let dt = dt.get();
                 if header.kind != DocKind::Typed {
+                    let (what, by_name) = at.describe(collection);
                     return Err(InvalidArgumentError::new_err(format!(
-                        "document {id} of {collection:?} holds {}, not a {} document; read it \
-                         by collection name instead, e.g. get({collection:?}, {id})",
+                        "{what} of {collection:?} holds {}, not a {} document; read it by \
+                         collection name instead, e.g. {by_name}",
                         kind_name(header.kind),
                         dt.class_name(py)
                     )));
