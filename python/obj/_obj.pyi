@@ -25,6 +25,7 @@ __all__ = [
     "IntegrityError",
     "InvalidArgumentError",
     "KeyIterator",
+    "KeyedHandle",
     "NotFoundError",
     "ObjError",
     "ObjIOError",
@@ -123,18 +124,9 @@ class Reads:
     def collections(self) -> list[str]:
         """Names of all collections, sorted."""
     def _key_kind(self, collection: str, /) -> str | None: ...
-    def _key_get(self, target: _Target, key: bytes, default: Any, /) -> Any: ...
-    def _key_iter(
-        self,
-        target: _Target,
-        lo: bytes | None,
-        lo_inclusive: bool,
-        hi: bytes | None,
-        hi_inclusive: bool,
-        reverse: bool,
-        values: bool,
-        /,
-    ) -> KeyIterator: ...
+    def _key_handle(
+        self, target: _Target, raw: bool, key_type_error: type[Exception], key_errors: str, /
+    ) -> KeyedHandle: ...
 
 @disjoint_base
 class Db(Reads):
@@ -163,9 +155,6 @@ class Db(Reads):
     @overload
     def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
     def delete(self, target: _Target, id: int, /) -> bool: ...
-    def _key_write(
-        self, target: _Target, ops: Iterable[tuple[bytes, Any]], raw: bool, tombstone: Any, /
-    ) -> None: ...
     def _dump_raw(
         self, target: _Target, max_records: int, /
     ) -> list[tuple[int, Literal["raw", "value", "typed"], int, int, int, bytes]]: ...
@@ -228,9 +217,6 @@ class WriteTransaction(Reads):
         """Stores a document under ``id``; True if it replaced one."""
     @overload
     def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
-    def _key_write(
-        self, target: _Target, ops: Iterable[tuple[bytes, Any]], raw: bool, tombstone: Any, /
-    ) -> None: ...
     def delete(self, target: _Target, id: int, /) -> bool:
         """Removes document ``id``; True if it existed."""
     def commit(self) -> None:
@@ -274,6 +260,25 @@ class ReadTransaction(Reads):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+
+@final
+class KeyedHandle:
+    def key(self, key: object) -> bytes: ...
+    def set(self, key: object, value: object) -> None: ...
+    def delete(self, key: object) -> bool: ...
+    def write_many(self, pairs: Iterable[tuple[object, object]], tombstone: object) -> None: ...
+    def get(self, key: object, default: Any) -> Any: ...
+    def count(self) -> int: ...
+    def iter(
+        self,
+        lo: bytes | None,
+        lo_inclusive: bool,
+        hi: bytes | None,
+        hi_inclusive: bool,
+        reverse: bool,
+        values: bool,
+        str_keys: bool,
+    ) -> KeyIterator: ...
 
 @final
 class KeyIterator(Iterator[Any]):

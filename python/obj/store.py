@@ -211,6 +211,14 @@ class Store(MutableMapping[K, V], Generic[K, V]):
         self._pending: dict[bytes, Any] = {}
         self._lock = threading.RLock()
         self._closed = False
+        self._h = cast(Any, owner)._key_handle(
+            self._values.target, self._values.raw, KeyTypeError, key_errors
+        )
+        # str keys need encoding in Python only for a normal form or a lenient handler.
+        self._encodes = normalize is not None or key_errors != "strict"
+        # Calls go straight to the binding when nothing needs Python in between: no
+        # buffer, no key transformation, no pickling.
+        self._fast = buffer is None and not self._encodes and self._values.dump is None
 
     # -- construction ---------------------------------------------------------------------
 
@@ -256,29 +264,20 @@ class Store(MutableMapping[K, V], Generic[K, V]):
     # -- keys -----------------------------------------------------------------------------
 
     def _key(self, key: object) -> bytes:
-        """The stored bytes of ``key``: the one place keys are checked and encoded."""
-        if isinstance(key, str):
+        """The stored bytes of ``key``. A ``str`` key is normalised and encoded here when
+        the store asks for a normal form or a lenient error handler; the type and length
+        rules are the binding's (``KeyedHandle.key``), the one place they live."""
+        if isinstance(key, str) and self._encodes:
             if self._normalize is not None:
                 key = unicodedata.normalize(self._normalize, key)
             try:
-                raw = key.encode("utf-8", self._key_errors)
+                key = key.encode("utf-8", self._key_errors)
             except UnicodeEncodeError as e:
                 raise InvalidArgumentError(
                     f"key {key!r} cannot be encoded as UTF-8 ({e.reason}); pass "
                     "key_errors='surrogateescape' to keep such keys"
                 ) from None
-        elif isinstance(key, (bytes, bytearray, memoryview)):
-            raw = bytes(key)
-        else:
-            raise KeyTypeError(
-                f"store keys are str or bytes-like (bytes, bytearray, memoryview); got "
-                f"{type(key).__name__} {key!r}"
-            )
-        if not raw or len(raw) > MAX_KEY_LEN:
-            raise InvalidArgumentError(
-                f"key must be 1 to {MAX_KEY_LEN} bytes long; {key!r} is {len(raw)} bytes"
-            )
-        return raw
+        return bytes(self._h.key(key))
 
     def _out(self, raw: bytes) -> Any:
         """A stored key as iteration returns it."""
@@ -305,21 +304,19 @@ class Store(MutableMapping[K, V], Generic[K, V]):
 
     def _write(self, ops: list[tuple[bytes, Any]]) -> None:
         """Applies ``ops`` (key, value or _DELETE) in one transaction (or in the owner's)."""
-        if not hasattr(self._owner, "_key_write"):
-            raise ObjError(
-                f"store {self._name!r} belongs to a read transaction, which cannot write; "
-                "write through db.store(...) or tx.store(...) in db.transaction()"
-            )
         dump = self._values.dump
         if dump is not None:
             ops = [(k, v if v is _DELETE else dump(v)) for k, v in ops]
-        self._owner._key_write(self._values.target, ops, self._values.raw, _DELETE)
+        self._h.write_many(ops, _DELETE)
 
     def _put(self, key: bytes, value: Any) -> None:
         with self._lock:
             self._check_open()
             if self._limit is None:
-                self._write([(key, value)])
+                if value is _DELETE:
+                    self._h.delete(key)
+                else:
+                    self._write([(key, value)])
                 return
             if value is not _DELETE:
                 value = self._values.check(value)  # refuse a bad value now, not at the flush
@@ -351,6 +348,7 @@ class Store(MutableMapping[K, V], Generic[K, V]):
             except Exception as e:
                 error = e
             self._closed = True
+            self._fast = False
             self._pending.clear()
             if self._owns_db:
                 self._owner.close()
@@ -366,6 +364,11 @@ class Store(MutableMapping[K, V], Generic[K, V]):
     # -- the mapping protocol -------------------------------------------------------------
 
     def __getitem__(self, key: K) -> V:
+        if self._fast:
+            value = self._h.get(key, _MISSING)
+            if value is _MISSING:
+                raise KeyError(key)
+            return cast(V, value)
         raw = self._key(key)
         with self._lock:
             pending = self._pending.get(raw, _MISSING)
@@ -373,12 +376,16 @@ class Store(MutableMapping[K, V], Generic[K, V]):
                 if pending is _DELETE:
                     raise KeyError(key)
                 return cast(V, pending)
-            value = self._reader()._key_get(self._values.target, raw, _MISSING)
+            self._reader()
+            value = self._h.get(raw, _MISSING)
         if value is _MISSING:
             raise KeyError(key)
         return cast(V, self._load(value))
 
     def __setitem__(self, key: K, value: V) -> None:
+        if self._fast:
+            self._h.set(key, value)
+            return
         self._put(self._key(key), value)
 
     def __delitem__(self, key: K) -> None:
@@ -403,7 +410,7 @@ class Store(MutableMapping[K, V], Generic[K, V]):
             pending = self._pending.get(raw, _MISSING)
             if pending is not _MISSING:
                 return pending is not _DELETE
-            return bool(self._owner._key_get(self._values.target, raw, _MISSING) is not _MISSING)
+            return bool(self._h.get(raw, _MISSING) is not _MISSING)
 
     def exists(self, key: K, *, flush: bool | None = None) -> bool:
         """Whether ``key`` is in the store. ``flush=None`` follows ``autoflush_on_read``;
@@ -412,16 +419,19 @@ class Store(MutableMapping[K, V], Generic[K, V]):
 
     def __len__(self) -> int:
         with self._lock:
-            owner = self._reader()
-            n = int(owner.count(self._name))
+            self._reader()
+            n = int(self._h.count())
             for raw, value in self._pending.items():
-                stored = owner._key_get(self._values.target, raw, _MISSING) is not _MISSING
+                stored = self._h.get(raw, _MISSING) is not _MISSING
                 n += (value is not _DELETE) - stored
             return n
 
     def __iter__(self) -> Iterator[K]:
-        for raw, _ in self._scan(None, True, None, True, False, False):
-            yield cast(K, self._out(raw))
+        if self._fast and self._str_keys:
+            return cast("Iterator[K]", self._h.iter(None, True, None, True, False, False, True))
+        return (
+            cast(K, self._out(raw)) for raw, _ in self._scan(None, True, None, True, False, False)
+        )
 
     def __reversed__(self) -> Iterator[K]:
         for raw, _ in self._scan(None, True, None, True, True, False):
@@ -438,8 +448,8 @@ class Store(MutableMapping[K, V], Generic[K, V]):
     ) -> Iterator[tuple[bytes, Any]]:
         """(key, value) pairs in key order over one snapshot, buffered writes merged in."""
         with self._lock:
-            owner = self._reader()
-            stream = owner._key_iter(self._values.target, lo, lo_incl, hi, hi_incl, reverse, values)
+            self._reader()
+            stream = self._h.iter(lo, lo_incl, hi, hi_incl, reverse, values, False)
             pending = sorted(
                 (k, v) for k, v in self._pending.items() if _within(k, lo, lo_incl, hi, hi_incl)
             )
@@ -489,7 +499,10 @@ class Store(MutableMapping[K, V], Generic[K, V]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self)} keys"
+        try:
+            state = "closed" if self._closed else f"{len(self)} keys"
+        except ObjError as e:
+            state = f"unreadable: {e}"
         return f"<obj.Store {self._name!r} ({self._values.name} values): {state}>"
 
     # -- beyond a dict ---------------------------------------------------------------------
@@ -524,6 +537,10 @@ class Store(MutableMapping[K, V], Generic[K, V]):
         """Stores every pair in one transaction: all of them or, on any error, none (with
         the buffered writes committed in the same transaction)."""
         pairs = items.items() if isinstance(items, Mapping) else items
+        if self._fast:
+            self._check_open()
+            self._h.write_many(pairs, _DELETE)
+            return
         ops = [(self._key(k), v) for k, v in pairs]
         with self._lock:
             self._check_open()
@@ -538,14 +555,14 @@ class Store(MutableMapping[K, V], Generic[K, V]):
         found: dict[K, V] = {}
         missing: list[K] = []
         with self._lock:
-            owner = self._reader()
+            self._reader()
             for key in keys:
                 raw = self._key(key)
                 pending = self._pending.get(raw, _MISSING)
                 if pending is not _MISSING:
                     value = _MISSING if pending is _DELETE else pending
                 else:
-                    value = owner._key_get(self._values.target, raw, _MISSING)
+                    value = self._h.get(raw, _MISSING)
                     if value is not _MISSING:
                         value = self._load(value)
                 if value is _MISSING:
@@ -645,6 +662,13 @@ class _ItemsView(ItemsView[K, V]):
     _mapping: Store[K, V]
 
     def __iter__(self) -> Iterator[tuple[K, V]]:
+        store = self._mapping
+        if store._fast:
+            it = store._h.iter(None, True, None, True, False, True, store._str_keys)
+            return cast("Iterator[tuple[K, V]]", it)
+        return self._merged()
+
+    def _merged(self) -> Iterator[tuple[K, V]]:
         store = self._mapping
         for raw, value in store._scan(None, True, None, True, False, True):
             yield cast(K, store._out(raw)), cast(V, value)

@@ -11,7 +11,6 @@ use crate::args::{self, Given, NewDoc, Target};
 use crate::datum;
 use crate::error::{to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
-use crate::keyed;
 use crate::options;
 use crate::shared::{migrate_older, prepare, Checks, Local, Shared};
 use crate::source::{resolve, Origin, Place, Source};
@@ -136,28 +135,6 @@ impl Db {
         let id = args::doc_id(id)?;
         let doc = args::upsert_args(target, value)?;
         Ok(self.write_doc(py, &doc, Some(id))?.1)
-    }
-
-    /// Applies `(key, value)` writes to a keyed collection in one transaction of its own
-    /// (`value is tombstone` deletes the key); `raw` stores values as raw bytes.
-    #[pyo3(signature = (target, ops, raw, tombstone, /))]
-    fn _key_write(
-        &self,
-        py: Python<'_>,
-        target: &Bound<'_, PyAny>,
-        ops: &Bound<'_, PyAny>,
-        raw: bool,
-        tombstone: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let target = args::write_target(target)?;
-        let ops = keyed::ops(&target, ops, keyed::ValueMode::of(raw), tombstone)?;
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let shared = &*self.shared;
-        shared.write_with(py, |txn, local| {
-            keyed::apply(py, txn, local, shared, &target, &ops)
-        })
     }
 
     /// Removes document `id`; True if it existed.

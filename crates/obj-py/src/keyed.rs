@@ -6,14 +6,16 @@
 //! what was stored, by the same rules as every read (`stored.rs`).
 
 use crate::args::{self, NewDoc, Payload, Target};
+use crate::codec::DocType;
 use crate::datum;
+use crate::error::ObjError;
 use crate::error::{to_py, InvalidArgumentError};
 use crate::shared::{prepare, Checks, Local, Shared};
-use crate::source::{on_snap, Source};
+use crate::source::{on_snap, Origin, Place, Source};
 use crate::stored::{At, Decode, Ready};
-use obj_core::{CollectionKind, DocKind, Reader, WriteTxn};
+use obj_core::{CollectionKind, DocKind, Reader, WriteTxn, MAX_KEY_LEN};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple, PyType};
 use std::collections::VecDeque;
 use std::ops::Bound as Edge;
 
@@ -96,6 +98,8 @@ pub struct KeyIterator {
     batch: VecDeque<(Vec<u8>, Ready)>,
     limit: usize,
     more: bool,
+    /// Keys come out as `str`, decoded with this error handler (None: as `bytes`).
+    key_errors: Option<String>,
 }
 
 impl KeyIterator {
@@ -116,6 +120,7 @@ impl KeyIterator {
             batch: VecDeque::new(),
             limit: FIRST_BATCH,
             more: true,
+            key_errors: None,
         }
     }
 
@@ -184,7 +189,15 @@ impl KeyIterator {
             self.source = None;
             return Ok(None);
         };
-        let key = PyBytes::new(py, &key).into_any();
+        let key = match &self.key_errors {
+            None => PyBytes::new(py, &key).into_any(),
+            Some(errors) => match std::str::from_utf8(&key) {
+                Ok(s) => PyString::new(py, s).into_any(),
+                Err(_) => {
+                    PyBytes::new(py, &key).call_method1("decode", ("utf-8", errors.as_str()))?
+                }
+            },
+        };
         match &self.decode {
             None => Ok(Some(key)),
             Some(d) => Ok(Some(
@@ -219,28 +232,6 @@ pub(crate) struct KeyOp<'py> {
     doc: Option<NewDoc<'py>>,
 }
 
-/// The converted batch of `(key, value)` pairs (`value is tombstone` deletes the key).
-pub(crate) fn ops<'py>(
-    target: &Target<'py>,
-    pairs: &Bound<'py, PyAny>,
-    mode: ValueMode,
-    tombstone: &Bound<'py, PyAny>,
-) -> PyResult<Vec<KeyOp<'py>>> {
-    let mut out = Vec::new();
-    for pair in pairs.try_iter()? {
-        let pair = pair?;
-        let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair.extract()?;
-        let key = key_bytes(&key)?;
-        let doc = if value.is(tombstone) {
-            None
-        } else {
-            Some(new_doc(target, &value, mode)?)
-        };
-        out.push(KeyOp { key, doc });
-    }
-    Ok(out)
-}
-
 fn new_doc<'py>(
     target: &Target<'py>,
     value: &Bound<'py, PyAny>,
@@ -248,13 +239,24 @@ fn new_doc<'py>(
 ) -> PyResult<NewDoc<'py>> {
     let collection = target.collection().to_owned();
     match (target, mode) {
-        (_, ValueMode::Raw) => Ok(NewDoc {
-            collection,
-            kind: DocKind::Raw,
-            version: 0,
-            payload: Payload::Owned(args::with_value(value, <[u8]>::to_vec)?),
-            doctype: None,
-        }),
+        (_, ValueMode::Raw) => {
+            let bytes = args::with_value(value, <[u8]>::to_vec).map_err(|_| {
+                InvalidArgumentError::new_err(format!(
+                    "this store holds raw bytes (values=bytes); got a {} value",
+                    value
+                        .get_type()
+                        .name()
+                        .map_or_else(|_| "?".into(), |n| n.to_string())
+                ))
+            })?;
+            Ok(NewDoc {
+                collection,
+                kind: DocKind::Raw,
+                version: 0,
+                payload: Payload::Owned(bytes),
+                doctype: None,
+            })
+        }
         (Target::Typed(dt), ValueMode::Native) => {
             if !dt.get().is_instance(value)? {
                 return Err(InvalidArgumentError::new_err(format!(
@@ -309,4 +311,243 @@ pub(crate) fn apply(
         }
     }
     Ok(())
+}
+
+/// A store's binding to one keyed collection of one origin (a `Db` or a transaction):
+/// keys checked and encoded, values converted and written, reads and iteration, all
+/// without resolving the target or parsing options again on each call.
+#[pyclass(frozen, module = "obj._obj", name = "KeyedHandle")]
+pub struct KeyedHandle {
+    origin: Origin,
+    place: Place,
+    collection: String,
+    typed: Option<Py<DocType>>,
+    mode: ValueMode,
+    /// The exception class for a key of the wrong type (`obj.KeyTypeError`).
+    key_type_error: Py<PyType>,
+    /// The codec error handler for decoding keys to `str` (iteration with `keys="str"`).
+    key_errors: String,
+}
+
+impl KeyedHandle {
+    pub(crate) fn open(
+        origin: &Origin,
+        target: Target<'_>,
+        raw: bool,
+        key_type_error: Py<PyType>,
+        key_errors: String,
+    ) -> PyResult<Self> {
+        let (place, target) = origin.resolve(target)?;
+        let (collection, typed) = match target {
+            Target::Name(name) => (name, None),
+            Target::Typed(dt) => (dt.get().collection().to_owned(), Some(dt.unbind())),
+        };
+        Ok(KeyedHandle {
+            origin: origin.clone(),
+            place,
+            collection,
+            typed,
+            mode: ValueMode::of(raw),
+            key_type_error,
+            key_errors,
+        })
+    }
+
+    fn target<'py>(&self, py: Python<'py>) -> Target<'py> {
+        match &self.typed {
+            Some(dt) => Target::Typed(dt.bind(py).clone()),
+            None => Target::Name(self.collection.clone()),
+        }
+    }
+
+    fn decode(&self, py: Python<'_>) -> Decode {
+        match &self.typed {
+            Some(dt) => Decode::Typed(dt.clone_ref(py)),
+            None => Decode::ByName,
+        }
+    }
+
+    /// The stored bytes of a key: the one place a key's type and length are checked.
+    fn encode_key(&self, key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        let py = key.py();
+        let bytes = if let Ok(s) = key.cast::<PyString>() {
+            match s.to_cow() {
+                Ok(s) => s.as_bytes().to_vec(),
+                Err(_) => {
+                    return Err(InvalidArgumentError::new_err(format!(
+                        "key {} cannot be encoded as UTF-8 (it holds a lone surrogate); pass \
+                         key_errors='surrogateescape' to keep such keys",
+                        key.repr()?
+                    )))
+                }
+            }
+        } else if let Ok(b) = key.cast::<PyBytes>() {
+            b.as_bytes().to_vec()
+        } else if key.is_instance_of::<PyByteArray>() || key.is_instance_of::<PyMemoryView>() {
+            args::with_value(key, <[u8]>::to_vec)?
+        } else {
+            return Err(PyErr::from_type(
+                self.key_type_error.bind(py).clone(),
+                format!(
+                    "store keys are str or bytes-like (bytes, bytearray, memoryview); got {} {}",
+                    key.get_type().name()?,
+                    key.repr()?
+                ),
+            ));
+        };
+        if bytes.is_empty() || bytes.len() > MAX_KEY_LEN {
+            return Err(InvalidArgumentError::new_err(format!(
+                "key must be 1 to {MAX_KEY_LEN} bytes long; {} is {} bytes",
+                key.repr()?,
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    fn write(&self, py: Python<'_>, ops: &[KeyOp<'_>]) -> PyResult<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let target = self.target(py);
+        match &self.origin {
+            Origin::Db(shared) => {
+                args::check_writable(&self.collection)?;
+                let shared = &**shared;
+                shared.write_with(py, |txn, local| apply(py, txn, local, shared, &target, ops))
+            }
+            Origin::Write(state) => {
+                args::check_writable(&self.collection)?;
+                let shared = &*state.shared;
+                state.with(py, |live| {
+                    apply(py, &mut live.txn, &mut live.local, shared, &target, ops)
+                })
+            }
+            Origin::Read(_) => Err(ObjError::new_err(format!(
+                "store {:?} belongs to a read transaction, which cannot write; write through \
+                 db.store(...) or tx.store(...) in db.transaction()",
+                self.collection
+            ))),
+        }
+    }
+
+    fn op<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        value: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<KeyOp<'py>> {
+        let key = self.encode_key(key)?;
+        let doc = match value {
+            Some(v) => Some(new_doc(&self.target(py), v, self.mode)?),
+            None => None,
+        };
+        Ok(KeyOp { key, doc })
+    }
+}
+
+#[pymethods]
+impl KeyedHandle {
+    /// The stored bytes of `key` (checked: str or bytes-like, 1 to MAX_KEY_LEN bytes).
+    fn key<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.encode_key(key)?))
+    }
+
+    /// Stores `value` under `key` (one transaction on a `Db`, in the transaction otherwise).
+    fn set(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let op = self.op(py, key, Some(value))?;
+        self.write(py, std::slice::from_ref(&op))
+    }
+
+    /// Deletes `key`; True if it was there.
+    fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = self.encode_key(key)?;
+        let collection = self.collection.as_str();
+        match &self.origin {
+            Origin::Db(shared) => {
+                shared.write_alone(py, None, |txn| txn.delete_key(collection, &key))
+            }
+            Origin::Write(state) => state.with(py, |live| {
+                live.txn.delete_key(collection, &key).map_err(to_py)
+            }),
+            Origin::Read(_) => Err(ObjError::new_err(format!(
+                "store {collection:?} belongs to a read transaction, which cannot write"
+            ))),
+        }
+    }
+
+    /// `(key, value)` pairs (`value is tombstone` deletes) in one transaction.
+    fn write_many(
+        &self,
+        py: Python<'_>,
+        pairs: &Bound<'_, PyAny>,
+        tombstone: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let mut ops = Vec::new();
+        for pair in pairs.try_iter()? {
+            let pair = pair?;
+            let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+            let value = (!value.is(tombstone)).then_some(&value);
+            ops.push(self.op(py, &key, value)?);
+        }
+        self.write(py, &ops)
+    }
+
+    /// The value under `key`, or `default`.
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        default: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = self.encode_key(key)?;
+        let decode = self.decode(py);
+        let collection = self.collection.as_str();
+        let ready = self.origin.with(py, &self.place, |snap, checks| {
+            on_snap!(snap, |r| get(py, r, checks, collection, &decode, &key))
+        })?;
+        match ready {
+            Some(r) => decode.build(py, r),
+            None => Ok(default),
+        }
+    }
+
+    /// Documents in the collection (the engine's maintained count).
+    fn count(&self, py: Python<'_>) -> PyResult<u64> {
+        let collection = self.collection.as_str();
+        self.origin.with(py, &self.place, |snap, _| {
+            on_snap!(snap, |r| r.count(collection).map_err(to_py))
+        })
+    }
+
+    /// Lazy keys (or `(key, value)` pairs) between `lo` and `hi` (stored bytes, None =
+    /// open), in key order or reverse, over one snapshot; keys come as `str` (decoded with
+    /// the store's error handler) when `str_keys`, else as `bytes`.
+    #[pyo3(signature = (lo, lo_inclusive, hi, hi_inclusive, reverse, values, str_keys))]
+    #[allow(clippy::too_many_arguments)]
+    fn iter(
+        &self,
+        py: Python<'_>,
+        lo: Option<&Bound<'_, PyAny>>,
+        lo_inclusive: bool,
+        hi: Option<&Bound<'_, PyAny>>,
+        hi_inclusive: bool,
+        reverse: bool,
+        values: bool,
+        str_keys: bool,
+    ) -> PyResult<KeyIterator> {
+        let range = (edge(lo, lo_inclusive)?, edge(hi, hi_inclusive)?);
+        let source = self.origin.source(py, &self.place)?;
+        let decode = values.then(|| self.decode(py));
+        let mut it = KeyIterator::new(source, self.collection.clone(), decode, range, reverse);
+        if str_keys {
+            it.key_errors = Some(self.key_errors.clone());
+        }
+        Ok(it)
+    }
 }

@@ -49,6 +49,7 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<read_txn::ReadTransaction>()?;
     m.add_class::<iter::DocumentIterator>()?;
     m.add_class::<keyed::KeyIterator>()?;
+    m.add_class::<keyed::KeyedHandle>()?;
     m.add_class::<cursor::QueryCursor>()?;
     m.add_class::<codec::DocType>()?;
     m.add_function(wrap_pyfunction!(cursor::sort_key, m)?)?;

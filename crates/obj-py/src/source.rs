@@ -44,6 +44,7 @@ macro_rules! on_snap {
 pub(crate) use on_snap;
 
 /// Which database a resolved target is read from.
+#[derive(Clone)]
 pub(crate) enum Place {
     /// The database of the origin.
     Here,

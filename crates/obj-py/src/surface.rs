@@ -12,7 +12,7 @@ use crate::args::{self, Target};
 use crate::cursor::QueryCursor;
 use crate::error::to_py;
 use crate::iter::DocumentIterator;
-use crate::keyed::{self, KeyIterator};
+use crate::keyed::{self, KeyedHandle};
 use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
 use crate::source::{on_snap, Origin, Place};
 use crate::stored::Decode;
@@ -196,60 +196,22 @@ impl Reads {
         })
     }
 
-    /// The value under `key` (bytes) of a keyed collection, or `default`.
-    #[pyo3(signature = (target, key, default, /))]
-    fn _key_get<'py>(
+    /// A store's handle on the keyed collection of `target` (see `keyed.rs`).
+    #[pyo3(signature = (target, raw, key_type_error, key_errors, /))]
+    fn _key_handle(
         &self,
-        py: Python<'py>,
-        target: &Bound<'py, PyAny>,
-        key: &Bound<'py, PyAny>,
-        default: Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let (place, target) = self.origin.resolve(args::read_target(target)?)?;
-        let key = keyed::key_bytes(key)?;
-        let decode = Decode::of(&target);
-        let collection = target.collection();
-        let ready = self.origin.with(py, &place, |snap, checks| {
-            on_snap!(snap, |r| keyed::get(
-                py, r, checks, collection, &decode, &key
-            ))
-        })?;
-        match ready {
-            Some(r) => decode.build(py, r),
-            None => Ok(default),
-        }
-    }
-
-    /// Lazy keys (or `(key, value)` pairs when `values`) of a keyed collection between
-    /// `lo` and `hi` (bytes, None = open; `*_inclusive` say whether an end is included), in
-    /// key order or in reverse, over one snapshot.
-    #[pyo3(signature = (target, lo, lo_inclusive, hi, hi_inclusive, reverse, values, /))]
-    #[allow(clippy::too_many_arguments)]
-    fn _key_iter(
-        &self,
-        py: Python<'_>,
         target: &Bound<'_, PyAny>,
-        lo: Option<&Bound<'_, PyAny>>,
-        lo_inclusive: bool,
-        hi: Option<&Bound<'_, PyAny>>,
-        hi_inclusive: bool,
-        reverse: bool,
-        values: bool,
-    ) -> PyResult<KeyIterator> {
-        let (place, target) = self.origin.resolve(args::read_target(target)?)?;
-        let range = (
-            keyed::edge(lo, lo_inclusive)?,
-            keyed::edge(hi, hi_inclusive)?,
-        );
-        let source = self.origin.source(py, &place)?;
-        let decode = values.then(|| Decode::of(&target));
-        Ok(KeyIterator::new(
-            source,
-            target.collection().to_owned(),
-            decode,
-            range,
-            reverse,
-        ))
+        raw: bool,
+        key_type_error: Bound<'_, pyo3::types::PyType>,
+        key_errors: String,
+    ) -> PyResult<KeyedHandle> {
+        KeyedHandle::open(
+            &self.origin,
+            args::read_target(target)?,
+            raw,
+            key_type_error.unbind(),
+            key_errors,
+        )
     }
 
     /// Names of all collections of this database (not of attached ones), sorted.

@@ -12,7 +12,6 @@ use crate::args::{self, Given, NewDoc};
 use crate::datum;
 use crate::db::Db;
 use crate::error::to_py;
-use crate::keyed;
 use crate::shared::prepare;
 use crate::source::Origin;
 use crate::state::{write_ended, WriteState};
@@ -114,25 +113,6 @@ impl WriteTransaction {
         let id = args::doc_id(id)?;
         self.state.with(py, |live| {
             live.txn.delete(target.collection(), id).map_err(to_py)
-        })
-    }
-
-    /// Applies `(key, value)` writes to a keyed collection in this transaction (`value is
-    /// tombstone` deletes the key); `raw` stores values as raw bytes.
-    #[pyo3(signature = (target, ops, raw, tombstone, /))]
-    fn _key_write(
-        &self,
-        py: Python<'_>,
-        target: &Bound<'_, PyAny>,
-        ops: &Bound<'_, PyAny>,
-        raw: bool,
-        tombstone: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let target = args::write_target(target)?;
-        let ops = keyed::ops(&target, ops, keyed::ValueMode::of(raw), tombstone)?;
-        let shared = &*self.state.shared;
-        self.state.with(py, |live| {
-            keyed::apply(py, &mut live.txn, &mut live.local, shared, &target, &ops)
         })
     }
 
