@@ -10,7 +10,8 @@ use crate::codec::DocType;
 use crate::datum;
 use crate::error::ObjError;
 use crate::error::{to_py, InvalidArgumentError};
-use crate::shared::{prepare, Checks, Local, Shared};
+use crate::reads;
+use crate::shared::{prepare, Local, Shared};
 use crate::source::{on_snap, Origin, Place, Source};
 use crate::stored::{At, Decode, Ready};
 use obj_core::{CollectionKind, DocKind, Reader, WriteTxn, MAX_KEY_LEN};
@@ -41,28 +42,6 @@ pub(crate) fn kind_name<R: Reader>(r: &R, collection: &str) -> PyResult<Option<&
         CollectionKind::Keyed => "keyed",
         _ => "id",
     }))
-}
-
-/// The document under `key`, checked and ready to build.
-pub(crate) fn get<R: Reader>(
-    py: Python<'_>,
-    r: &R,
-    checks: &mut Checks<'_>,
-    collection: &str,
-    decode: &Decode,
-    key: &[u8],
-) -> PyResult<Option<Ready>> {
-    match r.get_key(collection, key).map_err(to_py)? {
-        Some(value) => Ok(Some(decode.ready(
-            py,
-            r,
-            checks,
-            collection,
-            At::Key(key),
-            value,
-        )?)),
-        None => Ok(None),
-    }
 }
 
 /// One end of a key range from Python: the key (None = open) and whether it is included.
@@ -509,7 +488,14 @@ impl KeyedHandle {
         let decode = self.decode(py);
         let collection = self.collection.as_str();
         let ready = self.origin.with(py, &self.place, |snap, checks| {
-            on_snap!(snap, |r| get(py, r, checks, collection, &decode, &key))
+            on_snap!(snap, |r| reads::get(
+                py,
+                r,
+                checks,
+                collection,
+                &decode,
+                At::Key(&key)
+            ))
         })?;
         match ready {
             Some(r) => decode.build(py, r),

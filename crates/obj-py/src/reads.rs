@@ -12,26 +12,24 @@ use obj_core::query::{self, Access, Expr, Plan, SortOrder};
 use obj_core::Reader;
 use pyo3::prelude::*;
 
-/// The document `id`, checked and ready to build.
+/// The document at `at` (an id, or a key of a keyed collection), checked and ready to
+/// build; None when there is none.
 pub(crate) fn get<R: Reader>(
     py: Python<'_>,
     r: &R,
     checks: &mut Checks<'_>,
     collection: &str,
     decode: &Decode,
-    id: u64,
+    at: At<'_>,
 ) -> PyResult<Option<Ready>> {
-    match r.get(collection, id).map_err(to_py)? {
-        Some(value) => Ok(Some(decode.ready(
-            py,
-            r,
-            checks,
-            collection,
-            At::Id(id),
-            value,
-        )?)),
-        None => Ok(None),
+    let value = match at {
+        At::Id(id) => r.get(collection, id),
+        At::Key(key) => r.get_key(collection, key),
     }
+    .map_err(to_py)?;
+    value
+        .map(|v| decode.ready(py, r, checks, collection, at, v))
+        .transpose()
 }
 
 /// An engine error about `index`, with a hint when the class declares that index but the
@@ -91,7 +89,7 @@ impl UniqueLookup {
             .find_unique(collection, &self.index, &self.values)
             .map_err(|e| index_error(py, e, target, &self.index))?;
         match id {
-            Some(id) => get(py, r, checks, collection, decode, id),
+            Some(id) => get(py, r, checks, collection, decode, At::Id(id)),
             None => Ok(None),
         }
     }

@@ -15,7 +15,7 @@ use crate::iter::DocumentIterator;
 use crate::keyed::{self, KeyedHandle};
 use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
 use crate::source::{on_snap, Origin, Place};
-use crate::stored::Decode;
+use crate::stored::{At, Decode};
 use obj_core::Reader;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -68,7 +68,14 @@ impl Reads {
         let decode = Decode::of(&target);
         let collection = target.collection();
         let ready = self.origin.with(py, &place, |snap, checks| {
-            on_snap!(snap, |r| reads::get(py, r, checks, collection, &decode, id))
+            on_snap!(snap, |r| reads::get(
+                py,
+                r,
+                checks,
+                collection,
+                &decode,
+                At::Id(id)
+            ))
         })?;
         ready.map(|r| decode.build(py, r)).transpose()
     }
