@@ -85,10 +85,7 @@ impl Db {
     /// A new, empty database that lives in memory only: the same engine and semantics, and
     /// nothing touches the disk. It disappears when the handle is dropped.
     pub fn memory(opts: Options) -> Result<Db> {
-        let opts = Options {
-            read_only: false,
-            ..opts
-        };
+        let opts = opts.read_only(false);
         Self::open_with_backends(
             Box::new(MemoryBackend::new()),
             Box::new(MemoryBackend::new()),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// When commits reach the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Durability {
     /// fsync the WAL on every commit: an acknowledged commit survives power loss.
     #[default]
@@ -17,7 +18,31 @@ pub enum Durability {
     None,
 }
 
-/// Options for [`crate::Db::open`].
+impl Durability {
+    /// Every level, strongest first.
+    pub const ALL: [Durability; 3] = [
+        Durability::Immediate,
+        Durability::Eventual,
+        Durability::None,
+    ];
+
+    /// The level's name: "immediate", "eventual" or "none".
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Immediate => "immediate",
+            Durability::Eventual => "eventual",
+            Durability::None => "none",
+        }
+    }
+
+    /// The level named `name` (see [`Durability::name`]).
+    pub fn from_name(name: &str) -> Option<Durability> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// Options for [`crate::Db::open`]. Build them from [`Options::default`] with the setters
+/// below (or by assigning the public fields).
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Open for reading only: no writes, no WAL created, shared file lock.
@@ -51,5 +76,66 @@ impl Default for Options {
             checkpoint_frames: 1000,
             compression: false,
         }
+    }
+}
+
+/// Builder-style setters, so options are written as
+/// `Options::default().cache_size(8 << 20).durability(Durability::Eventual)` (the struct is
+/// `#[non_exhaustive]`: later versions may add options without breaking callers).
+impl Options {
+    /// Sets [`Options::read_only`].
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Sets [`Options::page_size`].
+    #[must_use]
+    pub fn page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Sets [`Options::busy_timeout`].
+    #[must_use]
+    pub fn busy_timeout(mut self, busy_timeout: Duration) -> Self {
+        self.busy_timeout = busy_timeout;
+        self
+    }
+
+    /// Sets [`Options::durability`].
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets [`Options::encryption_key`].
+    #[must_use]
+    pub fn encryption_key(mut self, encryption_key: Option<crate::cipher::EncryptionKey>) -> Self {
+        self.encryption_key = encryption_key;
+        self
+    }
+
+    /// Sets [`Options::cache_size`].
+    #[must_use]
+    pub fn cache_size(mut self, cache_size: usize) -> Self {
+        self.cache_size = cache_size;
+        self
+    }
+
+    /// Sets [`Options::checkpoint_frames`].
+    #[must_use]
+    pub fn checkpoint_frames(mut self, checkpoint_frames: u64) -> Self {
+        self.checkpoint_frames = checkpoint_frames;
+        self
+    }
+
+    /// Sets [`Options::compression`].
+    #[must_use]
+    pub fn compression(mut self, compression: bool) -> Self {
+        self.compression = compression;
+        self
     }
 }

@@ -118,10 +118,7 @@ fn readers_keep_their_snapshot() {
 #[test]
 fn second_writer_waits_then_gets_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        busy_timeout: Duration::from_millis(100),
-        ..Options::default()
-    };
+    let opts = Options::default().busy_timeout(Duration::from_millis(100));
     let db = Db::open(dir.path().join("b.obj"), opts).unwrap();
     let tx = db.begin_write().unwrap();
     let start = std::time::Instant::now();
@@ -136,10 +133,7 @@ fn second_open_of_the_same_file_is_busy_until_closed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.obj");
     let db = open(&path);
-    let opts = Options {
-        busy_timeout: Duration::from_millis(50),
-        ..Options::default()
-    };
+    let opts = Options::default().busy_timeout(Duration::from_millis(50));
     assert!(matches!(Db::open(&path, opts.clone()), Err(Error::Busy(_))));
     db.close().unwrap();
     db.close().unwrap();
@@ -151,10 +145,7 @@ fn second_open_of_the_same_file_is_busy_until_closed() {
 fn read_only_handles_refuse_writes_and_missing_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ro.obj");
-    let ro = Options {
-        read_only: true,
-        ..Options::default()
-    };
+    let ro = Options::default().read_only(true);
     assert!(matches!(
         Db::open(&path, ro.clone()),
         Err(Error::NotFound(_))
@@ -190,10 +181,7 @@ fn bad_arguments_are_invalid_argument() {
         tx.insert(&"n".repeat(300), b"x"),
         Err(Error::InvalidArgument(_))
     ));
-    let bad = Options {
-        page_size: 1000,
-        ..Options::default()
-    };
+    let bad = Options::default().page_size(1000);
     assert!(matches!(
         Db::open(dir.path().join("y.obj"), bad),
         Err(Error::InvalidArgument(_))
@@ -209,11 +197,9 @@ fn values_from_empty_to_16_mib_and_page_sizes() {
         {
             let db = Db::open(
                 &path,
-                Options {
-                    page_size,
-                    durability: Durability::None,
-                    ..Options::default()
-                },
+                Options::default()
+                    .page_size(page_size)
+                    .durability(Durability::None),
             )
             .unwrap();
             let mut tx = db.begin_write().unwrap();
@@ -238,14 +224,7 @@ fn values_from_empty_to_16_mib_and_page_sizes() {
 fn freed_space_is_reused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.obj");
-    let db = Db::open(
-        &path,
-        Options {
-            durability: Durability::None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let db = Db::open(&path, Options::default().durability(Durability::None)).unwrap();
     let fill = |db: &Db| {
         let mut tx = db.begin_write().unwrap();
         for i in 0..100_000u64 {
@@ -399,14 +378,7 @@ fn compaction_gives_space_back_and_keeps_every_document() {
     use obj_core::{DocKind, IndexKind, IndexSpec};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.obj");
-    let db = Db::open(
-        &path,
-        Options {
-            durability: Durability::None,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let db = Db::open(&path, Options::default().durability(Durability::None)).unwrap();
     let mut tx = db.begin_write().unwrap();
     let spec = IndexSpec {
         name: "k".into(),
@@ -493,14 +465,7 @@ fn hot_backup_is_a_consistent_copy_while_writers_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.obj");
     let db = std::sync::Arc::new(
-        Db::open(
-            &path,
-            Options {
-                durability: Durability::None,
-                ..Options::default()
-            },
-        )
-        .unwrap(),
+        Db::open(&path, Options::default().durability(Durability::None)).unwrap(),
     );
     // 50 accounts holding 100 each; the writer moves amounts between them.
     let mut tx = db.begin_write().unwrap();
@@ -596,14 +561,7 @@ fn compression_is_recorded_in_the_file_and_transparent_to_readers() {
         .flat_map(|i| format!("field{} ", i % 17).into_bytes())
         .collect();
     for (path, compression) in [(&plain_path, false), (&lz_path, true)] {
-        let db = Db::open(
-            path,
-            Options {
-                compression,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let db = Db::open(path, Options::default().compression(compression)).unwrap();
         let mut tx = db.begin_write().unwrap();
         for _ in 0..200 {
             tx.insert("docs", &doc).unwrap();
@@ -672,10 +630,7 @@ fn encrypted_databases_need_the_right_key_and_detect_tampering() {
         let path = dir
             .path()
             .join(format!("{}.obj", matches!(key, EncryptionKey::Raw(_))));
-        let with = |key: Option<EncryptionKey>| Options {
-            encryption_key: key,
-            ..Options::default()
-        };
+        let with = |key: Option<EncryptionKey>| Options::default().encryption_key(key);
         {
             let db = Db::open(&path, with(Some(key.clone()))).unwrap();
             let mut tx = db.begin_write().unwrap();
@@ -753,17 +708,11 @@ fn encrypted_databases_need_the_right_key_and_detect_tampering() {
     // A key for a file that is not encrypted.
     let plain = dir.path().join("plain.obj");
     open(&plain).close().unwrap();
-    let opts = Options {
-        encryption_key: Some(EncryptionKey::Raw([1; 32])),
-        ..Options::default()
-    };
+    let opts = Options::default().encryption_key(Some(EncryptionKey::Raw([1; 32])));
     assert!(matches!(Db::open(&plain, opts), Err(Error::Encryption(_))));
     assert!(!format!(
         "{:?}",
-        Options {
-            encryption_key: Some(EncryptionKey::Passphrase("pw123".into())),
-            ..Options::default()
-        }
+        Options::default().encryption_key(Some(EncryptionKey::Passphrase("pw123".into())))
     )
     .contains("pw123"));
 }

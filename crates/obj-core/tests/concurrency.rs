@@ -123,14 +123,12 @@ fn many_readers_see_exact_snapshots_during_writes_checkpoints_and_compactions() 
     let db = Arc::new(
         Db::open(
             &path,
-            Options {
-                durability: Durability::Eventual,
-                checkpoint_frames: 300,
+            Options::default()
+                .durability(Durability::Eventual)
+                .checkpoint_frames(300)
                 // Small, so readers, the writer and checkpoints evict each other's pages.
-                cache_size: 512 << 10,
-                busy_timeout: Duration::from_secs(30),
-                ..Options::default()
-            },
+                .cache_size(512 << 10)
+                .busy_timeout(Duration::from_secs(30)),
         )
         .unwrap(),
     );

@@ -69,11 +69,9 @@ fn child_writer() {
     let explicit = std::env::var(CHILD_EXPLICIT_CKPT_ENV).is_ok();
     let db = Db::open(
         &path,
-        Options {
-            durability,
-            checkpoint_frames: frames,
-            ..Options::default()
-        },
+        Options::default()
+            .durability(durability)
+            .checkpoint_frames(frames),
     )
     .expect("child: open");
     let start = match db.begin_read().unwrap().get("a", 1).unwrap() {
@@ -107,14 +105,8 @@ fn child_writer() {
 
 /// Checks the recovered database; returns the last committed counter.
 fn verify(path: &Path, read_only: bool, ctx: &str) -> u64 {
-    let db = Db::open(
-        path,
-        Options {
-            read_only,
-            ..Options::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{ctx}: reopen after the kill failed: {e:?}"));
+    let db = Db::open(path, Options::default().read_only(read_only))
+        .unwrap_or_else(|e| panic!("{ctx}: reopen after the kill failed: {e:?}"));
     let rx = db.begin_read().unwrap();
     let last = match rx
         .get("a", 1)

@@ -47,15 +47,13 @@ impl Scenario {
 }
 
 fn options(page_size: usize, read_only: bool) -> Options {
-    Options {
-        read_only,
-        page_size: page_size as u32,
-        durability: Durability::None,
-        checkpoint_frames: u64::MAX,
+    Options::default()
+        .read_only(read_only)
+        .page_size(page_size as u32)
+        .durability(Durability::None)
+        .checkpoint_frames(u64::MAX)
         // Small, so reads really go to the (damaged) bytes rather than a warm cache.
-        cache_size: 0,
-        ..Options::default()
-    }
+        .cache_size(0)
 }
 
 /// Builds a database with `commits` random commits over three collections; checkpoints after
@@ -92,10 +90,7 @@ fn build_with(
     let db = Db::open_with_backends(
         Box::new(main.clone()),
         Box::new(wal.clone()),
-        Options {
-            durability,
-            ..options(page_size, false)
-        },
+        options(page_size, false).durability(durability),
     )
     .unwrap();
     let mut model = State::new();
@@ -730,10 +725,7 @@ fn random_bit_flips_in_a_log_of_synced_commits() {
 #[test]
 fn eventual_durability_proves_damage_only_before_a_sync() {
     let (main, wal) = (SharedMem::new(), SharedMem::new());
-    let opts = Options {
-        durability: Durability::Eventual,
-        ..options(4096, false)
-    };
+    let opts = options(4096, false).durability(Durability::Eventual);
     let mut ends = Vec::new();
     for round in 0..2u8 {
         let db =
@@ -774,10 +766,7 @@ fn eventual_durability_proves_damage_only_before_a_sync() {
 #[test]
 fn damage_behind_a_partial_checkpoint_never_mixes_states() {
     let (main, wal) = (SharedMem::new(), SharedMem::new());
-    let opts = Options {
-        durability: Durability::Immediate,
-        ..options(4096, false)
-    };
+    let opts = options(4096, false).durability(Durability::Immediate);
     let db = Db::open_with_backends(Box::new(main.clone()), Box::new(wal.clone()), opts).unwrap();
     let mut ends = Vec::new();
     let mut reader = None;
@@ -1018,15 +1007,10 @@ fn truncated_main_file() {
 fn foreign_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng::new(seed() ^ 0xF);
-    let ro = Options {
-        read_only: true,
-        busy_timeout: Duration::from_millis(100),
-        ..Options::default()
-    };
-    let rw = Options {
-        busy_timeout: Duration::from_millis(100),
-        ..Options::default()
-    };
+    let ro = Options::default()
+        .read_only(true)
+        .busy_timeout(Duration::from_millis(100));
+    let rw = Options::default().busy_timeout(Duration::from_millis(100));
     let mut files: Vec<(String, Vec<u8>)> = vec![
         (
             "text".into(),
@@ -1101,14 +1085,7 @@ fn foreign_files_are_refused() {
     let big = dir.path().join("big.obj");
     let small = dir.path().join("small.obj");
     for (p, size) in [(&big, 8192u32), (&small, 4096)] {
-        let db = Db::open(
-            p,
-            Options {
-                page_size: size,
-                ..rw.clone()
-            },
-        )
-        .unwrap();
+        let db = Db::open(p, rw.clone().page_size(size)).unwrap();
         let mut tx = db.begin_write().unwrap();
         tx.insert("c", b"x").unwrap();
         tx.commit().unwrap();

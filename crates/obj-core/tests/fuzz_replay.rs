@@ -359,11 +359,9 @@ fn write_seed_corpus() {
         let db = Db::open_with_backends(
             Box::new(main.clone()),
             Box::new(wal.clone()),
-            Options {
-                durability: Durability::None,
-                checkpoint_frames: u64::MAX,
-                ..Options::default()
-            },
+            Options::default()
+                .durability(Durability::None)
+                .checkpoint_frames(u64::MAX),
         )
         .unwrap();
         for (i, docs) in commits.iter().enumerate() {

@@ -142,10 +142,7 @@ fn scan_all<R: Reader>(r: &R, spec: &IndexSpec, lo: &[Datum], hi: &[Datum]) -> V
 fn indexes_match_a_model_through_writes_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("idx.obj");
-    let opts = Options {
-        durability: Durability::None,
-        ..Options::default()
-    };
+    let opts = Options::default().durability(Durability::None);
     let mut r = Rng(0xDEC0DE);
     let mut model: BTreeMap<u64, Datum> = BTreeMap::new();
     for round in 0..4 {
@@ -320,11 +317,7 @@ fn adding_an_index_builds_it_from_existing_documents() {
 /// Messages write values as Python does, not as Rust's debug format.
 #[test]
 fn index_messages_write_values_as_python_does() {
-    let db = Db::memory(Options {
-        durability: Durability::None,
-        ..Options::default()
-    })
-    .unwrap();
+    let db = Db::memory(Options::default().durability(Durability::None)).unwrap();
     let mut tx = db.begin_write().unwrap();
     let bad = IndexSpec {
         name: "ab".into(),

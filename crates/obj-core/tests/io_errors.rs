@@ -11,10 +11,7 @@ const EISDIR: i32 = 21;
 const ENOSPC: i32 = 28;
 
 fn opts() -> Options {
-    Options {
-        checkpoint_frames: 4,
-        ..Options::default()
-    }
+    Options::default().checkpoint_frames(4)
 }
 
 /// A new database on two shared simulated disks, with `n` documents in collection "c".
@@ -126,14 +123,7 @@ fn file_errors_name_the_file_and_the_os_error() {
     std::fs::write(&file, b"x").unwrap();
     let inside = file.join("app.obj");
     for read_only in [false, true] {
-        let e = Db::open(
-            &inside,
-            Options {
-                read_only,
-                ..Options::default()
-            },
-        )
-        .unwrap_err();
+        let e = Db::open(&inside, Options::default().read_only(read_only)).unwrap_err();
         assert_eq!(e.os_error(), Some(ENOTDIR), "{e}");
         assert_eq!(e.io_path(), Some(inside.as_path()));
         let msg = e.to_string();
@@ -155,14 +145,7 @@ fn a_missing_directory_is_not_reported_as_a_missing_database() {
     let missing = dir.path().join("no-such-dir");
     let path = missing.join("app.obj");
     for read_only in [false, true] {
-        let e = Db::open(
-            &path,
-            Options {
-                read_only,
-                ..Options::default()
-            },
-        )
-        .unwrap_err();
+        let e = Db::open(&path, Options::default().read_only(read_only)).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, Error::NotFound(_)), "{e:?}");
         assert!(
@@ -172,14 +155,7 @@ fn a_missing_directory_is_not_reported_as_a_missing_database() {
     }
     // The directory exists, the file does not: a missing database.
     let path = dir.path().join("app.obj");
-    let e = Db::open(
-        &path,
-        Options {
-            read_only: true,
-            ..Options::default()
-        },
-    )
-    .unwrap_err();
+    let e = Db::open(&path, Options::default().read_only(true)).unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e:?}");
     assert!(
         e.to_string()

@@ -423,10 +423,7 @@ fn secondary_indexes_refer_to_the_keys() {
 fn keyed_collections_survive_checkpoint_compaction_backup_encryption_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("enc.obj");
-    let opts = Options {
-        encryption_key: Some(EncryptionKey::Passphrase("k".into())),
-        ..Options::default()
-    };
+    let opts = Options::default().encryption_key(Some(EncryptionKey::Passphrase("k".into())));
     let db = Db::open(&path, opts.clone()).unwrap();
     let mut tx = db.begin_write().unwrap();
     for i in 0..2000u32 {

@@ -135,13 +135,11 @@ fn child_writer() {
         say(format!("\nOBJ-WAIT {w} {turn}"));
         let db = Db::open(
             &path,
-            Options {
-                durability,
-                busy_timeout: Duration::from_secs(60),
+            Options::default()
+                .durability(durability)
+                .busy_timeout(Duration::from_secs(60))
                 // Small: some turns end with an automatic checkpoint.
-                checkpoint_frames: 24,
-                ..Options::default()
-            },
+                .checkpoint_frames(24),
         )
         .expect("child: open");
         // What the predecessors left must be whole, whatever happened to them.

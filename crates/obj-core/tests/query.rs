@@ -152,10 +152,7 @@ fn engine_filters_agree_with_full_decoding_for_every_plan() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(
         dir.path().join("q.obj"),
-        Options {
-            durability: Durability::None,
-            ..Options::default()
-        },
+        Options::default().durability(Durability::None),
     )
     .unwrap();
     let mut r = Rng(3);
@@ -279,11 +276,7 @@ fn run_keyed<R: Reader>(r: &R, coll: &str, plan: &Plan) -> Vec<(u64, Option<Vec<
 /// and descending as the exact reverse.
 #[test]
 fn sorted_plans_agree_with_and_without_an_index_both_ways() {
-    let db = Db::memory(Options {
-        durability: Durability::None,
-        ..Options::default()
-    })
-    .unwrap();
+    let db = Db::memory(Options::default().durability(Durability::None)).unwrap();
     let values = [
         Datum::Float(0.5),
         Datum::Bool(true),

@@ -96,13 +96,11 @@ fn readers_see_consistent_snapshots_during_writes_and_checkpoints() {
     let path = dir.path().join("threads.obj");
     let db = setup(
         &path,
-        Options {
-            durability: Durability::Eventual,
-            checkpoint_frames: 200,
+        Options::default()
+            .durability(Durability::Eventual)
+            .checkpoint_frames(200)
             // Small: readers and the checkpointer fight over evictions.
-            cache_size: 256 << 10,
-            ..Options::default()
-        },
+            .cache_size(256 << 10),
     );
     let stop = Arc::new(AtomicBool::new(false));
     let commits = Arc::new(AtomicU64::new(0));
@@ -248,12 +246,10 @@ fn concurrent_writers_lose_no_update() {
     let db = Arc::new(
         Db::open(
             dir.path().join("writers.obj"),
-            Options {
-                durability: Durability::None,
-                checkpoint_frames: 50,
-                busy_timeout: Duration::from_secs(30),
-                ..Options::default()
-            },
+            Options::default()
+                .durability(Durability::None)
+                .checkpoint_frames(50)
+                .busy_timeout(Duration::from_secs(30)),
         )
         .unwrap(),
     );

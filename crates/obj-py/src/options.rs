@@ -91,7 +91,7 @@ fn seconds(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
 /// The durability `durability=` or `sync=` (its SQLite-style synonym) asks for; giving
 /// both is fine only when they agree.
 fn durability(durability: &Bound<'_, PyAny>, sync: &Bound<'_, PyAny>) -> PyResult<Durability> {
-    let default = durability_name(Options::default().durability);
+    let default = Options::default().durability.name();
     let text = |obj: &Bound<'_, PyAny>| {
         obj.cast::<PyString>()
             .ok()
@@ -166,24 +166,23 @@ impl Given<'_, '_> {
                 type_name(self.read_only)
             )));
         };
-        Ok(Options {
-            read_only: read_only.is_true(),
-            busy_timeout: seconds("busy_timeout", self.busy_timeout)?,
-            durability,
-            compression,
-            page_size: int_option("page_size", self.page_size, 1, u32::MAX.into())? as u32,
-            cache_size: int_option("cache_size", self.cache_size, 0, usize::MAX as u64)? as usize,
-            checkpoint_frames: int_option(
+        Ok(Options::default()
+            .read_only(read_only.is_true())
+            .busy_timeout(seconds("busy_timeout", self.busy_timeout)?)
+            .durability(durability)
+            .compression(compression)
+            .page_size(int_option("page_size", self.page_size, 1, u32::MAX.into())? as u32)
+            .cache_size(int_option("cache_size", self.cache_size, 0, usize::MAX as u64)? as usize)
+            .checkpoint_frames(int_option(
                 "checkpoint_frames",
                 self.checkpoint_frames,
                 1,
                 u64::MAX,
-            )?,
-            encryption_key: if self.encryption_key.is_none() {
+            )?)
+            .encryption_key(if self.encryption_key.is_none() {
                 None
             } else {
                 Some(args::encryption_key(self.encryption_key)?)
-            },
-        })
+            }))
     }
 }

@@ -900,11 +900,11 @@ fn check_db(
     out: &mut Outcome,
 ) {
     let problems = &mut out.problems;
-    let db = match Db::memory(Options {
-        durability: Durability::None,
-        cache_size: 1 << 20,
-        ..Options::default()
-    }) {
+    let db = match Db::memory(
+        Options::default()
+            .durability(Durability::None)
+            .cache_size(1 << 20),
+    ) {
         Ok(db) => db,
         Err(e) => return problems.push(format!("Db::memory failed: {e:?}")),
     };

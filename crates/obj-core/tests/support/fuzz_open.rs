@@ -147,12 +147,8 @@ pub fn open_db(data: &[u8]) -> Outcome {
     if resealed {
         reseal(&mut main, &mut wal);
     }
-    let opts = Options {
-        read_only: true,
-        // A small cache so eviction paths run too.
-        cache_size: 64 << 10,
-        ..Options::default()
-    };
+    // A small cache so eviction paths run too.
+    let opts = Options::default().read_only(true).cache_size(64 << 10);
     let db = match Db::open_with_backends(
         Box::new(MemoryBackend::with_contents(main)),
         Box::new(MemoryBackend::with_contents(wal)),
