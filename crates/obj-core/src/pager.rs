@@ -1,17 +1,50 @@
-//! Pages: the shared cache of main-file pages and the committed page versions that still
-//! live in the WAL.
+//! Pages: one bounded cache of verified page images, and the index of the committed page
+//! versions that still live in the WAL.
 //!
 //! A reader at snapshot `S` sees, for page `p`, the newest version of `p` committed at or
 //! before `S` if the WAL still holds one, and the main file's copy otherwise. Checkpoint only
 //! copies versions that every live reader already sees (see `docs/format.md`, invariant 4),
 //! so a main-file page a reader may still need is never overwritten under it.
+//!
+//! # Versions live in the log, not in memory
+//!
+//! The pager keeps no page image of its own beyond the cache. What it keeps per committed
+//! version is where the version lies in the WAL: the [`Versions`] index maps a page number
+//! to the frames holding its versions (oldest first), and a commit number to the frames it
+//! covers, much as SQLite's wal-index does. A version is read from the log on demand
+//! (a positioned read of the WAL backend, which the pager shares with the [`Wal`]), decoded
+//! and verified like a main-file page, and kept in the cache. So memory is the cache's
+//! `cache_size` bytes plus the index (4 bytes per frame and per commit, about 20 per
+//! distinct page), whatever the log's length — also while a long-lived reader keeps a
+//! checkpoint from resetting the log. The bytes on disk are exactly those of the earlier
+//! design, which kept every version in memory: only where versions are kept changed.
+//!
+//! The cache holds both kinds of image under one budget: main-file pages under their page
+//! number, WAL versions under `FRAME_KEY | frame index`. A commit puts the images it has just
+//! written in the cache (fresh commits are read without touching the disk); a checkpoint
+//! puts each copied page in under its page number (replacing the main file's old image);
+//! resetting the log drops every frame entry, since frame numbers start over.
+//!
+//! # Why a read never sees a frame reused under it
+//!
+//! Frames are only ever overwritten after a reset of the log, and a reset follows
+//! [`Pager::clear_versions`], which takes the index's write lock. A reader holds the index's
+//! read lock from looking a frame up until it has read it and put it in the cache. So a
+//! frame found in the index cannot be reset, truncated or overwritten while it is being
+//! read, and no frame entry of an old generation can enter the cache after the reset purged
+//! them. (The writer, which resets and appends, holds the writer lock over both; the lock
+//! order is writer → WAL → index.)
+//!
+//! [`Wal`]: crate::wal::Wal
 
 use crate::backend::StorageBackend;
 use crate::cipher::PageCipher;
 use crate::error::{Error, Result};
 use crate::format;
+use crate::wal;
 use parking_lot::{Mutex, RwLock};
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
@@ -38,7 +71,7 @@ impl Hasher for PageHasher {
 
 pub type PageMap<V> = HashMap<u64, V, BuildHasherDefault<PageHasher>>;
 
-/// An immutable page image shared between the cache, the WAL versions and readers.
+/// An immutable page image shared between the cache, writers and readers.
 pub type PageBuf = Arc<Vec<u8>>;
 
 /// Checks a page's structure after its checksum passed; supplied by the B-tree layer so
@@ -47,7 +80,15 @@ pub type PageValidator = fn(u64, &[u8]) -> Result<()>;
 
 const CACHE_SHARDS: usize = 16;
 
-/// Bounded, sharded cache of verified main-file pages.
+/// Cache keys of WAL versions: the frame index with the top bit set. Main-file page numbers
+/// never have it (a page's byte offset must fit in 64 bits).
+const FRAME_KEY: u64 = 1 << 63;
+
+fn frame_key(frame: u32) -> u64 {
+    FRAME_KEY | u64::from(frame)
+}
+
+/// Bounded, sharded cache of verified pages: main-file pages and WAL versions.
 struct PageCache {
     shards: Vec<Mutex<PageMap<PageBuf>>>,
     per_shard: usize,
@@ -64,32 +105,113 @@ impl PageCache {
         }
     }
 
-    fn shard(&self, no: u64) -> &Mutex<PageMap<PageBuf>> {
-        &self.shards[(no as usize) % CACHE_SHARDS]
+    fn shard(&self, key: u64) -> &Mutex<PageMap<PageBuf>> {
+        &self.shards[(key as usize) % CACHE_SHARDS]
     }
 
-    fn get(&self, no: u64) -> Option<PageBuf> {
-        self.shard(no).lock().get(&no).cloned()
+    fn get(&self, key: u64) -> Option<PageBuf> {
+        self.shard(key).lock().get(&key).cloned()
     }
 
-    fn insert(&self, no: u64, page: PageBuf) {
-        let mut shard = self.shard(no).lock();
-        if shard.len() >= self.per_shard && !shard.contains_key(&no) {
+    fn insert(&self, key: u64, page: PageBuf) {
+        let mut shard = self.shard(key).lock();
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             // Evict an arbitrary entry; hash order is effectively random.
             if let Some(&victim) = shard.keys().next() {
                 shard.remove(&victim);
             }
         }
-        shard.insert(no, page);
+        shard.insert(key, page);
+    }
+
+    /// Drops every WAL version (the log was reset: frame numbers start over).
+    fn purge_frames(&self) {
+        for shard in &self.shards {
+            shard.lock().retain(|key, _| key & FRAME_KEY == 0);
+        }
     }
 }
 
-/// Committed page versions not yet reset out of the WAL, oldest first per page.
+/// Where one page's versions lie in the WAL.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// One version, in this frame.
+    One(u32),
+    /// Several: `Versions::lists[i]` holds their frames, oldest first.
+    Many(u32),
+}
+
+/// The committed page versions in the WAL: for each page the frames holding its versions,
+/// and for each commit the frames it covers. Frames are numbered from 0 after each reset and
+/// appended in commit order, so "the newest version of `p` at or before commit `S`" is the
+/// last frame of `p` below the end of commit `S`.
 #[derive(Default)]
 struct Versions {
-    pages: PageMap<Vec<(u64, PageBuf)>>,
+    /// The log holds commits `base + 1 ..= base + ends.len()`.
+    base: u64,
+    /// `ends[k]`: one past the last frame of commit `base + 1 + k`.
+    ends: Vec<u32>,
+    pages: PageMap<Slot>,
+    lists: Vec<Vec<u32>>,
     /// Versions at or below this commit have been copied into the main file.
     backfilled: u64,
+}
+
+impl Versions {
+    /// One past the last frame of the newest commit at or before `seq`.
+    fn limit(&self, seq: u64) -> u32 {
+        let commits = seq.saturating_sub(self.base).min(self.ends.len() as u64) as usize;
+        commits.checked_sub(1).map_or(0, |k| self.ends[k])
+    }
+
+    /// The frame of the newest version of page `no` below frame `limit`.
+    fn newest(&self, no: u64, limit: u32) -> Option<u32> {
+        match *self.pages.get(&no)? {
+            Slot::One(frame) => (frame < limit).then_some(frame),
+            Slot::Many(i) => {
+                let list = &self.lists[i as usize];
+                let below = list.partition_point(|&frame| frame < limit);
+                below.checked_sub(1).map(|k| list[k])
+            }
+        }
+    }
+
+    /// Records commit `seq`, whose versions of `pages` lie in frames `first ..`.
+    fn push_commit(&mut self, seq: u64, first: u32, pages: impl Iterator<Item = u64>) {
+        if self.ends.is_empty() {
+            self.base = seq - 1;
+        }
+        debug_assert_eq!(seq, self.base + self.ends.len() as u64 + 1);
+        debug_assert_eq!(first, self.ends.last().copied().unwrap_or(0));
+        let mut frame = first;
+        for no in pages {
+            match self.pages.entry(no) {
+                Entry::Vacant(e) => {
+                    e.insert(Slot::One(frame));
+                }
+                Entry::Occupied(mut e) => match *e.get() {
+                    Slot::One(older) => {
+                        e.insert(Slot::Many(self.lists.len() as u32));
+                        self.lists.push(vec![older, frame]);
+                    }
+                    Slot::Many(i) => self.lists[i as usize].push(frame),
+                },
+            }
+            frame += 1;
+        }
+        self.ends.push(frame);
+    }
+
+    /// Forgets every version (the log was reset), giving back the memory a long log took.
+    fn clear(&mut self) {
+        const KEEP: usize = 4096;
+        self.ends.clear();
+        self.ends.shrink_to(KEEP);
+        self.pages.clear();
+        self.pages.shrink_to(KEEP);
+        self.lists.clear();
+        self.lists.shrink_to(KEEP);
+    }
 }
 
 /// Result of copying committed versions into the main file.
@@ -106,6 +228,8 @@ pub struct Pager {
     physical_size: usize,
     cipher: Option<PageCipher>,
     main: Box<dyn StorageBackend>,
+    /// The WAL's store, shared with the [`wal::Wal`] that appends to it; read-only here.
+    wal: Arc<dyn StorageBackend>,
     cache: PageCache,
     versions: RwLock<Versions>,
     /// False while the WAL holds no versions, so reads skip the versions lock.
@@ -116,6 +240,7 @@ pub struct Pager {
 impl Pager {
     pub fn new(
         main: Box<dyn StorageBackend>,
+        wal: Arc<dyn StorageBackend>,
         physical_size: usize,
         reserved: usize,
         cipher: Option<PageCipher>,
@@ -127,6 +252,7 @@ impl Pager {
             physical_size,
             cipher,
             main,
+            wal,
             cache: PageCache::new(cache_bytes / physical_size),
             versions: RwLock::new(Versions::default()),
             has_versions: AtomicBool::new(false),
@@ -179,22 +305,40 @@ impl Pager {
 
     /// The page as of commit `seq`.
     pub fn read(&self, no: u64, seq: u64) -> Result<PageBuf> {
-        if let Some(page) = self.read_version(no, seq) {
-            return Ok(page);
+        if self.has_versions.load(Ordering::Acquire) {
+            // Held until the version is read and cached: see "Why a read never sees a frame
+            // reused under it" above.
+            let versions = self.versions.read();
+            if let Some(frame) = versions.newest(no, versions.limit(seq)) {
+                if let Some(page) = self.cache.get(frame_key(frame)) {
+                    return Ok(page);
+                }
+                let page = self.load_frame(no, frame)?;
+                self.cache.insert(frame_key(frame), page.clone());
+                return Ok(page);
+            }
         }
         self.read_main(no)
     }
 
-    fn read_version(&self, no: u64, seq: u64) -> Option<PageBuf> {
-        if !self.has_versions.load(Ordering::Acquire) {
-            return None;
+    /// Reads, decodes and verifies the version of page `no` in WAL frame `frame`. The caller
+    /// holds the versions lock, or the writer lock (nothing resets or appends meanwhile).
+    fn load_frame(&self, no: u64, frame: u32) -> Result<PageBuf> {
+        let mut buf = vec![0u8; self.physical_size];
+        let offset = wal::frame_page_offset(u64::from(frame), self.physical_size);
+        match self.wal.read_at(offset, &mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Error::corrupt_page(
+                    no,
+                    format!("its version in WAL frame {frame} lies beyond the end of the log"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
         }
-        let versions = self.versions.read();
-        let list = versions.pages.get(&no)?;
-        list.iter()
-            .rev()
-            .find(|(s, _)| *s <= seq)
-            .map(|(_, p)| p.clone())
+        let buf = self.decode(no, buf)?;
+        self.check(no, &buf)?;
+        Ok(Arc::new(buf))
     }
 
     /// Reads a page from the main file through the cache, verifying it on first load.
@@ -209,9 +353,7 @@ impl Pager {
 
     fn load_main(&self, no: u64) -> Result<PageBuf> {
         let mut buf = vec![0u8; self.physical_size];
-        let offset = no
-            .checked_mul(self.physical_size as u64)
-            .ok_or_else(|| Error::corrupt_page(no, "page number out of range"))?;
+        let offset = self.main_offset(no)?;
         match self.main.read_at(offset, &mut buf) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -224,6 +366,12 @@ impl Pager {
         Ok(Arc::new(buf))
     }
 
+    fn main_offset(&self, no: u64) -> Result<u64> {
+        no.checked_mul(self.physical_size as u64)
+            .filter(|_| no & FRAME_KEY == 0)
+            .ok_or_else(|| Error::corrupt_page(no, "page number out of range"))
+    }
+
     /// Verifies checksum and structure of a page image that came from disk.
     pub fn check(&self, no: u64, page: &[u8]) -> Result<()> {
         format::verify_page(no, page)?;
@@ -233,12 +381,29 @@ impl Pager {
         Ok(())
     }
 
-    /// Records the pages of commit `seq` as the newest versions.
-    pub fn publish(&self, seq: u64, pages: impl IntoIterator<Item = (u64, PageBuf)>) {
-        let mut versions = self.versions.write();
-        for (no, page) in pages {
-            versions.pages.entry(no).or_default().push((seq, page));
+    /// Decodes and verifies a physical page image (a WAL frame's, at open).
+    pub fn check_physical(&self, no: u64, physical: &[u8]) -> Result<()> {
+        if self.physical_size == self.page_size {
+            return self.check(no, physical);
         }
+        let logical = self.decode(no, physical.to_vec())?;
+        self.check(no, &logical)
+    }
+
+    /// Records the pages of commit `seq`, just appended to the WAL from frame `first` on in
+    /// this order, as the newest versions, and caches them.
+    pub fn publish(&self, seq: u64, first: u32, pages: Vec<(u64, PageBuf)>) {
+        self.index_commit(seq, first, pages.iter().map(|(no, _)| *no));
+        for (frame, (_, page)) in (first..).zip(pages) {
+            self.cache.insert(frame_key(frame), page);
+        }
+    }
+
+    /// Records commit `seq`, found in the WAL at open: its versions of `pages` lie in frames
+    /// `first ..` in this order.
+    pub fn index_commit(&self, seq: u64, first: u32, pages: impl Iterator<Item = u64>) {
+        let mut versions = self.versions.write();
+        versions.push_commit(seq, first, pages);
         self.has_versions
             .store(!versions.pages.is_empty(), Ordering::Release);
     }
@@ -248,30 +413,33 @@ impl Pager {
     }
 
     /// Copies into the main file, for every page, the newest version at or below `upto`
-    /// that is not there yet. The caller holds the writer lock and syncs the main file.
+    /// that is not there yet, one page at a time (from the cache, or read from the log and
+    /// verified), and caches it as the main file's image. The caller holds the writer lock
+    /// (nothing appends to or resets the log meanwhile) and syncs the main file.
     pub fn backfill(&self, upto: u64, latest: u64) -> Result<Backfill> {
-        let mut pending: Vec<(u64, PageBuf)> = {
+        let mut pending: Vec<(u64, u32)> = {
             let versions = self.versions.read();
-            let floor = versions.backfilled;
+            let to = versions.limit(upto);
+            let from = versions.limit(versions.backfilled);
             versions
                 .pages
-                .iter()
-                .filter_map(|(&no, list)| {
-                    list.iter()
-                        .rev()
-                        .find(|(s, _)| *s <= upto)
-                        .filter(|(s, _)| *s > floor)
-                        .map(|(_, p)| (no, p.clone()))
+                .keys()
+                .filter_map(|&no| {
+                    let frame = versions.newest(no, to)?;
+                    (frame >= from).then_some((no, frame))
                 })
                 .collect()
         };
         pending.sort_unstable_by_key(|(no, _)| *no);
         let pages_written = pending.len() as u64;
-        for (no, page) in &pending {
+        for (no, frame) in pending {
+            let page = match self.cache.get(frame_key(frame)) {
+                Some(page) => page,
+                None => self.load_frame(no, frame)?,
+            };
             self.main
-                .write_at(no * self.physical_size as u64, &self.encode(*no, page)?)?;
-        }
-        for (no, page) in pending {
+                .write_at(self.main_offset(no)?, &self.encode(no, &page)?)?;
+            // Replaces any image of the page from before: the file holds this one now.
             self.cache.insert(no, page);
         }
         let mut versions = self.versions.write();
@@ -282,10 +450,14 @@ impl Pager {
         })
     }
 
-    /// Forgets all versions after a full checkpoint reset the WAL.
+    /// Forgets all versions once a complete backfill copied them into the main file, before
+    /// the WAL is reset (readers then read the main file, which holds them all; none is left
+    /// holding a frame the reset may cut or a later commit overwrite).
     pub fn clear_versions(&self) {
         let mut versions = self.versions.write();
-        versions.pages.clear();
+        versions.clear();
+        // Under the write lock: no reader is between finding a frame and caching it.
+        self.cache.purge_frames();
         self.has_versions.store(false, Ordering::Release);
     }
 }
