@@ -14,8 +14,8 @@
 //! covers, much as SQLite's wal-index does. A version is read from the log on demand
 //! (a positioned read of the WAL backend, which the pager shares with the [`Wal`]), decoded
 //! and verified like a main-file page, and kept in the cache. So memory is the cache's
-//! `cache_size` bytes plus the index (4 bytes per frame and per commit, about 20 per
-//! distinct page), whatever the log's length — also while a long-lived reader keeps a
+//! `cache_size` bytes plus the index (4 bytes per frame and per commit, a few dozen bytes
+//! per distinct page), whatever the log's length — also while a long-lived reader keeps a
 //! checkpoint from resetting the log. The bytes on disk are exactly those of the earlier
 //! design, which kept every version in memory: only where versions are kept changed.
 //!
@@ -459,5 +459,199 @@ impl Pager {
         // Under the write lock: no reader is between finding a frame and caching it.
         self.cache.purge_frames();
         self.has_versions.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MemoryBackend;
+    use crate::wal::Wal;
+    use std::sync::atomic::AtomicBool;
+    use std::thread::ThreadId;
+    use std::time::Duration;
+
+    const PS: usize = 4096;
+    /// Pages 0 .. PAGES exist in the main file.
+    const PAGES: u64 = 8;
+
+    fn accept(_: u64, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    /// A sealed page filled with `fill`.
+    fn page(no: u64, fill: u8) -> PageBuf {
+        let mut p = vec![fill; PS];
+        format::seal_page(no, &mut p);
+        Arc::new(p)
+    }
+
+    fn fill_of(p: &[u8]) -> u8 {
+        p[0]
+    }
+
+    /// A WAL store whose reads on one chosen thread first announce themselves and wait.
+    #[derive(Debug, Default)]
+    struct SlowLog {
+        inner: MemoryBackend,
+        slow_thread: Mutex<Option<ThreadId>>,
+        reading: AtomicBool,
+    }
+
+    impl StorageBackend for SlowLog {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            if *self.slow_thread.lock() == Some(std::thread::current().id()) {
+                self.reading.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.inner.read_at(offset, buf)
+        }
+        fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.inner.write_at(offset, data)
+        }
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A main file of `PAGES` pages filled with 0, an empty WAL on `log`, and a pager over
+    /// both caching `cache_pages` pages.
+    fn setup(log: Arc<SlowLog>, cache_pages: usize) -> (Pager, Wal) {
+        let main = MemoryBackend::new();
+        for no in 0..PAGES {
+            main.write_at(no * PS as u64, &page(no, 0)).unwrap();
+        }
+        let log: Arc<dyn StorageBackend> = log;
+        let pager = Pager::new(
+            Box::new(main),
+            log.clone(),
+            PS,
+            0,
+            None,
+            cache_pages * PS,
+            accept,
+        );
+        let (wal, recovered) = Wal::open(log, PS, true, None, &mut |_, _| Ok(())).unwrap();
+        assert!(recovered.commits.is_empty());
+        (pager, wal)
+    }
+
+    /// Appends commit `seq` setting each page to its fill; `cache` as a commit does, or only
+    /// indexed (as recovery does, so reads go to the log).
+    fn commit(pager: &Pager, wal: &mut Wal, seq: u64, pages: &[(u64, u8)], cache: bool) {
+        let pages: Vec<(u64, PageBuf)> = pages.iter().map(|&(no, f)| (no, page(no, f))).collect();
+        let frames: Vec<(u64, &[u8])> = pages.iter().map(|(no, p)| (*no, &p[..])).collect();
+        let first = wal.append_commit(&frames, PAGES, false).unwrap();
+        if cache {
+            pager.publish(seq, first, pages);
+        } else {
+            pager.index_commit(seq, first, pages.iter().map(|(no, _)| *no));
+        }
+    }
+
+    /// What a complete checkpoint at `latest` does: backfill, forget versions, reset.
+    fn checkpoint(pager: &Pager, wal: &mut Wal, latest: u64) {
+        let b = pager.backfill(latest, latest).unwrap();
+        assert!(b.complete);
+        pager.clear_versions();
+        wal.reset(false, u64::MAX).unwrap();
+    }
+
+    fn fill(pager: &Pager, no: u64, seq: u64) -> u8 {
+        fill_of(&pager.read(no, seq).unwrap())
+    }
+
+    #[test]
+    fn each_snapshot_sees_the_newest_version_at_or_before_it() {
+        for cache in [true, false] {
+            let (pager, mut wal) = setup(Arc::default(), 64);
+            commit(&pager, &mut wal, 1, &[(1, 11)], cache);
+            commit(&pager, &mut wal, 2, &[(1, 12), (2, 22)], cache);
+            commit(&pager, &mut wal, 3, &[(2, 23), (3, 33)], cache);
+            commit(&pager, &mut wal, 4, &[(1, 14)], cache);
+            let want: [(u64, [u8; 5]); 4] = [
+                (1, [0, 11, 12, 12, 14]),
+                (2, [0, 0, 22, 23, 23]),
+                (3, [0, 0, 0, 33, 33]),
+                (4, [0, 0, 0, 0, 0]),
+            ];
+            for (no, fills) in want {
+                for (seq, &f) in fills.iter().enumerate() {
+                    assert_eq!(fill(&pager, no, seq as u64), f, "page {no} at {seq}");
+                }
+            }
+            // A partial backfill up to commit 2 copies the versions commit 2 sees.
+            let b = pager.backfill(2, 4).unwrap();
+            assert_eq!((b.pages_written, b.complete), (2, false));
+            assert_eq!(fill_of(&pager.read_main(1).unwrap()), 12);
+            assert_eq!(fill_of(&pager.read_main(2).unwrap()), 22);
+            assert_eq!(fill_of(&pager.read_main(3).unwrap()), 0);
+            // The rest, from where it stopped.
+            let b = pager.backfill(4, 4).unwrap();
+            assert_eq!((b.pages_written, b.complete), (3, true));
+            for (no, f) in [(1, 14), (2, 23), (3, 33)] {
+                assert_eq!(fill_of(&pager.read_main(no).unwrap()), f);
+            }
+        }
+    }
+
+    #[test]
+    fn a_reset_forgets_cached_versions_of_the_old_log() {
+        let (pager, mut wal) = setup(Arc::default(), 64);
+        commit(&pager, &mut wal, 1, &[(1, 11), (2, 21)], true);
+        assert_eq!(fill(&pager, 1, 1), 11);
+        checkpoint(&pager, &mut wal, 1);
+        // The next commit reuses frames 0 and 1 (indexed only: its images are not cached).
+        commit(&pager, &mut wal, 2, &[(2, 22), (1, 12)], false);
+        assert_eq!(fill(&pager, 1, 1), 11);
+        assert_eq!(fill(&pager, 1, 2), 12, "a stale cached frame was served");
+        assert_eq!(fill(&pager, 2, 2), 22, "a stale cached frame was served");
+    }
+
+    #[test]
+    fn a_backfill_replaces_the_cached_main_file_image() {
+        // Frames read from the log (not cached by the commit), main pages cached first.
+        let (pager, mut wal) = setup(Arc::default(), 64);
+        assert_eq!(fill(&pager, 1, 0), 0);
+        commit(&pager, &mut wal, 1, &[(1, 11)], false);
+        checkpoint(&pager, &mut wal, 1);
+        assert!(!pager.has_versions());
+        assert_eq!(fill(&pager, 1, 1), 11, "a stale main-file image was served");
+        // Frames in the cache.
+        commit(&pager, &mut wal, 2, &[(1, 12)], true);
+        checkpoint(&pager, &mut wal, 2);
+        assert_eq!(fill(&pager, 1, 2), 12, "a stale main-file image was served");
+    }
+
+    #[test]
+    fn a_read_racing_a_checkpoint_reset_and_commit_reads_its_snapshot() {
+        for _ in 0..5 {
+            let log = Arc::new(SlowLog::default());
+            let (pager, mut wal) = setup(log.clone(), 0);
+            commit(&pager, &mut wal, 1, &[(1, 11)], false);
+            std::thread::scope(|s| {
+                let reader = s.spawn(|| {
+                    *log.slow_thread.lock() = Some(std::thread::current().id());
+                    // Finds frame 0 for page 1, then is slow to read it.
+                    fill(&pager, 1, 1)
+                });
+                while !log.reading.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                // Meanwhile the log is checkpointed, reset and frame 0 reused.
+                checkpoint(&pager, &mut wal, 1);
+                commit(&pager, &mut wal, 2, &[(1, 12)], false);
+                assert_eq!(reader.join().unwrap(), 11, "read a frame reused under it");
+            });
+            *log.slow_thread.lock() = None;
+            assert_eq!(fill(&pager, 1, 1), 11);
+            assert_eq!(fill(&pager, 1, 2), 12);
+        }
     }
 }

@@ -390,7 +390,8 @@ impl Wal {
             .filter(|_| first_index + pages.len() as u64 <= MAX_FRAMES)
             .ok_or_else(|| {
                 Error::Busy(format!(
-                    "the WAL holds {} frames, the most it can: a reader has pinned an old                      snapshot for too long; end it so a checkpoint can empty the log",
+                    "the WAL holds {} frames, the most it can: a reader has pinned an old \
+                     snapshot for too long; end it so a checkpoint can empty the log",
                     self.frames
                 ))
             })?;
@@ -804,5 +805,136 @@ mod tests {
             open_log(backend, false, other),
             Err(Error::Corruption(_))
         ));
+    }
+
+    /// A log store that remembers the largest single read.
+    #[derive(Debug)]
+    struct Reads(Shared, std::sync::atomic::AtomicUsize);
+    impl StorageBackend for Reads {
+        fn read_at(&self, o: u64, b: &mut [u8]) -> std::io::Result<()> {
+            self.1
+                .fetch_max(b.len(), std::sync::atomic::Ordering::Relaxed);
+            self.0.read_at(o, b)
+        }
+        fn write_at(&self, o: u64, d: &[u8]) -> std::io::Result<()> {
+            self.0.write_at(o, d)
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.0.len()
+        }
+        fn set_len(&self, l: u64) -> std::io::Result<()> {
+            self.0.set_len(l)
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Page `no` of commit `seq`, sealed (so the chain covers a real trailer).
+    fn sealed(no: u64, seq: u64) -> Vec<u8> {
+        let mut p = page(seq as u8);
+        p[..8].copy_from_slice(&seq.to_le_bytes());
+        crate::format::seal_page(no, &mut p);
+        p
+    }
+
+    /// A synced log of 300 commits of 3 frames (several read chunks long), and its bytes.
+    fn long_log() -> (Shared, Vec<u8>) {
+        let mem = Shared(Arc::new(MemoryBackend::new()));
+        let (mut wal, _) = open_log(mem.clone(), true, None).unwrap();
+        for seq in 1..=300u64 {
+            let pages: Vec<(u64, Vec<u8>)> = (1..=3).map(|no| (no, sealed(no, seq))).collect();
+            let frames: Vec<(u64, &[u8])> = pages.iter().map(|(no, p)| (*no, &p[..])).collect();
+            assert_eq!(
+                wal.append_commit(&frames, 4, true).unwrap(),
+                (seq as u32 - 1) * 3
+            );
+        }
+        let bytes = mem.0.contents();
+        assert!(bytes.len() > 3 * READ_CHUNK);
+        (mem, bytes)
+    }
+
+    #[test]
+    fn recovery_streams_a_long_log_in_bounded_reads() {
+        let (mem, mut bytes) = long_log();
+        // A torn last commit: half its last frame is missing.
+        bytes.truncate(bytes.len() - 2000);
+        let log = Arc::new(Reads(
+            Shared(Arc::new(MemoryBackend::with_contents(bytes))),
+            Default::default(),
+        ));
+        let mut checked = Vec::new();
+        let (wal, rec) = Wal::open(log.clone(), 4096, true, None, &mut |no, p| {
+            checked.push((no, get_u64(p, 0)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rec.commits.len(), 299);
+        assert_eq!(wal.frames(), 299 * 3);
+        assert_eq!(rec.frame_pages.len(), 299 * 3);
+        for (i, c) in rec.commits.iter().enumerate() {
+            assert_eq!((c.end, c.db_pages), ((i as u32 + 1) * 3, 4));
+            for (k, &no) in rec.frame_pages[i * 3..(i + 1) * 3].iter().enumerate() {
+                assert_eq!(no, k as u64 + 1);
+            }
+        }
+        // Every frame of the chain was checked once, in order; the torn one never.
+        let want: Vec<(u64, u64)> = (1..=300u64)
+            .flat_map(|seq| (1..=3).map(move |no| (no, seq)))
+            .take(299 * 3 + 2)
+            .collect();
+        assert_eq!(checked, want);
+        let largest = log.1.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(largest <= READ_CHUNK, "read {largest} bytes at once");
+        assert_eq!(
+            log.len().unwrap(),
+            frame_page_offset(299 * 3, 4096) - FRAME_HEADER_SIZE as u64,
+            "the torn tail is cut"
+        );
+        drop(mem);
+    }
+
+    #[test]
+    fn a_refused_page_fails_the_open_only_in_a_recovered_commit() {
+        let (_, bytes) = long_log();
+        let open_refusing = |bytes: &[u8], writable: bool, bad: (u64, u64)| {
+            let log = Shared(Arc::new(MemoryBackend::with_contents(bytes.to_vec())));
+            Wal::open(Arc::new(log), 4096, writable, None, &mut |no, p| {
+                if (no, get_u64(p, 0)) == bad {
+                    Err(Error::corrupt_page(no, "refused"))
+                } else {
+                    Ok(())
+                }
+            })
+            .map(|(_, rec)| rec.commits.len())
+        };
+        // A page of commit 150 (in the middle, several chunks in) is refused.
+        let e = open_refusing(&bytes, true, (2, 150)).err().unwrap();
+        assert!(e.to_string().contains("page 2: refused"), "{e}");
+        assert!(open_refusing(&bytes, false, (2, 150)).is_err());
+        // In a torn last commit it is not needed, so not refused.
+        let torn = &bytes[..bytes.len() - 2000];
+        assert_eq!(open_refusing(torn, true, (2, 300)).unwrap(), 299);
+    }
+
+    #[test]
+    fn damage_in_the_middle_of_a_long_log_is_told_from_a_torn_tail() {
+        let (_, mut bytes) = long_log();
+        // Frame 400 (past the first read chunk) loses a bit.
+        let at = frame_page_offset(400, 4096) as usize + 100;
+        bytes[at] ^= 0x04;
+        let open_it = |writable: bool| {
+            let log = Shared(Arc::new(MemoryBackend::with_contents(bytes.clone())));
+            open_log(log, writable, None).map(|(_, rec)| rec.commits.len())
+        };
+        let e = open_it(true).err().unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("frame 400") && msg.contains("499 later frames holding 167 commits"),
+            "{msg}"
+        );
+        // Read-only: the commits before the damaged one (frame 400 is in commit 134).
+        assert_eq!(open_it(false).unwrap(), 133);
     }
 }
