@@ -109,6 +109,7 @@ impl PageCache {
         &self.shards[(key as usize) % CACHE_SHARDS]
     }
 
+    #[inline]
     fn get(&self, key: u64) -> Option<PageBuf> {
         self.shard(key).lock().get(&key).cloned()
     }
@@ -165,6 +166,7 @@ impl Versions {
     }
 
     /// The frame of the newest version of page `no` below frame `limit`.
+    #[inline]
     fn newest(&self, no: u64, limit: u32) -> Option<u32> {
         match *self.pages.get(&no)? {
             Slot::One(frame) => (frame < limit).then_some(frame),
