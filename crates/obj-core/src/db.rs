@@ -11,7 +11,7 @@ use crate::freelist;
 use crate::integrity::{self, IntegrityReport};
 use crate::lock;
 use crate::options::Options;
-use crate::pager::{PageBuf, Pager};
+use crate::pager::Pager;
 use crate::reader::ReadTxn;
 use crate::stat::Stat;
 use crate::state::{CheckpointInfo, ReaderStat, Shared};
@@ -151,27 +151,30 @@ impl Db {
             // anything is built on it.
             main.sync()?;
         }
-        let (wal, commits) = Wal::open(wal, page_size, !opts.read_only, owner)?;
+        let wal: Arc<dyn StorageBackend> = Arc::from(wal);
         let pager = Pager::new(
             main,
+            wal.clone(),
             page_size,
             reserved,
             cipher,
             opts.cache_size,
             validate_page,
         );
-        let mut last_size = None;
-        let seq = commits.len() as u64;
-        for (k, commit) in commits.into_iter().enumerate() {
-            let mut pages: Vec<(u64, PageBuf)> = Vec::with_capacity(commit.pages.len());
-            for (no, page) in commit.pages {
-                let page = pager.decode(no, page)?;
-                pager.check(no, &page)?;
-                pages.push((no, Arc::new(page)));
-            }
-            pager.publish(k as u64 + 1, pages);
-            last_size = Some(commit.db_pages);
+        // Recovery streams the log: each committed frame is decoded and checked as it goes
+        // by (damage is still found at open), and only where it lies is kept.
+        let (wal, recovered) =
+            Wal::open(wal, page_size, !opts.read_only, owner, &mut |no, page| {
+                pager.check_physical(no, page)
+            })?;
+        let seq = recovered.commits.len() as u64;
+        let mut first = 0;
+        for (k, commit) in recovered.commits.iter().enumerate() {
+            let pages = &recovered.frame_pages[first as usize..commit.end as usize];
+            pager.index_commit(k as u64 + 1, first, pages.iter().copied());
+            first = commit.end;
         }
+        let last_size = recovered.commits.last().map(|c| c.db_pages);
         let meta = Meta::read_from(&pager.read(0, seq)?)?;
         if meta.page_size as usize != page_size {
             return Err(Error::corrupt_page(

@@ -378,19 +378,22 @@ impl Shared {
         let seq = c.base_seq + 1;
         let sync = self.opts.durability == Durability::Immediate;
         let mut wal = self.wal.lock();
-        {
+        let first = {
             let encoded = c
                 .pages
                 .iter()
                 .map(|(no, p)| Ok((*no, self.pager.encode(*no, p)?)))
                 .collect::<Result<Vec<_>>>()?;
             let frames: Vec<(u64, &[u8])> = encoded.iter().map(|(no, p)| (*no, &**p)).collect();
-            if let Err(e) = wal.append_commit(&frames, c.meta.page_count, sync) {
-                self.fail("writing a commit to the log", &e);
-                return Err(e);
+            match wal.append_commit(&frames, c.meta.page_count, sync) {
+                Ok(first) => first,
+                Err(e) => {
+                    self.fail("writing a commit to the log", &e);
+                    return Err(e);
+                }
             }
-        }
-        self.pager.publish(seq, c.pages);
+        };
+        self.pager.publish(seq, first, c.pages);
         for (name, root) in &c.new_roots {
             self.publish_root(name, *root, seq);
         }
@@ -518,8 +521,10 @@ impl Shared {
                     .saturating_mul(2)
                     .saturating_mul(frame)
             };
-            wal.reset(sync, keep)?;
+            // The main file holds every version now: readers move to it before the reset
+            // may cut or reuse the frames they were reading.
             self.pager.clear_versions();
+            wal.reset(sync, keep)?;
         }
         Ok(CheckpointInfo {
             frames_copied: backfill.pages_written,

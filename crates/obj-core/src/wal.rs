@@ -1,16 +1,27 @@
 //! The write-ahead log: a header and a sequence of page-image frames with a chained
 //! checksum. Layout and protocol: `docs/format.md` ("WAL").
+//!
+//! Recovery streams the log through one bounded buffer and hands back where each committed
+//! frame lies, not its bytes; the pager reads page images from the log on demand.
 
 use crate::backend::StorageBackend;
 use crate::error::{Error, Result};
 use crate::format::{get_u32, get_u64, put_u32, put_u64, verify_page, Meta, PAGE_TRAILER};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 pub const WAL_MAGIC: [u8; 8] = *b"objWAL\x00\x01";
 pub const WAL_VERSION: u32 = 1;
 /// Bytes of the WAL header in front of the first frame.
 pub const WAL_HEADER_SIZE: usize = 64;
 pub const FRAME_HEADER_SIZE: usize = 32;
+
+/// The most frames one generation of the log may hold: the pager indexes frames with
+/// 32 bits (16 TiB of 4 KiB pages).
+pub const MAX_FRAMES: u64 = u32::MAX as u64;
+
+/// Bytes recovery reads at a time (rounded down to whole frames, at least one).
+const READ_CHUNK: usize = 1 << 20;
 
 // Header field offsets.
 const H_MAGIC: usize = 0;
@@ -30,9 +41,26 @@ const F_SALT2: usize = F_SALT1 + 4;
 const F_CHECKSUM: usize = F_SALT2 + 4;
 const F_MARK: usize = F_CHECKSUM + 4;
 
-/// One recovered commit: its pages and the database size (in pages) it committed.
+/// Byte offset in the log of the page image of frame `index` (frames hold `page_size`-byte
+/// physical pages).
+pub fn frame_page_offset(index: u64, page_size: usize) -> u64 {
+    let frame = (FRAME_HEADER_SIZE + page_size) as u64;
+    WAL_HEADER_SIZE as u64 + index * frame + FRAME_HEADER_SIZE as u64
+}
+
+/// What recovery found in the log: where the committed frames lie, not their bytes.
+#[derive(Default)]
+pub struct Recovered {
+    /// The page number of every committed frame, in log order (entry `i` is frame `i`).
+    pub frame_pages: Vec<u64>,
+    /// The commits, oldest first.
+    pub commits: Vec<RecoveredCommit>,
+}
+
+/// One recovered commit: its frames and the database size (in pages) it committed.
 pub struct RecoveredCommit {
-    pub pages: Vec<(u64, Vec<u8>)>,
+    /// One past its last frame (its first is the previous commit's `end`, or 0).
+    pub end: u32,
     pub db_pages: u64,
 }
 
@@ -48,10 +76,14 @@ pub struct Owner {
     pub reserved: usize,
 }
 
+/// Checks one committed frame's page image at open (decryption, checksum, structure):
+/// gets the page number and the physical page.
+pub type FrameCheck<'a> = &'a mut dyn FnMut(u64, &[u8]) -> Result<()>;
+
 /// Append state of the log. Only the writer (or open/checkpoint under the writer lock)
-/// touches it.
+/// touches it; the pager shares the backend to read page images (positioned reads).
 pub struct Wal {
-    backend: Box<dyn StorageBackend>,
+    backend: Arc<dyn StorageBackend>,
     page_size: usize,
     db_id: u64,
     generation: u64,
@@ -68,26 +100,76 @@ pub struct Wal {
     synced_end: u64,
 }
 
+/// Reads the log's whole frames through one buffer of at most [`READ_CHUNK`] bytes, reading
+/// ahead from the frame asked for: recovery's memory does not grow with the log.
+struct FrameReader<'a> {
+    backend: &'a dyn StorageBackend,
+    frame_size: usize,
+    /// Whole frames in the log.
+    count: u64,
+    buf: Vec<u8>,
+    /// The frames `buf` holds: `first .. first + held`.
+    first: u64,
+    held: u64,
+}
+
+impl<'a> FrameReader<'a> {
+    fn new(backend: &'a dyn StorageBackend, page_size: usize, len: u64) -> Self {
+        let frame_size = FRAME_HEADER_SIZE + page_size;
+        FrameReader {
+            backend,
+            frame_size,
+            count: len.saturating_sub(WAL_HEADER_SIZE as u64) / frame_size as u64,
+            buf: Vec::new(),
+            first: 0,
+            held: 0,
+        }
+    }
+
+    /// Frame `index` (below `count`) as (header, page).
+    fn get(&mut self, index: u64) -> Result<(&[u8], &[u8])> {
+        debug_assert!(index < self.count);
+        if index < self.first || index >= self.first + self.held {
+            let per_read = (READ_CHUNK / self.frame_size).max(1) as u64;
+            let n = per_read.min(self.count - index);
+            self.buf.resize(n as usize * self.frame_size, 0);
+            let offset = WAL_HEADER_SIZE as u64 + index * self.frame_size as u64;
+            self.backend.read_at(offset, &mut self.buf)?;
+            self.first = index;
+            self.held = n;
+        }
+        let at = (index - self.first) as usize * self.frame_size;
+        Ok(self.buf[at..at + self.frame_size].split_at(FRAME_HEADER_SIZE))
+    }
+}
+
 impl Wal {
-    /// Opens the log and returns the commits it holds, oldest first. A torn or stale tail is
-    /// ignored (and cut when `writable`). A break in the chain in front of frames that were
-    /// appended after it was synced is damage: a read-write open fails with corruption and
-    /// leaves the log as it is, a read-only one returns the commits before the break. `owner` is what the main file says: a log that belongs to another database,
+    /// Opens the log and returns where the commits it holds lie, oldest first. A torn or
+    /// stale tail is ignored (and cut when `writable`). A break in the chain in front of
+    /// frames that were appended after it was synced is damage: a read-write open fails with
+    /// corruption and leaves the log as it is, a read-only one returns the commits before the
+    /// break. `owner` is what the main file says: a log that belongs to another database,
     /// or to an older or newer state of this one, is not replayed (and is reset when
     /// `writable`). A damaged header in front of frames is corruption unless every commit
     /// those frames hold is already in the main file (a reset torn by a crash). With `owner`
     /// unknown (the main header is damaged) the log is trusted as it is.
+    ///
+    /// `check` sees the page image of every frame that verifies in the chain; the first
+    /// error it gives for a frame of a recovered commit fails the open (after the tail is
+    /// dealt with, as if the pages had been checked afterwards). The log is read a chunk at
+    /// a time, never whole.
     pub fn open(
-        backend: Box<dyn StorageBackend>,
+        backend: Arc<dyn StorageBackend>,
         page_size: usize,
         writable: bool,
         owner: Option<Owner>,
-    ) -> Result<(Wal, Vec<RecoveredCommit>)> {
+        check: FrameCheck<'_>,
+    ) -> Result<(Wal, Recovered)> {
         let len = backend.len()?;
         let frame_size = (FRAME_HEADER_SIZE + page_size) as u64;
         let (db_id, main_generation) = owner.map_or((0, 0), |o| (o.db_id, o.generation));
         let mut wal = Wal {
-            backend,
+            backend: backend.clone(),
             page_size,
             db_id,
             generation: main_generation,
@@ -102,41 +184,41 @@ impl Wal {
             if writable {
                 wal.reset(true, 0)?;
             }
-            return Ok((wal, Vec::new()));
+            return Ok((wal, Recovered::default()));
         }
-        let data = {
-            let mut buf =
-                vec![0u8; usize::try_from(len).map_err(|_| Error::corrupt("WAL too large"))?];
-            wal.backend.read_at(0, &mut buf)?;
-            buf
-        };
-        let header = &data[..WAL_HEADER_SIZE];
+        let mut header = [0u8; WAL_HEADER_SIZE];
+        backend.read_at(0, &mut header)?;
+        let mut frames = FrameReader::new(backend.as_ref(), page_size, len);
         let header_ok = header[H_MAGIC..H_MAGIC + 8] == WAL_MAGIC
-            && get_u32(header, H_CHECKSUM) == crc32fast::hash(&header[..H_CHECKSUM]);
+            && get_u32(&header, H_CHECKSUM) == crc32fast::hash(&header[..H_CHECKSUM]);
         if !header_ok {
-            if len >= WAL_HEADER_SIZE as u64 + frame_size
-                && !owner.is_some_and(|o| holds_only_checkpointed(&data, page_size, o))
-            {
-                return Err(Error::corrupt("WAL header is damaged but frames follow it"));
+            if frames.count > 0 {
+                let stale = match owner {
+                    Some(o) => holds_only_checkpointed(&mut frames, page_size, o)?,
+                    None => false,
+                };
+                if !stale {
+                    return Err(Error::corrupt("WAL header is damaged but frames follow it"));
+                }
             }
             if writable {
                 wal.reset(true, 0)?;
             }
-            return Ok((wal, Vec::new()));
+            return Ok((wal, Recovered::default()));
         }
-        if get_u32(header, H_VERSION) != WAL_VERSION {
+        if get_u32(&header, H_VERSION) != WAL_VERSION {
             return Err(Error::FeatureUnsupported(format!(
                 "WAL format version {} (this build reads {WAL_VERSION})",
-                get_u32(header, H_VERSION)
+                get_u32(&header, H_VERSION)
             )));
         }
-        if get_u32(header, H_PAGE_SIZE) as usize != page_size {
+        if get_u32(&header, H_PAGE_SIZE) as usize != page_size {
             return Err(Error::corrupt(
                 "WAL page size differs from the database page size",
             ));
         }
-        let generation = get_u64(header, H_GENERATION);
-        let header_db = get_u64(header, H_DB_ID);
+        let generation = get_u64(&header, H_GENERATION);
+        let header_db = get_u64(&header, H_DB_ID);
         if let Some(o) = owner {
             let ours = header_db == o.db_id
                 && (generation == o.generation || o.generation.checked_add(1) == Some(generation));
@@ -144,53 +226,68 @@ impl Wal {
                 if writable {
                     wal.reset(true, 0)?;
                 }
-                return Ok((wal, Vec::new()));
+                return Ok((wal, Recovered::default()));
             }
         }
         wal.db_id = header_db;
         wal.generation = generation;
-        wal.salt1 = get_u32(header, H_SALT1);
-        wal.salt2 = get_u32(header, H_SALT2);
-        wal.chain = get_u32(header, H_CHECKSUM);
+        wal.salt1 = get_u32(&header, H_SALT1);
+        wal.salt2 = get_u32(&header, H_SALT2);
+        wal.chain = get_u32(&header, H_CHECKSUM);
 
-        let mut commits = Vec::new();
-        let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut recovered = Recovered::default();
+        // The first page the check refused in a recovered commit, and one refused in the
+        // commit still being read (which counts only if that commit completes).
+        let mut refused: Option<Error> = None;
+        let mut refused_pending: Option<Error> = None;
         let mut chain = wal.chain;
-        let mut off = WAL_HEADER_SIZE;
-        let mut frames_in_pending = 0u64;
-        while off as u64 + frame_size <= len {
-            let frame = &data[off..off + frame_size as usize];
-            let (hdr, page) = frame.split_at(FRAME_HEADER_SIZE);
+        let mut index = 0u64;
+        while index < frames.count {
+            let (hdr, page) = frames.get(index)?;
             if !wal.frame_verifies(chain, hdr, page) {
                 break;
             }
             chain = get_u32(hdr, F_CHECKSUM);
-            frames_in_pending += 1;
-            pending.push((get_u64(hdr, F_PAGE), page.to_vec()));
-            off += frame_size as usize;
+            let no = get_u64(hdr, F_PAGE);
             let db_pages = get_u64(hdr, F_COMMIT);
+            if refused.is_none() && refused_pending.is_none() {
+                refused_pending = check(no, page).err();
+            }
+            recovered.frame_pages.push(no);
+            index += 1;
             if db_pages != 0 {
-                if let Some((no, _)) = pending.iter().find(|(no, _)| *no >= db_pages) {
+                let start = recovered.commits.last().map_or(0, |c| c.end as usize);
+                if let Some(no) = recovered.frame_pages[start..]
+                    .iter()
+                    .find(|&&no| no >= db_pages)
+                {
                     return Err(Error::corrupt(format!(
                         "WAL frame for page {no} lies beyond its commit's size of {db_pages} pages"
                     )));
                 }
-                commits.push(RecoveredCommit {
-                    pages: std::mem::take(&mut pending),
-                    db_pages,
-                });
-                wal.end = off as u64;
+                let end = u32::try_from(index)
+                    .ok()
+                    .filter(|&e| u64::from(e) <= MAX_FRAMES)
+                    .ok_or_else(|| {
+                        Error::FeatureUnsupported(format!(
+                            "the WAL holds more than {MAX_FRAMES} frames, more than this build \
+                             indexes"
+                        ))
+                    })?;
+                recovered.commits.push(RecoveredCommit { end, db_pages });
+                refused = refused.or(refused_pending.take());
+                wal.end = WAL_HEADER_SIZE as u64 + index * frame_size;
                 wal.chain = chain;
-                wal.frames += frames_in_pending;
-                frames_in_pending = 0;
+                wal.frames = index;
             }
         }
-        if off as u64 + frame_size <= len {
-            // The chain broke at the frame at `off`. A torn tail (what a crash leaves) is
-            // dropped below; a break in front of frames written after it was durable is not.
-            let later = wal.frames_behind(&data, off);
+        recovered.frame_pages.truncate(wal.frames as usize);
+        if index < frames.count {
+            // The chain broke at frame `index`. A torn tail (what a crash leaves) is dropped
+            // below; a break in front of frames written after it was durable is not.
+            let later = wal.frames_behind(&mut frames, index, chain)?;
             if later.proven_durable {
-                let index = (off - WAL_HEADER_SIZE) as u64 / frame_size;
+                let off = WAL_HEADER_SIZE as u64 + index * frame_size;
                 let msg = format!(
                     "the WAL is damaged in the middle, not torn at its end: frame {index} (byte \
                      {off}) fails its checksum, yet {} later frames holding {} commits verify \
@@ -205,6 +302,7 @@ impl Wal {
                 }
             }
         }
+        drop(frames);
         if writable {
             // Drop the torn or unacknowledged tail and make what is left durable: a later
             // commit then never lands beside stale frames that could complete a lost one,
@@ -215,7 +313,10 @@ impl Wal {
             wal.backend.sync()?;
             wal.synced_end = wal.end;
         }
-        Ok((wal, commits))
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        Ok((wal, recovered))
     }
 
     /// True when a frame has this log's salts and its checksum chains from `prev`.
@@ -225,34 +326,29 @@ impl Wal {
             && frame_checksum(prev, hdr, page) == get_u32(hdr, F_CHECKSUM)
     }
 
-    /// The whole frames behind a break in the chain at byte `broken` that are still frames of
-    /// this log: each has the log's salts, and its checksum verifies with the chain restarted
-    /// at its predecessor — from the checksum the predecessor stores, or (when that stored
-    /// value is what was damaged) from the one the predecessor's bytes give. One of them
-    /// carrying a valid durability mark (see [`durable_mark`]) proves that everything before
-    /// it, the broken frame included, had been synced when it was written: the break is damage,
-    /// not a torn write.
-    fn frames_behind(&self, data: &[u8], broken: usize) -> FramesBehind {
-        let frame_size = FRAME_HEADER_SIZE + self.page_size;
-        // The chain value in front of the frame at `off`, as stored on disk.
-        let seed_of = |off: usize| {
-            if off < WAL_HEADER_SIZE + frame_size {
-                get_u32(data, H_CHECKSUM)
-            } else {
-                get_u32(&data[off - frame_size..], F_CHECKSUM)
-            }
-        };
+    /// The whole frames behind a break in the chain at frame `broken` (whose predecessor's
+    /// chain value is `seed`) that are still frames of this log: each has the log's salts,
+    /// and its checksum verifies with the chain restarted at its predecessor — from the
+    /// checksum the predecessor stores, or (when that stored value is what was damaged) from
+    /// the one the predecessor's bytes give. One of them carrying a valid durability mark (see
+    /// [`durable_mark`]) proves that everything before it, the broken frame included, had
+    /// been synced when it was written: the break is damage, not a torn write.
+    fn frames_behind(
+        &self,
+        frames: &mut FrameReader<'_>,
+        broken: u64,
+        seed: u32,
+    ) -> Result<FramesBehind> {
+        // The two candidate chain values in front of the next frame: the checksum the
+        // previous frame stores, and the one its bytes give from its own predecessor's
+        // stored checksum.
+        let (hdr, page) = frames.get(broken)?;
+        let mut stored = get_u32(hdr, F_CHECKSUM);
+        let mut computed = frame_checksum(seed, hdr, page);
         let mut later = FramesBehind::default();
-        let mut off = broken + frame_size;
-        while off + frame_size <= data.len() {
-            let prev = off - frame_size;
-            let (prev_hdr, prev_page) = data[prev..off].split_at(FRAME_HEADER_SIZE);
-            let seeds = [
-                seed_of(off),
-                frame_checksum(seed_of(prev), prev_hdr, prev_page),
-            ];
-            let (hdr, page) = data[off..off + frame_size].split_at(FRAME_HEADER_SIZE);
-            if seeds
+        for index in broken + 1..frames.count {
+            let (hdr, page) = frames.get(index)?;
+            if [stored, computed]
                 .iter()
                 .any(|&seed| self.frame_verifies(seed, hdr, page))
             {
@@ -260,15 +356,15 @@ impl Wal {
                 if get_u64(hdr, F_COMMIT) != 0 {
                     later.commits += 1;
                 }
-                let index = ((off - WAL_HEADER_SIZE) / frame_size) as u64;
                 let mark = get_u32(hdr, F_MARK);
                 if mark == durable_mark(get_u32(hdr, F_CHECKSUM), index) {
                     later.proven_durable = true;
                 }
             }
-            off += frame_size;
+            computed = frame_checksum(stored, hdr, page);
+            stored = get_u32(hdr, F_CHECKSUM);
         }
-        later
+        Ok(later)
     }
 
     pub fn frames(&self) -> u64 {
@@ -280,17 +376,28 @@ impl Wal {
     }
 
     /// Appends one commit: a frame per page, the last one carrying the commit marker.
+    /// Returns the index of its first frame (the others follow it in order).
     pub fn append_commit(
         &mut self,
         pages: &[(u64, &[u8])],
         db_pages: u64,
         sync: bool,
-    ) -> Result<()> {
+    ) -> Result<u32> {
         debug_assert!(!pages.is_empty() && db_pages > 0);
         let frame_size = FRAME_HEADER_SIZE + self.page_size;
+        let first_index = (self.end - WAL_HEADER_SIZE as u64) / frame_size as u64;
+        let first = u32::try_from(first_index)
+            .ok()
+            .filter(|_| first_index + pages.len() as u64 <= MAX_FRAMES)
+            .ok_or_else(|| {
+                Error::Busy(format!(
+                    "the WAL holds {} frames, the most it can: a reader has pinned an old \
+                     snapshot for too long; end it so a checkpoint can empty the log",
+                    self.frames
+                ))
+            })?;
         let mut buf = vec![0u8; frame_size * pages.len()];
         let mut chain = self.chain;
-        let first_index = (self.end - WAL_HEADER_SIZE as u64) / frame_size as u64;
         let behind_synced_log = self.synced_end == self.end;
         for (i, (no, page)) in pages.iter().enumerate() {
             debug_assert_eq!(page.len(), self.page_size);
@@ -318,7 +425,7 @@ impl Wal {
         }
         self.chain = chain;
         self.frames += pages.len() as u64;
-        Ok(())
+        Ok(first)
     }
 
     pub fn sync(&mut self) -> Result<()> {
@@ -395,14 +502,17 @@ impl Wal {
 /// True when the whole frames after a damaged header hold at least one header page (page 0)
 /// image and every such image is a valid header of this database whose commit the main file
 /// already holds: the log is then one whose reset a crash tore, and nothing in it is needed.
-fn holds_only_checkpointed(data: &[u8], page_size: usize, owner: Owner) -> bool {
-    let frame_size = FRAME_HEADER_SIZE + page_size;
+fn holds_only_checkpointed(
+    frames: &mut FrameReader<'_>,
+    page_size: usize,
+    owner: Owner,
+) -> Result<bool> {
     let Some(logical) = page_size.checked_sub(owner.reserved) else {
-        return false;
+        return Ok(false);
     };
     let mut seen = false;
-    for frame in data[WAL_HEADER_SIZE..].chunks_exact(frame_size) {
-        let (hdr, page) = frame.split_at(FRAME_HEADER_SIZE);
+    for index in 0..frames.count {
+        let (hdr, page) = frames.get(index)?;
         if get_u64(hdr, F_PAGE) != 0 {
             continue;
         }
@@ -411,11 +521,11 @@ fn holds_only_checkpointed(data: &[u8], page_size: usize, owner: Owner) -> bool 
             && Meta::read_from(page)
                 .is_ok_and(|m| m.db_id == owner.db_id && m.commit_seq <= owner.commit_seq);
         if !covered {
-            return false;
+            return Ok(false);
         }
         seen = true;
     }
-    seen
+    Ok(seen)
 }
 
 /// What lies behind a break in the WAL's checksum chain.
@@ -502,21 +612,40 @@ mod tests {
         vec![fill; 4096]
     }
 
+    /// Opens the log on `backend` with a check that accepts every page.
+    fn open_log(
+        backend: impl StorageBackend + 'static,
+        writable: bool,
+        owner: Option<Owner>,
+    ) -> Result<(Wal, Recovered)> {
+        Wal::open(Arc::new(backend), 4096, writable, owner, &mut |_, _| Ok(()))
+    }
+
+    /// The page image of frame `index` in the log.
+    fn frame_page(mem: &Shared, index: u64) -> Vec<u8> {
+        let mut page = page(0);
+        mem.read_at(frame_page_offset(index, 4096), &mut page)
+            .unwrap();
+        page
+    }
+
     #[test]
     fn frames_round_trip_and_torn_tail_is_ignored() {
         let mem = Shared(Arc::new(MemoryBackend::new()));
-        let (mut wal, commits) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
-        assert!(commits.is_empty());
+        let (mut wal, commits) = open_log(mem.clone(), true, None).unwrap();
+        assert!(commits.commits.is_empty());
         assert_eq!(mem.len().unwrap(), WAL_HEADER_SIZE as u64);
         let (a, b, c) = (page(1), page(2), page(3));
         wal.append_commit(&[(1, &a), (2, &b)], 3, true).unwrap();
         wal.append_commit(&[(2, &c)], 3, true).unwrap();
         let full = mem.0.contents();
 
-        let (wal2, commits) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
-        assert_eq!(commits.len(), 2);
-        assert_eq!(commits[0].pages.len(), 2);
-        assert_eq!(commits[1].pages[0].1, c);
+        let (wal2, commits) = open_log(mem.clone(), true, None).unwrap();
+        assert_eq!(commits.commits.len(), 2);
+        assert_eq!(commits.frame_pages, [1, 2, 2]);
+        assert_eq!(commits.commits[0].end, 2);
+        assert_eq!(commits.commits[1].end, 3);
+        assert_eq!(frame_page(&mem, 2), c);
         assert_eq!(wal2.frames(), 3);
 
         // Cut the log at every byte of the last frame: only the first commit survives.
@@ -527,20 +656,19 @@ mod tests {
             full.len() - frame / 2,
         ] {
             let torn = Shared(Arc::new(MemoryBackend::with_contents(full[..cut].to_vec())));
-            let (_, commits) = Wal::open(Box::new(torn), 4096, false, None).unwrap();
-            assert_eq!(commits.len(), 1, "cut at {cut}");
+            let (_, commits) = open_log(torn, false, None).unwrap();
+            assert_eq!(commits.commits.len(), 1, "cut at {cut}");
         }
         // A flipped bit in the second commit's frame ends recovery before it.
         let mut flipped = full.clone();
         flipped[full.len() - 100] ^= 0x10;
-        let (_, commits) = Wal::open(
-            Box::new(Shared(Arc::new(MemoryBackend::with_contents(flipped)))),
-            4096,
+        let (_, commits) = open_log(
+            Shared(Arc::new(MemoryBackend::with_contents(flipped))),
             false,
             None,
         )
         .unwrap();
-        assert_eq!(commits.len(), 1);
+        assert_eq!(commits.commits.len(), 1);
     }
 
     #[test]
@@ -559,7 +687,7 @@ mod tests {
     #[test]
     fn reset_invalidates_old_frames() {
         let mem = Shared(Arc::new(MemoryBackend::new()));
-        let (mut wal, _) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
+        let (mut wal, _) = open_log(mem.clone(), true, None).unwrap();
         let a = page(9);
         wal.append_commit(&[(1, &a)], 2, true).unwrap();
         let old = mem.0.contents();
@@ -568,19 +696,19 @@ mod tests {
         // Put the old frame back behind the new header: its salts no longer match.
         mem.write_at(WAL_HEADER_SIZE as u64, &old[WAL_HEADER_SIZE..])
             .unwrap();
-        let (_, commits) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
-        assert!(commits.is_empty());
+        let (_, commits) = open_log(mem.clone(), true, None).unwrap();
+        assert!(commits.commits.is_empty());
     }
 
     #[test]
     fn damaged_header_before_frames_is_corruption() {
         let mem = Shared(Arc::new(MemoryBackend::new()));
-        let (mut wal, _) = Wal::open(Box::new(mem.clone()), 4096, true, None).unwrap();
+        let (mut wal, _) = open_log(mem.clone(), true, None).unwrap();
         let a = page(9);
         wal.append_commit(&[(1, &a)], 2, true).unwrap();
         mem.write_at(3, &[0xff]).unwrap();
         assert!(matches!(
-            Wal::open(Box::new(mem), 4096, true, None),
+            open_log(mem, true, None),
             Err(Error::Corruption(_))
         ));
     }
@@ -608,7 +736,7 @@ mod tests {
     #[test]
     fn in_place_reset_reuses_the_file_and_old_frames_stay_dead() {
         let mem = Shared(Arc::new(MemoryBackend::new()));
-        let (mut wal, _) = Wal::open(Box::new(mem.clone()), 4096, true, owner(0, 0)).unwrap();
+        let (mut wal, _) = open_log(mem.clone(), true, owner(0, 0)).unwrap();
         for seq in 1..=3 {
             wal.append_commit(&[(0, &meta_page(42, seq)), (1, &page(seq as u8))], 2, true)
                 .unwrap();
@@ -616,29 +744,18 @@ mod tests {
         let len = mem.len().unwrap();
         wal.reset(true, u64::MAX).unwrap();
         assert_eq!(mem.len().unwrap(), len, "an in-place reset keeps the file");
-        let (_, commits) = Wal::open(
-            Box::new(mem.clone()),
-            4096,
-            false,
-            owner(3, wal.generation()),
-        )
-        .unwrap();
+        let (_, commits) = open_log(mem.clone(), false, owner(3, wal.generation())).unwrap();
         assert!(
-            commits.is_empty(),
+            commits.commits.is_empty(),
             "frames of the old generation must not validate"
         );
         // A new commit overwrites the first old frames; only it is recovered.
         wal.append_commit(&[(0, &meta_page(42, 4)), (1, &page(4))], 2, true)
             .unwrap();
-        let (_, commits) = Wal::open(
-            Box::new(mem.clone()),
-            4096,
-            false,
-            owner(3, wal.generation()),
-        )
-        .unwrap();
-        assert_eq!(commits.len(), 1);
-        assert_eq!(commits[0].pages[1].1, page(4));
+        let (_, commits) = open_log(mem.clone(), false, owner(3, wal.generation())).unwrap();
+        assert_eq!(commits.commits.len(), 1);
+        assert_eq!(commits.frame_pages, [0, 1]);
+        assert_eq!(frame_page(&mem, 1), page(4));
         wal.truncate_stale(true).unwrap();
         assert_eq!(mem.len().unwrap(), len, "frames are live: nothing is cut");
         // A log longer than `keep` loses only its tail.
@@ -652,7 +769,7 @@ mod tests {
     #[test]
     fn torn_in_place_reset_is_told_from_damage_by_the_main_files_commit() {
         let mem = Shared(Arc::new(MemoryBackend::new()));
-        let (mut wal, _) = Wal::open(Box::new(mem.clone()), 4096, true, owner(0, 0)).unwrap();
+        let (mut wal, _) = open_log(mem.clone(), true, owner(0, 0)).unwrap();
         for seq in 1..=3 {
             wal.append_commit(&[(0, &meta_page(42, seq)), (1, &page(seq as u8))], 2, true)
                 .unwrap();
@@ -662,7 +779,7 @@ mod tests {
         torn[20] ^= 0x55;
         let open = |seq: u64, writable: bool| {
             let backend = Shared(Arc::new(MemoryBackend::with_contents(torn.clone())));
-            Wal::open(Box::new(backend), 4096, writable, owner(seq, 1)).map(|(_, c)| c.len())
+            open_log(backend, writable, owner(seq, 1)).map(|(_, c)| c.commits.len())
         };
         // The main file already holds commit 3: nothing in the log is needed.
         assert_eq!(open(3, false).unwrap(), 0);
@@ -676,7 +793,7 @@ mod tests {
         }
         let backend = Shared(Arc::new(MemoryBackend::with_contents(no_meta)));
         assert!(matches!(
-            Wal::open(Box::new(backend), 4096, false, owner(3, 1)),
+            open_log(backend, false, owner(3, 1)),
             Err(Error::Corruption(_))
         ));
         // Another database's frames are never taken for ours.
@@ -686,8 +803,139 @@ mod tests {
             ..owner(3, 1).unwrap()
         });
         assert!(matches!(
-            Wal::open(Box::new(backend), 4096, false, other),
+            open_log(backend, false, other),
             Err(Error::Corruption(_))
         ));
+    }
+
+    /// A log store that remembers the largest single read.
+    #[derive(Debug)]
+    struct Reads(Shared, std::sync::atomic::AtomicUsize);
+    impl StorageBackend for Reads {
+        fn read_at(&self, o: u64, b: &mut [u8]) -> std::io::Result<()> {
+            self.1
+                .fetch_max(b.len(), std::sync::atomic::Ordering::Relaxed);
+            self.0.read_at(o, b)
+        }
+        fn write_at(&self, o: u64, d: &[u8]) -> std::io::Result<()> {
+            self.0.write_at(o, d)
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.0.len()
+        }
+        fn set_len(&self, l: u64) -> std::io::Result<()> {
+            self.0.set_len(l)
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Page `no` of commit `seq`, sealed (so the chain covers a real trailer).
+    fn sealed(no: u64, seq: u64) -> Vec<u8> {
+        let mut p = page(seq as u8);
+        p[..8].copy_from_slice(&seq.to_le_bytes());
+        crate::format::seal_page(no, &mut p);
+        p
+    }
+
+    /// A synced log of 300 commits of 3 frames (several read chunks long), and its bytes.
+    fn long_log() -> (Shared, Vec<u8>) {
+        let mem = Shared(Arc::new(MemoryBackend::new()));
+        let (mut wal, _) = open_log(mem.clone(), true, None).unwrap();
+        for seq in 1..=300u64 {
+            let pages: Vec<(u64, Vec<u8>)> = (1..=3).map(|no| (no, sealed(no, seq))).collect();
+            let frames: Vec<(u64, &[u8])> = pages.iter().map(|(no, p)| (*no, &p[..])).collect();
+            assert_eq!(
+                wal.append_commit(&frames, 4, true).unwrap(),
+                (seq as u32 - 1) * 3
+            );
+        }
+        let bytes = mem.0.contents();
+        assert!(bytes.len() > 3 * READ_CHUNK);
+        (mem, bytes)
+    }
+
+    #[test]
+    fn recovery_streams_a_long_log_in_bounded_reads() {
+        let (mem, mut bytes) = long_log();
+        // A torn last commit: half its last frame is missing.
+        bytes.truncate(bytes.len() - 2000);
+        let log = Arc::new(Reads(
+            Shared(Arc::new(MemoryBackend::with_contents(bytes))),
+            Default::default(),
+        ));
+        let mut checked = Vec::new();
+        let (wal, rec) = Wal::open(log.clone(), 4096, true, None, &mut |no, p| {
+            checked.push((no, get_u64(p, 0)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rec.commits.len(), 299);
+        assert_eq!(wal.frames(), 299 * 3);
+        assert_eq!(rec.frame_pages.len(), 299 * 3);
+        for (i, c) in rec.commits.iter().enumerate() {
+            assert_eq!((c.end, c.db_pages), ((i as u32 + 1) * 3, 4));
+            for (k, &no) in rec.frame_pages[i * 3..(i + 1) * 3].iter().enumerate() {
+                assert_eq!(no, k as u64 + 1);
+            }
+        }
+        // Every frame of the chain was checked once, in order; the torn one never.
+        let want: Vec<(u64, u64)> = (1..=300u64)
+            .flat_map(|seq| (1..=3).map(move |no| (no, seq)))
+            .take(299 * 3 + 2)
+            .collect();
+        assert_eq!(checked, want);
+        let largest = log.1.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(largest <= READ_CHUNK, "read {largest} bytes at once");
+        assert_eq!(
+            log.len().unwrap(),
+            frame_page_offset(299 * 3, 4096) - FRAME_HEADER_SIZE as u64,
+            "the torn tail is cut"
+        );
+        drop(mem);
+    }
+
+    #[test]
+    fn a_refused_page_fails_the_open_only_in_a_recovered_commit() {
+        let (_, bytes) = long_log();
+        let open_refusing = |bytes: &[u8], writable: bool, bad: (u64, u64)| {
+            let log = Shared(Arc::new(MemoryBackend::with_contents(bytes.to_vec())));
+            Wal::open(Arc::new(log), 4096, writable, None, &mut |no, p| {
+                if (no, get_u64(p, 0)) == bad {
+                    Err(Error::corrupt_page(no, "refused"))
+                } else {
+                    Ok(())
+                }
+            })
+            .map(|(_, rec)| rec.commits.len())
+        };
+        // A page of commit 150 (in the middle, several chunks in) is refused.
+        let e = open_refusing(&bytes, true, (2, 150)).err().unwrap();
+        assert!(e.to_string().contains("page 2: refused"), "{e}");
+        assert!(open_refusing(&bytes, false, (2, 150)).is_err());
+        // In a torn last commit it is not needed, so not refused.
+        let torn = &bytes[..bytes.len() - 2000];
+        assert_eq!(open_refusing(torn, true, (2, 300)).unwrap(), 299);
+    }
+
+    #[test]
+    fn damage_in_the_middle_of_a_long_log_is_told_from_a_torn_tail() {
+        let (_, mut bytes) = long_log();
+        // Frame 400 (past the first read chunk) loses a bit.
+        let at = frame_page_offset(400, 4096) as usize + 100;
+        bytes[at] ^= 0x04;
+        let open_it = |writable: bool| {
+            let log = Shared(Arc::new(MemoryBackend::with_contents(bytes.clone())));
+            open_log(log, writable, None).map(|(_, rec)| rec.commits.len())
+        };
+        let e = open_it(true).err().unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("frame 400") && msg.contains("499 later frames holding 167 commits"),
+            "{msg}"
+        );
+        // Read-only: the commits before the damaged one (frame 400 is in commit 134).
+        assert_eq!(open_it(false).unwrap(), 133);
     }
 }
