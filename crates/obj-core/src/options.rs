@@ -55,7 +55,8 @@ pub struct Options {
     pub durability: Durability,
     /// Encrypts every page (but the header) with this key; needed again to open the file.
     pub encryption_key: Option<crate::cipher::EncryptionKey>,
-    /// Bytes of main-file pages kept in the shared page cache.
+    /// Bytes of page images (main-file pages and the versions the WAL holds) kept in the
+    /// shared page cache; memory stays bounded by it however long the log grows.
     pub cache_size: usize,
     /// WAL frames after which a commit triggers an automatic checkpoint.
     pub checkpoint_frames: u64,

@@ -62,12 +62,10 @@ fn rss_stays_bounded_while_a_pinned_reader_holds_a_long_log() {
     let limit_kib = (CACHE as u64 + SLACK) / 1024;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.obj");
-    let opts = Options {
-        cache_size: CACHE,
-        durability: Durability::None,
-        compression: false,
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .cache_size(CACHE)
+        .durability(Durability::None)
+        .compression(false);
     let started = std::time::Instant::now();
 
     let db = Db::open(&path, opts.clone()).unwrap();
