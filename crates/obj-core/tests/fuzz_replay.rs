@@ -913,6 +913,33 @@ fn write_seed_corpus_ops_model() {
             }
         }
     }
+    // Keyed collections beside the id ones (configuration bit 7), written after the files
+    // above so those stay byte for byte what they were: no faults in each durability and
+    // ending, then one fault of three kinds.
+    for (i, cfg) in [0x80u8, 0x81, 0xa2, 0x8c, 0x94, 0xe1]
+        .into_iter()
+        .enumerate()
+    {
+        let frames = if i % 2 == 0 { 0 } else { 7 };
+        add(
+            format!("keyed-nofault-{cfg:02x}-{i}.bin"),
+            cfg,
+            frames,
+            0,
+            0,
+            700,
+        );
+    }
+    for (k, name, nth) in [(4u8, "write", 25u16), (5, "sync", 9), (7, "any", 60)] {
+        add(
+            format!("keyed-fault-{name}-once-{nth}.bin"),
+            0xa1,
+            6,
+            k,
+            nth,
+            400,
+        );
+    }
     let mut total = 0;
     for (name, bytes) in &files {
         std::fs::write(dir.join(name), bytes).unwrap();

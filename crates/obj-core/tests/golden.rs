@@ -1,12 +1,22 @@
-//! Format stability: small databases written by format version 1 are checked in under
-//! `tests/golden/`; this test opens them and checks every document, schema and index, so a
-//! change that breaks old files fails here. Regenerate (only when the format version
-//! changes, keeping the old files too) with `OBJ_WRITE_GOLDEN=1 cargo test --test golden`.
+//! Format stability: small databases written by each format version are checked in under
+//! `tests/golden/` (`v1-*` by format 1, `v2-*` by format 2, each plain, lz4 and encrypted
+//! with a commit still in the WAL); these tests open them and check every document, schema
+//! and index, so a change that breaks old files fails here.
+//!
+//! `OBJ_WRITE_GOLDEN=1 cargo test -p obj-core --test golden` rewrites the files of the
+//! current format (`v2-*`) with this build. Older files are never rewritten: this build
+//! writes format 2, so they could not be made again. When the format version changes, add
+//! the new version's files and keep every old one.
 
 use obj_core::codec::wire::{put_bytes, put_ivarint};
 use obj_core::codec::{Datum, Field, FieldType, Schema, StructType};
 #[allow(unused_imports)]
-use obj_core::{wal_path, Db, DocKind, EncryptionKey, IndexKind, IndexSpec, Options, Reader};
+use obj_core::{
+    wal_path, CollectionKind, Db, DocKind, EncryptionKey, IndexKind, IndexSpec, Options, ReadTxn,
+    Reader, MAX_KEY_LEN,
+};
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 fn golden_dir() -> PathBuf {
@@ -52,19 +62,19 @@ fn event(i: i64) -> Datum {
     ])
 }
 
-/// (file name, options) of each golden database.
-fn variants() -> Vec<(&'static str, Options)> {
+/// (file name, options) of each golden database of format `version`.
+fn variants(version: u32) -> Vec<(String, Options)> {
     vec![
-        ("v1-plain.obj", Options::default()),
+        (format!("v{version}-plain.obj"), Options::default()),
         (
-            "v1-lz4.obj",
+            format!("v{version}-lz4.obj"),
             Options {
                 compression: true,
                 ..Options::default()
             },
         ),
         (
-            "v1-encrypted.obj",
+            format!("v{version}-encrypted.obj"),
             Options {
                 encryption_key: Some(EncryptionKey::Passphrase("golden".into())),
                 ..Options::default()
@@ -73,6 +83,14 @@ fn variants() -> Vec<(&'static str, Options)> {
     ]
 }
 
+/// The format version in a main file's header.
+fn format_version(path: &Path) -> u32 {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+}
+
+/// Writes a format-2 golden database: the id collections the v1 files hold (written the
+/// same way) and the keyed collections of [`write_keyed`].
 fn write(path: &Path, opts: &Options) {
     for p in [path.to_path_buf(), wal_path(path)] {
         let _ = std::fs::remove_file(p);
@@ -107,14 +125,141 @@ fn write(path: &Path, opts: &Options) {
             .unwrap();
     }
     tx.insert("raw", &b"0123456789".repeat(100)).unwrap();
+    write_keyed(&mut tx, false);
     tx.commit().unwrap();
     db.checkpoint().unwrap();
     // A second commit that stays in the WAL.
     let mut tx = db.begin_write().unwrap();
     tx.delete("events", 2).unwrap();
     tx.insert("raw", b"in the log").unwrap();
+    write_keyed(&mut tx, true);
     tx.commit().unwrap();
     db.close_without_checkpoint().unwrap();
+}
+
+/// Deterministic bytes that lz4 cannot shrink much, so they overflow in every variant.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The longest key there is: 1023 bytes of `K` and one `!`.
+fn long_key() -> Vec<u8> {
+    let mut k = vec![b'K'; MAX_KEY_LEN - 1];
+    k.push(b'!');
+    k
+}
+
+/// A user document: email (unique index), tags (each index), a number and, for some, a
+/// blob large enough to overflow.
+fn user(i: u64, email: &str) -> Datum {
+    let mut fields = vec![
+        ("email".into(), Datum::Str(email.into())),
+        (
+            "tags".into(),
+            Datum::List(
+                (0..i % 3 + 1)
+                    .map(|t| Datum::Str(format!("t{}", (i + t) % 4)))
+                    .collect(),
+            ),
+        ),
+        ("n".into(), Datum::Int(i as i64 * 7 - 20)),
+    ];
+    if i % 10 == 2 {
+        fields.push(("blob".into(), Datum::Bytes(noise(i, 5000))));
+    }
+    Datum::Map(fields)
+}
+
+/// Raw documents by key.
+type RawByKey = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The keyed documents, as the golden files must hold them after both commits:
+/// `users` (Value documents) and `kv` (raw bytes).
+fn keyed_model() -> (BTreeMap<Vec<u8>, Datum>, RawByKey) {
+    let mut users = BTreeMap::new();
+    for i in 0..30u64 {
+        users.insert(
+            format!("user:{i:03}").into_bytes(),
+            user(i, &format!("u{i}@x")),
+        );
+    }
+    users.insert(long_key(), user(2, "long@x"));
+    // The commit left in the WAL: one user deleted, one changed, one added.
+    users.remove(&b"user:002"[..]);
+    users.insert(b"user:001".to_vec(), user(1, "u1-new@x"));
+    users.insert(b"user:999".to_vec(), user(999, "u999@x"));
+    let mut kv = BTreeMap::new();
+    for (k, v) in [
+        (&[0x00][..], &b"zero"[..]),
+        (&[0x00, 0x00][..], &b"zero zero"[..]),
+        (&b"a\x00b"[..], &b"with a zero byte"[..]),
+        (&[0xFF, 0xFF, 0xFF][..], &b"last"[..]),
+    ] {
+        kv.insert(k.to_vec(), v.to_vec());
+    }
+    kv.insert(b"in the log".to_vec(), b"from the WAL".to_vec());
+    (users, kv)
+}
+
+/// The keyed part of the golden files: the first commit (`in_wal` false) creates `users`
+/// with a unique and an each index, then fills both keyed collections; the second one
+/// (`in_wal` true, left in the WAL) deletes, changes and adds a few.
+fn write_keyed(tx: &mut obj_core::WriteTxn, in_wal: bool) {
+    if in_wal {
+        assert!(tx.delete_key("users", b"user:002").unwrap());
+        let doc = user(1, "u1-new@x").to_bytes();
+        assert!(tx
+            .put_key_doc("users", b"user:001", DocKind::Value, 0, &doc)
+            .unwrap());
+        let doc = user(999, "u999@x").to_bytes();
+        tx.put_key_doc("users", b"user:999", DocKind::Value, 0, &doc)
+            .unwrap();
+        tx.put_key("kv", b"in the log", b"from the WAL").unwrap();
+        return;
+    }
+    tx.create_collection("users", CollectionKind::Keyed)
+        .unwrap();
+    for (name, kind, path) in [
+        ("email", IndexKind::Unique, "email"),
+        ("tags", IndexKind::Each, "tags"),
+    ] {
+        tx.ensure_index(
+            "users",
+            &IndexSpec {
+                name: name.into(),
+                kind,
+                paths: vec![path.into()],
+            },
+        )
+        .unwrap();
+    }
+    for i in 0..30u64 {
+        let doc = user(i, &format!("u{i}@x")).to_bytes();
+        tx.put_key_doc(
+            "users",
+            format!("user:{i:03}").as_bytes(),
+            DocKind::Value,
+            0,
+            &doc,
+        )
+        .unwrap();
+    }
+    // The longest key, with a document that overflows beside it.
+    let doc = user(2, "long@x").to_bytes();
+    tx.put_key_doc("users", &long_key(), DocKind::Value, 0, &doc)
+        .unwrap();
+    let (_, kv) = keyed_model();
+    for (k, v) in kv.iter().filter(|(k, _)| k.as_slice() != b"in the log") {
+        tx.put_key("kv", k, v).unwrap();
+    }
 }
 
 /// A build without a feature refuses a file that needs it, naming the feature (run by
@@ -130,6 +275,16 @@ fn a_build_without_a_feature_refuses_files_that_need_it() {
         ),
         (
             "v1-encrypted.obj",
+            "encryption-xchacha20poly1305",
+            cfg!(feature = "encryption"),
+        ),
+        (
+            "v2-lz4.obj",
+            "compression-lz4",
+            cfg!(feature = "compression"),
+        ),
+        (
+            "v2-encrypted.obj",
             "encryption-xchacha20poly1305",
             cfg!(feature = "encryption"),
         ),
@@ -155,83 +310,214 @@ fn a_build_without_a_feature_refuses_files_that_need_it() {
     }
 }
 
+/// Opens a copy of golden file `name` read-only (opening replays and may rewrite the log).
+fn open_copy(name: &str, opts: Options) -> (tempfile::TempDir, Db) {
+    let dir = golden_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(name);
+    std::fs::copy(dir.join(name), &path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    std::fs::copy(wal_path(&dir.join(name)), wal_path(&path)).unwrap();
+    let db = Db::open(
+        &path,
+        Options {
+            read_only: true,
+            ..opts
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (tmp, db)
+}
+
 #[test]
 #[cfg(all(feature = "compression", feature = "encryption"))]
 fn golden_files_of_format_1_still_read() {
-    let dir = golden_dir();
-    if std::env::var("OBJ_WRITE_GOLDEN").is_ok() {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, opts) in variants() {
-            write(&dir.join(name), &opts);
-        }
-    }
-    for (name, opts) in variants() {
-        // Work on a copy: opening replays and may rewrite the log.
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join(name);
-        std::fs::copy(dir.join(name), &path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        std::fs::copy(wal_path(&dir.join(name)), wal_path(&path)).unwrap();
-        let db = Db::open(
-            &path,
-            Options {
-                read_only: true,
-                ..opts
-            },
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (name, opts) in variants(1) {
+        let name = name.as_str();
+        // Still the files format 1 wrote (regenerating never touches them).
+        assert_eq!(format_version(&golden_dir().join(name)), 1, "{name}");
+        let (_tmp, db) = open_copy(name, opts);
         let rx = db.begin_read().unwrap();
         assert_eq!(
             rx.collections().unwrap(),
             vec!["events", "people", "raw"],
             "{name}"
         );
-        assert_eq!(
-            *rx.schema("people", 1).unwrap().unwrap(),
-            schema(),
-            "{name}"
-        );
-        let people: Vec<Datum> = rx
-            .iter("people")
-            .unwrap()
-            .map(|r| rx.decode_stored("people", &r.unwrap().1).unwrap().unwrap())
-            .collect();
-        assert_eq!(
-            people[1].get("name"),
-            Some(&Datum::Str("grace".into())),
-            "{name}"
-        );
-        assert_eq!(people[2].get("age"), Some(&Datum::Int(54)), "{name}");
-        assert_eq!(
-            rx.find_unique("people", "name", &[Datum::Str("linus".into())])
-                .unwrap(),
-            Some(3),
-            "{name}"
-        );
-        assert_eq!(rx.count("events").unwrap(), 39, "{name}");
-        let e7 = rx.get("events", 8).unwrap().unwrap();
-        assert_eq!(Datum::decode(&e7).unwrap(), event(7), "{name}");
-        let mut scan = rx
-            .index_scan(
-                "events",
-                "tags",
-                Some(&[Datum::Str("t1".into())]),
-                Some(&[Datum::Str("t1".into())]),
-            )
-            .unwrap();
-        // t1 is on events 1, 4, .. 37 (13 of them); event 1 (id 2) was deleted.
-        assert_eq!(scan.next_batch(&rx, 100).unwrap().len(), 12, "{name}");
-        assert_eq!(
-            &*rx.get("raw", 1).unwrap().unwrap(),
-            &b"0123456789".repeat(100)[..],
-            "{name}"
-        );
-        assert_eq!(
-            &*rx.get("raw", 2).unwrap().unwrap(),
-            b"in the log",
-            "{name}"
-        );
+        check_id_collections(&rx, name);
         drop(rx);
         db.integrity_check()
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// The id collections every golden file holds: typed people with a unique index, Value
+/// events with an each index, raw bytes; one event deleted and one raw document added by
+/// the commit left in the WAL.
+fn check_id_collections(rx: &ReadTxn, name: &str) {
+    assert_eq!(
+        *rx.schema("people", 1).unwrap().unwrap(),
+        schema(),
+        "{name}"
+    );
+    let people: Vec<Datum> = rx
+        .iter("people")
+        .unwrap()
+        .map(|r| rx.decode_stored("people", &r.unwrap().1).unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        people[1].get("name"),
+        Some(&Datum::Str("grace".into())),
+        "{name}"
+    );
+    assert_eq!(people[2].get("age"), Some(&Datum::Int(54)), "{name}");
+    assert_eq!(
+        rx.find_unique("people", "name", &[Datum::Str("linus".into())])
+            .unwrap(),
+        Some(3),
+        "{name}"
+    );
+    assert_eq!(rx.count("events").unwrap(), 39, "{name}");
+    let e7 = rx.get("events", 8).unwrap().unwrap();
+    assert_eq!(Datum::decode(&e7).unwrap(), event(7), "{name}");
+    let mut scan = rx
+        .index_scan(
+            "events",
+            "tags",
+            Some(&[Datum::Str("t1".into())]),
+            Some(&[Datum::Str("t1".into())]),
+        )
+        .unwrap();
+    // t1 is on events 1, 4, .. 37 (13 of them); event 1 (id 2) was deleted.
+    assert_eq!(scan.next_batch(rx, 100).unwrap().len(), 12, "{name}");
+    assert_eq!(
+        &*rx.get("raw", 1).unwrap().unwrap(),
+        &b"0123456789".repeat(100)[..],
+        "{name}"
+    );
+    assert_eq!(
+        &*rx.get("raw", 2).unwrap().unwrap(),
+        b"in the log",
+        "{name}"
+    );
+}
+
+#[test]
+#[cfg(all(feature = "compression", feature = "encryption"))]
+fn golden_files_of_format_2_still_read() {
+    let dir = golden_dir();
+    if std::env::var("OBJ_WRITE_GOLDEN").is_ok() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, opts) in variants(2) {
+            write(&dir.join(name), &opts);
+        }
+    }
+    let (users, kv) = keyed_model();
+    for (name, opts) in variants(2) {
+        let name = name.as_str();
+        assert_eq!(format_version(&dir.join(name)), 2, "{name}");
+        let (_tmp, db) = open_copy(name, opts);
+        let rx = db.begin_read().unwrap();
+        assert_eq!(
+            rx.collections().unwrap(),
+            vec!["events", "kv", "people", "raw", "users"],
+            "{name}"
+        );
+        check_id_collections(&rx, name);
+        for (coll, kind) in [
+            ("users", CollectionKind::Keyed),
+            ("kv", CollectionKind::Keyed),
+            ("people", CollectionKind::Ids),
+        ] {
+            assert_eq!(rx.kind(coll).unwrap(), Some(kind), "{name} {coll}");
+        }
+
+        // Every keyed document, in key order both ways.
+        let all = Bound::Unbounded;
+        let got: Vec<(Vec<u8>, Datum)> = rx
+            .key_range("users", all, all, false)
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k, rx.decode_stored("users", &v).unwrap().unwrap())
+            })
+            .collect();
+        let want: Vec<(Vec<u8>, Datum)> = users.clone().into_iter().collect();
+        assert!(got == want, "{name}: users differ from the model");
+        let back: Vec<Vec<u8>> = rx
+            .key_range("users", all, all, true)
+            .unwrap()
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert!(back.iter().eq(users.keys().rev()), "{name}: users backward");
+        assert_eq!(rx.count("users").unwrap(), users.len() as u64, "{name}");
+        let got: Vec<(Vec<u8>, Vec<u8>)> = rx
+            .key_range("kv", all, all, false)
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k, v.into_vec())
+            })
+            .collect();
+        assert_eq!(got, kv.clone().into_iter().collect::<Vec<_>>(), "{name}");
+        let long = rx.get_key("users", &long_key()).unwrap().unwrap();
+        assert_eq!(
+            rx.decode_stored("users", &long).unwrap().unwrap(),
+            user(2, "long@x"),
+            "{name}"
+        );
+        let prefix: Vec<Vec<u8>> = rx
+            .key_prefix("kv", &[0x00], false)
+            .unwrap()
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert_eq!(prefix, vec![vec![0x00], vec![0x00, 0x00]], "{name}");
+
+        // The indexes refer to the keys, as of the commit in the WAL.
+        let s = |v: &str| Datum::Str(v.into());
+        for (email, key) in [
+            ("u1-new@x", Some(&b"user:001"[..])),
+            ("u1@x", None),
+            ("u2@x", None),
+            ("u999@x", Some(&b"user:999"[..])),
+            ("long@x", Some(&long_key()[..])),
+        ] {
+            assert_eq!(
+                rx.find_unique_key("users", "email", &[s(email)]).unwrap(),
+                key.map(<[u8]>::to_vec),
+                "{name}: email {email}"
+            );
+        }
+        for tag in ["t0", "t1", "t2", "t3"] {
+            let mut scan = rx
+                .index_scan("users", "tags", Some(&[s(tag)]), Some(&[s(tag)]))
+                .unwrap();
+            let mut got = Vec::new();
+            loop {
+                let batch = scan.next_keys(&rx, 7).unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                got.extend(batch);
+            }
+            let want: Vec<Vec<u8>> = users
+                .iter()
+                .filter(|(_, d)| match d.get("tags") {
+                    Some(Datum::List(l)) => l.contains(&s(tag)),
+                    _ => false,
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            assert!(!want.is_empty(), "{tag}");
+            assert_eq!(got, want, "{name}: tag {tag}");
+        }
+        drop(rx);
+        let report = db
+            .integrity_check()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let users_report = report
+            .collections
+            .iter()
+            .find(|c| c.name == "users")
+            .unwrap();
+        assert_eq!(users_report.documents, users.len() as u64, "{name}");
     }
 }

@@ -1,5 +1,8 @@
 //! Randomized model test: long random sequences of engine operations checked against a
-//! `BTreeMap` model after every step.
+//! `BTreeMap` model after every step. Id collections and keyed collections (documents under
+//! caller-given byte keys) live side by side; keyed ones are read by point gets, key ranges
+//! and prefixes forward and reverse, and each kind's operations on the other kind must be
+//! refused without changing anything.
 //!
 //! Every failure message names the variant, the seed and the step, and lists the last
 //! operations. Rerun one case with e.g.
@@ -8,7 +11,9 @@
 
 mod support;
 
-use obj_core::{Db, Durability, Error, Options, ReadTxn, Reader, WriteTxn};
+use obj_core::{
+    CollectionKind, Db, Durability, Error, Options, ReadTxn, Reader, WriteTxn, MAX_KEY_LEN,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::ops::Bound;
@@ -17,13 +22,21 @@ use std::sync::Arc;
 use support::{seeds_from_env, Rng, SharedMem};
 
 const DEFAULT_STEPS: usize = 12_000;
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 6] = [
     "alpha",
     "beta",
     "γάμμα",
     // A long name (the limit is 255 bytes) so catalog cells are big too.
     "delta-with-a-much-longer-collection-name-that-makes-catalog-cells-larger-than-usual-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "kv",
+    "keyed-κλειδιά",
 ];
+/// The keyed collections among [`NAMES`]; the others are id collections.
+const KEYED: [&str; 2] = ["kv", "keyed-κλειδιά"];
+
+fn is_keyed(coll: &str) -> bool {
+    KEYED.contains(&coll)
+}
 
 #[derive(Clone, Debug)]
 struct Config {
@@ -63,14 +76,47 @@ impl Config {
     }
 }
 
-/// The model: documents and the next id per collection.
+/// The model: documents and the next id per collection (by key for a keyed collection).
 #[derive(Clone, Debug, Default)]
 struct Coll {
     docs: BTreeMap<u64, Arc<Vec<u8>>>,
     next_id: u64,
+    /// Shared key bytes keep the per-transaction copy of the model cheap.
+    keys: BTreeMap<Key, Arc<Vec<u8>>>,
 }
 
-type Model = BTreeMap<String, Coll>;
+type Key = Arc<[u8]>;
+
+impl Coll {
+    fn len(&self) -> usize {
+        self.docs.len() + self.keys.len()
+    }
+}
+
+/// The kind the model says `coll` has (None while it does not exist).
+fn model_kind(model: &Model, coll: &str) -> Option<CollectionKind> {
+    model.get(coll).map(|_| {
+        if is_keyed(coll) {
+            CollectionKind::Keyed
+        } else {
+            CollectionKind::Ids
+        }
+    })
+}
+
+/// Collections by name; each is shared between the committed model and the transactions
+/// that have not written to it yet (copied on its first write).
+type Model = BTreeMap<String, Arc<Coll>>;
+
+/// `coll` of `model` for writing, created (empty, next id 1) if missing.
+fn coll_mut<'a>(model: &'a mut Model, coll: &str) -> &'a mut Coll {
+    Arc::make_mut(model.entry(coll.to_string()).or_insert_with(|| {
+        Arc::new(Coll {
+            next_id: 1,
+            ..Default::default()
+        })
+    }))
+}
 
 /// Failure context: everything needed to reproduce.
 struct Ctx {
@@ -78,6 +124,9 @@ struct Ctx {
     seed: u64,
     step: usize,
     log: VecDeque<String>,
+    /// Keyed writes and refused operations done, for the coverage check.
+    keyed_writes: usize,
+    refusals: usize,
 }
 
 impl Ctx {
@@ -246,8 +295,18 @@ fn random_bounds(rng: &mut Rng, model: &Model, coll: &str) -> (Bound<u64>, Bound
     (lo, hi)
 }
 
-/// Compares one whole collection (iter, count, a few gets) of `r` to `model`.
+/// Compares one whole collection (iter, count, kind) of `r` to `model`.
 fn check_collection<R: Reader>(ctx: &Ctx, r: &R, model: &Model, coll: &str, what: &str) {
+    let kind = ctx.ok(r.kind(coll), "kind");
+    ensure!(
+        ctx,
+        kind == model_kind(model, coll),
+        "{what}: kind({coll:?}) = {kind:?}, model {:?}",
+        model_kind(model, coll)
+    );
+    if is_keyed(coll) {
+        return check_keyed_collection(ctx, r, model, coll, what);
+    }
     let got = read_range(ctx, r, coll, Bound::Unbounded, Bound::Unbounded);
     let want = model_range(model, coll, Bound::Unbounded, Bound::Unbounded);
     if got != want {
@@ -276,8 +335,12 @@ fn check_collection<R: Reader>(ctx: &Ctx, r: &R, model: &Model, coll: &str, what
     );
 }
 
-/// Compares a random id range of one collection of `r` to `model`.
+/// Compares a random id range (key range, prefix or keys of a keyed collection) of one
+/// collection of `r` to `model`.
 fn check_range<R: Reader>(ctx: &Ctx, rng: &mut Rng, r: &R, model: &Model, coll: &str, what: &str) {
+    if is_keyed(coll) {
+        return check_key_read(ctx, rng, r, model, coll, what);
+    }
     let (lo, hi) = random_bounds(rng, model, coll);
     let got = read_range(ctx, r, coll, lo, hi);
     let want = model_range(model, coll, lo, hi);
@@ -288,6 +351,341 @@ fn check_range<R: Reader>(ctx: &Ctx, rng: &mut Rng, r: &R, model: &Model, coll: 
         got.iter().map(|x| x.0).take(50).collect::<Vec<_>>(),
         want.iter().map(|x| x.0).take(50).collect::<Vec<_>>()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Keyed collections
+
+type KeyBound = Bound<Vec<u8>>;
+/// What the engine answered: keys and documents.
+type Got = Vec<(Vec<u8>, obj_core::Value)>;
+/// What the model holds, in the same order.
+type Want = Vec<(Key, Arc<Vec<u8>>)>;
+
+fn slice_bound(b: &KeyBound) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// A key for messages: its first bytes in hex and its length.
+fn show_key(k: &[u8]) -> String {
+    let head: String = k.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    if k.len() > 12 {
+        format!("{head}..[{} bytes]", k.len())
+    } else {
+        format!("{head}[{}]", k.len())
+    }
+}
+
+fn show_bound(b: &KeyBound) -> String {
+    match b {
+        Bound::Included(k) => format!("[{}", show_key(k)),
+        Bound::Excluded(k) => format!("({}", show_key(k)),
+        Bound::Unbounded => "*".into(),
+    }
+}
+
+/// Reports the first difference between two key-ordered answers.
+fn same_pairs(ctx: &Ctx, what: impl FnOnce() -> String, got: &Got, want: &Want) {
+    let differ = |(gk, gv): &(Vec<u8>, obj_core::Value), (wk, wv): &(Key, Arc<Vec<u8>>)| {
+        gk[..] != wk[..] || gv[..] != wv[..]
+    };
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| differ(a, b))
+        .unwrap_or(got.len().min(want.len()));
+    if at == got.len() && at == want.len() {
+        return;
+    }
+    let show = |p: Option<(&[u8], usize)>| p.map(|(k, n)| (show_key(k), n));
+    let (n_got, n_want) = (got.len(), want.len());
+    let (got, want) = (
+        got.get(at).map(|(k, v)| (&k[..], v.len())),
+        want.get(at).map(|(k, v)| (&k[..], v.len())),
+    );
+    ctx.fail(format!(
+        "{}: got {} entries, the model {}; first difference at {at}: got {:?}, model {:?} \
+         (key, value length)",
+        what(),
+        n_got,
+        n_want,
+        show(got),
+        show(want)
+    ));
+}
+
+/// A fresh key of skewed length: mostly short keys over a tiny alphabet (so prefixes
+/// collide; 0x00 and 0xFF included), some with a common text prefix, some random, and long
+/// ones up to exactly `MAX_KEY_LEN` that share long runs and differ only at the end.
+fn new_key(rng: &mut Rng) -> Vec<u8> {
+    const ALPHABET: [u8; 5] = [0x00, 0x01, b'a', b'b', 0xFF];
+    let tiny =
+        |rng: &mut Rng, n: u64| -> Vec<u8> { (0..n).map(|_| *rng.pick(&ALPHABET)).collect() };
+    let r = rng.below(100);
+    if r < 40 {
+        let n = rng.range(1, 4);
+        tiny(rng, n)
+    } else if r < 70 {
+        format!("user:{}", rng.below(5000)).into_bytes()
+    } else if r < 85 {
+        let n = rng.range(10, 200) as usize;
+        rng.bytes(n)
+    } else {
+        let len = if rng.chance(30) {
+            MAX_KEY_LEN
+        } else {
+            rng.range(201, MAX_KEY_LEN as u64) as usize
+        };
+        let n = rng.range(1, 3);
+        let tail = tiny(rng, n);
+        let mut k = vec![*rng.pick(&[b'p', 0xFF]); len - tail.len()];
+        k.extend(tail);
+        k
+    }
+}
+
+/// A key for put/get/delete: usually one that exists or a neighbour of one (a proper
+/// prefix, one byte longer, the last byte moved), sometimes a fresh one.
+fn pick_key(rng: &mut Rng, model: &Model, coll: &str) -> Vec<u8> {
+    let r = rng.below(100);
+    match model.get(coll) {
+        Some(c) if !c.keys.is_empty() && r < 70 => {
+            let n = rng.below(c.keys.len() as u64) as usize;
+            let mut key = c.keys.keys().nth(n).unwrap().to_vec();
+            if r >= 55 {
+                match rng.below(3) {
+                    0 if key.len() > 1 => {
+                        let n = rng.range(1, key.len() as u64 - 1) as usize;
+                        key.truncate(n);
+                    }
+                    1 if key.len() < MAX_KEY_LEN => key.push(*rng.pick(&[0x00, b'a', 0xFF])),
+                    _ => {
+                        let up = rng.chance(50);
+                        let last = key.last_mut().unwrap();
+                        *last = if up {
+                            last.wrapping_add(1)
+                        } else {
+                            last.wrapping_sub(1)
+                        };
+                    }
+                }
+            }
+            key
+        }
+        _ => new_key(rng),
+    }
+}
+
+fn random_key_bound(rng: &mut Rng, model: &Model, coll: &str) -> KeyBound {
+    match rng.below(6) {
+        0 => Bound::Unbounded,
+        1 | 2 => Bound::Excluded(pick_key(rng, model, coll)),
+        _ => Bound::Included(pick_key(rng, model, coll)),
+    }
+}
+
+/// Mostly well-ordered key ranges, sometimes inverted or empty ones.
+fn random_key_bounds(rng: &mut Rng, model: &Model, coll: &str) -> (KeyBound, KeyBound) {
+    let mut lo = random_key_bound(rng, model, coll);
+    let mut hi = random_key_bound(rng, model, coll);
+    if rng.chance(85) {
+        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+            (&lo, &hi)
+        {
+            if a > b {
+                std::mem::swap(&mut lo, &mut hi);
+            }
+        }
+    }
+    (lo, hi)
+}
+
+/// A prefix to scan: an existing key cut short (now and then the empty prefix, everything).
+fn random_prefix(rng: &mut Rng, model: &Model, coll: &str) -> Vec<u8> {
+    if rng.chance(8) {
+        return Vec::new();
+    }
+    let mut k = pick_key(rng, model, coll);
+    let n = rng.range(1, k.len() as u64) as usize;
+    k.truncate(n);
+    k
+}
+
+fn read_keys<R: Reader>(
+    ctx: &Ctx,
+    r: &R,
+    coll: &str,
+    lo: &KeyBound,
+    hi: &KeyBound,
+    reverse: bool,
+) -> Got {
+    let it = ctx.ok(
+        r.key_range(coll, slice_bound(lo), slice_bound(hi), reverse),
+        "key_range",
+    );
+    it.map(|x| ctx.ok(x, "key_range item")).collect()
+}
+
+fn model_keys(model: &Model, coll: &str, lo: &KeyBound, hi: &KeyBound, reverse: bool) -> Want {
+    // BTreeMap::range panics on inverted or empty-excluded ranges; the engine returns
+    // nothing for them.
+    let empty = match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+        _ => false,
+    };
+    let Some(c) = model.get(coll).filter(|_| !empty) else {
+        return Vec::new();
+    };
+    let mut out: Want = c
+        .keys
+        .range::<[u8], _>((slice_bound(lo), slice_bound(hi)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if reverse {
+        out.reverse();
+    }
+    out
+}
+
+fn read_prefix<R: Reader>(ctx: &Ctx, r: &R, coll: &str, prefix: &[u8], reverse: bool) -> Got {
+    let it = ctx.ok(r.key_prefix(coll, prefix, reverse), "key_prefix");
+    it.map(|x| ctx.ok(x, "key_prefix item")).collect()
+}
+
+fn model_prefix(model: &Model, coll: &str, prefix: &[u8], reverse: bool) -> Want {
+    let mut out: Want = model.get(coll).map_or(Vec::new(), |c| {
+        c.keys
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
+    if reverse {
+        out.reverse();
+    }
+    out
+}
+
+fn model_get_key(model: &Model, coll: &str, key: &[u8]) -> Option<Vec<u8>> {
+    model
+        .get(coll)
+        .and_then(|c| c.keys.get(key))
+        .map(|v| v.to_vec())
+}
+
+/// A whole keyed collection, both directions, and its count.
+fn check_keyed_collection<R: Reader>(ctx: &Ctx, r: &R, model: &Model, coll: &str, what: &str) {
+    let all = Bound::Unbounded;
+    for reverse in [false, true] {
+        let got = read_keys(ctx, r, coll, &all, &all, reverse);
+        let want = model_keys(model, coll, &all, &all, reverse);
+        same_pairs(
+            ctx,
+            || format!("{what}: key_range({coll:?}, everything, reverse={reverse})"),
+            &got,
+            &want,
+        );
+    }
+    let count = ctx.ok(r.count(coll), "count");
+    let want = model.get(coll).map_or(0, |c| c.len()) as u64;
+    ensure!(
+        ctx,
+        count == want,
+        "{what}: count({coll:?}) = {count}, model has {want}"
+    );
+}
+
+/// One random read of a keyed collection: a key range or a prefix (forward or reverse), a
+/// resumable scan with a limit, or a few point gets.
+fn check_key_read<R: Reader>(
+    ctx: &Ctx,
+    rng: &mut Rng,
+    r: &R,
+    model: &Model,
+    coll: &str,
+    what: &str,
+) {
+    let reverse = rng.chance(50);
+    match rng.below(10) {
+        0..=3 => {
+            let (lo, hi) = random_key_bounds(rng, model, coll);
+            let got = read_keys(ctx, r, coll, &lo, &hi, reverse);
+            let want = model_keys(model, coll, &lo, &hi, reverse);
+            same_pairs(
+                ctx,
+                || {
+                    format!(
+                        "{what}: key_range({coll:?}, {}..{}, reverse={reverse})",
+                        show_bound(&lo),
+                        show_bound(&hi)
+                    )
+                },
+                &got,
+                &want,
+            );
+        }
+        4..=6 => {
+            let p = random_prefix(rng, model, coll);
+            let got = read_prefix(ctx, r, coll, &p, reverse);
+            let want = model_prefix(model, coll, &p, reverse);
+            same_pairs(
+                ctx,
+                || {
+                    format!(
+                        "{what}: key_prefix({coll:?}, {}, reverse={reverse})",
+                        show_key(&p)
+                    )
+                },
+                &got,
+                &want,
+            );
+        }
+        7 => {
+            let (lo, hi) = random_key_bounds(rng, model, coll);
+            let limit = rng.below(20) as usize;
+            let got: Got = ctx.ok(
+                r.scan_keys(coll, slice_bound(&lo), slice_bound(&hi), reverse, limit),
+                "scan_keys",
+            );
+            let mut want = model_keys(model, coll, &lo, &hi, reverse);
+            want.truncate(limit);
+            same_pairs(
+                ctx,
+                || {
+                    format!(
+                        "{what}: scan_keys({coll:?}, {}..{}, reverse={reverse}, limit {limit})",
+                        show_bound(&lo),
+                        show_bound(&hi)
+                    )
+                },
+                &got,
+                &want,
+            );
+        }
+        _ => {
+            for _ in 0..4 {
+                let key = pick_key(rng, model, coll);
+                let got = ctx
+                    .ok(r.get_key(coll, &key), "get_key")
+                    .map(|v| v.into_vec());
+                let want = model_get_key(model, coll, &key);
+                ensure!(
+                    ctx,
+                    got == want,
+                    "{what}: get_key({coll:?}, {}) = {:?}, model {:?}",
+                    show_key(&key),
+                    got.as_deref().map(short),
+                    want.as_deref().map(short)
+                );
+            }
+        }
+    }
 }
 
 fn check_all<R: Reader>(ctx: &Ctx, r: &R, model: &Model, what: &str) {
@@ -315,6 +713,8 @@ fn run(cfg: &Config, seed: u64, steps: usize) {
         seed,
         step: 0,
         log: VecDeque::new(),
+        keyed_writes: 0,
+        refusals: 0,
     };
     // Each variant gets its own operation sequence for the same seed number.
     let mut rng = Rng::new(seed ^ support::crc32(0, cfg.name.as_bytes()) as u64);
@@ -432,7 +832,7 @@ fn run(cfg: &Config, seed: u64, steps: usize) {
             ctx.note("integrity_check".into());
             let report = ctx.ok(d.integrity_check(), "integrity_check");
             let docs: u64 = report.collections.iter().map(|c| c.documents).sum();
-            let want: usize = committed.values().map(|c| c.docs.len()).sum();
+            let want: usize = committed.values().map(|c| c.len()).sum();
             ensure!(
                 ctx,
                 docs == want as u64,
@@ -510,7 +910,7 @@ fn run(cfg: &Config, seed: u64, steps: usize) {
                 } else {
                     check_range(&ctx, &mut rng, &h.rx, &h.model, coll, "held reader");
                     let n = ctx.ok(h.rx.count(coll), "count");
-                    let want = h.model.get(coll).map_or(0, |c| c.docs.len() as u64);
+                    let want = h.model.get(coll).map_or(0, |c| c.len() as u64);
                     ensure!(
                         ctx,
                         n == want,
@@ -519,19 +919,23 @@ fn run(cfg: &Config, seed: u64, steps: usize) {
                 }
                 // A clone sees the same snapshot.
                 let c = h.rx.clone();
-                for _ in 0..4 {
-                    let id = pick_id(&mut rng, &h.model, coll);
-                    let got = ctx.ok(c.get(coll, id), "get").map(|v| v.into_vec());
-                    let want = h
-                        .model
-                        .get(coll)
-                        .and_then(|m| m.docs.get(&id))
-                        .map(|v| v.to_vec());
-                    ensure!(
-                        ctx,
-                        got == want,
-                        "held reader clone get({coll:?}, {id}) differs"
-                    );
+                if is_keyed(coll) {
+                    check_key_read(&ctx, &mut rng, &c, &h.model, coll, "held reader clone");
+                } else {
+                    for _ in 0..4 {
+                        let id = pick_id(&mut rng, &h.model, coll);
+                        let got = ctx.ok(c.get(coll, id), "get").map(|v| v.into_vec());
+                        let want = h
+                            .model
+                            .get(coll)
+                            .and_then(|m| m.docs.get(&id))
+                            .map(|v| v.to_vec());
+                        ensure!(
+                            ctx,
+                            got == want,
+                            "held reader clone get({coll:?}, {id}) differs"
+                        );
+                    }
                 }
                 if rng.chance(40) {
                     ctx.note(format!("drop held reader {i}"));
@@ -556,15 +960,24 @@ fn run(cfg: &Config, seed: u64, steps: usize) {
     // The test must have exercised what it claims to.
     ensure!(
         ctx,
-        commits > 20 && rollbacks > 2 && (steps < 2000 || (reopens > 0 && checkpoints > 0)),
+        commits > 20
+            && rollbacks > 2
+            && (steps < 2000
+                || (reopens > 0 && checkpoints > 0 && ctx.keyed_writes > 0 && ctx.refusals > 0)),
         "too little coverage: {commits} commits, {rollbacks} rollbacks, {reopens} reopens, \
-         {checkpoints} checkpoints"
+         {checkpoints} checkpoints, {} keyed writes, {} refusals",
+        ctx.keyed_writes,
+        ctx.refusals
     );
     eprintln!(
         "model {} seed {seed}: {steps} steps, {commits} commits, {rollbacks} rollbacks, \
-         {reopens} reopens, {checkpoints} checkpoints, {} documents at the end",
+         {reopens} reopens, {checkpoints} checkpoints, {} keyed writes, {} refusals, \
+         {} documents at the end ({} under keys)",
         cfg.name,
-        committed.values().map(|c| c.docs.len()).sum::<usize>()
+        ctx.keyed_writes,
+        ctx.refusals,
+        committed.values().map(|c| c.len()).sum::<usize>(),
+        committed.values().map(|c| c.keys.len()).sum::<usize>()
     );
 }
 
@@ -586,7 +999,16 @@ fn write_op(
     shrinking: bool,
     page_size: usize,
 ) -> Option<End> {
+    if rng.chance(1) {
+        refusal_op(ctx, rng, tx, pending);
+        return None;
+    }
     let coll = pick_coll(rng);
+    if is_keyed(coll) {
+        return keyed_write_op(
+            ctx, rng, db, tx, pending, committed, shrinking, page_size, coll,
+        );
+    }
     let (w_insert, w_put, w_delete) = if shrinking { (8, 10, 40) } else { (26, 20, 12) };
     if rng.chance(1) {
         // Bulk work so trees get deep (growing) and merge down again (shrinking).
@@ -594,10 +1016,7 @@ fn write_op(
         if !shrinking && size < 1500 {
             let n = rng.range(100, 600);
             ctx.note(format!("bulk insert {n} small docs into {coll:?}"));
-            let c = pending.entry(coll.to_string()).or_insert(Coll {
-                next_id: 1,
-                ..Default::default()
-            });
+            let c = coll_mut(pending, coll);
             for _ in 0..n {
                 let len = rng.below(24) as usize;
                 let v = rng.bytes(len);
@@ -611,7 +1030,7 @@ fn write_op(
                 c.next_id = id + 1;
                 c.docs.insert(id, Arc::new(v));
             }
-        } else if let Some(c) = pending.get_mut(coll) {
+        } else if let Some(c) = pending.get_mut(coll).map(Arc::make_mut) {
             let ids: Vec<u64> = c.docs.keys().copied().collect();
             if !ids.is_empty() {
                 let a = rng.below(ids.len() as u64) as usize;
@@ -635,10 +1054,7 @@ fn write_op(
         let v = value(rng, page_size);
         ctx.note(format!("insert {coll:?} {}", short(&v)));
         let id = ctx.ok(tx.insert(coll, &v), "insert");
-        let c = pending.entry(coll.to_string()).or_insert(Coll {
-            next_id: 1,
-            ..Default::default()
-        });
+        let c = coll_mut(pending, coll);
         ensure!(
             ctx,
             id == c.next_id,
@@ -655,10 +1071,7 @@ fn write_op(
         let v = value(rng, page_size);
         ctx.note(format!("put {coll:?} {id} {}", short(&v)));
         let replaced = ctx.ok(tx.put(coll, id, &v), "put");
-        let c = pending.entry(coll.to_string()).or_insert(Coll {
-            next_id: 1,
-            ..Default::default()
-        });
+        let c = coll_mut(pending, coll);
         let had = c.docs.insert(id, Arc::new(v)).is_some();
         ensure!(
             ctx,
@@ -675,6 +1088,7 @@ fn write_op(
         let removed = ctx.ok(tx.delete(coll, id), "delete");
         let had = pending
             .get_mut(coll)
+            .map(Arc::make_mut)
             .is_some_and(|c| c.docs.remove(&id).is_some());
         ensure!(
             ctx,
@@ -721,7 +1135,7 @@ fn write_op(
     } else if r < 45 {
         ctx.note(format!("count {coll:?}"));
         let n = ctx.ok(tx.count(coll), "count");
-        let want = pending.get(coll).map_or(0, |c| c.docs.len() as u64);
+        let want = pending.get(coll).map_or(0, |c| c.len() as u64);
         ensure!(
             ctx,
             n == want,
@@ -764,14 +1178,361 @@ fn write_op(
             names == want,
             "write txn collections() = {names:?}, model {want:?}"
         );
-    } else if r < 92 {
-        return Some(End::Commit);
-    } else if r < 96 {
-        return Some(End::Rollback);
     } else {
-        return Some(End::Drop);
+        return Some(end_of(r));
     }
     None
+}
+
+/// How a transaction ends, for `r` in 70..100 of the non-write share of the operations.
+fn end_of(r: u64) -> End {
+    if r < 92 {
+        End::Commit
+    } else if r < 96 {
+        End::Rollback
+    } else {
+        End::Drop
+    }
+}
+
+/// A key for the bulk puts: counters under a shared text prefix, or long keys that share
+/// all but their last four bytes, so the tree grows deep on long separators too.
+fn bulk_key(rng: &mut Rng, long: bool) -> Vec<u8> {
+    let n = rng.below(1 << 20) as u32;
+    if long {
+        let mut k = vec![b'L'; MAX_KEY_LEN - 4];
+        k.extend_from_slice(&n.to_be_bytes());
+        k
+    } else {
+        format!("bulk:{n:07}").into_bytes()
+    }
+}
+
+/// One operation on a keyed collection inside a write transaction; `Some` ends the
+/// transaction.
+#[allow(clippy::too_many_arguments)]
+fn keyed_write_op(
+    ctx: &mut Ctx,
+    rng: &mut Rng,
+    db: &Db,
+    tx: &mut WriteTxn,
+    pending: &mut Model,
+    committed: &Model,
+    shrinking: bool,
+    page_size: usize,
+    coll: &'static str,
+) -> Option<End> {
+    let (w_put, w_delete) = if shrinking { (18, 40) } else { (46, 12) };
+    if rng.chance(1) {
+        let size = pending.get(coll).map_or(0, |c| c.len());
+        if !shrinking && size < 1500 {
+            let n = rng.range(100, 600);
+            let long = rng.chance(30);
+            ctx.note(format!(
+                "bulk put_key {n} small docs into {coll:?} ({} keys)",
+                if long { "long" } else { "short" }
+            ));
+            let c = coll_mut(pending, coll);
+            for _ in 0..n {
+                let key = bulk_key(rng, long);
+                let len = rng.below(24) as usize;
+                let v = rng.bytes(len);
+                let replaced = ctx.ok(tx.put_key(coll, &key, &v), "bulk put_key");
+                let had = c.keys.insert(key.into(), Arc::new(v)).is_some();
+                ensure!(
+                    ctx,
+                    replaced == had,
+                    "bulk put_key({coll:?}) said replaced={replaced}, model {had}"
+                );
+            }
+        } else if let Some(c) = pending.get_mut(coll).map(Arc::make_mut) {
+            let keys: Vec<Key> = c.keys.keys().cloned().collect();
+            if !keys.is_empty() {
+                let a = rng.below(keys.len() as u64) as usize;
+                let b = (a + rng.range(1, 2000) as usize).min(keys.len());
+                ctx.note(format!(
+                    "bulk delete_key {} docs of {coll:?} from key {}",
+                    b - a,
+                    show_key(&keys[a])
+                ));
+                for key in &keys[a..b] {
+                    let removed = ctx.ok(tx.delete_key(coll, key), "bulk delete_key");
+                    ensure!(
+                        ctx,
+                        removed,
+                        "bulk delete_key({coll:?}, {}) found nothing",
+                        show_key(key)
+                    );
+                    c.keys.remove(key);
+                }
+            }
+        }
+        return None;
+    }
+    let mut r = rng.below(100);
+    if r < w_put {
+        let key = pick_key(rng, pending, coll);
+        let v = value(rng, page_size);
+        ctx.note(format!("put_key {coll:?} {} {}", show_key(&key), short(&v)));
+        ctx.keyed_writes += 1;
+        let replaced = ctx.ok(tx.put_key(coll, &key, &v), "put_key");
+        let c = coll_mut(pending, coll);
+        let had = c.keys.insert(key.into(), Arc::new(v)).is_some();
+        ensure!(
+            ctx,
+            replaced == had,
+            "put_key({coll:?}) said replaced={replaced}, model {had}"
+        );
+        return None;
+    }
+    r -= w_put;
+    if r < w_delete {
+        let key = pick_key(rng, pending, coll);
+        ctx.note(format!("delete_key {coll:?} {}", show_key(&key)));
+        ctx.keyed_writes += 1;
+        let removed = ctx.ok(tx.delete_key(coll, &key), "delete_key");
+        let had = pending
+            .get_mut(coll)
+            .map(Arc::make_mut)
+            .is_some_and(|c| c.keys.remove(&key[..]).is_some());
+        ensure!(
+            ctx,
+            removed == had,
+            "delete_key({coll:?}, {}) said {removed}, model {had}",
+            show_key(&key)
+        );
+        return None;
+    }
+    r -= w_delete;
+    let rest = 100 - w_put - w_delete;
+    let r = r * 100 / rest;
+    if r < 30 {
+        let key = pick_key(rng, pending, coll);
+        ctx.note(format!("get_key {coll:?} {}", show_key(&key)));
+        let got = ctx
+            .ok(tx.get_key(coll, &key), "get_key")
+            .map(|v| v.into_vec());
+        let want = model_get_key(pending, coll, &key);
+        ensure!(
+            ctx,
+            got == want,
+            "write txn get_key({coll:?}, {}) = {:?}, model {:?}",
+            show_key(&key),
+            got.as_deref().map(short),
+            want.as_deref().map(short)
+        );
+        if rng.chance(15) {
+            // A reader beside the writer sees only committed data.
+            let rx = ctx.ok(db.begin_read(), "begin_read");
+            let got = ctx
+                .ok(rx.get_key(coll, &key), "get_key")
+                .map(|v| v.into_vec());
+            let want = model_get_key(committed, coll, &key);
+            ensure!(
+                ctx,
+                got == want,
+                "reader beside an open write txn: get_key({coll:?}, {}) = {:?}, committed \
+                 model {:?}",
+                show_key(&key),
+                got.as_deref().map(short),
+                want.as_deref().map(short)
+            );
+        }
+    } else if r < 38 {
+        ctx.note(format!("count {coll:?}"));
+        let n = ctx.ok(tx.count(coll), "count");
+        let want = pending.get(coll).map_or(0, |c| c.len() as u64);
+        ensure!(
+            ctx,
+            n == want,
+            "write txn count({coll:?}) = {n}, model {want}"
+        );
+    } else if r < 64 {
+        ctx.note(format!("key read {coll:?}"));
+        check_key_read(ctx, rng, tx, pending, coll, "write txn");
+    } else if r < 67 {
+        ctx.note(format!("create_collection {coll:?} keyed"));
+        let created = ctx.ok(
+            tx.create_collection(coll, CollectionKind::Keyed),
+            "create_collection",
+        );
+        let had = pending.contains_key(coll);
+        coll_mut(pending, coll);
+        ensure!(
+            ctx,
+            created != had,
+            "create_collection({coll:?}) said created={created}, model had it: {had}"
+        );
+    } else if r < 70 {
+        ctx.note("collections".into());
+        let names = ctx.ok(tx.collections(), "collections");
+        let want: Vec<String> = pending.keys().cloned().collect();
+        ensure!(
+            ctx,
+            names == want,
+            "write txn collections() = {names:?}, model {want:?}"
+        );
+    } else {
+        return Some(end_of(r));
+    }
+    None
+}
+
+/// An operation the engine must refuse with `InvalidArgument` and no change: an id
+/// operation on an existing keyed collection, a keyed one on an existing id collection, or
+/// a key of 0 or `MAX_KEY_LEN + 1` bytes.
+fn refusal_op(ctx: &mut Ctx, rng: &mut Rng, tx: &mut WriteTxn, pending: &Model) {
+    let coll = pick_coll(rng);
+    let exists = pending.contains_key(coll);
+    let bad_key = if rng.chance(50) {
+        Vec::new()
+    } else {
+        vec![b'x'; MAX_KEY_LEN + 1]
+    };
+    let key = pick_key(rng, pending, coll);
+    let id = pick_id(rng, pending, coll).max(1);
+    let v = value(rng, 4096);
+    let all = Bound::<&[u8]>::Unbounded;
+    let (what, needle, result): (String, &str, obj_core::Result<()>) =
+        if is_keyed(coll) && (!exists || rng.chance(40)) {
+            let len = bad_key.len();
+            match rng.below(3) {
+                0 => (
+                    format!("put_key {coll:?} with a {len}-byte key"),
+                    "key",
+                    tx.put_key(coll, &bad_key, &v).map(drop),
+                ),
+                1 => (
+                    format!("get_key {coll:?} with a {len}-byte key"),
+                    "key",
+                    tx.get_key(coll, &bad_key).map(drop),
+                ),
+                _ => (
+                    format!("delete_key {coll:?} with a {len}-byte key"),
+                    "key",
+                    tx.delete_key(coll, &bad_key).map(drop),
+                ),
+            }
+        } else if is_keyed(coll) {
+            let needle = "keyed collection";
+            match rng.below(5) {
+                0 => (
+                    format!("insert into keyed {coll:?}"),
+                    needle,
+                    tx.insert(coll, &v).map(drop),
+                ),
+                1 => (
+                    format!("put {id} into keyed {coll:?}"),
+                    needle,
+                    tx.put(coll, id, &v).map(drop),
+                ),
+                2 => (
+                    format!("delete {id} from keyed {coll:?}"),
+                    needle,
+                    tx.delete(coll, id).map(drop),
+                ),
+                3 => (
+                    format!("get {id} from keyed {coll:?}"),
+                    needle,
+                    tx.get(coll, id).map(drop),
+                ),
+                _ => (
+                    format!("range of keyed {coll:?}"),
+                    needle,
+                    tx.range(coll, ..).map(drop),
+                ),
+            }
+        } else if exists {
+            let needle = "id collection";
+            match rng.below(6) {
+                0 => (
+                    format!("put_key into id collection {coll:?}"),
+                    needle,
+                    tx.put_key(coll, &key, &v).map(drop),
+                ),
+                1 => (
+                    format!("delete_key from id collection {coll:?}"),
+                    needle,
+                    tx.delete_key(coll, &key).map(drop),
+                ),
+                2 => (
+                    format!("get_key from id collection {coll:?}"),
+                    needle,
+                    tx.get_key(coll, &key).map(drop),
+                ),
+                3 => (
+                    format!("key_range of id collection {coll:?}"),
+                    needle,
+                    tx.key_range(coll, all, all, rng.chance(50)).map(drop),
+                ),
+                4 => (
+                    format!("key_prefix of id collection {coll:?}"),
+                    needle,
+                    tx.key_prefix(coll, &key, rng.chance(50)).map(drop),
+                ),
+                _ => (
+                    format!("create_collection {coll:?} keyed over an id collection"),
+                    needle,
+                    tx.create_collection(coll, CollectionKind::Keyed).map(drop),
+                ),
+            }
+        } else {
+            // A missing id collection: by-key reads find nothing and create nothing.
+            ctx.note(format!("get_key / delete_key on missing {coll:?}"));
+            let got = ctx.ok(tx.get_key(coll, &key), "get_key");
+            ensure!(
+                ctx,
+                got.is_none(),
+                "get_key on missing {coll:?} found a document"
+            );
+            let removed = ctx.ok(tx.delete_key(coll, &key), "delete_key");
+            ensure!(
+                ctx,
+                !removed,
+                "delete_key on missing {coll:?} removed a document"
+            );
+            let kind = ctx.ok(tx.kind(coll), "kind");
+            ensure!(
+                ctx,
+                kind.is_none(),
+                "{coll:?} exists after by-key reads: {kind:?}"
+            );
+            return;
+        };
+    ctx.note(format!("refused: {what}"));
+    ctx.refusals += 1;
+    match result {
+        Err(Error::InvalidArgument(m)) if m.contains(needle) => {}
+        other => ctx.fail(format!(
+            "{what}: expected InvalidArgument naming {needle:?}, got {other:?}"
+        )),
+    }
+    // Nothing changed: the kind, the count and (cheaply) a point read.
+    let kind = ctx.ok(tx.kind(coll), "kind");
+    ensure!(
+        ctx,
+        kind == model_kind(pending, coll),
+        "after the refused {what}: kind({coll:?}) = {kind:?}, model {:?}",
+        model_kind(pending, coll)
+    );
+    let n = ctx.ok(tx.count(coll), "count");
+    let want = pending.get(coll).map_or(0, |c| c.len() as u64);
+    ensure!(
+        ctx,
+        n == want,
+        "after the refused {what}: count({coll:?}) = {n}, model {want}"
+    );
+    if is_keyed(coll) {
+        let got = ctx
+            .ok(tx.get_key(coll, &key), "get_key")
+            .map(|v| v.into_vec());
+        ensure!(
+            ctx,
+            got == model_get_key(pending, coll, &key),
+            "after the refused {what}: get_key({coll:?}, {}) differs from the model",
+            show_key(&key)
+        );
+    }
 }
 
 fn run_config(cfg: Config) {

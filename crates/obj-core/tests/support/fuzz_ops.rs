@@ -4,18 +4,28 @@
 //! The input drives a sequence of operations on a database over simulated disks
 //! (`fault::SimDisk`, wrapped in `fault::Faulty` with a `FaultPlan` chosen by the input) and
 //! checks every answer against a model (`BTreeMap`s of documents and next ids per
-//! collection).
+//! collection, and of documents by key for keyed collections).
 //!
 //! Input layout (reads past the end give zeros):
 //!
 //! | byte | meaning |
 //! | --- | --- |
-//! | 0 | bits 0-1 durability (0 Immediate, 1 Eventual, 2 None, 3 Immediate); bit 2 lz4 compression; bit 3 small page cache; bit 4 8 KiB pages; bit 5 the run ends in a power loss (else the process exits); bit 6 an exit calls `close()` first (else it leaves without a checkpoint) |
+//! | 0 | bits 0-1 durability (0 Immediate, 1 Eventual, 2 None, 3 Immediate); bit 2 lz4 compression; bit 3 small page cache; bit 4 8 KiB pages; bit 5 the run ends in a power loss (else the process exits); bit 6 an exit calls `close()` first (else it leaves without a checkpoint); bit 7 keyed collections too (see below) |
 //! | 1 | automatic checkpoint after `2 + b % 40` WAL frames (0: the default 1000) |
 //! | 2 | fault kind `b % 8`: 0-2 none, 3 read, 4 write, 5 sync, 6 set_len, 7 any; bit 7 sticky (every later operation fails too) |
 //! | 3-4 | the fault hits the `1 + u16 % 400`th matching operation (main file and WAL together) |
 //! | 5 | seed of the power-loss simulation |
 //! | 6.. | operations: an opcode byte (see [`op_of`]), a collection byte, then arguments |
+//!
+//! Without bit 7 the collection byte picks one of the id collections `a`, `b`, `c` (`% 3`).
+//! With bit 7 (inputs written before keyed collections existed never set it, so they decode
+//! as they always did) it picks one of `a`, `b`, `c` and the keyed collections `k`, `l`
+//! (`% 5`), and the operations on `k` and `l` are their keyed counterparts: insert and put
+//! become `put_key` (put sometimes `create_collection`), delete `delete_key`, get one of
+//! `get_key`, `key_range`, `key_prefix` (forward or reverse) and `count`. A collection byte
+//! of 250 or more uses the other kind's operation instead (an id operation on `k`, a keyed
+//! one on `a`), which the engine must refuse with `InvalidArgument` once the collection
+//! exists, or which creates the collection of that kind when it does not.
 //!
 //! Promises checked:
 //! - nothing panics, with or without faults;
@@ -37,8 +47,11 @@
 
 use obj_core::backend::MemoryBackend;
 use obj_core::fault::{CrashRng, FaultPlan, Faulty, OpKind, SimDisk};
-use obj_core::{Db, Durability, Error, Options, ReadTxn, Reader, WriteTxn};
+use obj_core::{
+    CollectionKind, Db, Durability, Error, Options, ReadTxn, Reader, WriteTxn, MAX_KEY_LEN,
+};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +61,19 @@ pub struct Coll {
     pub docs: BTreeMap<u64, Vec<u8>>,
     /// What `insert` hands out next (0 once every id was used).
     pub next_id: u64,
+    /// A keyed collection: its documents are in `keys` (and `docs` is empty).
+    pub keyed: bool,
+    pub keys: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Coll {
+    fn new(keyed: bool) -> Coll {
+        Coll {
+            next_id: 1,
+            keyed,
+            ..Coll::default()
+        }
+    }
 }
 
 /// Every collection of a database, existing ones only.
@@ -68,6 +94,10 @@ pub struct Outcome {
 }
 
 const COLLECTIONS: [&str; 3] = ["a", "b", "c"];
+/// The collections of an input with keyed collections (configuration bit 7).
+const WITH_KEYED: [&str; 5] = ["a", "b", "c", "k", "l"];
+/// A collection byte from which on the other kind's operation is used.
+const WRONG_KIND: u8 = 250;
 /// Most alternatives the model tracks for one transaction after failed writes.
 const MAX_ALTERNATIVES: usize = 8;
 /// Most operations per input (keeps every input fast).
@@ -114,8 +144,41 @@ enum Answer {
     Bool(bool),
     Value(Option<Vec<u8>>),
     Count(u64),
-    /// `InvalidArgument`: a refused argument (id 0, no ids left).
+    /// The documents of a key range, in the order read.
+    Pairs(Vec<(Vec<u8>, Vec<u8>)>),
+    /// `InvalidArgument`: a refused argument (id 0, no ids left, a key of 0 or more than
+    /// `MAX_KEY_LEN` bytes, a collection of the other kind).
     Invalid,
+}
+
+impl Answer {
+    fn describe(&self) -> String {
+        match self {
+            Answer::Value(v) => format!("Value({:?} bytes)", v.as_ref().map(Vec::len)),
+            Answer::Pairs(p) => format!(
+                "Pairs[{}]",
+                p.iter()
+                    .map(|(k, v)| format!("{}={}", show_key(k), v.len()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+/// A key for messages: its first bytes in hex and its length.
+fn show_key(k: &[u8]) -> String {
+    let head: String = k.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    if k.len() > 6 {
+        format!("{head}..[{}]", k.len())
+    } else {
+        format!("{head}[{}]", k.len())
+    }
+}
+
+fn valid_key(k: &[u8]) -> bool {
+    (1..=MAX_KEY_LEN).contains(&k.len())
 }
 
 /// A write: what the model does with it.
@@ -124,6 +187,9 @@ enum Write {
     Insert(String, Vec<u8>),
     Put(String, u64, Vec<u8>),
     Delete(String, u64),
+    PutKey(String, Vec<u8>, Vec<u8>),
+    DeleteKey(String, Vec<u8>),
+    CreateKeyed(String),
 }
 
 fn bump(next: u64, id: u64) -> u64 {
@@ -137,12 +203,41 @@ impl Write {
     /// The answer the model expects, and the state after it.
     fn apply(&self, s: &State) -> (Answer, State) {
         let mut s = s.clone();
+        // Each kind's operations on a collection of the other kind are refused.
+        let keyed_op = matches!(
+            self,
+            Write::PutKey(..) | Write::DeleteKey(..) | Write::CreateKeyed(_)
+        );
+        let name = match self {
+            Write::Insert(c, _)
+            | Write::Put(c, ..)
+            | Write::Delete(c, _)
+            | Write::PutKey(c, ..)
+            | Write::DeleteKey(c, _)
+            | Write::CreateKeyed(c) => c,
+        };
+        let other_kind = s.get(name).is_some_and(|c| c.keyed != keyed_op);
         let answer = match self {
+            Write::PutKey(_, k, _) | Write::DeleteKey(_, k) if !valid_key(k) => {
+                return (Answer::Invalid, s)
+            }
+            Write::Put(_, 0, _) | Write::Delete(_, 0) => return (Answer::Invalid, s),
+            _ if other_kind => return (Answer::Invalid, s),
+            Write::PutKey(c, k, v) => {
+                let coll = s.entry(c.clone()).or_insert(Coll::new(true));
+                Answer::Bool(coll.keys.insert(k.clone(), v.clone()).is_some())
+            }
+            Write::DeleteKey(c, k) => match s.get_mut(c) {
+                Some(coll) => Answer::Bool(coll.keys.remove(k).is_some()),
+                None => Answer::Bool(false),
+            },
+            Write::CreateKeyed(c) => {
+                let created = !s.contains_key(c);
+                s.entry(c.clone()).or_insert(Coll::new(true));
+                Answer::Bool(created)
+            }
             Write::Insert(c, v) => {
-                let coll = s.entry(c.clone()).or_insert(Coll {
-                    docs: BTreeMap::new(),
-                    next_id: 1,
-                });
+                let coll = s.entry(c.clone()).or_insert(Coll::new(false));
                 if coll.next_id == 0 {
                     // A brand-new collection always has ids; an exhausted one refuses.
                     return (Answer::Invalid, s);
@@ -153,26 +248,15 @@ impl Write {
                 Answer::Id(id)
             }
             Write::Put(c, id, v) => {
-                if *id == 0 {
-                    return (Answer::Invalid, s);
-                }
-                let coll = s.entry(c.clone()).or_insert(Coll {
-                    docs: BTreeMap::new(),
-                    next_id: 1,
-                });
+                let coll = s.entry(c.clone()).or_insert(Coll::new(false));
                 let replaced = coll.docs.insert(*id, v.clone()).is_some();
                 coll.next_id = bump(coll.next_id, *id);
                 Answer::Bool(replaced)
             }
-            Write::Delete(c, id) => {
-                if *id == 0 {
-                    return (Answer::Invalid, s);
-                }
-                match s.get_mut(c) {
-                    Some(coll) => Answer::Bool(coll.docs.remove(id).is_some()),
-                    None => Answer::Bool(false),
-                }
-            }
+            Write::Delete(c, id) => match s.get_mut(c) {
+                Some(coll) => Answer::Bool(coll.docs.remove(id).is_some()),
+                None => Answer::Bool(false),
+            },
         };
         (answer, s)
     }
@@ -182,6 +266,11 @@ impl Write {
             Write::Insert(c, v) => tx.insert(c, v).map(Answer::Id),
             Write::Put(c, id, v) => tx.put(c, *id, v).map(Answer::Bool),
             Write::Delete(c, id) => tx.delete(c, *id).map(Answer::Bool),
+            Write::PutKey(c, k, v) => tx.put_key(c, k, v).map(Answer::Bool),
+            Write::DeleteKey(c, k) => tx.delete_key(c, k).map(Answer::Bool),
+            Write::CreateKeyed(c) => tx
+                .create_collection(c, CollectionKind::Keyed)
+                .map(Answer::Bool),
         };
         match r {
             Err(Error::InvalidArgument(_)) => Ok(Answer::Invalid),
@@ -194,6 +283,136 @@ impl Write {
             Write::Insert(c, v) => format!("insert({c}, {} bytes)", v.len()),
             Write::Put(c, id, v) => format!("put({c}, {id}, {} bytes)", v.len()),
             Write::Delete(c, id) => format!("delete({c}, {id})"),
+            Write::PutKey(c, k, v) => format!("put_key({c}, {}, {} bytes)", show_key(k), v.len()),
+            Write::DeleteKey(c, k) => format!("delete_key({c}, {})", show_key(k)),
+            Write::CreateKeyed(c) => format!("create_collection({c}, keyed)"),
+        }
+    }
+}
+
+/// A read: what the model answers.
+#[derive(Clone, Debug)]
+enum Read {
+    Get(String, u64),
+    GetKey(String, Vec<u8>),
+    KeyRange(String, Bound<Vec<u8>>, Bound<Vec<u8>>, bool),
+    KeyPrefix(String, Vec<u8>, bool),
+    Count(String),
+}
+
+fn slice_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Read {
+    fn expect(&self, s: &State) -> Answer {
+        let keyed_op = !matches!(self, Read::Get(..) | Read::Count(_));
+        let (Read::Get(c, _)
+        | Read::GetKey(c, _)
+        | Read::KeyRange(c, ..)
+        | Read::KeyPrefix(c, ..)
+        | Read::Count(c)) = self;
+        let coll = s.get(c);
+        if let Read::GetKey(_, k) = self {
+            if !valid_key(k) {
+                return Answer::Invalid;
+            }
+        }
+        if !matches!(self, Read::Count(_)) && coll.is_some_and(|c| c.keyed != keyed_op) {
+            return Answer::Invalid;
+        }
+        let keys = coll.map(|c| &c.keys);
+        let pairs = |it: &mut dyn Iterator<Item = (&Vec<u8>, &Vec<u8>)>| {
+            Answer::Pairs(it.map(|(k, v)| (k.clone(), v.clone())).collect())
+        };
+        match self {
+            Read::Get(_, id) => Answer::Value(coll.and_then(|c| c.docs.get(id)).cloned()),
+            Read::GetKey(_, k) => Answer::Value(keys.and_then(|m| m.get(k)).cloned()),
+            Read::Count(_) => {
+                Answer::Count(coll.map_or(0, |c| (c.docs.len() + c.keys.len()) as u64))
+            }
+            Read::KeyRange(_, lo, hi, reverse) => {
+                let empty = match (lo, hi) {
+                    (Bound::Included(a), Bound::Included(b)) => a > b,
+                    (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+                    | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+                    _ => false,
+                };
+                match keys {
+                    Some(m) if !empty => {
+                        let mut it = m.range::<[u8], _>((slice_bound(lo), slice_bound(hi)));
+                        if *reverse {
+                            pairs(&mut it.rev())
+                        } else {
+                            pairs(&mut it)
+                        }
+                    }
+                    _ => Answer::Pairs(Vec::new()),
+                }
+            }
+            Read::KeyPrefix(_, p, reverse) => {
+                let mut all: Vec<(Vec<u8>, Vec<u8>)> = keys.map_or(Vec::new(), |m| {
+                    m.iter()
+                        .filter(|(k, _)| k.starts_with(p))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                });
+                if *reverse {
+                    all.reverse();
+                }
+                Answer::Pairs(all)
+            }
+        }
+    }
+
+    fn run<R: Reader>(&self, r: &R) -> Result<Answer, Error> {
+        let collect = |it: obj_core::KeyIter<'_, R>| -> Result<Answer, Error> {
+            let mut out = Vec::new();
+            for item in it {
+                let (k, v) = item?;
+                out.push((k, v.into_vec()));
+            }
+            Ok(Answer::Pairs(out))
+        };
+        let got = match self {
+            Read::Get(c, id) => r
+                .get(c, *id)
+                .map(|v| Answer::Value(v.map(|v| v.into_vec()))),
+            Read::GetKey(c, k) => r
+                .get_key(c, k)
+                .map(|v| Answer::Value(v.map(|v| v.into_vec()))),
+            Read::Count(c) => r.count(c).map(Answer::Count),
+            Read::KeyRange(c, lo, hi, reverse) => r
+                .key_range(c, slice_bound(lo), slice_bound(hi), *reverse)
+                .and_then(collect),
+            Read::KeyPrefix(c, p, reverse) => r.key_prefix(c, p, *reverse).and_then(collect),
+        };
+        match got {
+            Err(Error::InvalidArgument(_)) => Ok(Answer::Invalid),
+            other => other,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let b = |b: &Bound<Vec<u8>>| match b {
+            Bound::Included(k) => format!("[{}", show_key(k)),
+            Bound::Excluded(k) => format!("({}", show_key(k)),
+            Bound::Unbounded => "*".into(),
+        };
+        match self {
+            Read::Get(c, id) => format!("get({c}, {id})"),
+            Read::GetKey(c, k) => format!("get_key({c}, {})", show_key(k)),
+            Read::Count(c) => format!("count({c})"),
+            Read::KeyRange(c, lo, hi, rev) => {
+                format!("key_range({c}, {}..{}, reverse={rev})", b(lo), b(hi))
+            }
+            Read::KeyPrefix(c, p, rev) => {
+                format!("key_prefix({c}, {}, reverse={rev})", show_key(p))
+            }
         }
     }
 }
@@ -207,21 +426,63 @@ fn dump<R: Reader>(r: &R) -> Result<State, Result<String, Error>> {
             .record(&name)
             .map_err(Err)?
             .ok_or_else(|| Ok(format!("collections() lists {name:?} but it has no record")))?;
-        let mut docs = BTreeMap::new();
-        let mut last = 0;
-        for item in r.iter(&name).map_err(Err)? {
-            let (id, v) = item.map_err(Err)?;
-            if id <= last {
-                return Err(Ok(format!("iter({name:?}) gave id {id} after {last}")));
+        let keyed = match r.kind(&name).map_err(Err)? {
+            Some(CollectionKind::Keyed) => true,
+            Some(_) => false,
+            None => {
+                return Err(Ok(format!(
+                    "collections() lists {name:?} but it has no kind"
+                )))
             }
-            last = id;
-            docs.insert(id, v.into_vec());
+        };
+        let mut docs = BTreeMap::new();
+        let mut keys = BTreeMap::new();
+        if keyed {
+            // Forward in strictly increasing key order; backward the exact reverse.
+            let all = Bound::Unbounded;
+            let mut forward: Vec<Vec<u8>> = Vec::new();
+            for item in r.key_range(&name, all, all, false).map_err(Err)? {
+                let (k, v) = item.map_err(Err)?;
+                if let Some(last) = forward.last() {
+                    if k <= *last {
+                        return Err(Ok(format!(
+                            "key_range({name:?}) gave key {} after {}",
+                            show_key(&k),
+                            show_key(last)
+                        )));
+                    }
+                }
+                forward.push(k.clone());
+                keys.insert(k, v.into_vec());
+            }
+            let mut backward = Vec::new();
+            for item in r.key_range(&name, all, all, true).map_err(Err)? {
+                backward.push(item.map_err(Err)?.0);
+            }
+            backward.reverse();
+            if backward != forward {
+                return Err(Ok(format!(
+                    "key_range({name:?}) backward gave {} keys, forward {}, in another order",
+                    backward.len(),
+                    forward.len()
+                )));
+            }
+        } else {
+            let mut last = 0;
+            for item in r.iter(&name).map_err(Err)? {
+                let (id, v) = item.map_err(Err)?;
+                if id <= last {
+                    return Err(Ok(format!("iter({name:?}) gave id {id} after {last}")));
+                }
+                last = id;
+                docs.insert(id, v.into_vec());
+            }
         }
-        if rec.count != docs.len() as u64 {
+        let n = docs.len() + keys.len();
+        if rec.count != n as u64 {
             return Err(Ok(format!(
-                "count of {name:?} is {} but iter gave {} documents",
-                rec.count,
-                docs.len()
+                "count of {name:?} is {} but {} documents were read",
+                rec.count, n
             )));
         }
         state.insert(
@@ -229,6 +490,8 @@ fn dump<R: Reader>(r: &R) -> Result<State, Result<String, Error>> {
             Coll {
                 docs,
                 next_id: rec.next_id,
+                keyed,
+                keys,
             },
         );
     }
@@ -241,15 +504,24 @@ pub fn describe(s: &State) -> String {
         .iter()
         .map(|(n, c)| {
             // Length and the value's sequence number (its first bytes), which names the write.
+            let seq = |v: &[u8]| {
+                let mut seq = [0u8; 8];
+                let n = v.len().min(8);
+                seq[..n].copy_from_slice(&v[..n]);
+                format!("{}#{}", v.len(), u64::from_le_bytes(seq))
+            };
+            if c.keyed {
+                let keys: Vec<String> = c
+                    .keys
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", show_key(k), seq(v)))
+                    .collect();
+                return format!("{n}[keyed]{{{}}}", keys.join(" "));
+            }
             let ids: Vec<String> = c
                 .docs
                 .iter()
-                .map(|(id, v)| {
-                    let mut seq = [0u8; 8];
-                    let n = v.len().min(8);
-                    seq[..n].copy_from_slice(&v[..n]);
-                    format!("{id}:{}#{}", v.len(), u64::from_le_bytes(seq))
-                })
+                .map(|(id, v)| format!("{id}:{}", seq(v)))
                 .collect();
             format!("{n}[next {}]{{{}}}", c.next_id, ids.join(" "))
         })
@@ -607,16 +879,15 @@ impl Run {
         }
     }
 
-    fn get(&mut self, c: &str, id: u64) {
+    /// A read, in the open transaction if there is one, else in a fresh snapshot.
+    fn read(&mut self, q: Read) {
+        let what = q.describe();
         if let Some(t) = self.txn.as_mut() {
-            let got = t.tx.get(c, id).map(|v| v.map(|v| v.into_vec()));
+            let got = q.run(&t.tx);
             let alts = std::mem::take(&mut t.alts);
-            let kept = self.narrow(
-                &format!("get({c}, {id}) in a transaction"),
-                got,
-                alts,
-                |s| s.get(c).and_then(|coll| coll.docs.get(&id)).cloned(),
-            );
+            let kept = self.narrow(&format!("{what} in a transaction"), got, alts, |s| {
+                q.expect(s)
+            });
             match kept {
                 Some(k) => {
                     if let Some(t) = self.txn.as_mut() {
@@ -631,14 +902,9 @@ impl Run {
             return;
         }
         let Some(db) = &self.db else { return };
-        let got = db
-            .begin_read()
-            .and_then(|rx| rx.get(c, id))
-            .map(|v| v.map(|v| v.into_vec()));
+        let got = db.begin_read().and_then(|rx| q.run(&rx));
         let alts = std::mem::take(&mut self.committed);
-        let kept = self.narrow(&format!("get({c}, {id})"), got, alts.clone(), |s| {
-            s.get(c).and_then(|coll| coll.docs.get(&id)).cloned()
-        });
+        let kept = self.narrow(&what, got, alts.clone(), |s| q.expect(s));
         self.committed = kept.unwrap_or(alts);
     }
 
@@ -646,23 +912,22 @@ impl Run {
     fn narrow(
         &mut self,
         what: &str,
-        got: Result<Option<Vec<u8>>, Error>,
+        got: Result<Answer, Error>,
         alts: Vec<State>,
-        model: impl Fn(&State) -> Option<Vec<u8>>,
+        model: impl Fn(&State) -> Answer,
     ) -> Option<Vec<State>> {
         match got {
             Ok(v) => {
                 let kept: Vec<State> = alts.iter().filter(|s| model(s) == v).cloned().collect();
                 if kept.is_empty() {
-                    let want: Vec<Option<usize>> =
-                        alts.iter().map(|s| model(s).map(|v| v.len())).collect();
+                    let want: Vec<String> = alts.iter().map(|s| model(s).describe()).collect();
                     self.problem(format!(
-                        "{what} gave {:?}, the model has {want:?} (byte lengths)",
-                        v.map(|v| v.len())
+                        "{what} gave {}, the model has {want:?}",
+                        v.describe()
                     ));
                     return None;
                 }
-                self.log(format!("{what} -> {:?}", v.map(|v| v.len())));
+                self.log(format!("{what} -> {}", v.describe()));
                 Some(kept)
             }
             Err(e) => {
@@ -883,6 +1148,86 @@ impl Run {
     }
 }
 
+impl Run {
+    /// A key of `c` for a keyed operation: one that exists or a neighbour of one, a short
+    /// one over a tiny alphabet (0x00 and 0xFF included, so prefixes collide), a long one
+    /// up to exactly `MAX_KEY_LEN` (long runs shared, the last byte differs), now and then
+    /// one the engine must refuse (empty, or one byte over the limit).
+    fn key(&self, inp: &mut Input, c: &str) -> Vec<u8> {
+        const ALPHABET: [u8; 5] = [0x00, 0x01, b'a', b'b', 0xFF];
+        let b = inp.u8();
+        let alts = match &self.txn {
+            Some(t) => &t.alts,
+            None => &self.committed,
+        };
+        let keys = alts.first().and_then(|s| s.get(c)).map(|c| &c.keys);
+        let existing = |n: usize| keys.and_then(|k| k.keys().nth(n % k.len().max(1)).cloned());
+        let short = |inp: &mut Input, n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| ALPHABET[inp.u8() as usize % ALPHABET.len()])
+                .collect()
+        };
+        match b % 16 {
+            0 if b < 128 => Vec::new(),
+            0 => vec![b'K'; MAX_KEY_LEN + 1],
+            1 | 2 => {
+                // 1: exactly MAX_KEY_LEN; 2: 200 bytes up to it.
+                let len = if b % 16 == 1 {
+                    MAX_KEY_LEN
+                } else {
+                    200 + inp.u16() as usize % (MAX_KEY_LEN - 199)
+                };
+                let mut k = vec![if b & 0x10 != 0 { 0xFF } else { b'L' }; len - 1];
+                k.push(inp.u8());
+                k
+            }
+            3..=7 => short(inp, 1 + (b as usize / 16) % 4),
+            8 | 9 => match existing(b as usize / 16) {
+                // A neighbour: one byte longer, or one shorter.
+                Some(mut k) if b % 16 == 8 && k.len() < MAX_KEY_LEN => {
+                    k.push(ALPHABET[(b as usize / 16) % ALPHABET.len()]);
+                    k
+                }
+                Some(mut k) if k.len() > 1 => {
+                    k.pop();
+                    k
+                }
+                _ => short(inp, 2),
+            },
+            _ => existing(b as usize / 16).unwrap_or_else(|| short(inp, 1)),
+        }
+    }
+
+    fn key_bound(&self, inp: &mut Input, c: &str) -> Bound<Vec<u8>> {
+        match inp.u8() % 3 {
+            0 => Bound::Unbounded,
+            1 => Bound::Included(self.key(inp, c)),
+            _ => Bound::Excluded(self.key(inp, c)),
+        }
+    }
+
+    /// A read of a keyed collection, decoded from the input.
+    fn key_read(&self, inp: &mut Input, c: &str) -> Read {
+        let b = inp.u8();
+        let reverse = b & 0x80 != 0;
+        match b % 8 {
+            0..=3 => Read::GetKey(c.into(), self.key(inp, c)),
+            4 | 5 => {
+                let lo = self.key_bound(inp, c);
+                let hi = self.key_bound(inp, c);
+                Read::KeyRange(c.into(), lo, hi, reverse)
+            }
+            6 => {
+                let mut p = self.key(inp, c);
+                let n = inp.u8() as usize % (p.len() + 1);
+                p.truncate(n);
+                Read::KeyPrefix(c.into(), p, reverse)
+            }
+            _ => Read::Count(c.into()),
+        }
+    }
+}
+
 /// The operations, by opcode byte `% 32`.
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -974,12 +1319,37 @@ pub fn ops_model(data: &[u8]) -> Outcome {
         out: Outcome::default(),
     };
     run.ensure_open();
+    let with_keyed = cfg & 0x80 != 0;
     while !inp.is_empty() && run.out.ops < MAX_OPS && run.out.problems.is_empty() && !run.unopenable
     {
         run.out.ops += 1;
         let op = op_of(inp.u8());
-        let c = COLLECTIONS[inp.u8() as usize % COLLECTIONS.len()];
+        let cb = inp.u8();
+        let c = if with_keyed {
+            WITH_KEYED[cb as usize % WITH_KEYED.len()]
+        } else {
+            COLLECTIONS[cb as usize % COLLECTIONS.len()]
+        };
+        // The keyed operations: on `k` and `l`, or on the others with a wrong-kind byte.
+        let keyed = with_keyed && (matches!(c, "k" | "l") != (cb >= WRONG_KIND));
         match op {
+            Op::Insert | Op::Put if keyed => {
+                if matches!(op, Op::Put) && inp.u8() & 7 == 0 {
+                    run.write(Write::CreateKeyed(c.into()), &mut inp);
+                } else {
+                    let k = run.key(&mut inp, c);
+                    let v = run.value(&mut inp);
+                    run.write(Write::PutKey(c.into(), k, v), &mut inp);
+                }
+            }
+            Op::Delete if keyed => {
+                let k = run.key(&mut inp, c);
+                run.write(Write::DeleteKey(c.into(), k), &mut inp);
+            }
+            Op::Get if keyed => {
+                let q = run.key_read(&mut inp, c);
+                run.read(q);
+            }
             Op::Insert => {
                 let v = run.value(&mut inp);
                 run.write(Write::Insert(c.into(), v), &mut inp);
@@ -996,7 +1366,7 @@ pub fn ops_model(data: &[u8]) -> Outcome {
             Op::Get => {
                 let id = run.id(&mut inp, c);
                 if id != 0 {
-                    run.get(c, id);
+                    run.read(Read::Get(c.into(), id));
                 }
             }
             Op::Commit => run.commit(),
@@ -1073,6 +1443,8 @@ fn finish(run: &mut Run, cfg: u8) {
     };
     let state = match Run::read_all(&db) {
         Ok(s) => s,
+        // A file whose creation never completed may be unreadable (as in `ensure_open`).
+        Err(Err(Error::Corruption(_))) if !run.ever_opened => return,
         Err(e) => return run.problem(format!("reading after the final reopen: {e:?}")),
     };
     let resurrected = skip_known_bugs() && run.out.power_losses > 0 && run.lost.contains(&state);
