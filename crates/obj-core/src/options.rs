@@ -44,6 +44,7 @@ impl Durability {
 /// Options for [`crate::Db::open`]. Build them from [`Options::default`] with the setters
 /// below (or by assigning the public fields).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     /// Open for reading only: no writes, no WAL created, shared file lock.
     pub read_only: bool,

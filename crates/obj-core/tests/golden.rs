@@ -68,17 +68,11 @@ fn variants(version: u32) -> Vec<(String, Options)> {
         (format!("v{version}-plain.obj"), Options::default()),
         (
             format!("v{version}-lz4.obj"),
-            Options {
-                compression: true,
-                ..Options::default()
-            },
+            Options::default().compression(true),
         ),
         (
             format!("v{version}-encrypted.obj"),
-            Options {
-                encryption_key: Some(EncryptionKey::Passphrase("golden".into())),
-                ..Options::default()
-            },
+            Options::default().encryption_key(Some(EncryptionKey::Passphrase("golden".into()))),
         ),
     ]
 }
@@ -295,14 +289,7 @@ fn a_build_without_a_feature_refuses_files_that_need_it() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join(name);
         std::fs::copy(golden_dir().join(name), &path).unwrap();
-        let err = Db::open(
-            &path,
-            Options {
-                read_only: true,
-                ..Options::default()
-            },
-        )
-        .unwrap_err();
+        let err = Db::open(&path, Options::default().read_only(true)).unwrap_err();
         assert!(
             matches!(&err, obj_core::Error::FeatureUnsupported(m) if m.contains(feature)),
             "{name}: {err}"
@@ -317,14 +304,7 @@ fn open_copy(name: &str, opts: Options) -> (tempfile::TempDir, Db) {
     let path = tmp.path().join(name);
     std::fs::copy(dir.join(name), &path).unwrap_or_else(|e| panic!("{name}: {e}"));
     std::fs::copy(wal_path(&dir.join(name)), wal_path(&path)).unwrap();
-    let db = Db::open(
-        &path,
-        Options {
-            read_only: true,
-            ..opts
-        },
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let db = Db::open(&path, opts.read_only(true)).unwrap_or_else(|e| panic!("{name}: {e}"));
     (tmp, db)
 }
 

@@ -65,14 +65,12 @@ impl Config {
     }
 
     fn options(&self, read_only: bool) -> Options {
-        Options {
-            read_only,
-            page_size: self.page_size,
-            durability: self.durability,
-            cache_size: self.cache_size,
-            checkpoint_frames: self.checkpoint_frames,
-            ..Options::default()
-        }
+        Options::default()
+            .read_only(read_only)
+            .page_size(self.page_size)
+            .durability(self.durability)
+            .cache_size(self.cache_size)
+            .checkpoint_frames(self.checkpoint_frames)
     }
 }
 

@@ -158,11 +158,9 @@ fn run_case(seed: u64, durability: Durability) -> Result<(), String> {
     let (main, wal) = (SimDisk::new(), SimDisk::new());
     let kind = [OpKind::Write, OpKind::Sync, OpKind::Any, OpKind::SetLen][rng.below(4) as usize];
     let plan = FaultPlan::new(kind, 5 + rng.below(env("OBJ_FAULT_STEPS", 400)), true);
-    let opts = Options {
-        durability,
-        checkpoint_frames: 4 + rng.below(60),
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .durability(durability)
+        .checkpoint_frames(4 + rng.below(60));
     let db = Db::open_with_backends(
         Box::new(Faulty::new(main.clone(), plan.clone())),
         Box::new(Faulty::new(wal.clone(), plan.clone())),
@@ -186,10 +184,7 @@ fn run_case(seed: u64, durability: Durability) -> Result<(), String> {
     let reopened = Db::open_with_backends(
         Box::new(MemoryBackend::with_contents(m)),
         Box::new(MemoryBackend::with_contents(w)),
-        Options {
-            durability,
-            ..Options::default()
-        },
+        Options::default().durability(durability),
     );
     let db = match reopened {
         Ok(db) => db,
@@ -257,11 +252,7 @@ fn each_single_fault_returns_an_error_and_loses_nothing() {
         for nth in 1..env("OBJ_FAULT_STEPS", 160) {
             let disk = (SimDisk::new(), SimDisk::new());
             let plan = FaultPlan::new(kind, nth, false);
-            let opts = Options {
-                checkpoint_frames: 8,
-                cache_size: 0,
-                ..Options::default()
-            };
+            let opts = Options::default().checkpoint_frames(8).cache_size(0);
             let mut acked = State::new();
             // Values of commits that returned an error: such a commit may still be in the
             // log, so until an acknowledged commit writes the key again, a reopen may

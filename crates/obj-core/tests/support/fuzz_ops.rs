@@ -1275,15 +1275,13 @@ pub fn ops_model(data: &[u8]) -> Outcome {
         0 => 1000,
         b => 2 + u64::from(b % 40),
     };
-    let opts = Options {
-        durability,
-        compression: cfg & 4 != 0,
-        cache_size: if cfg & 8 != 0 { 0 } else { 8 << 20 },
-        page_size: if cfg & 16 != 0 { 8192 } else { 4096 },
-        checkpoint_frames: frames,
-        busy_timeout: Duration::ZERO,
-        ..Options::default()
-    };
+    let opts = Options::default()
+        .durability(durability)
+        .compression(cfg & 4 != 0)
+        .cache_size(if cfg & 8 != 0 { 0 } else { 8 << 20 })
+        .page_size(if cfg & 16 != 0 { 8192 } else { 4096 })
+        .checkpoint_frames(frames)
+        .busy_timeout(Duration::ZERO);
     let fault = inp.u8();
     let nth = 1 + u64::from(inp.u16() % 400);
     let kind = match fault % 8 {
@@ -1420,10 +1418,7 @@ fn finish(run: &mut Run, cfg: u8) {
         from,
         run.history.len()
     ));
-    let opts = Options {
-        busy_timeout: Duration::ZERO,
-        ..run.opts.clone()
-    };
+    let opts = run.opts.clone().busy_timeout(Duration::ZERO);
     let db = match Db::open_with_backends(
         Box::new(MemoryBackend::with_contents(run.main.contents())),
         Box::new(MemoryBackend::with_contents(run.wal.contents())),
