@@ -34,7 +34,7 @@ import obj
 from obj.cli import from_json, to_json
 
 NAME = "kv"
-EXAMPLES = int(os.environ.get("OBJ_STORE_STATEFUL_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("OBJ_STORE_STATEFUL_EXAMPLES", "50"))
 STEPS = int(os.environ.get("OBJ_STORE_STATEFUL_STEPS", "30"))
 
 # Few characters, short keys: keys share prefixes and collide often. The accented letters
