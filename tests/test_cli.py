@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import enum
@@ -683,3 +684,279 @@ def test_every_error_is_one_line(sample: pathlib.Path, tmp_path: pathlib.Path) -
     assert not (tmp_path / "missing.obj").exists()
     with obj.Db(sample, read_only=True) as db:
         assert db.collections() == ["notes"]  # no failed import wrote anything
+
+
+# -- keyed collections (obj.Store) ------------------------------------------------------
+
+
+@obj.document(collection="cli_kv_people", version=1)
+@dataclasses.dataclass
+class KvPerson:
+    name: Annotated[str, obj.Unique]
+    age: int
+    photo: bytes = b""
+
+
+#: Values of a dict-native store: every kind of value, not only objects.
+KV_VALUES: dict[str, Any] = {
+    "a": {"x": 1, "when": datetime.datetime(2024, 1, 2, 3, 4, 5)},
+    "ab": 2,
+    "abc": b"native bytes",  # a dict-native value that is bytes, not a raw document
+    "b": None,
+    "c": [1, "two", {"$bytes": "a dict, not a tag"}, -0.0],
+    "d": {"$bytes": "AAE="},
+    "e": [math.nan, -math.nan, math.inf],
+    "caf\u00e9": "str value",
+    "z" * 1024: True,
+}
+RAW_VALUES = {b"\xff\x00": b"\x01", b"\x00": b"", b"k": b"v", b"k\xff": b"\xfe"}
+
+
+@pytest.fixture
+def keyed(path: pathlib.Path) -> pathlib.Path:
+    with obj.Db(path) as db:
+        db.store("cli_kv").put_many(KV_VALUES)
+        db.store("cli_kv_raw", keys="bytes", values=bytes).put_many(RAW_VALUES)
+        people = db.store("cli_kv_people", values=KvPerson)
+        people.put_many({f"p{i}": KvPerson(f"n{i}", i, bytes([i, 255])) for i in range(5)})
+        db.insert("cli_ids", {"n": 1})
+    return path
+
+
+def records(path: pathlib.Path, collection: str) -> list[tuple[Any, ...]]:
+    """``(id, key, kind, type_version, payload)`` of every record, as stored."""
+    with obj.Db(path, read_only=True) as db:
+        return [
+            (r.id, r.key, r.header.kind, r.header.type_version, r.payload)
+            for r in db.dump_raw(collection, 100_000)
+        ]
+
+
+KEYED_NAMES = ("cli_kv", "cli_kv_raw", "cli_kv_people")
+
+
+def test_stat_shows_each_collections_kind(keyed: pathlib.Path) -> None:
+    done = cli("stat", str(keyed))
+    assert done.returncode == 0, done.stderr
+    assert f"cli_kv: {len(KV_VALUES)} documents, " in done.stdout
+    lines = {line.split(":")[0].strip(): line for line in done.stdout.splitlines()}
+    for name in KEYED_NAMES:
+        assert lines[name].endswith(" bytes (keyed)"), lines[name]
+    assert lines["cli_ids"].endswith(" bytes (id)")
+    data = json.loads(cli("stat", str(keyed), "--json").stdout)
+    assert {c["name"]: c["kind"] for c in data["collections"]} == {
+        "cli_ids": "id",
+        "cli_kv": "keyed",
+        "cli_kv_people": "keyed",
+        "cli_kv_raw": "keyed",
+    }
+
+
+def test_dump_shows_keys_in_key_order(keyed: pathlib.Path) -> None:
+    done = cli("dump", str(keyed), "cli_kv_raw")
+    assert done.returncode == 0, done.stderr
+    # Keys that are UTF-8 show as str, the others as bytes; in byte order of the keys.
+    assert done.stdout.splitlines() == [
+        "'\\x00': b''",
+        "'k': b'v'",
+        "b'k\\xff': b'\\xfe'",
+        "b'\\xff\\x00': b'\\x01'",
+    ]
+    as_json = cli("dump", str(keyed), "cli_kv_raw", "--json", "--limit", "3")
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
+        {"$key": "\x00", "doc": {"$bytes": ""}},
+        {"$key": "k", "doc": {"$bytes": "dg=="}},
+        {"$key": {"$bytes": "a/8="}, "doc": {"$bytes": "/g=="}},
+    ]
+    text = cli("dump", str(keyed), "cli_kv", "--limit", "2").stdout.splitlines()
+    assert text == [
+        f"'a': {KV_VALUES['a']!r}",
+        "'ab': 2",
+    ]
+    rows = [
+        json.loads(line) for line in cli("dump", str(keyed), "cli_kv", "--json").stdout.splitlines()
+    ]
+    assert [from_json(row["$key"]) for row in rows] == sorted(KV_VALUES, key=str.encode)
+    assert rows[1] == {"$key": "ab", "doc": 2}
+    people = cli("dump", str(keyed), "cli_kv_people", "--json", "--limit", "1")
+    assert json.loads(people.stdout) == {
+        "$key": "p0",
+        "doc": {"name": "n0", "age": 0, "photo": {"$bytes": "AP8="}},
+    }
+
+
+def test_keyed_export_import_round_trip_byte_for_byte(
+    keyed: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """Raw, dict-native and typed values under str and non-UTF-8 keys come back as they
+    were stored (kind, version, payload and key), into collections created keyed."""
+    out = tmp_path / "all.jsonl"
+    done = cli("export", str(keyed), "--jsonl", str(out))
+    assert done.returncode == 0, done.stderr
+    count = len(KV_VALUES) + len(RAW_VALUES) + 5 + 1
+    assert f"exported {count} documents from 4 collections" in done.stdout
+    lines = [
+        json.loads(line, parse_constant=reject_constant) for line in out.read_text().splitlines()
+    ]
+    kv = [line for line in lines if line["collection"] == "cli_kv"]
+    assert kv[2] == {
+        "collection": "cli_kv",
+        "$key": "abc",
+        "$kind": "value",
+        "doc": {"$bytes": base64_of(b"native bytes")},
+    }
+    raw = [line for line in lines if line["collection"] == "cli_kv_raw"]
+    assert raw[-1] == {
+        "collection": "cli_kv_raw",
+        "$key": {"$bytes": "/wA="},
+        "doc": {"$bytes": "AQ=="},
+    }
+    people = [line for line in lines if line["collection"] == "cli_kv_people"]
+    assert "$schema" in people[0]
+    assert people[1] == {
+        "collection": "cli_kv_people",
+        "$key": "p0",
+        "$version": 1,
+        "doc": {"name": "n0", "age": 0, "photo": {"$bytes": "AP8="}},
+    }
+
+    copy = tmp_path / "copy.obj"
+    done = cli("import", str(copy), "--jsonl", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"imported {count} documents into 4 collections" in done.stdout
+    for name in (*KEYED_NAMES, "cli_ids"):
+        assert records(copy, name) == records(keyed, name), name
+    with obj.Db(copy) as db:
+        assert {c.name: c.kind for c in db.stat().collections}["cli_kv_people"] == "keyed"
+        store = db.store("cli_kv")
+        assert store["ab"] == 2 and store["abc"] == b"native bytes"
+        assert store["d"] == {"$bytes": "AAE="}
+        assert db.store("cli_kv_raw", keys="bytes", values=bytes)[b"\xff\x00"] == b"\x01"
+        assert db.store("cli_kv_people", values=KvPerson)["p3"] == KvPerson("n3", 3, b"\x03\xff")
+
+    # Into another (new) collection named on the command line, and again over it: the
+    # keys are kept, so the second import replaces rather than adds.
+    one = tmp_path / "people.jsonl"
+    assert cli("export", str(keyed), "cli_kv_people", "--jsonl", str(one)).returncode == 0
+    for _ in range(2):
+        done = cli("import", str(copy), "renamed", "--jsonl", str(one))
+        assert done.returncode == 0, done.stderr
+        assert "imported 5 documents into 'renamed'" in done.stdout
+    assert records(copy, "renamed") == records(keyed, "cli_kv_people")
+
+    # What dump --json writes imports too.
+    dumped = tmp_path / "dump.jsonl"
+    dumped.write_text(cli("dump", str(keyed), "cli_kv_raw", "--json").stdout)
+    done = cli("import", str(copy), "from_dump", "--jsonl", str(dumped))
+    assert done.returncode == 0, done.stderr
+    assert records(copy, "from_dump") == records(keyed, "cli_kv_raw")
+
+
+def base64_of(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("collection", "lines", "message"),
+    [
+        (
+            "cli_ids",
+            ['{"doc": {"n": 2}}', '{"$key": "k", "doc": {"n": 2}}'],
+            "line 2: collection 'cli_ids' holds documents under ids, so a keyed line (with "
+            'a "$key") cannot be imported into it',
+        ),
+        (
+            "cli_kv",
+            ['{"$key": "new", "doc": 1}', '{"id": 3, "doc": {"n": 2}}'],
+            "line 2: collection 'cli_kv' is keyed (an obj.Store), so each document line "
+            'needs a "$key"',
+        ),
+        (
+            "cli_kv",
+            ['{"n": 2}'],
+            "line 1: collection 'cli_kv' is keyed (an obj.Store)",
+        ),
+        (
+            "fresh",
+            ['{"$key": "k", "doc": 1}', '{"n": 2}'],
+            "line 2: collection 'fresh' is keyed (an obj.Store)",
+        ),
+        (
+            "fresh",
+            ['{"n": 2}', '{"$key": "k", "doc": 1}'],
+            "line 2: collection 'fresh' holds documents under ids",
+        ),
+        ("fresh", ['{"$key": 5, "doc": 1}'], 'line 1: "$key" must be a string or {"$bytes"'),
+        ("fresh", ['{"$key": {"a": 1}, "doc": 1}'], 'line 1: "$key" must be a string or'),
+        ("fresh", ['{"$key": "\\ud800", "doc": 1}'], 'line 1: "$key" "\\ud800" is not valid'),
+        ("fresh", ['{"$key": "k", "id": 1, "doc": 1}'], 'line 1: a line has an "id"'),
+        ("fresh", ['{"$key": "", "doc": 1}'], "line 1: key must be 1 to 1024 bytes long"),
+        (
+            "fresh",
+            ['{"$key": "' + "x" * 1025 + '", "doc": 1}'],
+            "line 1: key must be 1 to 1024 bytes long",
+        ),
+        (
+            "fresh",
+            ['{"$key": "k", "$kind": "raw", "doc": {"a": 1}}'],
+            'line 1: "$kind": "raw" needs a {"$bytes": ...} document',
+        ),
+        (
+            "fresh",
+            ['{"$key": "k", "$kind": "typed", "doc": {}}'],
+            'line 1: "$kind" must be "raw" or "value", got "typed"',
+        ),
+        (
+            "fresh",
+            ['{"$key": "k", "$kind": "value", "$version": 1, "doc": {}}'],
+            'line 1: a typed document ("$version") takes no "$kind"',
+        ),
+        (
+            "fresh",
+            ['{"id": 1, "$kind": "value", "doc": {}}'],
+            'line 1: "$kind" is for lines of a keyed collection',
+        ),
+        (
+            "fresh",
+            ['{"$key": "k", "$version": 1, "doc": {"name": "n"}}'],
+            "line 1: no schema for 'fresh' version 1",
+        ),
+        (
+            "cli_kv_people",
+            ['{"$key": "k", "doc": {"name": "n", "age": 1}}'],
+            "line 1: collection 'cli_kv_people' holds typed documents",
+        ),
+        (
+            "cli_kv_people",
+            [
+                '{"$key": "k", "$version": 1, "doc": {"name": "n", "age": "1", "photo": '
+                '{"$bytes": ""}}}'
+            ],
+            "line 1: invalid argument: field age: expected int, got str",
+        ),
+        (
+            "cli_kv",
+            ['{"$key": "k", "doc": {"n": 100000000000000000000}}'],
+            'line 1: value["n"]: int 100000000000000000000 is outside the 64-bit range',
+        ),
+    ],
+)
+def test_import_refuses_keyed_lines_that_do_not_fit(
+    keyed: pathlib.Path,
+    tmp_path: pathlib.Path,
+    collection: str,
+    lines: list[str],
+    message: str,
+) -> None:
+    names = (*KEYED_NAMES, "cli_ids", "fresh")
+    before = {name: records(keyed, name) for name in names}
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    done = cli("import", str(keyed), collection, "--jsonl", str(source))
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"obj import: error: {message}"), done.stderr
+    # One transaction: nothing of the lines before the refused one was written.
+    assert {name: records(keyed, name) for name in names} == before
+    with obj.Db(keyed, read_only=True) as db:
+        assert "fresh" not in db.collections()

@@ -67,6 +67,47 @@ def test_dump_raw_limits_and_classes(db: obj.Db) -> None:
     assert ids != {r.header.collection_id for r in db.dump_raw(Item, 1)}
 
 
+@obj.document(collection="inspect_keyed_items", version=1)
+@dataclasses.dataclass
+class KeyedItem:
+    sku: Annotated[str, obj.Unique]
+    price: float
+
+
+def test_dump_raw_and_stat_of_a_keyed_collection(db: obj.Db) -> None:
+    """A keyed collection dumps in key order with each record's key (id 0), and stat
+    reports each collection's kind."""
+    store = db.store("inspect_keyed", keys="bytes")
+    store[b"b\xff"] = {"n": 1}
+    store[b"a"] = b"native"
+    raw = db.store("inspect_keyed_raw", values=bytes)
+    raw["k"] = b"\x00raw"
+    db.store("inspect_keyed_items", values=KeyedItem)["x"] = KeyedItem("x-1", 2.5)
+    db.insert("inspect_ids", b"x")
+    records = db.dump_raw("inspect_keyed")
+    assert [(r.id, r.key, r.header.kind) for r in records] == [
+        (0, b"a", "value"),
+        (0, b"b\xff", "value"),
+    ]
+    assert db.dump_raw("inspect_keyed", max_records=1) == records[:1]
+    assert [(r.key, r.header.kind, r.payload) for r in db.dump_raw("inspect_keyed_raw")] == [
+        (b"k", "raw", b"\x00raw")
+    ]
+    (typed,) = db.dump_raw(KeyedItem)
+    assert (typed.key, typed.header.kind, typed.header.type_version) == (b"x", "typed", 1)
+    assert [r.key for r in db.dump_raw("inspect_ids")] == [None]
+    kinds = {c.name: c.kind for c in db.stat().collections}
+    assert kinds == {
+        "inspect_ids": "id",
+        "inspect_keyed": "keyed",
+        "inspect_keyed_items": "keyed",
+        "inspect_keyed_raw": "keyed",
+    }
+    described = db.stat().describe()
+    assert "inspect_keyed: 2 documents, 4,096 bytes (keyed)" in described
+    assert "inspect_ids: 1 documents, 4,096 bytes (id)" in described
+
+
 def test_dump_raw_rejects_bad_arguments(db: obj.Db) -> None:
     with pytest.raises(obj.InvalidArgumentError, match="max_records"):
         db.dump_raw("x", max_records=-1)

@@ -90,10 +90,13 @@ class DocHeader:
 class RawRecord:
     """One stored record, from :meth:`Db.dump_raw`."""
 
+    #: The document id (0 in a keyed collection).
     id: int
     header: DocHeader
     #: The payload as the codecs read it (decompressed if it is stored compressed).
     payload: bytes
+    #: The key of a record of a keyed collection (an :class:`obj.Store`); None under ids.
+    key: bytes | None = None
 
 
 def _fspath(path: object, name: str = "path") -> str:
@@ -301,13 +304,23 @@ class Db(Reads, _obj.Db):
 
     def dump_raw(self, collection: Any, max_records: int = 1000) -> list[RawRecord]:
         """Up to ``max_records`` records of a collection (named, or a document class's) as
-        stored, in id order: id, header (collection id, type version, kind, flags) and
-        payload bytes. For inspecting a file; reads never decode the payload::
+        stored, in id order (in key order, with ``key`` set, for a keyed collection): id,
+        header (collection id, type version, kind, flags) and payload bytes. For inspecting
+        a file; reads never decode the payload::
 
             for rec in db.dump_raw("orders", max_records=10):
                 print(rec.id, rec.header.kind, len(rec.payload))
         """
         limit = _int_option("max_records", max_records, 0)
+        doctype = getattr(collection, "__obj_doctype__", None)
+        name = doctype.collection if isinstance(collection, type) and doctype else collection
+        if isinstance(name, str) and self._key_kind(name) == "keyed":
+            return [
+                RawRecord(0, DocHeader(collection_id, type_version, kind, flags), payload, key)
+                for key, kind, flags, type_version, collection_id, payload in (
+                    self._dump_raw_keys(collection, limit)
+                )
+            ]
         return [
             RawRecord(id, DocHeader(collection_id, type_version, kind, flags), payload)
             for id, kind, flags, type_version, collection_id, payload in self._dump_raw(
@@ -398,8 +411,9 @@ class Db(Reads, _obj.Db):
                     docs,
                     size,
                     tuple(IndexStat(i[0], i[1], list(i[2]), i[3], i[4]) for i in indexes),
+                    kind,
                 )
-                for name, docs, size, indexes in collections
+                for name, kind, docs, size, indexes in collections
             ),
             commit_seq,
             readers,

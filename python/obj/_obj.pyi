@@ -158,6 +158,9 @@ class Db(Reads):
     def _dump_raw(
         self, target: _Target, max_records: int, /
     ) -> list[tuple[int, Literal["raw", "value", "typed"], int, int, int, bytes]]: ...
+    def _dump_raw_keys(
+        self, target: _Target, max_records: int, /
+    ) -> list[tuple[bytes, Literal["raw", "value", "typed"], int, int, int, bytes]]: ...
     def _attach(self, namespace: str, handle: Db, /) -> bool:
         """Attaches ``handle`` (opened read-only) under ``namespace``; False if taken."""
     def _detach(self, namespace: str, /) -> Db | None:
@@ -175,7 +178,15 @@ class Db(Reads):
         int,
         int,
         int,
-        list[tuple[str, int, int, list[tuple[str, str, list[str], str, int]]]],
+        list[
+            tuple[
+                str,
+                Literal["id", "keyed"],
+                int,
+                int,
+                list[tuple[str, str, list[str], str, int]],
+            ]
+        ],
     ]: ...
     def checkpoint(self) -> tuple[int, bool, bool]: ...
     def backup(self, dest: str, overwrite: bool = False) -> int: ...
@@ -196,6 +207,9 @@ class Db(Reads):
         self, target: _Target, /
     ) -> DocumentIterator[tuple[Literal["raw", "value", "typed"], int, Any]]:
         """``(id, (kind, type_version, document))`` of every record, read by name."""
+    def _key_records(self, target: _Target, /) -> KeyIterator:
+        """``(key, (kind, type_version, document))`` of every record of a keyed
+        collection, in key order, read by name."""
 
 @disjoint_base
 class WriteTransaction(Reads):
@@ -239,6 +253,10 @@ class WriteTransaction(Reads):
         self, collection: str, id: int | None, version: int, doc: dict[str, Any], /
     ) -> int:
         """Encodes ``doc`` by the stored schema of ``version`` and stores it; the id."""
+    def _write_typed_key(
+        self, collection: str, key: bytes, version: int, doc: dict[str, Any], /
+    ) -> None:
+        """As ``_write_typed``, under ``key`` of a keyed collection."""
 
 @disjoint_base
 class ReadTransaction(Reads):

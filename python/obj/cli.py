@@ -24,15 +24,23 @@ Export writes, per collection, one line per stored schema of its typed documents
 ``{"collection": NAME, "$schema": SCHEMA}`` (the shape the file stores, as plain data: see
 ``Schema::to_datum`` in ``crates/obj-core/src/codec/schema.rs``), then one line per
 document, ``{"collection": NAME, "id": ID, "doc": DOC}``, with ``"$version": V`` for a
-typed document. Import takes those lines or plain JSON objects and stores each in
-COLLECTION (without it, in the collection the line names) under a new id (with
-``--keep-ids``, under the exported id, replacing a document there); it creates the
-database file if needed. It restores typed documents as the class that wrote them did (the
-same payload bytes and schema version) and refuses, naming the line, anything that does
-not fit: a typed document that does not match its schema, a schema that differs from the
-one the file stores, and dict-native or raw documents in a typed collection (or typed ones
-among dict-native or raw documents). The whole import is one transaction: after a refused
-line the file is as it was (and a file the import created is removed).
+typed document. A keyed collection (an ``obj.Store``) has ``"$key": KEY`` in place of
+``"id"``, in key order: the key as a string when it is UTF-8, else ``{"$bytes": ...}``. Its
+documents may be any dict-native value, not only objects; one that is bytes is marked
+``"$kind": "value"``, since a ``{"$bytes": ...}`` document is otherwise raw bytes. (``obj
+dump --json`` writes the same ``"id"`` or ``"$key"`` and ``"doc"``.)
+
+Import takes those lines or plain JSON objects and stores each in COLLECTION (without it,
+in the collection the line names) under a new id (with ``--keep-ids``, under the exported
+id, replacing a document there), or, for a line with a ``"$key"``, under its key in a keyed
+collection (created keyed), replacing a document there; it creates the database file if
+needed. It restores typed documents as the class that wrote them did (the same payload
+bytes and schema version) and refuses, naming the line, anything that does not fit: a
+typed document that does not match its schema, a schema that differs from the one the file
+stores, dict-native or raw documents in a typed collection (or typed ones among dict-native
+or raw documents), and keyed lines in an id collection (or lines without a key in a keyed
+one). The whole import is one transaction: after a refused line the file is as it was (and
+a file the import created is removed).
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ from ._txn import WriteTransaction
 from .document import Composite, Each, Index, Unique, document
 from .errors import CorruptionError, IntegrityError, ObjError
 from .query import field
+from .store import KeyTypeError
 
 __all__ = ["Task", "demo", "from_json", "main", "to_json"]
 
@@ -141,6 +150,7 @@ def demo(path: pathlib.Path, out: Callable[[str], None] = print) -> None:
                     out(f"    {doc_id}: {payload.decode()}")
 
         _typed_demo(db, out)
+        _store_demo(db, out)
 
         out(
             f"  before checkpoint: {path.name} {_size(path)}, "
@@ -164,6 +174,20 @@ def demo(path: pathlib.Path, out: Callable[[str], None] = print) -> None:
         first = next(iter(snap.all("tasks")), None)
         if first is not None:
             out(f"  a typed record read by collection name (schema from the file): {first[1]}")
+
+
+def _store_demo(db: Db, out: Callable[[str], None]) -> None:
+    out("  a persistent dict (obj.Store over a keyed collection, keys in byte order):")
+    sessions = db.store("sessions")
+    sessions["user:42"] = {"plan": "pro", "seen": 3}
+    sessions.put_many({f"user:{i}": {"plan": "free", "seen": i} for i in range(5)})
+    out(
+        f"    len(sessions) = {len(sessions)} (a counter, O(1)); sessions['user:42'] = "
+        f"{sessions['user:42']}"
+    )
+    out(f"    prefix('user:4') -> {[key for key, _ in sessions.prefix('user:4')]}")
+    found, missing = sessions.get_many(["user:1", "user:nope"])
+    out(f"    get_many -> found {sorted(found)}, missing {missing}")
 
 
 def _typed_demo(db: Db, out: Callable[[str], None]) -> None:
@@ -399,11 +423,37 @@ def _cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
-def _documents(db: Db, collection: str, limit: int | None) -> Iterator[tuple[int, Any]]:
-    for n, (doc_id, doc) in enumerate(db.all(collection)):
+def _keyed(db: Db, collection: str) -> bool:
+    return bool(db._key_kind(collection) == "keyed")
+
+
+def _key_text(key: bytes) -> str | bytes:
+    """A stored key as the CLI shows it: a str when it is UTF-8, else the bytes."""
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return key
+
+
+def _records(
+    db: Db, collection: str
+) -> Iterator[tuple[tuple[str, Any], tuple[Literal["raw", "value", "typed"], int, Any]]]:
+    """``((name, id or key), (kind, type_version, document))`` of every record, in id or
+    key order, ``name`` what the JSON lines call it (``"id"`` or ``"$key"``), the key as
+    :func:`_key_text` shows it."""
+    if _keyed(db, collection):
+        for key, stored in db._key_records(collection):
+            yield ("$key", _key_text(key)), stored
+    else:
+        for doc_id, stored in db._records(collection):
+            yield ("id", doc_id), stored
+
+
+def _documents(db: Db, collection: str, limit: int | None) -> Iterator[tuple[tuple[str, Any], Any]]:
+    for n, (at, (_kind, _version, doc)) in enumerate(_records(db, collection)):
         if limit is not None and n >= limit:
             return
-        yield doc_id, doc
+        yield at, doc
 
 
 def _cmd_dump(args: argparse.Namespace, out: IO[str]) -> int:
@@ -413,11 +463,11 @@ def _cmd_dump(args: argparse.Namespace, out: IO[str]) -> int:
         _collections(db, args.collection)
         total = db.count(args.collection)
         progress = _Progress(f"dump {args.collection}", min(total, args.limit or total))
-        for doc_id, doc in _documents(db, args.collection, args.limit):
+        for (where, at), doc in _documents(db, args.collection, args.limit):
             if args.json:
-                line = _json_line({"id": doc_id, "doc": to_json(doc)})
+                line = _json_line({where: to_json(at), "doc": to_json(doc)})
             else:
-                line = f"{doc_id}: {doc!r}"
+                line = f"{at!r}: {doc!r}"
             out.write(line + "\n")
             progress.step()
         progress.close()
@@ -428,10 +478,12 @@ def _export_lines(db: Db, name: str) -> Iterator[tuple[bool, str]]:
     """The lines of one collection: ``(is_document, line)``, its schemas first."""
     for _version, schema in db._schemas(name):
         yield False, _json_line({"collection": name, "$schema": to_json(schema)})
-    for doc_id, (kind, version, doc) in db._records(name):
-        record: dict[str, Any] = {"collection": name, "id": doc_id}
+    for (where, at), (kind, version, doc) in _records(db, name):
+        record: dict[str, Any] = {"collection": name, where: to_json(at)}
         if kind == "typed":
             record["$version"] = version
+        elif kind == "value" and isinstance(doc, bytes):
+            record["$kind"] = "value"
         record["doc"] = to_json(doc)
         yield True, _json_line(record)
 
@@ -484,10 +536,14 @@ class _Line:
     collection: str | None = None
     id: int | None = None
     version: int = 0
+    #: The key of a line of a keyed collection (None for one of an id collection).
+    key: bytes | None = None
+    #: A dict-native value that is bytes (``"$kind": "value"``), not raw bytes.
+    as_value: bool = False
 
 
 #: The keys of an exported document line and of a schema line.
-_DOC_KEYS = {"collection", "id", "doc", "$version"}
+_DOC_KEYS = {"collection", "id", "$key", "doc", "$version", "$kind"}
 _SCHEMA_KEYS = {"collection", "$schema"}
 
 
@@ -534,15 +590,52 @@ def _parse_line(number: int, text: str) -> _Line:
         isinstance(doc_id, bool) or not isinstance(doc_id, int) or doc_id < 1
     ):
         raise ValueError(f"id must be an int >= 1, got {json.dumps(doc_id)}")
+    key = _key(record["$key"]) if "$key" in record else None
+    if key is not None and "id" in record:
+        raise ValueError(
+            'a line has an "id" (an id collection) or a "$key" (a keyed one), not both'
+        )
     doc = from_json(record["doc"])
+    if "$kind" in record:
+        _check_kind(record, key, doc)
     if "$version" not in record:
-        return _plain(number, doc, collection, doc_id)
+        return _plain(number, doc, collection, doc_id, key, record.get("$kind") == "value")
     version = record["$version"]
     if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 1 << 32:
         raise ValueError(f'"$version" must be an int from 0 to 2**32-1, got {json.dumps(version)}')
     if not isinstance(doc, dict):
         raise ValueError("a typed document must be a JSON object of its fields")
-    return _Line(number, "typed", doc, collection, doc_id, version)
+    return _Line(number, "typed", doc, collection, doc_id, version, key)
+
+
+def _key(value: Any) -> bytes:
+    """The stored bytes of a line's ``"$key"``: a string (UTF-8) or ``{"$bytes": ...}``."""
+    key = from_json(value)
+    if isinstance(key, bytes):
+        return key
+    if not isinstance(key, str):
+        raise ValueError(
+            f'"$key" must be a string or {{"$bytes": "<base64>"}}, got {json.dumps(value)}'
+        )
+    try:
+        return key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f'"$key" {json.dumps(value)} is not valid Unicode (it holds a lone surrogate); '
+            'write the key\'s bytes as {"$bytes": "<base64>"}'
+        ) from None
+
+
+def _check_kind(record: dict[str, Any], key: bytes | None, doc: Any) -> None:
+    kind = record["$kind"]
+    if key is None:
+        raise ValueError('"$kind" is for lines of a keyed collection (with a "$key")')
+    if "$version" in record:
+        raise ValueError('a typed document ("$version") takes no "$kind"')
+    if kind not in ("raw", "value"):
+        raise ValueError(f'"$kind" must be "raw" or "value", got {json.dumps(kind)}')
+    if kind == "raw" and not isinstance(doc, bytes):
+        raise ValueError('"$kind": "raw" needs a {"$bytes": ...} document')
 
 
 def _collection(record: dict[str, Any]) -> str | None:
@@ -552,28 +645,41 @@ def _collection(record: dict[str, Any]) -> str | None:
     return name
 
 
-def _plain(number: int, doc: Any, collection: str | None, doc_id: int | None) -> _Line:
-    if not isinstance(doc, (dict, bytes)):
+def _plain(
+    number: int,
+    doc: Any,
+    collection: str | None,
+    doc_id: int | None,
+    key: bytes | None = None,
+    as_value: bool = False,
+) -> _Line:
+    # A keyed collection's documents may be any dict-native value; an id collection's
+    # are objects or raw bytes.
+    if key is None and not isinstance(doc, (dict, bytes)):
         raise ValueError('a document must be a JSON object (or {"$bytes": ...} for raw bytes)')
-    return _Line(number, "plain", doc, collection, doc_id)
+    return _Line(number, "plain", doc, collection, doc_id, key=key, as_value=as_value)
 
 
 class _Target:
-    """What an import has learnt about its collection: is it typed, which versions have a
-    schema. A collection holds typed documents or dict-native and raw ones, never both:
-    either kind among the other would make its readers fail."""
+    """What an import has learnt about its collection: is it keyed, is it typed, which
+    versions have a schema. A collection holds typed documents or dict-native and raw ones,
+    never both: either kind among the other would make its readers fail."""
 
     def __init__(self, db: Db, name: str) -> None:
         self.name = name
         try:
             count = db.count(name)
+            kind = db._key_kind(name)
         except ObjError as e:
             raise _UsageError(str(e)) from None
+        self.keyed: bool | None = None if kind is None else kind == "keyed"
         self.versions = {version for version, _ in db._schemas(name)}
         self.typed: bool | None = True if self.versions else (False if count else None)
 
     def admit(self, line: _Line) -> None:
         """Refuses a line of the other kind than the collection's."""
+        if line.kind != "schema":
+            self._admit_key(line)
         typed = line.kind != "plain"
         if self.typed is None:
             self.typed = typed
@@ -596,12 +702,36 @@ class _Target:
                 'the database stores none and no "$schema" line for it came before'
             )
 
+    def _admit_key(self, line: _Line) -> None:
+        """Refuses a keyed line in an id collection, and a line without a key in a keyed
+        one (the first document line decides for a new collection)."""
+        keyed = line.key is not None
+        if self.keyed is None:
+            self.keyed = keyed
+        elif keyed and not self.keyed:
+            raise _UsageError(
+                f"line {line.number}: collection {self.name!r} holds documents under ids, "
+                'so a keyed line (with a "$key") cannot be imported into it; import it into '
+                "another collection"
+            )
+        elif not keyed and self.keyed:
+            raise _UsageError(
+                f"line {line.number}: collection {self.name!r} is keyed (an obj.Store), so "
+                'each document line needs a "$key"; import it into another collection'
+            )
+
 
 def _import_line(tx: WriteTransaction, target: _Target, line: _Line, keep_ids: bool) -> None:
     target.admit(line)
     doc_id = line.id if keep_ids else None
     if line.kind == "schema":
         target.versions.add(tx._register_schema(target.name, line.doc))
+    elif line.key is not None and line.kind == "typed":
+        tx._write_typed_key(target.name, line.key, line.version, line.doc)
+    elif line.key is not None:
+        raw = isinstance(line.doc, bytes) and not line.as_value
+        handle = tx._key_handle(target.name, raw, KeyTypeError, "strict")
+        handle.set(line.key, line.doc)
     elif line.kind == "typed":
         tx._write_typed(target.name, doc_id, line.version, line.doc)
     elif doc_id is None:
@@ -730,7 +860,9 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("file", help="database file")
     cmd.set_defaults(run=_cmd_check)
 
-    cmd = commands.add_parser("dump", help="print the documents of a collection")
+    cmd = commands.add_parser(
+        "dump", help="print the documents of a collection, with their ids or keys"
+    )
     cmd.add_argument("file", help="database file")
     cmd.add_argument("collection", help="collection name")
     cmd.add_argument("--limit", type=int, metavar="N", help="at most N documents")
@@ -754,7 +886,8 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument(
         "--keep-ids",
         action="store_true",
-        help="store exported lines under their ids (replacing documents there)",
+        help="store exported lines under their ids (replacing documents there); lines "
+        "with a key are always stored under it",
     )
     cmd.set_defaults(run=_cmd_import)
 

@@ -32,6 +32,9 @@ class CollectionStat:
     #: Bytes of the pages the collection owns (documents, overflow pages and indexes).
     file_size_bytes: int
     indexes: tuple[IndexStat, ...]
+    #: ``"id"`` (documents under engine-assigned ids) or ``"keyed"`` (under caller-given
+    #: keys: an :class:`obj.Store`).
+    kind: str = "id"
 
 
 @dataclass(frozen=True, repr=False)
@@ -92,7 +95,9 @@ class Stat:
             f"collections   {len(self.collections)}",
         ]
         for c in self.collections:
-            lines.append(f"  {c.name}: {c.doc_count:,} documents, {c.file_size_bytes:,} bytes")
+            lines.append(
+                f"  {c.name}: {c.doc_count:,} documents, {c.file_size_bytes:,} bytes ({c.kind})"
+            )
             for i in c.indexes:
                 paths = ", ".join(i.key_paths)
                 lines.append(

@@ -11,22 +11,38 @@ use crate::args::{self, Given, NewDoc, Target};
 use crate::datum;
 use crate::error::{to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
+use crate::keyed::KeyIterator;
 use crate::options;
 use crate::shared::{migrate_older, prepare, Checks, Local, Shared};
 use crate::source::{resolve, Origin, Place, Source};
 use crate::stored::Decode;
 use crate::surface::Reads;
-use obj_core::{Db as CoreDb, DocKind, Reader};
+use obj_core::{Db as CoreDb, ReadTxn, Reader, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::ops::Bound as Edge;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 type IndexStatRow = (String, &'static str, Vec<String>, &'static str, u64);
-type CollectionStatRow = (String, u64, u64, Vec<IndexStatRow>);
+type CollectionStatRow = (String, &'static str, u64, u64, Vec<IndexStatRow>);
 type StatRow = (u64, u64, u64, u64, Vec<CollectionStatRow>);
-/// `(id, kind, flags, type_version, collection_id, payload)` of a stored record.
-type RawRow<'py> = (u64, &'static str, u8, u32, u64, Bound<'py, PyBytes>);
+/// `(at, kind, flags, type_version, collection_id, payload)` of a stored record, `at` its
+/// id or, in a keyed collection, its key.
+type RawRow<'py, At> = (At, &'static str, u8, u32, u64, Bound<'py, PyBytes>);
+
+fn raw_row<'py, At>(py: Python<'py>, at: At, v: &Value) -> RawRow<'py, At> {
+    let h = v.header();
+    let payload = PyBytes::new(py, v);
+    (
+        at,
+        h.kind.name(),
+        h.flags,
+        h.type_version,
+        h.collection_id,
+        payload,
+    )
+}
 
 #[pyclass(frozen, extends = Reads, subclass, module = "obj._obj", name = "Db")]
 pub struct Db {
@@ -36,6 +52,24 @@ pub struct Db {
 impl Db {
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Runs `scan` on a snapshot of the database `target` is read from (this one or an
+    /// attached one), taken now, without the GIL.
+    fn dump_with<T: Send>(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        scan: impl FnOnce(&ReadTxn, &str) -> obj_core::Result<T> + Send,
+    ) -> PyResult<T> {
+        let (place, target) = resolve(&self.shared, args::read_target(target)?)?;
+        let shared = match &place {
+            Place::Here => &self.shared,
+            Place::Attached(attached) => attached,
+        };
+        let snap = shared.db.begin_read().map_err(to_py)?;
+        let collection = target.collection();
+        py.detach(|| scan(&snap, collection)).map_err(to_py)
     }
 
     fn write_doc(
@@ -162,30 +196,37 @@ impl Db {
         py: Python<'py>,
         target: &Bound<'py, PyAny>,
         max_records: usize,
-    ) -> PyResult<Vec<RawRow<'py>>> {
-        let (place, target) = resolve(&self.shared, args::read_target(target)?)?;
-        let collection = target.collection().to_owned();
-        let shared = match &place {
-            Place::Here => &self.shared,
-            Place::Attached(attached) => attached,
-        };
-        let snap = shared.db.begin_read().map_err(to_py)?;
-        let rows = py
-            .detach(|| snap.scan(&collection, 1, max_records))
-            .map_err(to_py)?;
-        drop(snap);
+    ) -> PyResult<Vec<RawRow<'py, u64>>> {
+        let rows = self.dump_with(py, target, |snap, collection| {
+            snap.scan(collection, 1, max_records)
+        })?;
         Ok(rows
             .into_iter()
-            .map(|(id, v)| {
-                let h = v.header();
-                let kind = match h.kind {
-                    DocKind::Raw => "raw",
-                    DocKind::Value => "value",
-                    DocKind::Typed => "typed",
-                };
-                let payload = PyBytes::new(py, &v);
-                (id, kind, h.flags, h.type_version, h.collection_id, payload)
-            })
+            .map(|(id, v)| raw_row(py, id, &v))
+            .collect())
+    }
+
+    /// As `_dump_raw`, for a keyed collection, in key order: `(key, kind, flags,
+    /// type_version, collection_id, payload)`.
+    #[pyo3(signature = (target, max_records, /))]
+    fn _dump_raw_keys<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        max_records: usize,
+    ) -> PyResult<Vec<RawRow<'py, Bound<'py, PyBytes>>>> {
+        let rows = self.dump_with(py, target, |snap, collection| {
+            snap.scan_keys(
+                collection,
+                Edge::Unbounded,
+                Edge::Unbounded,
+                false,
+                max_records,
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, v)| raw_row(py, PyBytes::new(py, &key), &v))
             .collect())
     }
 
@@ -227,8 +268,8 @@ impl Db {
     }
 
     /// Sizes and counts of the latest commit: `(page_size, page_count, free_pages,
-    /// wal_frames, collections)`, each collection `(name, doc_count, file_size_bytes,
-    /// indexes)` and each index `(name, kind, key_paths, status, file_size_bytes)`.
+    /// wal_frames, collections)`, each collection `(name, kind, doc_count, file_size_bytes,
+    /// indexes)` with `kind` "id" or "keyed", and each index `(name, kind, key_paths, status, file_size_bytes)`.
     #[pyo3(name = "_stat")]
     fn stat(&self, py: Python<'_>) -> PyResult<StatRow> {
         let stat = py.detach(|| self.shared.db.stat()).map_err(to_py)?;
@@ -249,7 +290,13 @@ impl Db {
                         )
                     })
                     .collect();
-                (c.name, c.doc_count, c.file_size_bytes, indexes)
+                (
+                    c.name,
+                    c.kind.name(),
+                    c.doc_count,
+                    c.file_size_bytes,
+                    indexes,
+                )
             })
             .collect();
         Ok((
@@ -412,6 +459,23 @@ impl Db {
             ),
             target.collection().to_owned(),
             Decode::Stored,
+        ))
+    }
+
+    /// Lazy `(key, (kind, type_version, document))` of every record of a keyed collection
+    /// in key order, from a snapshot taken now: as `_records` for an id collection.
+    #[pyo3(signature = (target, /))]
+    fn _key_records(&self, target: &Bound<'_, PyAny>) -> PyResult<KeyIterator> {
+        let target = args::target(target)?;
+        Ok(KeyIterator::new(
+            Source::Snapshot(
+                self.shared.clone(),
+                self.shared.db.begin_read().map_err(to_py)?,
+            ),
+            target.collection().to_owned(),
+            Some(Decode::Stored),
+            (Edge::Unbounded, Edge::Unbounded),
+            false,
         ))
     }
 }

@@ -38,10 +38,7 @@ pub(crate) fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 
 /// The kind of collection `collection` is in reader `r`: "keyed", "id", or None.
 pub(crate) fn kind_name<R: Reader>(r: &R, collection: &str) -> PyResult<Option<&'static str>> {
-    Ok(r.kind(collection).map_err(to_py)?.map(|k| match k {
-        CollectionKind::Keyed => "keyed",
-        _ => "id",
-    }))
+    Ok(r.kind(collection).map_err(to_py)?.map(CollectionKind::name))
 }
 
 /// One end of a key range from Python: the key (None = open) and whether it is included.

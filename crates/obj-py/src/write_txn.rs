@@ -12,11 +12,13 @@ use crate::args::{self, Given, NewDoc};
 use crate::datum;
 use crate::db::Db;
 use crate::error::to_py;
+use crate::keyed;
 use crate::shared::prepare;
 use crate::source::Origin;
 use crate::state::{write_ended, WriteState};
 use crate::surface::Reads;
-use obj_core::codec::Schema;
+use obj_core::codec::{dynamic, Schema};
+use obj_core::{DocKind, Reader};
 use pyo3::prelude::*;
 use std::sync::Arc;
 
@@ -202,6 +204,32 @@ impl WriteTransaction {
             live.txn
                 .write_typed(&name, id, version, &doc)
                 .map(|(id, _)| id)
+                .map_err(to_py)
+        })
+    }
+
+    /// As `_write_typed`, under `key` (bytes) of a keyed collection (created keyed if
+    /// missing), replacing any document there.
+    #[pyo3(signature = (collection, key, version, doc, /))]
+    fn _write_typed_key(
+        &self,
+        py: Python<'_>,
+        collection: &Bound<'_, PyAny>,
+        key: &Bound<'_, PyAny>,
+        version: u32,
+        doc: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let name = args::write_collection(collection)?;
+        let key = keyed::key_bytes(key)?;
+        let doc = datum::to_datum(doc, "document")?;
+        self.state.with(py, |live| {
+            // The engine's `write_typed` takes ids only: encode by the stored schema the
+            // same way (`dynamic::encode`), then store under the key.
+            let txn = &mut live.txn;
+            let schema = txn.typed_schema(&name, version).map_err(to_py)?;
+            let payload = dynamic::encode(&schema.root, &doc).map_err(to_py)?;
+            txn.put_key_doc(&name, &key, DocKind::Typed, version, &payload)
+                .map(drop)
                 .map_err(to_py)
         })
     }
