@@ -338,7 +338,7 @@ pub trait Reader: Source + Sized {
     /// The id of the document whose unique index `name` holds `values`.
     fn find_unique(&self, collection: &str, name: &str, values: &[Datum]) -> Result<Option<u64>> {
         let def = self.index(collection, name)?;
-        match self.unique_entry(collection, &def, values)? {
+        match unique_value(self, collection, &def, values)? {
             Some(pk) => Ok(Some(crate::index::pk_id(&pk)?)),
             None => Ok(None),
         }
@@ -352,26 +352,7 @@ pub trait Reader: Source + Sized {
         values: &[Datum],
     ) -> Result<Option<Vec<u8>>> {
         let def = self.index(collection, name)?;
-        self.unique_entry(collection, &def, values)
-    }
-
-    /// The primary key a unique index entry holds for `values`.
-    #[doc(hidden)]
-    fn unique_entry(
-        &self,
-        collection: &str,
-        def: &IndexDef,
-        values: &[Datum],
-    ) -> Result<Option<Vec<u8>>> {
-        if def.spec.kind != IndexKind::Unique {
-            return Err(Error::invalid(format!(
-                "index {:?} of {collection:?} is a {} index, not unique; use an index range instead",
-                def.spec.name,
-                def.spec.kind.name()
-            )));
-        }
-        let key = crate::codec::keys::encode(values)?;
-        Ok(btree::get(self, def.root, &key)?.map(|v| v.to_vec()))
+        Ok(unique_value(self, collection, &def, values)?.map(|pk| pk.to_vec()))
     }
 
     /// A scan of index `name` between inclusive bounds (None = unbounded), in key order.
@@ -409,6 +390,25 @@ pub trait Reader: Source + Sized {
             .map(|(n, _)| n)
             .collect())
     }
+}
+
+/// The primary key a unique index entry holds for `values`, borrowed from its page (an id
+/// lookup needs no copy of it).
+fn unique_value<R: Source>(
+    r: &R,
+    collection: &str,
+    def: &IndexDef,
+    values: &[Datum],
+) -> Result<Option<TreeValue>> {
+    if def.spec.kind != IndexKind::Unique {
+        return Err(Error::invalid(format!(
+            "index {:?} of {collection:?} is a {} index, not unique; use an index range instead",
+            def.spec.name,
+            def.spec.kind.name()
+        )));
+    }
+    let key = crate::codec::keys::encode(values)?;
+    btree::get(r, def.root, &key)
 }
 
 /// Using a collection as the other kind: the message says which kind it is.

@@ -381,6 +381,15 @@ impl KeyedHandle {
         Ok(bytes)
     }
 
+    /// Why a store of a read transaction refuses every write.
+    fn read_only(&self) -> PyErr {
+        ObjError::new_err(format!(
+            "store {:?} belongs to a read transaction, which cannot write; write through \
+             db.store(...) or tx.store(...) in db.transaction()",
+            self.collection
+        ))
+    }
+
     fn write(&self, py: Python<'_>, ops: &[KeyOp<'_>]) -> PyResult<()> {
         if ops.is_empty() {
             return Ok(());
@@ -399,11 +408,7 @@ impl KeyedHandle {
                     apply(py, &mut live.txn, &mut live.local, shared, &target, ops)
                 })
             }
-            Origin::Read(_) => Err(ObjError::new_err(format!(
-                "store {:?} belongs to a read transaction, which cannot write; write through \
-                 db.store(...) or tx.store(...) in db.transaction()",
-                self.collection
-            ))),
+            Origin::Read(_) => Err(self.read_only()),
         }
     }
 
@@ -451,9 +456,7 @@ impl KeyedHandle {
             Origin::Write(state) => state.with(py, |live| {
                 live.txn.delete_key(collection, &key).map_err(to_py)
             }),
-            Origin::Read(_) => Err(ObjError::new_err(format!(
-                "store {collection:?} belongs to a read transaction, which cannot write"
-            ))),
+            Origin::Read(_) => Err(self.read_only()),
         }
     }
 
