@@ -131,19 +131,25 @@ impl Db {
         // The main header names the WAL that belongs to it; if the header itself is damaged
         // (a torn checkpoint write), the WAL must supply page 0 and is trusted as it is.
         let owner = {
+            // (A file cut inside page 0 is like a torn one; an I/O error is not: trusting
+            // the WAL blindly after a failed read would let a fresh log start under a wrong
+            // identity, and the next open would drop every commit made through it.)
             let mut page0 = vec![0u8; page_size];
-            match main.read_at(0, &mut page0) {
-                Ok(()) if format::verify_page(0, &page0[..page_size - reserved]).is_ok() => {
-                    Meta::read_from(&page0[..page_size - reserved])
-                        .ok()
-                        .map(|m| wal::Owner {
-                            db_id: m.db_id,
-                            generation: m.wal_generation,
-                            commit_seq: m.commit_seq,
-                            reserved,
-                        })
-                }
-                _ => None,
+            let whole = len >= page_size as u64;
+            if whole {
+                main.read_at(0, &mut page0)?;
+            }
+            if whole && format::verify_page(0, &page0[..page_size - reserved]).is_ok() {
+                Meta::read_from(&page0[..page_size - reserved])
+                    .ok()
+                    .map(|m| wal::Owner {
+                        db_id: m.db_id,
+                        generation: m.wal_generation,
+                        commit_seq: m.commit_seq,
+                        reserved,
+                    })
+            } else {
+                None
             }
         };
         if !opts.read_only {
@@ -180,6 +186,13 @@ impl Db {
             return Err(Error::corrupt_page(
                 0,
                 "page size differs between header copies",
+            ));
+        }
+        // Every frame appended from here on is read back at the next open only if the log
+        // carries the header's identity.
+        if wal.db_id() != meta.db_id {
+            return Err(Error::corrupt(
+                "the WAL belongs to another database than the main file's header",
             ));
         }
         if let Some(size) = last_size {

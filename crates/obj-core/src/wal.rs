@@ -375,6 +375,11 @@ impl Wal {
         self.generation
     }
 
+    /// The identity of the database this log belongs to (from its header).
+    pub fn db_id(&self) -> u64 {
+        self.db_id
+    }
+
     /// Appends one commit: a frame per page, the last one carrying the commit marker.
     /// Returns the index of its first frame (the others follow it in order).
     pub fn append_commit(

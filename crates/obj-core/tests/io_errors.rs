@@ -2,6 +2,7 @@
 //! the OS error (kept by the handle and restated by every later refusal). Opening a path
 //! that cannot be a database says why.
 
+use obj_core::backend::StorageBackend;
 use obj_core::fault::{FaultPlan, Faulty, OpKind, SimDisk};
 use obj_core::{Db, Error, Options, Reader};
 
@@ -162,4 +163,47 @@ fn a_missing_directory_is_not_reported_as_a_missing_database() {
             .contains(&format!("database file {} does not exist", path.display())),
         "{e}"
     );
+}
+
+/// A read that fails while the database opens must fail the open (or be retried), never
+/// let it go on under a wrong idea of the file: one such open once started a fresh log
+/// that the next open did not recognise, losing every commit acknowledged through it.
+#[test]
+fn a_failed_read_during_open_never_loses_the_commits_made_after_it() {
+    for nth in 1..=8 {
+        let (main, wal) = disks_with(2);
+        // Closed cleanly, everything is in the main file; without a log at all the open
+        // has to start a new one (as after a copy of the main file alone).
+        wal.set_len(0).unwrap();
+        wal.sync().unwrap();
+        let plan = FaultPlan::new(OpKind::Read, nth, false);
+        // (No automatic checkpoint: it would copy the commits out of the log in time.)
+        let opened = Db::open_with_backends(
+            Box::new(Faulty::new(main.clone(), plan.clone())),
+            Box::new(Faulty::new(wal.clone(), plan.clone())),
+            Options::default().checkpoint_frames(1000),
+        );
+        let Ok(db) = opened else {
+            assert_eq!(
+                count(&main, &wal),
+                2,
+                "read {nth}: a failed open changed the data"
+            );
+            continue;
+        };
+        // The open survived the fault (or it comes later, failing one commit): what the
+        // handle acknowledges stays.
+        let acked = (0..4).filter(|&v| insert(&db, 100 + v).is_ok()).count() as u64;
+        assert!(
+            acked >= 3,
+            "read {nth}: only {acked} of 4 commits succeeded"
+        );
+        db.close_without_checkpoint().unwrap();
+        drop(db);
+        assert_eq!(
+            count(&main, &wal),
+            2 + acked,
+            "read {nth} failed during open"
+        );
+    }
 }
