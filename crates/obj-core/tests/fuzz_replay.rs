@@ -551,16 +551,15 @@ fn run_target(target: Target, name: &str, data: &[u8]) {
     }
 }
 
-/// Corpus, then mutations of it, of one target, in one child process. These steer around
-/// the engine bugs already reported (`OBJ_FUZZ_SKIP_KNOWN_BUGS`), which the regression
-/// inputs pin down; remove the variable here once they are fixed.
+/// Corpus, then mutations of it, of one target, in one child process. Every bug the
+/// fuzzers reported is fixed, so nothing is steered around (`OBJ_FUZZ_SKIP_KNOWN_BUGS` is
+/// not set): a mutation that finds one again fails here.
 fn replay_target_in_child(target: Target, what: &str) {
     if let Err(e) = try_in_child(
         "child_replay_target",
         &[
             ("OBJ_FUZZ_REPLAY_TARGET", target.name()),
             ("OBJ_FUZZ_REPLAY_WHAT", what),
-            ("OBJ_FUZZ_SKIP_KNOWN_BUGS", "1"),
         ],
     ) {
         panic!("{e}");
