@@ -759,3 +759,22 @@ def test_async_store_on_the_db_and_in_transactions(tmp_path: Path) -> None:
             assert await s.len() == 0
 
     run(main())
+
+
+def test_import_obj_leaves_asyncio_until_the_async_api_is_used() -> None:
+    """`import obj` stays cheap: asyncio, its thread pool and pickle load on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, obj\n"
+        "before = sorted(m for m in ('asyncio', 'obj.aio', 'pickle') if m in sys.modules)\n"
+        "cls = obj.AsyncDb\n"
+        "print(before, cls.__module__, 'asyncio' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split("\n")[0]
+    assert out == "[] obj.aio True"
+    with pytest.raises(AttributeError, match="no attribute 'AsyncNothing'"):
+        obj.AsyncNothing  # noqa: B018

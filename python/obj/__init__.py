@@ -24,6 +24,8 @@ strings you encode yourself::
             tx.insert("blobs", b"raw bytes")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._db import (
     CheckpointInfo,
     CompactInfo,
@@ -37,7 +39,6 @@ from ._db import (
 from ._obj import WAL_HEADER_SIZE, DocumentIterator, QueryCursor
 from ._obj import __version__ as __version__
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
-from .aio import AsyncDb, AsyncQuery, AsyncTransaction
 from .document import Composite, Each, Index, Unique, document, is_document
 from .errors import (
     BusyError,
@@ -53,6 +54,24 @@ from .errors import (
 from .query import MAX_SORT_BUFFER, Expr, Field, Query, field
 from .stat import CollectionStat, IndexStat, Stat
 from .store import MAX_KEY_LEN, KeyTypeError, Store
+
+if TYPE_CHECKING:
+    from .aio import AsyncDb, AsyncQuery, AsyncTransaction
+
+#: Loaded on first use: asyncio and the thread pool cost more than the rest of `import obj`.
+_LAZY = {"AsyncDb": "aio", "AsyncQuery": "aio", "AsyncTransaction": "aio"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'obj' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "MAX_KEY_LEN",

@@ -20,9 +20,7 @@ Values are never pickled unless you ask for it by name (``values="pickle"``; see
 
 from __future__ import annotations
 
-import pickle
 import threading
-import unicodedata
 from collections.abc import (
     Callable,
     ItemsView,
@@ -82,6 +80,8 @@ class _Values:
             self.dump = _as_bytes
         elif values == "pickle":
             self.name, self.raw = "pickle", True
+            import pickle  # (imported when a store asks for it: it costs `import obj` time)
+
             self.dump = _pickle_dump
             self.load = pickle.loads
         elif isinstance(values, type) and hasattr(values, "__obj_doctype__"):
@@ -113,6 +113,8 @@ class _Values:
 
 
 def _pickle_dump(value: Any) -> bytes:
+    import pickle
+
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -269,6 +271,8 @@ class Store(MutableMapping[K, V], Generic[K, V]):
         rules are the binding's (``KeyedHandle.key``), the one place they live."""
         if isinstance(key, str) and self._encodes:
             if self._normalize is not None:
+                import unicodedata  # (only for stores that normalise keys)
+
                 key = unicodedata.normalize(self._normalize, key)
             try:
                 key = key.encode("utf-8", self._key_errors)
