@@ -411,3 +411,26 @@ def test_insert_after_largest_id_is_refused(db: obj.Db) -> None:
         with pytest.raises(obj.ObjError):
             tx.insert("c", b"would reuse the id")
         assert tx.get("c", 2**64 - 1) == b"max"
+
+
+@pytest.mark.parametrize(
+    ("doc", "where", "word"),
+    [
+        ({"a": [1, object()]}, 'document["a"][1]', "cannot store a value of type object"),
+        ({"a": {"b": {3: 4}}}, 'document["a"]["b"]', "dict keys must be str"),
+        ({"t": (1, 2**70)}, 'document["t"][1]', "outside the 64-bit range"),
+        ({"s": "x\udc80"}, 'document["s"]', "lone surrogates"),
+    ],
+)
+def test_a_bad_value_deep_in_a_document_is_named_by_its_path(
+    db: obj.Db, doc: dict[str, object], where: str, word: str
+) -> None:
+    with pytest.raises(obj.InvalidArgumentError) as e:
+        db.insert("c", doc)
+    assert str(e.value).startswith(f"{where}: "), str(e.value)
+    assert word in str(e.value)
+    store = db.store("kv")
+    with pytest.raises(obj.InvalidArgumentError) as e:
+        store["k"] = doc
+    assert str(e.value).startswith(where.replace("document", "value", 1)), str(e.value)
+    assert db.count("c") == 0 and len(store) == 0

@@ -14,6 +14,35 @@ const SCHEMA_PREFIX: u8 = 0x02;
 /// Longest collection name, in UTF-8 bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
+/// A map keyed by collection name. Every read and write looks its collection up in one
+/// (transaction state, the shared root and index caches), several times per call, so the
+/// hash is FNV-1a: names are short and chosen by the application, not by an attacker, and
+/// SipHash cost more than the B-tree descent of a point get.
+pub(crate) type NameMap<V> =
+    std::collections::HashMap<String, V, std::hash::BuildHasherDefault<NameHasher>>;
+
+/// FNV-1a, 64-bit.
+#[derive(Clone, Copy)]
+pub(crate) struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// What a collection's primary tree is keyed by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -7,7 +7,7 @@
 //! as a [`WriterGuard`] for a whole write transaction or checkpoint) → `wal` → `published`;
 //! the cache locks (`roots`, `schemas`, `indexes`) and the pager's are leaves, taken alone.
 
-use crate::catalog::{IndexDef, Root};
+use crate::catalog::{IndexDef, NameMap, Root};
 use crate::codec::Schema;
 use crate::error::{Error, IoContext, Result};
 use crate::format::Meta;
@@ -80,11 +80,11 @@ pub(crate) struct Shared {
     writer_busy: Mutex<bool>,
     writer_cv: Condvar,
     /// Collection roots never move; each entry is valid for snapshots at or after its seq.
-    roots: RwLock<HashMap<String, (Root, u64)>>,
+    roots: RwLock<NameMap<(Root, u64)>>,
     /// Committed schemas; a stored (collection, version) shape never changes.
-    schemas: RwLock<HashMap<String, HashMap<u32, Arc<Schema>>>>,
+    schemas: RwLock<NameMap<HashMap<u32, Arc<Schema>>>>,
     /// Latest committed index definitions per collection, valid from the given commit.
-    indexes: RwLock<HashMap<String, (u64, IndexDefs)>>,
+    indexes: RwLock<NameMap<(u64, IndexDefs)>>,
     opts: Options,
     /// The first failure while writing the log or checkpointing: from then on the handle
     /// refuses writes, and every refusal restates it.
@@ -115,9 +115,9 @@ impl Shared {
             }),
             writer_busy: Mutex::new(false),
             writer_cv: Condvar::new(),
-            roots: RwLock::new(HashMap::new()),
-            schemas: RwLock::new(HashMap::new()),
-            indexes: RwLock::new(HashMap::new()),
+            roots: RwLock::new(NameMap::default()),
+            schemas: RwLock::new(NameMap::default()),
+            indexes: RwLock::new(NameMap::default()),
             opts,
             failed: OnceLock::new(),
             closed: AtomicBool::new(false),

@@ -7,13 +7,12 @@
 //! so a checkpoint after the transaction commits cannot take the pages it reads.
 
 use crate::btree::PageRead;
-use crate::catalog::{CollectionRecord, IndexDef, Root};
+use crate::catalog::{CollectionRecord, IndexDef, NameMap, Root};
 use crate::codec::Schema;
 use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::pager::{PageBuf, PageMap};
 use crate::reader::{ReadTxn, Reader, Source};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What a view keeps of one collection the transaction touched.
@@ -35,7 +34,7 @@ struct ViewState {
     base: ReadTxn,
     meta: Meta,
     dirty: PageMap<PageBuf>,
-    colls: HashMap<String, CollView>,
+    colls: NameMap<CollView>,
     new_schemas: Vec<(String, Arc<Schema>)>,
 }
 
@@ -44,7 +43,7 @@ impl TxnView {
         base: ReadTxn,
         meta: Meta,
         dirty: PageMap<PageBuf>,
-        colls: HashMap<String, CollView>,
+        colls: NameMap<CollView>,
         new_schemas: Vec<(String, Arc<Schema>)>,
     ) -> Self {
         TxnView {

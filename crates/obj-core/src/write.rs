@@ -2,7 +2,7 @@
 //! maintenance, until [`WriteTxn::commit`] hands them to the engine state in one piece.
 
 use crate::btree::{self, PageRead, PageWrite};
-use crate::catalog::{self, CollectionKind, CollectionRecord, IndexDef, IndexSpec, Root};
+use crate::catalog::{self, CollectionKind, CollectionRecord, IndexDef, IndexSpec, NameMap, Root};
 use crate::codec::{dynamic, Datum, Schema};
 use crate::doc::{compress, DocHeader, DocKind, COMPRESS_MIN, FLAG_COMPRESSED};
 use crate::error::{Error, Result};
@@ -13,7 +13,6 @@ use crate::pager::{PageBuf, PageMap};
 use crate::reader::{check_id, id_key, wrong_kind, ReadTxn, Reader, Source, Value};
 use crate::state::{Commit, Shared, WriterGuard};
 use crate::view::{CollView, TxnView};
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -47,7 +46,7 @@ pub struct WriteTxn {
     /// The header as the transaction began: a change to it alone still needs a commit.
     pub(crate) meta_at_start: Meta,
     pub(crate) dirty: PageMap<PageBuf>,
-    pub(crate) colls: HashMap<String, CollState>,
+    pub(crate) colls: NameMap<CollState>,
     /// Schemas stored by this transaction, published to the shared cache at commit.
     pub(crate) new_schemas: Vec<(String, Arc<Schema>)>,
     pub(crate) alloc: Allocator,
@@ -64,7 +63,7 @@ impl WriteTxn {
             meta_at_start: meta.clone(),
             meta,
             dirty: PageMap::default(),
-            colls: HashMap::new(),
+            colls: NameMap::default(),
             new_schemas: Vec::new(),
             alloc: Allocator::default(),
         }
@@ -141,6 +140,13 @@ impl WriteTxn {
     /// it created it. One of another kind is `InvalidArgument`.
     pub fn create_collection(&mut self, collection: &str, kind: CollectionKind) -> Result<bool> {
         self.check_usable()?;
+        // (A store calls this before each batch: one lookup when it is already there.)
+        if let Some(st) = self.colls.get(collection) {
+            return match st.rec.kind == kind {
+                true => Ok(false),
+                false => Err(wrong_kind(collection, st.rec.kind)),
+            };
+        }
         let existed = self.state(collection, None)?.is_some();
         self.state_of_kind(collection, Some(kind))?;
         Ok(!existed)

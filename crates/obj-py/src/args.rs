@@ -267,8 +267,10 @@ fn by_name<'py>(collection: String, value: &Bound<'py, PyAny>) -> PyResult<NewDo
     let (kind, payload) = if let Ok(b) = value.cast::<PyBytes>() {
         (DocKind::Raw, Payload::Bytes(b.clone()))
     } else if value.is_instance_of::<PyDict>() {
-        let d = datum::to_datum(value, "document")?;
-        (DocKind::Value, Payload::Owned(d.to_bytes()))
+        (
+            DocKind::Value,
+            Payload::Owned(datum::encode(value, "document")?),
+        )
     } else if value.is_instance_of::<PyByteArray>() || value.is_instance_of::<PyMemoryView>() {
         (
             DocKind::Raw,

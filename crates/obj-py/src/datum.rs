@@ -3,6 +3,7 @@
 
 use crate::error::InvalidArgumentError;
 use obj_core::codec::calendar::{civil_from_days, days_from_civil, MICROS_PER_DAY};
+use obj_core::codec::datum::emit;
 use obj_core::codec::Datum;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -48,12 +49,48 @@ fn invalid(msg: impl Into<String>) -> PyErr {
     InvalidArgumentError::new_err(msg.into())
 }
 
-/// Converts a Python value to a Datum; `what` names it in error messages.
-pub fn to_datum(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Datum> {
-    to_datum_at(v, what, 0)
+/// Where a value sits inside the one being converted (`document["tags"][2]`): built as the
+/// walk descends and rendered only for an error message, so a valid value costs no text.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root(&'a str),
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
 }
 
-fn to_datum_at(v: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<Datum> {
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(what) => f.write_str(what),
+            Path::Key(parent, key) => write!(f, "{parent}[{key:?}]"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// Converts a Python value to a Datum; `what` names it in error messages. (Through the
+/// bytes [`encode`] writes, so the two cannot disagree on what a value is.)
+pub fn to_datum(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Datum> {
+    let mut out = Vec::new();
+    encode_at(v, Path::Root(what), 0, &mut out)?;
+    Datum::decode(&out).map_err(crate::error::to_py)
+}
+
+/// The self-describing encoding of a Python value (what a dict-native document or store
+/// value is stored as), written straight from the Python objects; `what` names the value
+/// in error messages.
+pub fn encode(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    encode_at(v, Path::Root(what), 0, &mut out)?;
+    Ok(out)
+}
+
+fn encode_at(
+    v: &Bound<'_, PyAny>,
+    what: Path<'_>,
+    depth: usize,
+    out: &mut Vec<u8>,
+) -> PyResult<()> {
     let py = v.py();
     if depth > obj_core::codec::MAX_NESTING {
         return Err(invalid(format!(
@@ -62,28 +99,22 @@ fn to_datum_at(v: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<Datum
         )));
     }
     if v.is_none() {
-        return Ok(Datum::Null);
-    }
-    if let Ok(b) = v.cast::<PyBool>() {
-        return Ok(Datum::Bool(b.is_true()));
-    }
-    if v.is_instance_of::<PyInt>() {
-        return Ok(Datum::Int(int_value(v, what)?));
-    }
-    if let Ok(f) = v.cast::<PyFloat>() {
-        return Ok(Datum::Float(f.value()));
-    }
-    if let Ok(s) = v.cast::<PyString>() {
-        return Ok(Datum::Str(utf8(s, what)?.into_owned()));
-    }
-    if let Ok(b) = v.cast::<PyBytes>() {
-        return Ok(Datum::Bytes(b.as_bytes().to_vec()));
-    }
-    if let Ok(b) = v.cast::<PyByteArray>() {
-        return Ok(Datum::Bytes(b.to_vec()));
-    }
-    if let Ok(d) = v.cast::<PyDict>() {
-        let mut entries = Vec::with_capacity(d.len());
+        emit::null(out);
+    } else if let Ok(b) = v.cast::<PyBool>() {
+        emit::bool(out, b.is_true());
+    } else if v.is_instance_of::<PyInt>() {
+        emit::int(out, int_value(v, what)?);
+    } else if let Ok(f) = v.cast::<PyFloat>() {
+        emit::float(out, f.value());
+    } else if let Ok(s) = v.cast::<PyString>() {
+        emit::str(out, &utf8(s, what)?);
+    } else if let Ok(b) = v.cast::<PyBytes>() {
+        emit::bytes(out, b.as_bytes());
+    } else if let Ok(b) = v.cast::<PyByteArray>() {
+        emit::bytes(out, &b.to_vec());
+    } else if let Ok(d) = v.cast::<PyDict>() {
+        emit::map(out, d.len());
+        let mut written = 0;
         for (k, item) in d.iter() {
             let key = k.cast::<PyString>().map_err(|_| {
                 invalid(format!(
@@ -91,48 +122,62 @@ fn to_datum_at(v: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<Datum
                     type_name(&k)
                 ))
             })?;
-            let key = utf8(key, what)?.into_owned();
-            let item = to_datum_at(&item, &format!("{what}[{key:?}]"), depth + 1)?;
-            entries.push((key, item));
+            let key = utf8(key, what)?;
+            emit::map_key(out, &key);
+            encode_at(&item, Path::Key(&what, &key), depth + 1, out)?;
+            written += 1;
         }
-        return Ok(Datum::Map(entries));
-    }
-    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
-        let mut items = Vec::new();
-        for (i, item) in v.try_iter()?.enumerate() {
-            items.push(to_datum_at(&item?, &format!("{what}[{i}]"), depth + 1)?);
+        if written != d.len() {
+            return Err(invalid(format!(
+                "{what}: the dict changed size while it was stored"
+            )));
         }
-        return Ok(Datum::List(items));
+    } else if let Ok(l) = v.cast::<PyList>() {
+        emit::list(out, l.len());
+        let mut written = 0;
+        for (i, item) in l.iter().enumerate() {
+            encode_at(&item, Path::Index(&what, i), depth + 1, out)?;
+            written += 1;
+        }
+        if written != l.len() {
+            return Err(invalid(format!(
+                "{what}: the list changed size while it was stored"
+            )));
+        }
+    } else if let Ok(t) = v.cast::<PyTuple>() {
+        emit::list(out, t.len());
+        for (i, item) in t.iter().enumerate() {
+            encode_at(&item, Path::Index(&what, i), depth + 1, out)?;
+        }
+    } else {
+        let t = types(py)?;
+        if v.is_instance(t.datetime.bind(py))? {
+            let (micros, offset_secs) = datetime_parts(v)?;
+            emit::datetime(out, micros, offset_secs);
+        } else if v.is_instance(t.date.bind(py))? {
+            emit::date(out, date_days(v)?);
+        } else if v.is_instance(t.uuid.bind(py))? {
+            emit::uuid(out, &uuid_bytes(v)?);
+        } else if v.is_instance(t.enum_base.bind(py))? {
+            encode_at(&v.getattr(intern!(py, "value"))?, what, depth + 1, out)?;
+        } else if let Ok(m) = v.cast::<pyo3::types::PyMemoryView>() {
+            let b: Vec<u8> = m.call_method0(intern!(py, "tobytes"))?.extract()?;
+            emit::bytes(out, &b);
+        } else {
+            return Err(invalid(format!(
+                "{what}: cannot store a value of type {} (supported: None, bool, int, float, str, bytes, list, tuple, dict with str keys, datetime, date, UUID, Enum)",
+                type_name(v)
+            )));
+        }
     }
-    let t = types(py)?;
-    if v.is_instance(t.datetime.bind(py))? {
-        let (micros, offset_secs) = datetime_parts(v)?;
-        return Ok(Datum::DateTime {
-            micros,
-            offset_secs,
-        });
-    }
-    if v.is_instance(t.date.bind(py))? {
-        return Ok(Datum::Date(date_days(v)?));
-    }
-    if v.is_instance(t.uuid.bind(py))? {
-        return Ok(Datum::Uuid(uuid_bytes(v)?));
-    }
-    if v.is_instance(t.enum_base.bind(py))? {
-        return to_datum_at(&v.getattr(intern!(py, "value"))?, what, depth + 1);
-    }
-    if let Ok(m) = v.cast::<pyo3::types::PyMemoryView>() {
-        let b: Vec<u8> = m.call_method0(intern!(py, "tobytes"))?.extract()?;
-        return Ok(Datum::Bytes(b));
-    }
-    Err(invalid(format!(
-        "{what}: cannot store a value of type {} (supported: None, bool, int, float, str, bytes, list, tuple, dict with str keys, datetime, date, UUID, Enum)",
-        type_name(v)
-    )))
+    Ok(())
 }
 
 /// The UTF-8 text of a str (a str with lone surrogates cannot be stored).
-pub fn utf8<'a>(s: &'a Bound<'_, PyString>, what: &str) -> PyResult<Cow<'a, str>> {
+pub fn utf8<'a>(
+    s: &'a Bound<'_, PyString>,
+    what: impl std::fmt::Display,
+) -> PyResult<Cow<'a, str>> {
     s.to_cow().map_err(|_| {
         invalid(format!(
             "{what}: str is not valid UTF-8 (it has lone surrogates)"
@@ -148,7 +193,7 @@ pub fn type_name(v: &Bound<'_, PyAny>) -> String {
 }
 
 /// A Python int as i64, refusing bools and out-of-range values with a clear message.
-pub fn int_value(v: &Bound<'_, PyAny>, what: &str) -> PyResult<i64> {
+pub fn int_value(v: &Bound<'_, PyAny>, what: impl std::fmt::Display) -> PyResult<i64> {
     v.extract::<i64>().map_err(|_| {
         if v.is_instance_of::<PyInt>() {
             invalid(format!(

@@ -247,7 +247,7 @@ fn new_doc<'py>(
             collection,
             kind: DocKind::Value,
             version: 0,
-            payload: Payload::Owned(datum::to_datum(value, "value")?.to_bytes()),
+            payload: Payload::Owned(datum::encode(value, "value")?),
             doctype: None,
         }),
     }

@@ -17,7 +17,7 @@
 //! | 10 | Uuid | 16 bytes |
 
 use super::walk::{self, Sink};
-use super::wire::{put_bytes, put_datetime, put_f64, put_ivarint, put_uvarint, WireReader};
+use super::wire::WireReader;
 use crate::error::{Error, Result};
 
 /// A self-describing value: what a dict-native document holds, and what any payload can be
@@ -58,57 +58,31 @@ impl Datum {
     /// Appends the self-describing encoding of this value.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Datum::Null => put_uvarint(out, 0),
-            Datum::Bool(b) => {
-                put_uvarint(out, 1);
-                out.push(u8::from(*b));
-            }
-            Datum::Int(i) => {
-                put_uvarint(out, 2);
-                put_ivarint(out, *i);
-            }
-            Datum::Float(f) => {
-                put_uvarint(out, 3);
-                put_f64(out, *f);
-            }
-            Datum::Str(s) => {
-                put_uvarint(out, 4);
-                put_bytes(out, s.as_bytes());
-            }
-            Datum::Bytes(b) => {
-                put_uvarint(out, 5);
-                put_bytes(out, b);
-            }
+            Datum::Null => emit::null(out),
+            Datum::Bool(b) => emit::bool(out, *b),
+            Datum::Int(i) => emit::int(out, *i),
+            Datum::Float(f) => emit::float(out, *f),
+            Datum::Str(s) => emit::str(out, s),
+            Datum::Bytes(b) => emit::bytes(out, b),
             Datum::List(items) => {
-                put_uvarint(out, 6);
-                put_uvarint(out, items.len() as u64);
+                emit::list(out, items.len());
                 for item in items {
                     item.encode(out);
                 }
             }
             Datum::Map(entries) => {
-                put_uvarint(out, 7);
-                put_uvarint(out, entries.len() as u64);
+                emit::map(out, entries.len());
                 for (k, v) in entries {
-                    put_bytes(out, k.as_bytes());
+                    emit::map_key(out, k);
                     v.encode(out);
                 }
             }
             Datum::DateTime {
                 micros,
                 offset_secs,
-            } => {
-                put_uvarint(out, 8);
-                put_datetime(out, *micros, *offset_secs);
-            }
-            Datum::Date(days) => {
-                put_uvarint(out, 9);
-                put_ivarint(out, i64::from(*days));
-            }
-            Datum::Uuid(u) => {
-                put_uvarint(out, 10);
-                out.extend_from_slice(u);
-            }
+            } => emit::datetime(out, *micros, *offset_secs),
+            Datum::Date(days) => emit::date(out, *days),
+            Datum::Uuid(u) => emit::uuid(out, u),
         }
     }
 
@@ -143,6 +117,72 @@ impl Datum {
     /// Follows a dotted path through nested maps.
     pub fn path(&self, path: &str) -> Option<&Datum> {
         path.split('.').try_fold(self, |d, part| d.get(part))
+    }
+}
+
+/// Writers of the self-describing encoding, one per kind of value: [`Datum::encode`] and
+/// encoders that walk other value trees (the Python binding's, straight from a dict) call
+/// them, so the tags of the table above are written in this one place.
+pub mod emit {
+    use crate::codec::wire::{put_bytes, put_datetime, put_f64, put_ivarint, put_uvarint};
+
+    /// None.
+    pub fn null(out: &mut Vec<u8>) {
+        put_uvarint(out, 0);
+    }
+    /// A boolean.
+    pub fn bool(out: &mut Vec<u8>, v: bool) {
+        put_uvarint(out, 1);
+        out.push(u8::from(v));
+    }
+    /// An integer.
+    pub fn int(out: &mut Vec<u8>, v: i64) {
+        put_uvarint(out, 2);
+        put_ivarint(out, v);
+    }
+    /// A float.
+    pub fn float(out: &mut Vec<u8>, v: f64) {
+        put_uvarint(out, 3);
+        put_f64(out, v);
+    }
+    /// A string.
+    pub fn str(out: &mut Vec<u8>, v: &str) {
+        put_uvarint(out, 4);
+        put_bytes(out, v.as_bytes());
+    }
+    /// A byte string.
+    pub fn bytes(out: &mut Vec<u8>, v: &[u8]) {
+        put_uvarint(out, 5);
+        put_bytes(out, v);
+    }
+    /// The head of a list of `len` items; the items follow.
+    pub fn list(out: &mut Vec<u8>, len: usize) {
+        put_uvarint(out, 6);
+        put_uvarint(out, len as u64);
+    }
+    /// The head of a map of `len` entries; each follows as [`map_key`] then its value.
+    pub fn map(out: &mut Vec<u8>, len: usize) {
+        put_uvarint(out, 7);
+        put_uvarint(out, len as u64);
+    }
+    /// The key of a map entry (its value follows).
+    pub fn map_key(out: &mut Vec<u8>, key: &str) {
+        put_bytes(out, key.as_bytes());
+    }
+    /// A datetime: microseconds since the epoch, UTC offset of an aware one.
+    pub fn datetime(out: &mut Vec<u8>, micros: i64, offset_secs: Option<i32>) {
+        put_uvarint(out, 8);
+        put_datetime(out, micros, offset_secs);
+    }
+    /// A date: days since 1970-01-01.
+    pub fn date(out: &mut Vec<u8>, days: i32) {
+        put_uvarint(out, 9);
+        put_ivarint(out, i64::from(days));
+    }
+    /// A UUID.
+    pub fn uuid(out: &mut Vec<u8>, v: &[u8; 16]) {
+        put_uvarint(out, 10);
+        out.extend_from_slice(v);
     }
 }
 
