@@ -333,6 +333,9 @@ def main() -> None:
             print(f"unsupported: {e}")
         return
     systems = args.systems.split(",")
+    unknown = [s for s in systems if s not in PEERS]
+    if unknown:
+        ap.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(PEERS)}")
     wanted = args.workloads.split(",")
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.reps):
