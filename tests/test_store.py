@@ -318,6 +318,18 @@ def test_put_many_is_all_or_nothing(db: Any) -> None:
     assert dict(s) == {"a": 1, "b": 2}
 
 
+@pytest.mark.parametrize("values", [None, bytes, "pickle"])
+def test_put_many_takes_any_two_item_pairs_and_names_a_bad_one(db: Any, values: Any) -> None:
+    s = db.store(f"pairs-{values}", values=values)
+    v1, v2 = (b"1", bytearray(b"2")) if values is bytes else (1, [2])
+    s.put_many([["a", v1], ("b", v2)])
+    assert dict(s) == {"a": bytes(v1) if values is bytes else v1, "b": v2}
+    for bad in [("c",), ("c", v1, v1), 7]:
+        with pytest.raises((obj.InvalidArgumentError, TypeError, ValueError)):
+            s.put_many([("d", v1), bad])
+    assert list(s) == ["a", "b"]
+
+
 def test_get_many_and_delete_many_keep_the_callers_key_types(db: Any) -> None:
     s = db.store("gm")
     s.put_many({"a": 1, "b": 2})
@@ -465,3 +477,23 @@ def test_a_million_keys(tmp_path: Path) -> None:
         assert len(s) == 1_000_000
         assert s["00500000"] == 500_000
         assert list(s.range("00999998")) == [("00999998", 999_998), ("00999999", 999_999)]
+
+
+@pytest.mark.parametrize("values", [None, bytes])
+def test_a_buffered_write_of_a_value_the_store_cannot_hold_is_refused_at_once(
+    db: Any, values: Any
+) -> None:
+    s = db.store(f"refuse-{values}", values=values, buffer=10)
+    bad: Any = "text" if values is bytes else object()
+    with pytest.raises(obj.InvalidArgumentError):
+        s["k"] = bad
+    s["ok"] = b"v" if values is bytes else {"v": 1}
+    s.flush()
+    assert list(s) == ["ok"] and "k" not in s
+    # A bytearray is copied when buffered: changing it later does not change the write.
+    if values is bytes:
+        buf = bytearray(b"abc")
+        s["b"] = buf
+        buf[0] = ord("z")
+        s.flush()
+        assert s["b"] == b"abc"

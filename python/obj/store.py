@@ -77,7 +77,6 @@ class _Values:
             self.name = "native"
         elif values is bytes:
             self.name, self.raw = "bytes", True
-            self.dump = _as_bytes
         elif values == "pickle":
             self.name, self.raw = "pickle", True
             import pickle  # (imported when a store asks for it: it costs `import obj` time)
@@ -98,32 +97,21 @@ class _Values:
                 f"@obj.document class, or 'pickle'; got {values!r}"
             )
 
-    def check(self, value: Any) -> Any:
-        """The value as a buffered write keeps it, refused now if it cannot be stored."""
-        if self.cls is not None and not isinstance(value, self.cls):
-            raise InvalidArgumentError(
-                f"this store holds {self.cls.__name__} documents; got a "
-                f"{type(value).__name__} value"
-            )
-        if self.name == "bytes":
-            return _as_bytes(value)
+    def check(self, handle: _obj.KeyedHandle, value: Any) -> Any:
+        """The value as a buffered write keeps it, refused now if it cannot be stored (by
+        the conversion a write makes; a pickled value by pickling it)."""
         if self.dump is not None:
             self.dump(value)
-        return value
+            return value
+        handle.check(value)
+        # (A bytearray or memoryview is copied: changing it later must not change the write.)
+        return bytes(value) if self.raw else value
 
 
 def _pickle_dump(value: Any) -> bytes:
     import pickle
 
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _as_bytes(value: Any) -> bytes:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    raise InvalidArgumentError(
-        f"this store holds raw bytes (values=bytes); got a {type(value).__name__} value"
-    )
 
 
 class Store(MutableMapping[K, V], Generic[K, V]):
@@ -323,7 +311,7 @@ class Store(MutableMapping[K, V], Generic[K, V]):
                     self._write([(key, value)])
                 return
             if value is not _DELETE:
-                value = self._values.check(value)  # refuse a bad value now, not at the flush
+                value = self._values.check(self._h, value)  # refused now, not at the flush
             self._pending.pop(key, None)
             self._pending[key] = value
             if len(self._pending) >= self._limit:
@@ -528,7 +516,7 @@ class Store(MutableMapping[K, V], Generic[K, V]):
     def prefix(self, p: K, *, reverse: bool = False) -> Iterator[tuple[K, V]]:
         """``(key, value)`` pairs whose key starts with ``p``, in key order (or reverse)."""
         raw = self._prefix_bytes(p)
-        hi = _successor(raw)
+        hi = _obj.KeyedHandle.prefix_end(raw)
         for key, value in self._scan(raw or None, True, hi, False, reverse, True):
             yield cast(K, self._out(key)), cast(V, value)
 
@@ -613,14 +601,6 @@ def _within(k: bytes, lo: bytes | None, lo_incl: bool, hi: bytes | None, hi_incl
     if lo is not None and (k < lo or (k == lo and not lo_incl)):
         return False
     return not (hi is not None and (k > hi or (k == hi and not hi_incl)))
-
-
-def _successor(prefix: bytes) -> bytes | None:
-    """The smallest byte string above every string that starts with ``prefix``."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        return None
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def _merge(

@@ -284,9 +284,33 @@ impl WriteTxn {
         if let Some(id) = id {
             check_id(id)?;
         }
-        let schema = self.typed_schema(collection, type_version)?;
-        let payload = dynamic::encode(&schema.root, doc)?;
+        let payload = self.encode_typed(collection, type_version, doc)?;
         self.write_doc(collection, id, DocKind::Typed, type_version, &payload)
+    }
+
+    /// As [`WriteTxn::write_typed`], under `key` of a keyed collection (created keyed if
+    /// missing), replacing any document there; returns true if it replaced one.
+    pub fn write_typed_key(
+        &mut self,
+        collection: &str,
+        key: &[u8],
+        type_version: u32,
+        doc: &Datum,
+    ) -> Result<bool> {
+        catalog::check_key(key)?;
+        let payload = self.encode_typed(collection, type_version, doc)?;
+        self.put_key_doc(collection, key, DocKind::Typed, type_version, &payload)
+    }
+
+    /// The typed payload of `doc` by the schema stored for `collection` at `type_version`.
+    fn encode_typed(
+        &mut self,
+        collection: &str,
+        type_version: u32,
+        doc: &Datum,
+    ) -> Result<Vec<u8>> {
+        let schema = self.typed_schema(collection, type_version)?;
+        dynamic::encode(&schema.root, doc)
     }
 
     /// Stores raw bytes under `key` in the keyed collection `collection` (created if

@@ -6,6 +6,7 @@
 //! what was stored, by the same rules as every read (`stored.rs`).
 
 use crate::args::{self, NewDoc, Payload, Target};
+use crate::batch::{Batches, Fetched};
 use crate::codec::DocType;
 use crate::datum;
 use crate::error::ObjError;
@@ -19,9 +20,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple, PyType};
 use std::collections::VecDeque;
 use std::ops::Bound as Edge;
-
-const FIRST_BATCH: usize = 16;
-const MAX_BATCH: usize = 1024;
 
 /// A key as the caller passed it: `bytes` (the store encodes `str` keys itself).
 pub(crate) fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
@@ -60,20 +58,17 @@ fn as_ref(e: &Edge<Vec<u8>>) -> Edge<&[u8]> {
 }
 
 /// The lazy `key` or `(key, value)` iterator of a key range, in key order or in reverse,
-/// over the source it was opened on (a snapshot of its own from a `Db`).
+/// over the source it was opened on (a snapshot of its own from a `Db`), fetched in batches
+/// (`batch.rs`).
 #[pyclass(module = "obj._obj", name = "KeyIterator")]
 pub struct KeyIterator {
-    /// None once exhausted.
-    source: Option<Source>,
+    batches: Batches<Vec<u8>>,
     collection: String,
     /// None: keys only.
     decode: Option<Decode>,
     lo: Edge<Vec<u8>>,
     hi: Edge<Vec<u8>>,
     reverse: bool,
-    batch: VecDeque<(Vec<u8>, Ready)>,
-    limit: usize,
-    more: bool,
     /// Keys come out as `str`, decoded with this error handler (None: as `bytes`).
     key_errors: Option<String>,
 }
@@ -87,62 +82,14 @@ impl KeyIterator {
         reverse: bool,
     ) -> Self {
         KeyIterator {
-            source: Some(source),
+            batches: Batches::new(source),
             collection,
             decode,
             lo,
             hi,
             reverse,
-            batch: VecDeque::new(),
-            limit: FIRST_BATCH,
-            more: true,
             key_errors: None,
         }
-    }
-
-    /// Loads the next batch; false when the range has no more keys.
-    fn refill(&mut self, py: Python<'_>) -> PyResult<bool> {
-        let (true, Some(source)) = (self.more, &self.source) else {
-            return Ok(false);
-        };
-        let (name, limit) = (self.collection.as_str(), self.limit);
-        let (lo, hi, reverse, decode) = (
-            as_ref(&self.lo),
-            as_ref(&self.hi),
-            self.reverse,
-            &self.decode,
-        );
-        let ready = source.with(py, |snap, checks| {
-            on_snap!(snap, |r| {
-                let docs = py
-                    .detach(|| r.scan_keys(name, lo, hi, reverse, limit))
-                    .map_err(to_py)?;
-                let mut ready = VecDeque::with_capacity(docs.len());
-                for (key, value) in docs {
-                    let item = match decode {
-                        Some(d) => d.ready(py, r, checks, name, At::Key(&key), value)?,
-                        None => Ready::Nothing,
-                    };
-                    ready.push_back((key, item));
-                }
-                Ok(ready)
-            })
-        })?;
-        self.more = ready.len() == limit;
-        if let Some((last, _)) = ready.back() {
-            // Resume past the last key, the way the walk goes.
-            if reverse {
-                self.hi = Edge::Excluded(last.clone());
-            } else {
-                self.lo = Edge::Excluded(last.clone());
-            }
-        }
-        if ready.is_empty() {
-            return Ok(false);
-        }
-        self.limit = (limit * 4).min(MAX_BATCH);
-        self.batch = ready;
-        Ok(true)
     }
 }
 
@@ -153,16 +100,38 @@ impl KeyIterator {
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(source) = &self.source else {
-            return Ok(None);
-        };
-        source.check_active(py)?;
-        if self.batch.is_empty() && !self.refill(py)? {
-            self.source = None;
-            return Ok(None);
-        }
-        let Some((key, ready)) = self.batch.pop_front() else {
-            self.source = None;
+        let (name, reverse, decode) = (self.collection.as_str(), self.reverse, &self.decode);
+        let (lo, hi) = (&mut self.lo, &mut self.hi);
+        let next = self.batches.next(py, |source, limit| {
+            let fetched = source.with(py, |snap, checks| {
+                on_snap!(snap, |r| {
+                    let docs = py
+                        .detach(|| r.scan_keys(name, as_ref(lo), as_ref(hi), reverse, limit))
+                        .map_err(to_py)?;
+                    let bytes = docs.iter().map(|(k, v)| k.len() + v.len()).sum();
+                    let mut items = VecDeque::with_capacity(docs.len());
+                    for (key, value) in docs {
+                        let item = match decode {
+                            Some(d) => d.ready(py, r, checks, name, At::Key(&key), value)?,
+                            None => Ready::Nothing,
+                        };
+                        items.push_back((key, item));
+                    }
+                    Ok(Fetched { items, bytes })
+                })
+            })?;
+            if let Some((last, _)) = fetched.items.back() {
+                // Resume past the last key, the way the walk goes.
+                let past = Edge::Excluded(last.clone());
+                if reverse {
+                    *hi = past;
+                } else {
+                    *lo = past;
+                }
+            }
+            Ok(fetched)
+        })?;
+        let Some((key, ready)) = next else {
             return Ok(None);
         };
         let key = match &self.key_errors {
@@ -434,6 +403,19 @@ impl KeyedHandle {
         Ok(PyBytes::new(py, &self.encode_key(key)?))
     }
 
+    /// The smallest key above every key that starts with `prefix` (None: no such key), the
+    /// exclusive upper bound of a prefix scan (the engine's rule, `keys::prefix_successor`).
+    #[staticmethod]
+    fn prefix_end<'py>(py: Python<'py>, prefix: &[u8]) -> Option<Bound<'py, PyBytes>> {
+        obj_core::codec::prefix_successor(prefix).map(|end| PyBytes::new(py, &end))
+    }
+
+    /// Refuses `value` now if `set` would (a buffered write is checked when it is buffered,
+    /// by the same conversion).
+    fn check(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        new_doc(&self.target(py), value, self.mode).map(drop)
+    }
+
     /// Stores `value` under `key` (one transaction on a `Db`, in the transaction otherwise).
     fn set(
         &self,
@@ -468,9 +450,25 @@ impl KeyedHandle {
         tombstone: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let mut ops = Vec::new();
-        for pair in pairs.try_iter()? {
+        for (n, pair) in pairs.try_iter()?.enumerate() {
             let pair = pair?;
-            let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+            // Any two-item iterable is a pair, as for dict.update.
+            let (key, value) = match pair.cast::<PyTuple>() {
+                Ok(t) if t.len() == 2 => (t.get_item(0)?, t.get_item(1)?),
+                _ => {
+                    let items = pair
+                        .try_iter()
+                        .and_then(|it| it.collect::<PyResult<Vec<_>>>())
+                        .ok();
+                    let Some([key, value]) = items.and_then(|v| <[_; 2]>::try_from(v).ok()) else {
+                        return Err(InvalidArgumentError::new_err(format!(
+                            "item {n} is not a (key, value) pair: {}",
+                            pair.repr()?
+                        )));
+                    };
+                    (key, value)
+                }
+            };
             let value = (!value.is(tombstone)).then_some(&value);
             ops.push(self.op(py, &key, value)?);
         }

@@ -17,8 +17,7 @@ use crate::shared::prepare;
 use crate::source::Origin;
 use crate::state::{write_ended, WriteState};
 use crate::surface::Reads;
-use obj_core::codec::{dynamic, Schema};
-use obj_core::{DocKind, Reader};
+use obj_core::codec::Schema;
 use pyo3::prelude::*;
 use std::sync::Arc;
 
@@ -223,12 +222,8 @@ impl WriteTransaction {
         let key = keyed::key_bytes(key)?;
         let doc = datum::to_datum(doc, "document")?;
         self.state.with(py, |live| {
-            // The engine's `write_typed` takes ids only: encode by the stored schema the
-            // same way (`dynamic::encode`), then store under the key.
-            let txn = &mut live.txn;
-            let schema = txn.typed_schema(&name, version).map_err(to_py)?;
-            let payload = dynamic::encode(&schema.root, &doc).map_err(to_py)?;
-            txn.put_key_doc(&name, &key, DocKind::Typed, version, &payload)
+            live.txn
+                .write_typed_key(&name, &key, version, &doc)
                 .map(drop)
                 .map_err(to_py)
         })
