@@ -774,6 +774,12 @@ impl Shape for Plan {
     }
 }
 
+/// The Python value of a dict-native payload (dicts, lists and scalars), built as the walker
+/// reads it, without a `Datum` tree in between.
+pub(crate) fn value_to_py<'py>(py: Python<'py>, payload: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    walk::read_whole_value(payload, &mut Build { py }).map_err(|e| e.0)
+}
+
 /// Why building a document stopped: damage the walker found (a `CorruptionError`), or an
 /// error Python raised while building.
 struct Failed(PyErr);

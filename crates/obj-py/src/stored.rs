@@ -13,7 +13,7 @@
 use crate::args::Target;
 use crate::codec::DocType;
 use crate::datum;
-use crate::error::{to_py, CorruptionError, InvalidArgumentError};
+use crate::error::{to_py, InvalidArgumentError};
 use crate::shared::Checks;
 use obj_core::codec::Datum;
 use obj_core::{DocHeader, DocKind, Reader, Value};
@@ -142,12 +142,7 @@ impl Decode {
         match ready {
             Ready::Nothing => Ok(py.None().into_bound(py)),
             Ready::Bytes(v) => Ok(PyBytes::new(py, &v).into_any()),
-            Ready::Dict(v) => {
-                let d = Datum::decode(&v).map_err(|e| {
-                    CorruptionError::new_err(format!("stored document does not decode: {e}"))
-                })?;
-                datum::to_py(py, &d)
-            }
+            Ready::Dict(v) => crate::codec::value_to_py(py, &v),
             Ready::Datum(d) => datum::to_py(py, &d),
             Ready::Stored(header, ready) => {
                 let value = self.build(py, *ready)?;

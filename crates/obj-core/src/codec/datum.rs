@@ -95,10 +95,7 @@ impl Datum {
 
     /// Decodes a whole payload; trailing bytes are damage.
     pub fn decode(bytes: &[u8]) -> Result<Datum> {
-        let mut r = WireReader::new(bytes);
-        let d = Self::read(&mut r, 0)?;
-        r.finish()?;
-        Ok(d)
+        walk::read_whole_value(bytes, &mut DatumSink)
     }
 
     /// Reads one value at nesting `depth`.

@@ -263,6 +263,15 @@ pub fn read_typed<N: Shape, S: TypedSink<N>>(
     }
 }
 
+/// Reads a whole payload that is one self-describing value (a dict-native document);
+/// trailing bytes are damage.
+pub fn read_whole_value<S: Sink>(bytes: &[u8], sink: &mut S) -> Result<S::Value, S::Error> {
+    let mut r = WireReader::new(bytes);
+    let v = read_value(&mut r, 0, sink)?;
+    r.finish()?;
+    Ok(v)
+}
+
 /// Reads one self-describing value (format in `codec::datum`) at nesting `depth`.
 pub fn read_value<S: Sink>(
     r: &mut WireReader<'_>,
