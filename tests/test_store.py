@@ -15,7 +15,7 @@ import threading
 import unittest
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
@@ -497,3 +497,83 @@ def test_a_buffered_write_of_a_value_the_store_cannot_hold_is_refused_at_once(
         buf[0] = ord("z")
         s.flush()
         assert s["b"] == b"abc"
+
+
+# -- secondary indexes and migration of typed values ---------------------------------------
+
+
+@obj.document(collection="store_users", version=1)
+@dataclasses.dataclass
+class IndexedUser:
+    email: Annotated[str, obj.Unique]
+    age: Annotated[int, obj.Index]
+
+
+def test_indexes_declared_on_typed_values_work_in_a_store(db: Any) -> None:
+    s = db.store("store_users", values=IndexedUser)
+    s.put_many({"u1": IndexedUser("a@x", 30), "u2": IndexedUser("b@x", 40)})
+    s["u3"] = IndexedUser("c@x", 30)
+    assert db.find_unique(IndexedUser, "email", "b@x") == IndexedUser("b@x", 40)
+    assert db.find_unique(IndexedUser, "email", "nobody") is None
+    assert [d for _, d in db.index_range(IndexedUser, "age", 30, 30)] == [
+        IndexedUser("a@x", 30),
+        IndexedUser("c@x", 30),
+    ]
+    adults = db.query(IndexedUser).filter(obj.field("age") >= 35)
+    assert [d.email for _, d in adults.fetch()] == ["b@x"] and adults.count() == 1
+    # A unique value held under another key is refused, and nothing is written.
+    with pytest.raises(obj.InvalidArgumentError, match="'u1'"):
+        s["u4"] = IndexedUser("a@x", 1)
+    assert "u4" not in s
+    # Replacing and deleting keep the indexes in step.
+    s["u1"] = IndexedUser("z@x", 31)
+    del s["u2"]
+    assert db.find_unique(IndexedUser, "email", "a@x") is None
+    assert db.find_unique(IndexedUser, "email", "z@x") == IndexedUser("z@x", 31)
+    assert db.index_range(IndexedUser, "age", 30, 30).count() == 1
+    assert [d.email for _, d in db.query(IndexedUser).fetch()] == ["z@x", "c@x"]
+    # The same reads inside a transaction see its own writes.
+    with db.transaction() as tx:
+        tx.store("store_users", values=IndexedUser)["u5"] = IndexedUser("e@x", 30)
+        assert tx.find_unique(IndexedUser, "email", "e@x") == IndexedUser("e@x", 30)
+        assert tx.index_range(IndexedUser, "age", 30, 30).count() == 2
+    db.integrity_check()  # raises IntegrityError on any inconsistency
+
+
+@obj.document(collection="store_migrants", version=1)
+@dataclasses.dataclass
+class MigrantV1:
+    name: str
+
+
+@obj.document(collection="store_migrants", version=2, history=[MigrantV1])
+@dataclasses.dataclass
+class Migrant:
+    name: str
+    handle: Annotated[str, obj.Unique]
+
+    @classmethod
+    def migrate(cls, doc: Any, from_version: int) -> Migrant:
+        return cls(doc.name, doc.name.lower())
+
+
+def test_older_typed_values_in_a_store_are_migrated_by_the_newer_class(tmp_path: Path) -> None:
+    path = tmp_path / "m.obj"
+    with obj.Db(path) as db:
+        old = db.store("store_migrants", values=MigrantV1)
+        old.put_many({"a": MigrantV1("Ann"), "b": MigrantV1("Bob")})
+    with obj.Db(path) as db:
+        s = db.store("store_migrants", values=Migrant)
+        assert s["a"] == Migrant("Ann", "ann")  # decoded through migrate
+        s["c"] = Migrant("Cy", "cy")  # the first write migrates every older record
+        assert dict(s) == {
+            "a": Migrant("Ann", "ann"),
+            "b": Migrant("Bob", "bob"),
+            "c": Migrant("Cy", "cy"),
+        }
+        # The unique index covers the migrated records too.
+        assert db.find_unique(Migrant, "handle", "bob") == Migrant("Bob", "bob")
+        with pytest.raises(obj.InvalidArgumentError):
+            s["d"] = Migrant("Other", "ann")
+    with obj.Db(path, read_only=True) as ro:
+        assert [r.header.type_version for r in ro.dump_raw("store_migrants")] == [2, 2, 2]

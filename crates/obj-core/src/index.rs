@@ -298,6 +298,11 @@ impl IndexScan {
         })
     }
 
+    /// True when the scan's entries refer to keys (the index of a keyed collection).
+    pub fn is_keyed(&self) -> bool {
+        self.keyed
+    }
+
     /// Up to `limit` more document ids (of an id collection); an empty result means the
     /// scan is over.
     pub fn next_batch<R: PageRead>(&mut self, r: &R, limit: usize) -> Result<Vec<u64>> {

@@ -11,7 +11,7 @@
 //! id; descending is the exact reverse. An index of the sort field yields that order, so
 //! indexed and unindexed plans agree.
 
-use crate::catalog::{IndexDef, IndexKind};
+use crate::catalog::{CollectionKind, IndexDef, IndexKind};
 use crate::codec::datum::Datum;
 use crate::codec::dynamic;
 use crate::codec::Schema;
@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::index::{Direction, IndexScan};
 use crate::reader::{Reader, Value};
 use std::cmp::Ordering;
+use std::ops::Bound;
 use std::sync::Arc;
 
 pub use crate::codec::keys::sort_key;
@@ -482,14 +483,25 @@ pub struct QueryScan {
 }
 
 enum Source {
-    Primary { next: Option<u64> },
+    /// The id tree of an id collection, from id `next`.
+    Primary {
+        next: Option<u64>,
+    },
+    /// The key tree of a keyed collection, past key `after` (None: from the start);
+    /// `done` once a short batch came back.
+    Keys {
+        after: Option<Vec<u8>>,
+        done: bool,
+    },
     Index(IndexScan),
 }
 
 /// One matching document.
 pub struct Found {
-    /// The document id.
+    /// The document id (0 in a keyed collection).
     pub id: u64,
+    /// The document's key in a keyed collection (None in an id collection).
+    pub key: Option<Vec<u8>>,
     /// The stored document.
     pub value: Value,
     /// The [`sort_key`] of the plan's sort field, when the caller must sort.
@@ -499,7 +511,12 @@ pub struct Found {
 impl QueryScan {
     /// A scan of `collection` by `plan` in the snapshot `r`.
     pub fn new<R: Reader>(r: &R, collection: &str, plan: &Plan) -> Result<QueryScan> {
+        let keyed = r.kind(collection)? == Some(CollectionKind::Keyed);
         let source = match &plan.access {
+            Access::Scan if keyed => Source::Keys {
+                after: None,
+                done: false,
+            },
             Access::Scan => Source::Primary { next: Some(1) },
             Access::Index { name, lo, hi } => Source::Index(r.index_walk(
                 collection,
@@ -560,7 +577,7 @@ impl QueryScan {
     pub fn next_batch<R: Reader>(&mut self, r: &R, limit: usize) -> Result<Vec<Found>> {
         let mut out = Vec::new();
         while out.len() < limit {
-            let candidates: Vec<(u64, Value)> = match &mut self.source {
+            let candidates: Vec<(u64, Option<Vec<u8>>, Value)> = match &mut self.source {
                 Source::Primary { next } => {
                     let Some(from) = *next else { break };
                     let batch = r.scan(&self.collection, from, 256)?;
@@ -568,18 +585,43 @@ impl QueryScan {
                         .last()
                         .map(|(id, _)| id + 1)
                         .filter(|_| batch.len() == 256);
-                    batch
+                    batch.into_iter().map(|(id, v)| (id, None, v)).collect()
+                }
+                Source::Keys { after, done } => {
+                    if *done {
+                        break;
+                    }
+                    let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                    let batch = r.scan_keys(&self.collection, lo, Bound::Unbounded, false, 256)?;
+                    *done = batch.len() < 256;
+                    if let Some((last, _)) = batch.last() {
+                        *after = Some(last.clone());
+                    }
+                    batch.into_iter().map(|(k, v)| (0, Some(k), v)).collect()
+                }
+                Source::Index(scan) if scan.is_keyed() => {
+                    let keys = scan.next_keys(r, 256)?;
+                    if keys.is_empty() {
+                        break;
+                    }
+                    let mut docs = Vec::with_capacity(keys.len());
+                    for key in keys {
+                        if let Some(v) = r.get_key(&self.collection, &key)? {
+                            docs.push((0, Some(key), v));
+                        }
+                    }
+                    docs
                 }
                 Source::Index(scan) => {
                     let ids = scan.next_batch(r, 256)?;
+                    if ids.is_empty() {
+                        break;
+                    }
                     let mut docs = Vec::with_capacity(ids.len());
                     for id in ids {
                         if let Some(v) = r.get(&self.collection, id)? {
-                            docs.push((id, v));
+                            docs.push((id, None, v));
                         }
-                    }
-                    if docs.is_empty() {
-                        break;
                     }
                     docs
                 }
@@ -587,10 +629,11 @@ impl QueryScan {
             if candidates.is_empty() {
                 break;
             }
-            for (id, value) in candidates {
+            for (id, key, value) in candidates {
                 if self.filter.is_none() && self.sort_path.is_none() {
                     out.push(Found {
                         id,
+                        key,
                         value,
                         sort_key: None,
                     });
@@ -610,6 +653,7 @@ impl QueryScan {
                         .map(|p| sort_key(doc.as_ref().and_then(|d| d.path(p))));
                     out.push(Found {
                         id,
+                        key,
                         value,
                         sort_key,
                     });

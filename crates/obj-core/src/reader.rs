@@ -338,9 +338,19 @@ pub trait Reader: Source + Sized {
     /// The id of the document whose unique index `name` holds `values`.
     fn find_unique(&self, collection: &str, name: &str, values: &[Datum]) -> Result<Option<u64>> {
         let def = self.index(collection, name)?;
-        match unique_value(self, collection, &def, values)? {
-            Some(pk) => Ok(Some(crate::index::pk_id(&pk)?)),
-            None => Ok(None),
+        let Some(pk) = unique_value(self, collection, &def, values)? else {
+            return Ok(None);
+        };
+        match crate::index::pk_id(&pk) {
+            Ok(id) => Ok(Some(id)),
+            // (Checked only here, off the hot path: a keyed collection's entries hold keys.)
+            Err(_) if self.kind(collection)? == Some(CollectionKind::Keyed) => {
+                Err(Error::invalid(format!(
+                    "collection {collection:?} is keyed: its documents have keys, not ids \
+                     (find_unique_key)"
+                )))
+            }
+            Err(e) => Err(e),
         }
     }
 

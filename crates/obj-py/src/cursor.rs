@@ -74,7 +74,11 @@ impl QueryCursor {
                 let found = py.detach(|| scan.next_batch(r, want)).map_err(to_py)?;
                 let mut ready = Vec::with_capacity(found.len());
                 for f in found {
-                    let item = decode.ready(py, r, checks, name, At::Id(f.id), f.value)?;
+                    let at = match &f.key {
+                        Some(key) => At::Key(key),
+                        None => At::Id(f.id),
+                    };
+                    let item = decode.ready(py, r, checks, name, at, f.value)?;
                     ready.push((f.id, item, f.sort_key));
                 }
                 Ok(ready)
@@ -168,11 +172,12 @@ fn count<R: Reader>(r: &R, collection: &str, plan: &Plan) -> obj_core::Result<u6
             let mut scan = r.index_scan(collection, name, lo.as_deref(), hi.as_deref())?;
             let mut n = 0u64;
             loop {
-                let ids = scan.next_batch(r, COUNT_BATCH)?;
-                if ids.is_empty() {
+                // (Primary keys, not ids: an index of a keyed collection refers to keys.)
+                let pks = scan.next_keys(r, COUNT_BATCH)?;
+                if pks.is_empty() {
                     return Ok(n);
                 }
-                n += ids.len() as u64;
+                n += pks.len() as u64;
             }
         }
         _ => {

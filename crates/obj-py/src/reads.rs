@@ -9,7 +9,7 @@ use crate::shared::{check_current, Checks, Shared};
 use crate::stored::{At, Decode, Ready};
 use obj_core::codec::Datum;
 use obj_core::query::{self, Access, Expr, Plan, SortOrder};
-use obj_core::Reader;
+use obj_core::{CollectionKind, Reader};
 use pyo3::prelude::*;
 
 /// The document at `at` (an id, or a key of a keyed collection), checked and ready to
@@ -85,10 +85,20 @@ impl UniqueLookup {
             check_current(py, r, checks.shared, dt.get())?;
         }
         let collection = target.collection();
-        let id = r
+        let failed = |e| index_error(py, e, target, &self.index);
+        if r.kind(collection).map_err(to_py)? == Some(CollectionKind::Keyed) {
+            return match r
+                .find_unique_key(collection, &self.index, &self.values)
+                .map_err(failed)?
+            {
+                Some(key) => get(py, r, checks, collection, decode, At::Key(&key)),
+                None => Ok(None),
+            };
+        }
+        match r
             .find_unique(collection, &self.index, &self.values)
-            .map_err(|e| index_error(py, e, target, &self.index))?;
-        match id {
+            .map_err(failed)?
+        {
             Some(id) => get(py, r, checks, collection, decode, At::Id(id)),
             None => Ok(None),
         }

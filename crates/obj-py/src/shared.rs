@@ -14,12 +14,13 @@
 
 use crate::codec::DocType;
 use crate::error::{to_py, BusyError, InvalidArgumentError, ObjError};
-use obj_core::{Db as CoreDb, DocKind, Reader, WriteTxn};
+use obj_core::{CollectionKind, Db as CoreDb, DocKind, Reader, Value, WriteTxn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use std::collections::{HashMap, HashSet};
+use std::ops::Bound as Edge;
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -407,6 +408,25 @@ pub(crate) fn check_current<R: Reader>(
 /// other. Returns how many records were rewritten.
 ///
 /// `migrate` runs while the transaction is held: it must not use the database.
+/// Where a document of a collection being migrated sits.
+#[derive(Clone)]
+enum Pk {
+    Id(u64),
+    Key(Vec<u8>),
+}
+
+impl std::fmt::Display for Pk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pk::Id(id) => write!(f, "{id}"),
+            Pk::Key(key) => match std::str::from_utf8(key) {
+                Ok(s) => write!(f, "under key {s:?}"),
+                Err(_) => write!(f, "under key {key:?}"),
+            },
+        }
+    }
+}
+
 pub(crate) fn migrate_older(
     py: Python<'_>,
     txn: &mut WriteTxn,
@@ -418,22 +438,38 @@ pub(crate) fn migrate_older(
     if older.is_empty() {
         return Ok(0);
     }
+    let keyed = txn.kind(collection).map_err(to_py)? == Some(CollectionKind::Keyed);
     let mut rewritten = 0u64;
-    let mut from = 1u64;
+    // Where the next batch starts: past this id, or past this key.
+    let mut from_id = 1u64;
+    let mut after_key: Option<Vec<u8>> = None;
     loop {
-        let batch = txn.scan(collection, from, 256).map_err(to_py)?;
-        let Some(last) = batch.last().map(|(id, _)| *id) else {
+        let batch: Vec<(Pk, Value)> = if keyed {
+            let lo = after_key.as_deref().map_or(Edge::Unbounded, Edge::Excluded);
+            txn.scan_keys(collection, lo, Edge::Unbounded, false, 256)
+                .map_err(to_py)?
+                .into_iter()
+                .map(|(k, v)| (Pk::Key(k), v))
+                .collect()
+        } else {
+            txn.scan(collection, from_id, 256)
+                .map_err(to_py)?
+                .into_iter()
+                .map(|(id, v)| (Pk::Id(id), v))
+                .collect()
+        };
+        let Some(last) = batch.last().map(|(pk, _)| pk.clone()) else {
             break;
         };
         let mut updates = Vec::new();
-        for (id, value) in batch {
+        for (pk, value) in batch {
             let h = value.header();
             if h.kind != DocKind::Typed || !older.contains(&h.type_version) {
                 continue;
             }
             let context = |e: PyErr| {
                 InvalidArgumentError::new_err(format!(
-                    "cannot migrate document {id} of {collection:?} from version {} to {} \
+                    "cannot migrate document {pk} of {collection:?} from version {} to {} \
                      ({}): {}",
                     h.type_version,
                     dt.version(),
@@ -445,23 +481,32 @@ pub(crate) fn migrate_older(
                 .check_schema(py, &*txn, dt, h.type_version)
                 .and_then(|()| dt.decode_doc(py, h.type_version, &value));
             let doc = decoded.map_err(context)?;
-            updates.push((id, dt.encode_doc(&doc).map_err(context)?));
+            let payload = dt.encode_doc(&doc).map_err(context)?;
+            updates.push((pk, payload));
         }
-        for (id, payload) in updates {
-            txn.put_doc(collection, id, DocKind::Typed, dt.version(), &payload)
-                .map_err(|e| {
-                    InvalidArgumentError::new_err(format!(
-                        "cannot migrate document {id} of {collection:?} to version {} ({}): {}",
-                        dt.version(),
-                        dt.class_name(py),
-                        to_py(e).value(py)
-                    ))
-                })?;
+        for (pk, payload) in updates {
+            let written = match &pk {
+                Pk::Id(id) => txn.put_doc(collection, *id, DocKind::Typed, dt.version(), &payload),
+                Pk::Key(key) => {
+                    txn.put_key_doc(collection, key, DocKind::Typed, dt.version(), &payload)
+                }
+            };
+            written.map_err(|e| {
+                InvalidArgumentError::new_err(format!(
+                    "cannot migrate document {pk} of {collection:?} to version {} ({}): {}",
+                    dt.version(),
+                    dt.class_name(py),
+                    to_py(e).value(py)
+                ))
+            })?;
             rewritten += 1;
         }
-        match last.checked_add(1) {
-            Some(next) => from = next,
-            None => break,
+        match last {
+            Pk::Key(key) => after_key = Some(key),
+            Pk::Id(id) => match id.checked_add(1) {
+                Some(next) => from_id = next,
+                None => break,
+            },
         }
     }
     for v in older {
