@@ -757,8 +757,19 @@ def test_async_store_on_the_db_and_in_transactions(tmp_path: Path) -> None:
             assert await s.get("z") == 26
             await s.clear()
             assert await s.len() == 0
+            users = await adb.store("async_users", values=AsyncUser, buffer=10)
+            await users.put_many({"u1": AsyncUser("a@x", 30), "u2": AsyncUser("b@x", 30)})
+            assert await users.find_unique("email", "b@x") == AsyncUser("b@x", 30)
+            assert [k async for k, _ in users.index_range("age", 30, 30)] == ["u1", "u2"]
 
     run(main())
+
+
+@obj.document(collection="async_users", version=1)
+@dataclass
+class AsyncUser:
+    email: Annotated[str, obj.Unique]
+    age: Annotated[int, obj.Index]
 
 
 def test_import_obj_leaves_asyncio_until_the_async_api_is_used() -> None:

@@ -540,6 +540,29 @@ def test_indexes_declared_on_typed_values_work_in_a_store(db: Any) -> None:
     db.integrity_check()  # raises IntegrityError on any inconsistency
 
 
+def test_a_typed_store_reads_its_indexes_with_its_own_keys(db: Any) -> None:
+    s = db.store("store_users", values=IndexedUser, buffer=10)
+    s["u1"] = IndexedUser("a@x", 30)
+    s["u2"] = IndexedUser("b@x", 40)
+    # Buffered writes are flushed first, so index reads see them.
+    assert s.find_unique("email", "b@x") == IndexedUser("b@x", 40)
+    s["u3"] = IndexedUser("c@x", 30)
+    assert list(s.index_range("age", 30, 30)) == [
+        ("u1", IndexedUser("a@x", 30)),
+        ("u3", IndexedUser("c@x", 30)),
+    ]
+    assert [k for k, _ in s.index_range("age", lo=35)] == ["u2"]
+    # The database-level queries name each match by its stored key.
+    assert [k for k, _ in db.index_range(IndexedUser, "age", 40, 40)] == [b"u2"]
+    assert [k for k, _ in db.query(IndexedUser).filter(obj.field("age") == 30)] == [b"u1", b"u3"]
+    as_bytes = db.store("store_users", values=IndexedUser, keys="bytes")
+    assert [k for k, _ in as_bytes.index_range("age", 30, 30)] == [b"u1", b"u3"]
+    with pytest.raises(obj.InvalidArgumentError, match="values=SomeDocumentClass"):
+        db.store("plain").find_unique("email", "a@x")
+    with pytest.raises(obj.NotFoundError):
+        s.find_unique("nope", 1)
+
+
 @obj.document(collection="store_migrants", version=1)
 @dataclasses.dataclass
 class MigrantV1:

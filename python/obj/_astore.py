@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from .store import Store
 
@@ -160,6 +160,17 @@ class AsyncStore(Generic[K, V]):
     def prefix(self, p: K, *, reverse: bool = False) -> AsyncIterator[tuple[K, V]]:
         """See :meth:`obj.Store.prefix`."""
         return _Batches(self._read, lambda: self._store.prefix(p, reverse=reverse))
+
+    async def find_unique(self, index: str, value: object) -> V | None:
+        """See :meth:`obj.Store.find_unique` (it flushes buffered writes first)."""
+        found = await self._write(functools.partial(self._store.find_unique, index, value))
+        return cast("V | None", found)
+
+    def index_range(
+        self, index: str, lo: object = None, hi: object = None
+    ) -> AsyncIterator[tuple[K, V]]:
+        """See :meth:`obj.Store.index_range`."""
+        return _Batches(self._read, lambda: self._store.index_range(index, lo, hi))
 
     def __repr__(self) -> str:
         return f"<obj.AsyncStore {self._store.name!r}>"

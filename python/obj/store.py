@@ -520,6 +520,40 @@ class Store(MutableMapping[K, V], Generic[K, V]):
         for key, value in self._scan(raw or None, True, hi, False, reverse, True):
             yield cast(K, self._out(key)), cast(V, value)
 
+    # -- secondary indexes (declared on a document class given as values=) -------------
+
+    def find_unique(self, index: str, value: object) -> V | None:
+        """The value whose unique index ``index`` (declared on the store's document class)
+        holds ``value``, or None. Buffered writes are flushed first, so it sees them."""
+        cls = self._indexed("find_unique")
+        with self._lock:
+            self._check_open()
+            self.flush()
+            return cast("V | None", self._owner.find_unique(cls, index, value))
+
+    def index_range(
+        self, index: str, lo: object = None, hi: object = None
+    ) -> Iterator[tuple[K, V]]:
+        """``(key, value)`` pairs whose ``index`` value lies in ``lo..hi`` (inclusive; None
+        is open), in index order, over one snapshot. Buffered writes are flushed first."""
+        cls = self._indexed("index_range")
+        with self._lock:
+            self._check_open()
+            self.flush()
+            cursor = self._owner.index_range(cls, index, lo, hi)
+        for raw, value in cursor:
+            yield cast(K, self._out(raw)), cast(V, value)
+
+    def _indexed(self, what: str) -> type:
+        cls = self._values.cls
+        if cls is None:
+            raise InvalidArgumentError(
+                f"{what}() reads an index, and indexes are declared on a document class: "
+                f"open the store with values=SomeDocumentClass (this one holds "
+                f"{self._values.name} values)"
+            )
+        return cls
+
     def _prefix_bytes(self, p: object) -> bytes:
         if (isinstance(p, str) and p == "") or (isinstance(p, (bytes, bytearray)) and not p):
             return b""

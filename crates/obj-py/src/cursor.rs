@@ -33,7 +33,23 @@ pub struct QueryCursor {
     plan: Plan,
     scan: Option<QueryScan>,
     /// Matches fetched but not handed out yet, with their sort keys when the caller sorts.
-    pending: VecDeque<(u64, Ready, Option<Vec<u8>>)>,
+    pending: VecDeque<(Pk, Ready, Option<Vec<u8>>)>,
+}
+
+/// Where a match sits: its id, or its key in a keyed collection (handed to Python as the
+/// first element of each pair, `int` or `bytes`).
+enum Pk {
+    Id(u64),
+    Key(Vec<u8>),
+}
+
+impl Pk {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self {
+            Pk::Id(id) => id.into_pyobject(py)?.into_any(),
+            Pk::Key(key) => PyBytes::new(py, key).into_any(),
+        })
+    }
 }
 
 impl QueryCursor {
@@ -79,7 +95,11 @@ impl QueryCursor {
                         None => At::Id(f.id),
                     };
                     let item = decode.ready(py, r, checks, name, at, f.value)?;
-                    ready.push((f.id, item, f.sort_key));
+                    let pk = match f.key {
+                        Some(key) => Pk::Key(key),
+                        None => Pk::Id(f.id),
+                    };
+                    ready.push((pk, item, f.sort_key));
                 }
                 Ok(ready)
             })
@@ -96,7 +116,8 @@ impl QueryCursor {
 
 #[pymethods]
 impl QueryCursor {
-    /// Up to `n` more `(id, document)` pairs; an empty list at the end. When the query
+    /// Up to `n` more `(id, document)` pairs (`(key, document)` in a keyed collection, the
+    /// key as bytes); an empty list at the end. When the query
     /// sorts by a field its plan does not yield in order, each item is `(id, document,
     /// sort_key)` instead, `sort_key` being bytes to order by (ties by id).
     fn next_batch<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
@@ -106,8 +127,8 @@ impl QueryCursor {
         }
         let take = n.min(self.pending.len());
         let out = PyList::empty(py);
-        for (id, ready, key) in self.pending.drain(..take) {
-            let id = id.into_pyobject(py)?.into_any();
+        for (pk, ready, key) in self.pending.drain(..take) {
+            let id = pk.to_py(py)?;
             let doc = self.decode.build(py, ready)?;
             let item = match key {
                 Some(key) => PyTuple::new(py, [id, doc, PyBytes::new(py, &key).into_any()])?,
@@ -153,14 +174,17 @@ impl QueryCursor {
         slf
     }
 
-    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<(u64, Bound<'py, PyAny>)>> {
+    fn __next__<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
         if self.pending.is_empty() && !self.fetch(py, 64)? {
             return Ok(None);
         }
-        let Some((id, ready, _)) = self.pending.pop_front() else {
+        let Some((pk, ready, _)) = self.pending.pop_front() else {
             return Ok(None);
         };
-        Ok(Some((id, self.decode.build(py, ready)?)))
+        Ok(Some((pk.to_py(py)?, self.decode.build(py, ready)?)))
     }
 }
 
