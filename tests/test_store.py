@@ -559,6 +559,8 @@ def test_a_typed_store_reads_its_indexes_with_its_own_keys(db: Any) -> None:
     assert [k for k, _ in as_bytes.index_range("age", 30, 30)] == [b"u1", b"u3"]
     with pytest.raises(obj.InvalidArgumentError, match="values=SomeDocumentClass"):
         db.store("plain").find_unique("email", "a@x")
+    with pytest.raises(obj.InvalidArgumentError, match="values=SomeDocumentClass"):
+        db.store("plain").index_range("age")  # refused when called, not when iterated
     with pytest.raises(obj.NotFoundError):
         s.find_unique("nope", 1)
 

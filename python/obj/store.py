@@ -20,6 +20,7 @@ Values are never pickled unless you ask for it by name (``values="pickle"``; see
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import (
     Callable,
@@ -81,7 +82,7 @@ class _Values:
             self.name, self.raw = "pickle", True
             import pickle  # (imported when a store asks for it: it costs `import obj` time)
 
-            self.dump = _pickle_dump
+            self.dump = functools.partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
             self.load = pickle.loads
         elif isinstance(values, type) and hasattr(values, "__obj_doctype__"):
             declared = values.__obj_doctype__.collection
@@ -106,12 +107,6 @@ class _Values:
         handle.check(value)
         # (A bytearray or memoryview is copied: changing it later must not change the write.)
         return bytes(value) if self.raw else value
-
-
-def _pickle_dump(value: Any) -> bytes:
-    import pickle
-
-    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class Store(MutableMapping[K, V], Generic[K, V]):
@@ -536,7 +531,9 @@ class Store(MutableMapping[K, V], Generic[K, V]):
     ) -> Iterator[tuple[K, V]]:
         """``(key, value)`` pairs whose ``index`` value lies in ``lo..hi`` (inclusive; None
         is open), in index order, over one snapshot. Buffered writes are flushed first."""
-        cls = self._indexed("index_range")
+        return self._index_pairs(self._indexed("index_range"), index, lo, hi)
+
+    def _index_pairs(self, cls: type, index: str, lo: object, hi: object) -> Iterator[tuple[K, V]]:
         with self._lock:
             self._check_open()
             self.flush()
