@@ -138,10 +138,7 @@ fn show_pk(keyed: bool, pk: &[u8]) -> String {
     if !keyed {
         return pk_id(pk).map_or_else(|_| "?".into(), |id| id.to_string());
     }
-    match std::str::from_utf8(pk) {
-        Ok(s) => Datum::Str(s.into()).to_string(),
-        Err(_) => Datum::Bytes(pk.to_vec()).to_string(),
-    }
+    crate::codec::show_key(pk)
 }
 
 /// Index entries to remove and add when a document changes from `old` to `new`,

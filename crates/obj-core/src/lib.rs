@@ -64,7 +64,7 @@ pub use error::{Error, Result};
 pub use index::{Direction, IndexScan};
 pub use integrity::{CollectionReport, IntegrityReport};
 pub use options::{Durability, Options};
-pub use reader::{Iter, KeyIter, ReadTxn, Reader, Value};
+pub use reader::{Iter, KeyIter, Pk, ReadTxn, Reader, Value};
 pub use stat::{CollectionStat, IndexStat, Stat};
 pub use state::{CheckpointInfo, ReaderStat};
 pub use view::TxnView;

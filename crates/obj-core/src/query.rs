@@ -18,7 +18,7 @@ use crate::codec::Schema;
 use crate::doc::DocKind;
 use crate::error::{Error, Result};
 use crate::index::{Direction, IndexScan};
-use crate::reader::{Reader, Value};
+use crate::reader::{Pk, Reader, Value};
 use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -498,10 +498,8 @@ enum Source {
 
 /// One matching document.
 pub struct Found {
-    /// The document id (0 in a keyed collection).
-    pub id: u64,
-    /// The document's key in a keyed collection (None in an id collection).
-    pub key: Option<Vec<u8>>,
+    /// Where it sits: its id, or its key in a keyed collection.
+    pub pk: Pk,
     /// The stored document.
     pub value: Value,
     /// The [`sort_key`] of the plan's sort field, when the caller must sort.
@@ -577,7 +575,7 @@ impl QueryScan {
     pub fn next_batch<R: Reader>(&mut self, r: &R, limit: usize) -> Result<Vec<Found>> {
         let mut out = Vec::new();
         while out.len() < limit {
-            let candidates: Vec<(u64, Option<Vec<u8>>, Value)> = match &mut self.source {
+            let candidates: Vec<(Pk, Value)> = match &mut self.source {
                 Source::Primary { next } => {
                     let Some(from) = *next else { break };
                     let batch = r.scan(&self.collection, from, 256)?;
@@ -585,7 +583,7 @@ impl QueryScan {
                         .last()
                         .map(|(id, _)| id + 1)
                         .filter(|_| batch.len() == 256);
-                    batch.into_iter().map(|(id, v)| (id, None, v)).collect()
+                    batch.into_iter().map(|(id, v)| (Pk::Id(id), v)).collect()
                 }
                 Source::Keys { after, done } => {
                     if *done {
@@ -597,7 +595,7 @@ impl QueryScan {
                     if let Some((last, _)) = batch.last() {
                         *after = Some(last.clone());
                     }
-                    batch.into_iter().map(|(k, v)| (0, Some(k), v)).collect()
+                    batch.into_iter().map(|(k, v)| (Pk::Key(k), v)).collect()
                 }
                 Source::Index(scan) if scan.is_keyed() => {
                     let keys = scan.next_keys(r, 256)?;
@@ -607,7 +605,7 @@ impl QueryScan {
                     let mut docs = Vec::with_capacity(keys.len());
                     for key in keys {
                         if let Some(v) = r.get_key(&self.collection, &key)? {
-                            docs.push((0, Some(key), v));
+                            docs.push((Pk::Key(key), v));
                         }
                     }
                     docs
@@ -620,7 +618,7 @@ impl QueryScan {
                     let mut docs = Vec::with_capacity(ids.len());
                     for id in ids {
                         if let Some(v) = r.get(&self.collection, id)? {
-                            docs.push((id, None, v));
+                            docs.push((Pk::Id(id), v));
                         }
                     }
                     docs
@@ -629,11 +627,10 @@ impl QueryScan {
             if candidates.is_empty() {
                 break;
             }
-            for (id, key, value) in candidates {
+            for (pk, value) in candidates {
                 if self.filter.is_none() && self.sort_path.is_none() {
                     out.push(Found {
-                        id,
-                        key,
+                        pk,
                         value,
                         sort_key: None,
                     });
@@ -652,8 +649,7 @@ impl QueryScan {
                         .as_deref()
                         .map(|p| sort_key(doc.as_ref().and_then(|d| d.path(p))));
                     out.push(Found {
-                        id,
-                        key,
+                        pk,
                         value,
                         sort_key,
                     });

@@ -15,6 +15,25 @@ use crate::state::Snapshot;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
+/// Where a document sits: its id in an id collection, its key in a keyed one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pk {
+    /// An id collection's document id.
+    Id(u64),
+    /// A keyed collection's key.
+    Key(Vec<u8>),
+}
+
+impl Pk {
+    /// The id, for a document of an id collection.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            Pk::Id(id) => Some(*id),
+            Pk::Key(_) => None,
+        }
+    }
+}
+
 /// A stored document: its header plus its payload, which is what it dereferences to.
 /// Small payloads are borrowed from a shared page image, so reading one copies nothing.
 #[derive(Clone)]
@@ -337,21 +356,28 @@ pub trait Reader: Source + Sized {
 
     /// The id of the document whose unique index `name` holds `values`.
     fn find_unique(&self, collection: &str, name: &str, values: &[Datum]) -> Result<Option<u64>> {
+        match self.find_unique_pk(collection, name, values)? {
+            Some(Pk::Id(id)) => Ok(Some(id)),
+            Some(Pk::Key(_)) => Err(Error::invalid(format!(
+                "collection {collection:?} is keyed: its documents have keys, not ids \
+                 (find_unique_pk)"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Where the document whose unique index `name` holds `values` sits, in a collection
+    /// of either kind.
+    fn find_unique_pk(&self, collection: &str, name: &str, values: &[Datum]) -> Result<Option<Pk>> {
         let def = self.index(collection, name)?;
         let Some(pk) = unique_value(self, collection, &def, values)? else {
             return Ok(None);
         };
-        match crate::index::pk_id(&pk) {
-            Ok(id) => Ok(Some(id)),
-            // (Checked only here, off the hot path: a keyed collection's entries hold keys.)
-            Err(_) if self.kind(collection)? == Some(CollectionKind::Keyed) => {
-                Err(Error::invalid(format!(
-                    "collection {collection:?} is keyed: its documents have keys, not ids \
-                     (find_unique_key)"
-                )))
-            }
-            Err(e) => Err(e),
+        // (The kind is looked up only on a hit: the entry holds a key or a big-endian id.)
+        if self.kind(collection)? == Some(CollectionKind::Keyed) {
+            return Ok(Some(Pk::Key(pk.to_vec())));
         }
+        Ok(Some(Pk::Id(crate::index::pk_id(&pk)?)))
     }
 
     /// The key of the document of a keyed collection whose unique index `name` holds `values`.

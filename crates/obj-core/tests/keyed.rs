@@ -432,8 +432,10 @@ fn query_keys<R: Reader>(r: &R, filter: Option<query::Expr>) -> Vec<Vec<u8>> {
             return out;
         }
         for f in found {
-            assert_eq!(f.id, 0, "a keyed match has no id");
-            out.push(f.key.expect("a keyed match carries its key"));
+            match f.pk {
+                obj_core::Pk::Key(key) => out.push(key),
+                pk => panic!("a keyed match carries its key, got {pk:?}"),
+            }
         }
     }
 }

@@ -143,7 +143,7 @@ fn run<R: Reader>(r: &R, coll: &str, plan: &query::Plan) -> Vec<u64> {
         if batch.is_empty() {
             return out;
         }
-        out.extend(batch.into_iter().map(|found| found.id));
+        out.extend(batch.into_iter().map(|found| found.pk.id().unwrap()));
     }
 }
 
@@ -266,7 +266,7 @@ fn run_keyed<R: Reader>(r: &R, coll: &str, plan: &Plan) -> Vec<(u64, Option<Vec<
         if batch.is_empty() {
             return out;
         }
-        out.extend(batch.into_iter().map(|f| (f.id, f.sort_key)));
+        out.extend(batch.into_iter().map(|f| (f.pk.id().unwrap(), f.sort_key)));
     }
 }
 

@@ -10,13 +10,14 @@
 //! [`sort_key`] gives the same keys for what a Python key callable returns.
 
 use crate::args::Target;
+use crate::at::At;
 use crate::datum;
 use crate::error::to_py;
 use crate::reads::QueryArgs;
 use crate::source::{on_snap, Source};
-use crate::stored::{At, Decode, Ready};
+use crate::stored::{Decode, Ready};
 use obj_core::query::{self, Access, Plan, QueryScan};
-use obj_core::Reader;
+use obj_core::{Pk, Reader};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::collections::VecDeque;
@@ -36,20 +37,13 @@ pub struct QueryCursor {
     pending: VecDeque<(Pk, Ready, Option<Vec<u8>>)>,
 }
 
-/// Where a match sits: its id, or its key in a keyed collection (handed to Python as the
-/// first element of each pair, `int` or `bytes`).
-enum Pk {
-    Id(u64),
-    Key(Vec<u8>),
-}
-
-impl Pk {
-    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self {
-            Pk::Id(id) => id.into_pyobject(py)?.into_any(),
-            Pk::Key(key) => PyBytes::new(py, key).into_any(),
-        })
-    }
+/// Where a match sits as Python is handed it, the first element of each pair: the id
+/// (`int`), or the key (`bytes`) in a keyed collection.
+fn pk_to_py<'py>(py: Python<'py>, pk: &Pk) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match pk {
+        Pk::Id(id) => id.into_pyobject(py)?.into_any(),
+        Pk::Key(key) => PyBytes::new(py, key).into_any(),
+    })
 }
 
 impl QueryCursor {
@@ -90,16 +84,8 @@ impl QueryCursor {
                 let found = py.detach(|| scan.next_batch(r, want)).map_err(to_py)?;
                 let mut ready = Vec::with_capacity(found.len());
                 for f in found {
-                    let at = match &f.key {
-                        Some(key) => At::Key(key),
-                        None => At::Id(f.id),
-                    };
-                    let item = decode.ready(py, r, checks, name, at, f.value)?;
-                    let pk = match f.key {
-                        Some(key) => Pk::Key(key),
-                        None => Pk::Id(f.id),
-                    };
-                    ready.push((pk, item, f.sort_key));
+                    let item = decode.ready(py, r, checks, name, At::from(&f.pk), f.value)?;
+                    ready.push((f.pk, item, f.sort_key));
                 }
                 Ok(ready)
             })
@@ -128,7 +114,7 @@ impl QueryCursor {
         let take = n.min(self.pending.len());
         let out = PyList::empty(py);
         for (pk, ready, key) in self.pending.drain(..take) {
-            let id = pk.to_py(py)?;
+            let id = pk_to_py(py, &pk)?;
             let doc = self.decode.build(py, ready)?;
             let item = match key {
                 Some(key) => PyTuple::new(py, [id, doc, PyBytes::new(py, &key).into_any()])?,
@@ -184,7 +170,7 @@ impl QueryCursor {
         let Some((pk, ready, _)) = self.pending.pop_front() else {
             return Ok(None);
         };
-        Ok(Some((pk.to_py(py)?, self.decode.build(py, ready)?)))
+        Ok(Some((pk_to_py(py, &pk)?, self.decode.build(py, ready)?)))
     }
 }
 

@@ -453,10 +453,7 @@ impl Db {
     fn _records(&self, target: &Bound<'_, PyAny>) -> PyResult<DocumentIterator> {
         let target = args::target(target)?;
         Ok(DocumentIterator::new(
-            Source::Snapshot(
-                self.shared.clone(),
-                self.shared.db.begin_read().map_err(to_py)?,
-            ),
+            Source::snapshot(&self.shared)?,
             target.collection().to_owned(),
             Decode::Stored,
         ))
@@ -468,10 +465,7 @@ impl Db {
     fn _key_records(&self, target: &Bound<'_, PyAny>) -> PyResult<KeyIterator> {
         let target = args::target(target)?;
         Ok(KeyIterator::new(
-            Source::Snapshot(
-                self.shared.clone(),
-                self.shared.db.begin_read().map_err(to_py)?,
-            ),
+            Source::snapshot(&self.shared)?,
             target.collection().to_owned(),
             Some(Decode::Stored),
             (Edge::Unbounded, Edge::Unbounded),

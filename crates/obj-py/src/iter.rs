@@ -8,10 +8,11 @@
 //! that owns its snapshot (from `Db.all`) releases it once exhausted.
 //! Where it reads from is a [`Source`] (`source.rs`).
 
+use crate::at::At;
 use crate::batch::{Batches, Fetched};
 use crate::error::to_py;
 use crate::source::{on_snap, Source};
-use crate::stored::{At, Decode};
+use crate::stored::Decode;
 use obj_core::Reader;
 use pyo3::prelude::*;
 use std::collections::VecDeque;

@@ -6,6 +6,7 @@
 //! what was stored, by the same rules as every read (`stored.rs`).
 
 use crate::args::{self, NewDoc, Payload, Target};
+use crate::at::At;
 use crate::batch::{Batches, Fetched};
 use crate::codec::DocType;
 use crate::datum;
@@ -14,7 +15,7 @@ use crate::error::{to_py, InvalidArgumentError};
 use crate::reads;
 use crate::shared::{prepare, Local, Shared};
 use crate::source::{on_snap, Origin, Place, Source};
-use crate::stored::{At, Decode, Ready};
+use crate::stored::{Decode, Ready};
 use obj_core::{CollectionKind, DocKind, Reader, WriteTxn, MAX_KEY_LEN};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple, PyType};

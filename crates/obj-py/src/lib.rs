@@ -21,6 +21,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod args;
+mod at;
 mod batch;
 mod codec;
 mod cursor;

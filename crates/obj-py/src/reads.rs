@@ -3,13 +3,14 @@
 //! ([`UniqueLookup::new`], [`QueryArgs::new`]); the engine work runs under it.
 
 use crate::args::Target;
+use crate::at::At;
 use crate::error::{to_py, InvalidArgumentError, NotFoundError};
 use crate::filter;
 use crate::shared::{check_current, Checks, Shared};
-use crate::stored::{At, Decode, Ready};
+use crate::stored::{Decode, Ready};
 use obj_core::codec::Datum;
 use obj_core::query::{self, Access, Expr, Plan, SortOrder};
-use obj_core::{CollectionKind, Reader};
+use obj_core::Reader;
 use pyo3::prelude::*;
 
 /// The document at `at` (an id, or a key of a keyed collection), checked and ready to
@@ -85,21 +86,11 @@ impl UniqueLookup {
             check_current(py, r, checks.shared, dt.get())?;
         }
         let collection = target.collection();
-        let failed = |e| index_error(py, e, target, &self.index);
-        if r.kind(collection).map_err(to_py)? == Some(CollectionKind::Keyed) {
-            return match r
-                .find_unique_key(collection, &self.index, &self.values)
-                .map_err(failed)?
-            {
-                Some(key) => get(py, r, checks, collection, decode, At::Key(&key)),
-                None => Ok(None),
-            };
-        }
-        match r
-            .find_unique(collection, &self.index, &self.values)
-            .map_err(failed)?
-        {
-            Some(id) => get(py, r, checks, collection, decode, At::Id(id)),
+        let pk = r
+            .find_unique_pk(collection, &self.index, &self.values)
+            .map_err(|e| index_error(py, e, target, &self.index))?;
+        match pk {
+            Some(pk) => get(py, r, checks, collection, decode, At::from(&pk)),
             None => Ok(None),
         }
     }

@@ -12,15 +12,16 @@
 //! It also holds the databases attached under a namespace (`Db.attach`): reads of
 //! `"namespace.collection"` resolve through them (see `source.rs`).
 
+use crate::at::At;
 use crate::codec::DocType;
 use crate::error::{to_py, BusyError, InvalidArgumentError, ObjError};
-use obj_core::{CollectionKind, Db as CoreDb, DocKind, Reader, Value, WriteTxn};
+use obj_core::query::{Access, Found, Plan, QueryScan};
+use obj_core::{Db as CoreDb, DocKind, Pk, Reader, WriteTxn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use std::collections::{HashMap, HashSet};
-use std::ops::Bound as Edge;
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -408,25 +409,6 @@ pub(crate) fn check_current<R: Reader>(
 /// other. Returns how many records were rewritten.
 ///
 /// `migrate` runs while the transaction is held: it must not use the database.
-/// Where a document of a collection being migrated sits.
-#[derive(Clone)]
-enum Pk {
-    Id(u64),
-    Key(Vec<u8>),
-}
-
-impl std::fmt::Display for Pk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Pk::Id(id) => write!(f, "{id}"),
-            Pk::Key(key) => match std::str::from_utf8(key) {
-                Ok(s) => write!(f, "under key {s:?}"),
-                Err(_) => write!(f, "under key {key:?}"),
-            },
-        }
-    }
-}
-
 pub(crate) fn migrate_older(
     py: Python<'_>,
     txn: &mut WriteTxn,
@@ -438,39 +420,26 @@ pub(crate) fn migrate_older(
     if older.is_empty() {
         return Ok(0);
     }
-    let keyed = txn.kind(collection).map_err(to_py)? == Some(CollectionKind::Keyed);
+    // Every document, by id or by key: the engine's query scan with no filter. A rewrite
+    // replaces a document in place, so the scan goes on past it between batches.
+    let mut scan =
+        QueryScan::new(&*txn, collection, &Plan::unsorted(Access::Scan, None)).map_err(to_py)?;
     let mut rewritten = 0u64;
-    // Where the next batch starts: past this id, or past this key.
-    let mut from_id = 1u64;
-    let mut after_key: Option<Vec<u8>> = None;
     loop {
-        let batch: Vec<(Pk, Value)> = if keyed {
-            let lo = after_key.as_deref().map_or(Edge::Unbounded, Edge::Excluded);
-            txn.scan_keys(collection, lo, Edge::Unbounded, false, 256)
-                .map_err(to_py)?
-                .into_iter()
-                .map(|(k, v)| (Pk::Key(k), v))
-                .collect()
-        } else {
-            txn.scan(collection, from_id, 256)
-                .map_err(to_py)?
-                .into_iter()
-                .map(|(id, v)| (Pk::Id(id), v))
-                .collect()
-        };
-        let Some(last) = batch.last().map(|(pk, _)| pk.clone()) else {
+        let batch = scan.next_batch(&*txn, 256).map_err(to_py)?;
+        if batch.is_empty() {
             break;
-        };
+        }
         let mut updates = Vec::new();
-        for (pk, value) in batch {
+        for Found { pk, value, .. } in batch {
             let h = value.header();
             if h.kind != DocKind::Typed || !older.contains(&h.type_version) {
                 continue;
             }
             let context = |e: PyErr| {
                 InvalidArgumentError::new_err(format!(
-                    "cannot migrate document {pk} of {collection:?} from version {} to {} \
-                     ({}): {}",
+                    "cannot migrate {} of {collection:?} from version {} to {} ({}): {}",
+                    At::from(&pk).describe(collection).0,
                     h.type_version,
                     dt.version(),
                     dt.class_name(py),
@@ -493,20 +462,14 @@ pub(crate) fn migrate_older(
             };
             written.map_err(|e| {
                 InvalidArgumentError::new_err(format!(
-                    "cannot migrate document {pk} of {collection:?} to version {} ({}): {}",
+                    "cannot migrate {} of {collection:?} to version {} ({}): {}",
+                    At::from(&pk).describe(collection).0,
                     dt.version(),
                     dt.class_name(py),
                     to_py(e).value(py)
                 ))
             })?;
             rewritten += 1;
-        }
-        match last {
-            Pk::Key(key) => after_key = Some(key),
-            Pk::Id(id) => match id.checked_add(1) {
-                Some(next) => from_id = next,
-                None => break,
-            },
         }
     }
     for v in older {

@@ -168,10 +168,7 @@ impl Origin {
     /// A source for an iterator or cursor over `place`, starting now.
     pub(crate) fn source(&self, py: Python<'_>, place: &Place) -> PyResult<Source> {
         match (place, self) {
-            (Place::Attached(attached), Origin::Db(_)) => {
-                let snap = attached.db.begin_read().map_err(to_py)?;
-                Ok(Source::Snapshot(attached.clone(), snap))
-            }
+            (Place::Attached(attached), Origin::Db(_)) => Source::snapshot(attached),
             (Place::Attached(attached), txn) => {
                 // Pinned now: the iterator reads the file as of its start at the latest.
                 self.attached_snapshot(py, attached)?;
@@ -180,10 +177,7 @@ impl Origin {
                     attached: attached.clone(),
                 })
             }
-            (Place::Here, Origin::Db(shared)) => {
-                let snap = shared.db.begin_read().map_err(to_py)?;
-                Ok(Source::Snapshot(shared.clone(), snap))
-            }
+            (Place::Here, Origin::Db(shared)) => Source::snapshot(shared),
             (Place::Here, Origin::Read(state)) => {
                 state.check_active(py)?;
                 Ok(Source::Read(state.clone()))
@@ -232,6 +226,12 @@ pub(crate) enum Source {
 
 impl Source {
     /// Raises ObjError once the transaction (or database) behind the source has ended.
+    /// A snapshot of the latest commit of `shared`, owned by the source.
+    pub(crate) fn snapshot(shared: &Arc<Shared>) -> PyResult<Source> {
+        let snap = shared.db.begin_read().map_err(to_py)?;
+        Ok(Source::Snapshot(shared.clone(), snap))
+    }
+
     pub(crate) fn check_active(&self, py: Python<'_>) -> PyResult<()> {
         match self {
             Source::Snapshot(shared, _) => shared.check_open(),

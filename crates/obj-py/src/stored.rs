@@ -11,6 +11,7 @@
 //! [`Decode::build`], after the lock is released.
 
 use crate::args::Target;
+use crate::at::At;
 use crate::codec::DocType;
 use crate::datum;
 use crate::error::{to_py, InvalidArgumentError};
@@ -20,35 +21,6 @@ use obj_core::{DocHeader, DocKind, Reader, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::IntoPyObjectExt;
-
-/// Where a record is, for messages: a document id, or a key of a keyed collection.
-#[derive(Clone, Copy)]
-pub(crate) enum At<'a> {
-    Id(u64),
-    Key(&'a [u8]),
-}
-
-impl At<'_> {
-    /// The record named as the user would name it, and how to read it by name instead.
-    fn describe(self, collection: &str) -> (String, String) {
-        match self {
-            At::Id(id) => (
-                format!("document {id}"),
-                format!("get({collection:?}, {id})"),
-            ),
-            At::Key(key) => {
-                let shown = match std::str::from_utf8(key) {
-                    Ok(s) => Datum::Str(s.into()).to_string(),
-                    Err(_) => Datum::Bytes(key.to_vec()).to_string(),
-                };
-                (
-                    format!("the document under key {shown}"),
-                    format!("db.store({collection:?})[{shown}]"),
-                )
-            }
-        }
-    }
-}
 
 /// How records become Python values.
 pub(crate) enum Decode {

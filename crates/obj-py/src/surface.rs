@@ -9,13 +9,14 @@
 //! built after it is released.
 
 use crate::args::{self, Target};
+use crate::at::At;
 use crate::cursor::QueryCursor;
 use crate::error::to_py;
 use crate::iter::DocumentIterator;
 use crate::keyed::{self, KeyedHandle};
 use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
 use crate::source::{on_snap, Origin, Place};
-use crate::stored::{At, Decode};
+use crate::stored::Decode;
 use obj_core::Reader;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};

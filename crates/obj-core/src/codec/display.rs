@@ -8,6 +8,15 @@ use super::calendar::{civil_from_days, MICROS_PER_DAY};
 use super::Datum;
 use std::fmt::{self, Write};
 
+/// A key of a keyed collection as messages show it: as Python writes the `str` it decodes
+/// to (`'user:1'`), or as `bytes` (`b'\xff'`) when it is not UTF-8.
+pub fn show_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) => Datum::Str(s.into()).to_string(),
+        Err(_) => Datum::Bytes(key.to_vec()).to_string(),
+    }
+}
+
 impl fmt::Display for Datum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -22,6 +22,7 @@ pub mod walk;
 pub mod wire;
 
 pub use datum::Datum;
+pub use display::show_key;
 pub use keys::prefix_successor;
 pub use schema::{EnumType, Field, FieldType, PathLookup, Schema, StructType};
 

@@ -873,7 +873,7 @@ fn run_plan<R: Reader>(rx: &R, collection: &str, plan: &Plan) -> Result<BTreeSet
             return Ok(ids);
         }
         for found in batch {
-            ids.insert(found.id);
+            ids.insert(found.pk.id().unwrap_or(0));
         }
     }
     Ok(ids)
