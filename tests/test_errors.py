@@ -25,7 +25,14 @@ SUBCLASSES = [
     "InvalidArgumentError",
     "EncryptionError",
     "FeatureUnsupportedError",
+    "ConditionFailedError",
 ]
+
+#: Subclasses that are also a built-in OSError subclass, for ``except FileExistsError``.
+DUAL = {
+    "DatabaseExistsError": (obj.InvalidArgumentError, FileExistsError),
+    "DatabaseNotFoundError": (obj.NotFoundError, FileNotFoundError),
+}
 
 
 def test_base_class() -> None:
@@ -49,7 +56,38 @@ def test_subclasses_are_one_object_everywhere(name: str) -> None:
 
 
 def test_errors_module_exports() -> None:
-    assert sorted(obj.errors.__all__) == sorted(["ObjError", "ObjIOError", *SUBCLASSES])
+    expected = ["ObjError", "ObjIOError", *SUBCLASSES, *DUAL]
+    assert sorted(obj.errors.__all__) == sorted(expected)
+
+
+@pytest.mark.parametrize("name", sorted(DUAL))
+def test_file_errors_are_obj_errors_and_os_errors(name: str) -> None:
+    cls = getattr(obj, name)
+    assert cls is getattr(obj.errors, name) is getattr(obj._obj, name)
+    assert cls.__bases__ == DUAL[name]
+    assert cls.__module__ == "obj"
+    assert cls.__doc__
+    assert str(cls("message")) == "message"
+
+
+def test_create_refuses_an_existing_file_and_open_a_missing_one(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "app.obj"
+    with pytest.raises(obj.NotFoundError, match="does not exist") as missing:
+        obj.Db.open(path)
+    assert isinstance(missing.value, FileNotFoundError)
+    assert not path.exists()
+    with obj.Db.create(path) as db:
+        db.insert("c", {"n": 1})
+    with pytest.raises(obj.InvalidArgumentError, match="already exists") as exists:
+        obj.Db.create(path)
+    assert isinstance(exists.value, FileExistsError)
+    with obj.Db.open(path) as db:
+        assert db.count("c") == 1
+    with obj.Db(path) as db:  # create-or-open, as before
+        assert db.count("c") == 1
+    # A read-only open of a missing file is the same error.
+    with pytest.raises(FileNotFoundError):
+        obj.Db(tmp_path / "nope.obj", read_only=True)
 
 
 def test_io_error_is_an_obj_error_and_an_os_error() -> None:

@@ -7,13 +7,16 @@ import os
 import pathlib
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Callable, Literal, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, TypedDict, TypeVar, overload
 
 from . import _obj
 from ._reads import Reads
 from ._txn import ReadTransaction, WriteTransaction
 from .errors import InvalidArgumentError, NotFoundError, ObjError
 from .stat import CollectionStat, IndexStat, Stat
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "CheckpointInfo",
@@ -37,6 +40,24 @@ Durability = Literal["immediate", "eventual", "none"]
 #: (survives power loss), ``"normal"`` syncs only at checkpoints (survives a process crash;
 #: a power loss may drop the latest commits, never half of one), ``"off"`` never syncs.
 Sync = Literal["full", "normal", "off"]
+
+#: How ``Db`` opens its file: ``Db(path)``, ``Db.create(path)``, ``Db.open(path)``.
+_OpenMode = Literal["open_or_create", "create", "open"]
+
+
+class DbOptions(TypedDict, total=False):
+    """The options of :class:`obj.Db` as keyword arguments (their defaults are ``Db``'s)."""
+
+    read_only: bool
+    busy_timeout: float
+    durability: Durability
+    page_size: int
+    cache_size: int
+    checkpoint_frames: int
+    sync: Sync | None
+    compression: Literal["lz4"] | None
+    encryption_key: bytes | str | None
+
 
 #: The defaults of the options of :class:`Db`: the engine's own.
 _DEFAULTS = _obj._defaults()
@@ -172,6 +193,7 @@ class Db(Reads, _obj.Db):
         sync: Sync | None = None,
         compression: Literal["lz4"] | None = None,
         encryption_key: bytes | str | None = None,
+        _mode: _OpenMode = "open_or_create",
     ) -> Db:
         where = pathlib.Path(_fspath(path))
         self = super().__new__(
@@ -186,9 +208,41 @@ class Db(Reads, _obj.Db):
             sync=sync,
             compression=compression,
             encryption_key=encryption_key,
+            mode=_mode,
         )
         self._path = where
         return self
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], **options: Unpack[DbOptions]) -> Db:
+        """Creates a new database at ``path`` (with the options of :class:`Db`). A file
+        already there is refused with :class:`obj.DatabaseExistsError`, which is both an
+        :class:`obj.InvalidArgumentError` and a :class:`FileExistsError`::
+
+            db = obj.Db.create("fresh.obj")
+        """
+        return cls(path, _mode="create", **options)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **options: Unpack[DbOptions]) -> Db:
+        """Opens the existing database at ``path`` (with the options of :class:`Db`). A
+        missing file is refused with :class:`obj.DatabaseNotFoundError`, which is both an
+        :class:`obj.NotFoundError` and a :class:`FileNotFoundError`; ``Db(path)`` would
+        create it instead::
+
+            db = obj.Db.open("app.obj")
+        """
+        return cls(path, _mode="open", **options)
+
+    def flush(self) -> None:
+        """Makes every commit acknowledged so far durable now, as ``durability="immediate"``
+        (``sync="full"``) does for each commit; under that level it has nothing to do::
+
+            db = obj.Db("app.obj", sync="normal")   # fast commits, synced at checkpoints
+            db.insert("events", {"n": 1})
+            db.flush()                             # ... and now on disk for sure
+        """
+        super().flush()
 
     @classmethod
     def memory(cls, **options: Any) -> Db:
@@ -242,6 +296,7 @@ class Db(Reads, _obj.Db):
         sync: Sync | None = None,
         compression: Literal["lz4"] | None = None,
         encryption_key: bytes | str | None = None,
+        _mode: _OpenMode = "open_or_create",
     ) -> None:
         """Opens (or creates) the database at ``path``; see the class documentation."""
 

@@ -10,7 +10,7 @@ use crate::format::{self, Meta, PageKind};
 use crate::freelist;
 use crate::integrity::{self, IntegrityReport};
 use crate::lock;
-use crate::options::Options;
+use crate::options::{OpenMode, Options};
 use crate::pager::Pager;
 use crate::reader::ReadTxn;
 use crate::stat::Stat;
@@ -53,7 +53,16 @@ impl Db {
             )));
         }
         let writable = !opts.read_only;
-        let file = open_file(&path, "database file", writable)?;
+        let file = match opts.mode {
+            OpenMode::OpenOrCreate => open_file(&path, "database file", writable)?,
+            OpenMode::Open => existing_file(&path, writable)?,
+            OpenMode::Create if opts.read_only => {
+                return Err(Error::invalid(
+                    "a new database cannot be opened read-only (create it writable)",
+                ))
+            }
+            OpenMode::Create => new_file(&path)?,
+        };
         let lock_file = file.try_clone()?;
         lock::acquire(&lock_file, &path, writable, opts.busy_timeout)?;
         let wal_file = wal_path(&path);
@@ -245,6 +254,13 @@ impl Db {
         self.shared.checkpoint()
     }
 
+    /// Makes every commit acknowledged so far durable now (an fsync of the log), whatever
+    /// the durability level: under [`Durability::Immediate`](crate::Durability) it has
+    /// nothing to do, under `Eventual` and `None` it is the sync those levels skip.
+    pub fn flush(&self) -> Result<()> {
+        self.shared.flush()
+    }
+
     /// Writes a consistent copy of the latest commit to `dest` while readers and writers go
     /// on (it reads one snapshot). The copy is a database of its own (new identity, no WAL)
     /// and is written to a temporary file first, so `dest` never holds a partial copy.
@@ -414,6 +430,27 @@ fn open_file(path: &Path, what: &str, writable: bool) -> Result<File> {
     }
     how.open(path)
         .map_err(|e| open_error(e, path, what, writable))
+}
+
+/// The database file at `path`, which must exist.
+fn existing_file(path: &Path, writable: bool) -> Result<File> {
+    let mut how = OpenOptions::new();
+    how.read(true).write(writable);
+    how.open(path)
+        .map_err(|e| open_error(e, path, "database file", writable))
+}
+
+/// A new database file at `path`; refused when one exists.
+fn new_file(path: &Path) -> Result<File> {
+    let mut how = OpenOptions::new();
+    how.read(true).write(true).create_new(true);
+    how.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::Exists(format!(
+            "database file {} already exists (open it instead, or choose another path)",
+            path.display()
+        )),
+        _ => open_error(e, path, "database file", true),
+    })
 }
 
 fn open_error(e: std::io::Error, path: &Path, what: &str, writable: bool) -> Error {

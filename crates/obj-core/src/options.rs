@@ -41,6 +41,19 @@ impl Durability {
     }
 }
 
+/// Whether [`crate::Db::open`] may create the file, or must.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenMode {
+    /// Open the file, creating it when it does not exist (or is empty).
+    #[default]
+    OpenOrCreate,
+    /// Create a new file; one that already exists is refused with [`crate::Error::Exists`].
+    Create,
+    /// Open an existing file; a missing one is refused with [`crate::Error::NotFound`].
+    Open,
+}
+
 /// Options for [`crate::Db::open`]. Build them from [`Options::default`] with the setters
 /// below (or by assigning the public fields).
 #[derive(Clone, Debug)]
@@ -64,6 +77,8 @@ pub struct Options {
     /// Compress payloads of 256 bytes or more with lz4 (when that makes them smaller).
     /// Turning it on marks the file as needing lz4 to open; it then stays on.
     pub compression: bool,
+    /// Whether opening may, or must, create the file.
+    pub mode: OpenMode,
 }
 
 impl Default for Options {
@@ -77,6 +92,7 @@ impl Default for Options {
             cache_size: 256 << 20,
             checkpoint_frames: 1000,
             compression: false,
+            mode: OpenMode::OpenOrCreate,
         }
     }
 }
@@ -138,6 +154,13 @@ impl Options {
     #[must_use]
     pub fn compression(mut self, compression: bool) -> Self {
         self.compression = compression;
+        self
+    }
+
+    /// Sets [`Options::mode`].
+    #[must_use]
+    pub fn mode(mut self, mode: OpenMode) -> Self {
+        self.mode = mode;
         self
     }
 }

@@ -419,6 +419,21 @@ impl Shared {
 
     /// Copies committed pages from the WAL into the main file and, when no reader still
     /// needs the log, resets it to its header.
+    /// Syncs the log up to its last commit. The log's lock is the commit path's, so no
+    /// commit is half-appended meanwhile.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.check_open()?;
+        if self.opts.read_only {
+            return Ok(());
+        }
+        self.check_not_failed()?;
+        let result = self.wal.lock().sync();
+        if let Err(e) = &result {
+            self.fail("a flush", e);
+        }
+        result
+    }
+
     pub(crate) fn checkpoint(self: &Arc<Self>) -> Result<CheckpointInfo> {
         self.check_writable()?;
         let _writer = self.writer()?;

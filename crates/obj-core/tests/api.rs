@@ -837,3 +837,65 @@ fn a_write_transaction_view_is_frozen_and_outlives_the_transaction() {
     let info = db.checkpoint().unwrap();
     assert!(!info.deferred);
 }
+
+#[test]
+fn open_modes_create_refuses_an_existing_file_and_open_a_missing_one() {
+    use obj_core::OpenMode;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.obj");
+    let e = Db::open(&path, Options::default().mode(OpenMode::Open)).unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+    assert!(!path.exists(), "Open must not create the file");
+    {
+        let db = Db::open(&path, Options::default().mode(OpenMode::Create)).unwrap();
+        let mut tx = db.begin_write().unwrap();
+        tx.insert("c", b"v").unwrap();
+        tx.commit().unwrap();
+    }
+    let e = Db::open(&path, Options::default().mode(OpenMode::Create)).unwrap_err();
+    assert!(matches!(e, Error::Exists(_)), "{e:?}");
+    let e = Db::open(
+        &path,
+        Options::default().mode(OpenMode::Create).read_only(true),
+    );
+    assert!(matches!(e, Err(Error::InvalidArgument(_))));
+    let db = Db::open(&path, Options::default().mode(OpenMode::Open)).unwrap();
+    assert_eq!(
+        &*db.begin_read().unwrap().get("c", 1).unwrap().unwrap(),
+        b"v"
+    );
+}
+
+#[test]
+fn flush_makes_eventual_commits_durable() {
+    use obj_core::fault::SimDisk;
+    for durability in [Durability::Eventual, Durability::None] {
+        let (main, wal) = (SimDisk::new(), SimDisk::new());
+        let opts = Options::default().durability(durability);
+        let db =
+            Db::open_with_backends(Box::new(main.clone()), Box::new(wal.clone()), opts).unwrap();
+        let mut tx = db.begin_write().unwrap();
+        tx.insert("c", b"kept").unwrap();
+        tx.commit().unwrap();
+        assert!(
+            wal.pending_writes() > 0,
+            "{durability:?}: the commit is not synced yet"
+        );
+        db.flush().unwrap();
+        assert_eq!(wal.pending_writes(), 0, "{durability:?}");
+        // Power goes now: what was flushed is all there is, and it holds the commit.
+        let mut rng = obj_core::fault::CrashRng::new(7);
+        let (m, w) = (main.crash(&mut rng), wal.crash(&mut rng));
+        std::mem::forget(db);
+        let db = Db::open_with_backends(
+            Box::new(SimDisk::with_contents(m)),
+            Box::new(SimDisk::with_contents(w)),
+            Options::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            &*db.begin_read().unwrap().get("c", 1).unwrap().unwrap(),
+            b"kept"
+        );
+    }
+}

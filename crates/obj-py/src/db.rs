@@ -9,7 +9,7 @@
 
 use crate::args::{self, Given, NewDoc, Target};
 use crate::datum;
-use crate::error::{to_py, InvalidArgumentError, ObjError};
+use crate::error::{self, to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
 use crate::keyed::KeyIterator;
 use crate::options;
@@ -100,7 +100,7 @@ impl Db {
     #[new]
     #[pyo3(signature = (
         path, *, read_only, busy_timeout, durability, page_size, cache_size,
-        checkpoint_frames, sync, compression, encryption_key,
+        checkpoint_frames, sync, compression, encryption_key, mode = "open_or_create",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -115,6 +115,7 @@ impl Db {
         sync: &Bound<'_, PyAny>,
         compression: &Bound<'_, PyAny>,
         encryption_key: &Bound<'_, PyAny>,
+        mode: &str,
     ) -> PyResult<PyClassInitializer<Self>> {
         let opts = options::Given {
             read_only,
@@ -127,14 +128,15 @@ impl Db {
             compression,
             encryption_key,
         }
-        .options()?;
+        .options()?
+        .mode(options::open_mode(mode)?);
         // Opening waits for the file lock and replays the WAL: both can take a while.
         let db = if path.as_os_str() == ":memory:" {
             CoreDb::memory(opts)
         } else {
             py.detach(move || CoreDb::open(path, opts))
         }
-        .map_err(to_py)?;
+        .map_err(error::open_to_py)?;
         let shared = Arc::new(Shared::new(db));
         Ok(
             PyClassInitializer::from(Reads::new(Origin::Db(shared.clone())))
@@ -347,6 +349,11 @@ impl Db {
             r.oldest.map(|(seq, _)| seq),
             r.oldest.map(|(_, age)| age.as_secs_f64()),
         )
+    }
+
+    /// Makes every commit so far durable now (a no-op under durability "immediate").
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.shared.db.flush()).map_err(to_py)
     }
 
     /// Folds committed WAL frames into the main file: `(frames_copied, wal_reset, deferred)`.

@@ -5,7 +5,7 @@
 use crate::args;
 use crate::datum::type_name;
 use crate::error::InvalidArgumentError;
-use obj_core::{Durability, Options};
+use obj_core::{Durability, OpenMode, Options};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use std::time::Duration;
@@ -128,6 +128,19 @@ fn durability(durability: &Bound<'_, PyAny>, sync: &Bound<'_, PyAny>) -> PyResul
                 repr(durability)
             ))
         })
+}
+
+/// The open mode `obj.Db` passes: "open_or_create" (`Db(path)`), "create" (`Db.create`) or
+/// "open" (`Db.open`).
+pub(crate) fn open_mode(mode: &str) -> PyResult<OpenMode> {
+    match mode {
+        "open_or_create" => Ok(OpenMode::OpenOrCreate),
+        "create" => Ok(OpenMode::Create),
+        "open" => Ok(OpenMode::Open),
+        _ => Err(InvalidArgumentError::new_err(format!(
+            "mode must be 'open_or_create', 'create' or 'open', got {mode:?}"
+        ))),
+    }
 }
 
 /// The options `obj.Db(...)` was given, checked.
