@@ -136,3 +136,57 @@ def test_sigkill_while_committing_loses_nothing(tmp_path: pathlib.Path) -> None:
         with db.transaction() as tx:
             tx.upsert("meta", 1, b"%d" % (acked + 1))
         assert db.checkpoint().wal_reset
+
+
+# Batch k of the table writer puts items (k, 0..k%50) with a size that makes some batches
+# span many pages, deletes partition k-3, and sets ("meta", 0) to k: one atomic batch_write.
+TABLE_WRITER = r"""
+import sys
+import obj
+
+db = obj.Db(sys.argv[1])
+t = db.table("t")
+last = t.get(-1, sk=0)
+k = last["k"] + 1 if last else 1
+while True:
+    puts = [(k, j, {"k": k, "j": j, "pad": "x" * (k * 31 % 900)}) for j in range(k % 50 + 1)]
+    puts.append((-1, 0, {"k": k}))
+    t.batch_write(puts=puts, deletes=[(k - 3, j) for j in range((k - 3) % 50 + 1)])
+    print(k, flush=True)
+    if k % 30 == 0:
+        db.checkpoint()
+    k += 1
+"""
+
+
+def check_table(path: pathlib.Path, acked: int) -> int:
+    """The table holds exactly the state after batch K, acked <= K <= acked + 1."""
+    with obj.Db(path, read_only=True) as db:
+        t = db.table("t")
+        meta = t.get(-1, sk=0)
+        last = meta["k"] if meta else 0
+        assert acked <= last <= acked + 1, (acked, last)
+        live = [k for k in range(max(1, last - 2), last + 1)]
+        seen = [(item["k"], item["j"]) for item in t.scan() if "j" in item]
+        assert seen == [(k, j) for k in live for j in range(k % 50 + 1)], (last, seen[:5])
+        for k in live:
+            page = t.query(k)
+            assert [i["pad"] for i in page] == ["x" * (k * 31 % 900)] * (k % 50 + 1)
+        return last
+
+
+def test_sigkill_during_table_batch_write_loses_nothing(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "table-crash.obj"
+    rng = random.Random(20261202)
+    acked = 0
+    rounds = 0
+    deadline = time.monotonic() + 40
+    while rounds < 15 and time.monotonic() < deadline:
+        acks = run_and_kill(path, rng, script=TABLE_WRITER)
+        assert acks == list(range(acked + 1, acked + 1 + len(acks))), acks[:3]
+        if acks:
+            acked = acks[-1]
+        acked = check_table(path, acked)
+        rounds += 1
+    assert rounds >= 5
+    assert acked > 20

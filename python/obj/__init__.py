@@ -30,6 +30,7 @@ from ._db import (
     CheckpointInfo,
     CompactInfo,
     Db,
+    DbOptions,
     DocHeader,
     Durability,
     IntegrityReport,
@@ -42,7 +43,10 @@ from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
 from .document import Composite, Each, Index, Unique, document, is_document
 from .errors import (
     BusyError,
+    ConditionFailedError,
     CorruptionError,
+    DatabaseExistsError,
+    DatabaseNotFoundError,
     EncryptionError,
     FeatureUnsupportedError,
     IntegrityError,
@@ -54,6 +58,7 @@ from .errors import (
 from .query import MAX_SORT_BUFFER, Expr, Field, Query, field
 from .stat import CollectionStat, IndexStat, Stat
 from .store import MAX_KEY_LEN, KeyTypeError, Store
+from .table import Page, SortKeyCondition, Table, sk
 
 if TYPE_CHECKING:
     from .aio import AsyncDb, AsyncQuery, AsyncTransaction
@@ -86,8 +91,12 @@ __all__ = [
     "CollectionStat",
     "CompactInfo",
     "Composite",
+    "ConditionFailedError",
     "CorruptionError",
+    "DatabaseExistsError",
+    "DatabaseNotFoundError",
     "Db",
+    "DbOptions",
     "DocHeader",
     "DocumentIterator",
     "Durability",
@@ -106,17 +115,21 @@ __all__ = [
     "NotFoundError",
     "ObjError",
     "ObjIOError",
+    "Page",
     "Query",
     "QueryCursor",
     "RawRecord",
     "ReadTransaction",
+    "SortKeyCondition",
     "Stat",
     "Store",
     "Sync",
+    "Table",
     "Unique",
     "WriteTransaction",
     "__version__",
     "document",
     "field",
     "is_document",
+    "sk",
 ]

@@ -16,7 +16,10 @@ __all__ = [
     "MAX_KEY_LEN",
     "WAL_HEADER_SIZE",
     "BusyError",
+    "ConditionFailedError",
     "CorruptionError",
+    "DatabaseExistsError",
+    "DatabaseNotFoundError",
     "Db",
     "DocType",
     "DocumentIterator",
@@ -32,6 +35,7 @@ __all__ = [
     "QueryCursor",
     "ReadTransaction",
     "Reads",
+    "TableHandle",
     "WriteTransaction",
     "__version__",
     "_defaults",
@@ -60,6 +64,9 @@ class InvalidArgumentError(ObjError): ...
 class EncryptionError(ObjError): ...
 class FeatureUnsupportedError(ObjError): ...
 class ObjIOError(ObjError, OSError): ...
+class ConditionFailedError(ObjError): ...
+class DatabaseExistsError(InvalidArgumentError, FileExistsError): ...
+class DatabaseNotFoundError(NotFoundError, FileNotFoundError): ...
 
 class _Defaults(TypedDict):
     read_only: bool
@@ -127,6 +134,7 @@ class Reads:
     def _key_handle(
         self, target: _Target, raw: bool, key_type_error: type[Exception], key_errors: str, /
     ) -> KeyedHandle: ...
+    def _table_handle(self, name: str, /) -> TableHandle: ...
 
 @disjoint_base
 class Db(Reads):
@@ -143,6 +151,7 @@ class Db(Reads):
         sync: str | None,
         compression: str | None,
         encryption_key: bytes | str | None,
+        mode: Literal["open_or_create", "create", "open"] = "open_or_create",
     ) -> Self: ...
     @overload
     def insert(self, document: str, value: _Writable, /) -> int:
@@ -189,6 +198,7 @@ class Db(Reads):
         ],
     ]: ...
     def checkpoint(self) -> tuple[int, bool, bool]: ...
+    def flush(self) -> None: ...
     def backup(self, dest: str, overwrite: bool = False) -> int: ...
     def compact(self) -> tuple[int, int, int, bool]: ...
     def integrity_check(self) -> tuple[int, int]: ...
@@ -278,6 +288,46 @@ class ReadTransaction(Reads):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+
+_KeyPart = str | bytes | int
+_Key = tuple[_KeyPart, _KeyPart | None]
+_Item = dict[str, Any]
+
+@final
+class TableHandle:
+    """A table's binding to its keyed collection (``obj.Table`` wraps it)."""
+
+    def put(
+        self, pk: _KeyPart, item: Any, sk: _KeyPart | None, condition: _Node | None, /
+    ) -> None: ...
+    def get(self, pk: _KeyPart, sk: _KeyPart | None, /) -> _Item | None: ...
+    def delete(self, pk: _KeyPart, sk: _KeyPart | None, condition: _Node | None, /) -> bool: ...
+    def update(
+        self,
+        pk: _KeyPart,
+        sk: _KeyPart | None,
+        set: dict[str, Any] | None,
+        remove: list[str] | None,
+        add: dict[str, Any] | None,
+        condition: _Node | None,
+        /,
+    ) -> _Item: ...
+    def query(
+        self,
+        pk: _KeyPart,
+        sk: _Node | None,
+        filter: _Node | None,
+        reverse: bool,
+        limit: int | None,
+        start_after: object,
+        /,
+    ) -> tuple[list[_Item], _Key | None]: ...
+    def scan(
+        self, filter: _Node | None, limit: int | None, start_after: object, /
+    ) -> tuple[list[_Item], _Key | None]: ...
+    def count(self, pk: _KeyPart | None, /) -> int: ...
+    def batch_get(self, keys: Iterable[object], /) -> list[_Item | None]: ...
+    def batch_write(self, puts: Iterable[object], deletes: Iterable[object], /) -> None: ...
 
 @final
 class KeyedHandle:

@@ -14,6 +14,7 @@ from .query import Query
 
 if TYPE_CHECKING:
     from .store import Normalize, Store
+    from .table import Table
 
 __all__ = ["IndexInfo", "Reads"]
 
@@ -177,3 +178,17 @@ class Reads(_obj.Reads):
             buffer=buffer,
             autoflush_on_read=autoflush_on_read,
         )
+
+    def table(self, name: str) -> Table:
+        """The table ``name`` (:class:`obj.Table`): items addressed by a partition key and
+        an optional sort key, created at its first write::
+
+            users = db.table("users")
+            users.put("org#acme", {"name": "Ada"}, sk="user#1")
+            page = users.query("org#acme", sk=obj.sk.begins_with("user#"))
+
+        From a transaction, the table reads and writes inside it and sees its own writes.
+        """
+        from .table import Table
+
+        return Table(self, name)

@@ -61,20 +61,19 @@ from typing import (
     Callable,
     Generic,
     Literal,
-    TypedDict,
     TypeVar,
     overload,
 )
 
 from ._astore import AsyncStore
+from ._atable import AsyncTable
 from ._db import (
     CheckpointInfo,
     CompactInfo,
     Db,
-    Durability,
+    DbOptions,
     IntegrityReport,
     RawRecord,
-    Sync,
 )
 from ._offload import Rows, Runner, Worker, WriterGate
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
@@ -95,6 +94,7 @@ __all__ = [
     "AsyncQuery",
     "AsyncReadTransaction",
     "AsyncStore",
+    "AsyncTable",
     "AsyncTransaction",
 ]
 
@@ -103,20 +103,6 @@ T = TypeVar("T")
 
 #: ``insert(doc)`` was called without a value: the blocking call gets none either.
 _NO_VALUE: Any = object()
-
-
-class _DbOptions(TypedDict, total=False):
-    """The options of :class:`obj.Db` (their defaults are ``Db``'s)."""
-
-    read_only: bool
-    busy_timeout: float
-    durability: Durability
-    page_size: int
-    cache_size: int
-    checkpoint_frames: int
-    sync: Sync | None
-    compression: Literal["lz4"] | None
-    encryption_key: bytes | str | None
 
 
 def _workers_arg(workers: object) -> int:
@@ -130,7 +116,7 @@ def _workers_arg(workers: object) -> int:
     return workers
 
 
-def _busy_timeout(options: _DbOptions) -> float:
+def _busy_timeout(options: DbOptions) -> float:
     """The ``busy_timeout`` of a ``Db`` opened with ``options`` (already validated by it);
     the default is read from ``Db`` so that it stays the one place that states it."""
     if "busy_timeout" in options:
@@ -337,6 +323,11 @@ class _AsyncReads:
         )
         blocking = await self._run(make)
         return AsyncStore(blocking, self._run, self._store_writes())
+
+    def table(self, name: str) -> AsyncTable:
+        """The table ``name`` (see :meth:`obj.Db.table`), its calls run on the worker
+        threads."""
+        return AsyncTable(self._source().table(name), self._run, self._store_writes())
 
 
 def _not_started(what: str, how: str) -> ObjError:
@@ -705,7 +696,7 @@ class AsyncDb(_AsyncReads):
 
     @classmethod
     async def open(
-        cls, path: str | os.PathLike[str], *, workers: int = 4, **options: Unpack[_DbOptions]
+        cls, path: str | os.PathLike[str], *, workers: int = 4, **options: Unpack[DbOptions]
     ) -> AsyncDb:
         """Opens (or creates) the database at ``path`` with the options of
         :class:`obj.Db`, on a pool of ``workers`` threads (at least 1) that runs every
@@ -713,9 +704,29 @@ class AsyncDb(_AsyncReads):
 
             adb = await obj.AsyncDb.open("app.obj", workers=8, busy_timeout=2.0)
         """
+        return await cls._start(functools.partial(Db, path, **options), workers, options)
+
+    @classmethod
+    async def create(
+        cls, path: str | os.PathLike[str], *, workers: int = 4, **options: Unpack[DbOptions]
+    ) -> AsyncDb:
+        """Creates a new database at ``path``, refusing a file already there (see
+        :meth:`obj.Db.create`)."""
+        return await cls._start(functools.partial(Db.create, path, **options), workers, options)
+
+    @classmethod
+    async def open_existing(
+        cls, path: str | os.PathLike[str], *, workers: int = 4, **options: Unpack[DbOptions]
+    ) -> AsyncDb:
+        """Opens the existing database at ``path``, refusing a missing file (see
+        :meth:`obj.Db.open`; ``AsyncDb.open`` creates one, as ``Db(path)`` does)."""
+        return await cls._start(functools.partial(Db.open, path, **options), workers, options)
+
+    @classmethod
+    async def _start(cls, opener: Callable[[], Db], workers: int, options: DbOptions) -> AsyncDb:
         count = _workers_arg(workers)
         executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="obj-aio")
-        opening = executor.submit(functools.partial(Db, path, **options))
+        opening = executor.submit(opener)
         try:
             db = await asyncio.shield(asyncio.wrap_future(opening))
         except asyncio.CancelledError:
@@ -729,7 +740,7 @@ class AsyncDb(_AsyncReads):
         return cls(db, executor, count, _busy_timeout(options))
 
     @classmethod
-    async def memory(cls, *, workers: int = 4, **options: Unpack[_DbOptions]) -> AsyncDb:
+    async def memory(cls, *, workers: int = 4, **options: Unpack[DbOptions]) -> AsyncDb:
         """A database that lives in memory only (see :meth:`obj.Db.memory`)."""
         return await cls.open(":memory:", workers=workers, **options)
 
@@ -913,6 +924,10 @@ class AsyncDb(_AsyncReads):
 
     def _store_writes(self) -> Callable[[Callable[[], Any]], Awaitable[Any]]:
         return self._write
+
+    async def flush(self) -> None:
+        """Makes every commit so far durable now (see :meth:`obj.Db.flush`)."""
+        await self._run(self._db.flush)
 
     async def checkpoint(self) -> CheckpointInfo:
         """Folds committed log frames into the main file (see :meth:`obj.Db.checkpoint`)."""

@@ -17,7 +17,10 @@ The classes are defined by the native module, so ``obj.ObjError is obj._obj.ObjE
 
 from ._obj import (
     BusyError,
+    ConditionFailedError,
     CorruptionError,
+    DatabaseExistsError,
+    DatabaseNotFoundError,
     EncryptionError,
     FeatureUnsupportedError,
     IntegrityError,
@@ -29,7 +32,10 @@ from ._obj import (
 
 __all__ = [
     "BusyError",
+    "ConditionFailedError",
     "CorruptionError",
+    "DatabaseExistsError",
+    "DatabaseNotFoundError",
     "EncryptionError",
     "FeatureUnsupportedError",
     "IntegrityError",

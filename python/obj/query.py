@@ -199,6 +199,11 @@ class Field:
         """True when the document has the field (even if its value is None)."""
         return Expr(("exists", self.path))
 
+    def not_exists(self) -> Expr:
+        """True when the document lacks the field (``~field(path).exists()``); on a table,
+        ``obj.field("pk").not_exists()`` as a put's condition writes only a new item."""
+        return ~self.exists()
+
     def is_none(self) -> Expr:
         """True when the field is None or missing."""
         return Expr(("is_none", self.path))

@@ -25,6 +25,13 @@ pub enum Error {
     /// A file, collection, index or namespace that must exist does not.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A file that must be new already exists (opening with [`crate::OpenMode::Create`]).
+    #[error("already exists: {0}")]
+    Exists(String),
+    /// A conditional write found its condition false for the stored item; nothing was
+    /// written.
+    #[error("condition failed: {0}")]
+    ConditionFailed(String),
     /// The caller passed something the engine cannot accept.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -540,11 +540,16 @@ pub struct KeyIter<'a, R: Reader> {
     reverse: bool,
 }
 
-impl<R: Reader> Iterator for KeyIter<'_, R> {
-    type Item = Result<(Vec<u8>, Value)>;
+impl<R: Reader> KeyIter<'_, R> {
+    /// The next key, without reading its value (counting, finding a table's first key).
+    pub fn next_key(&mut self) -> Result<Option<Vec<u8>>> {
+        self.step(false).map(|e| e.map(|(k, _)| k))
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let cursor = self.cursor.as_mut()?;
+    fn step(&mut self, with_value: bool) -> Result<Option<(Vec<u8>, Option<Value>)>> {
+        let Some(cursor) = self.cursor.as_mut() else {
+            return Ok(None);
+        };
         let step = (|| {
             let entry = if self.reverse {
                 cursor.prev(self.src)?
@@ -563,19 +568,28 @@ impl<R: Reader> Iterator for KeyIter<'_, R> {
             if past {
                 return Ok(None);
             }
-            let value = Value::from_tree(TreeValue::from_leaf(self.src, &page, i)?)?;
+            let value = if with_value {
+                Some(Value::from_tree(TreeValue::from_leaf(self.src, &page, i)?)?)
+            } else {
+                None
+            };
             Ok(Some((key.to_vec(), value)))
         })();
-        match step {
-            Ok(Some(item)) => Some(Ok(item)),
-            Ok(None) => {
-                self.cursor = None;
-                None
-            }
-            Err(e) => {
-                self.cursor = None;
-                Some(Err(e))
-            }
+        if !matches!(step, Ok(Some(_))) {
+            self.cursor = None;
+        }
+        step
+    }
+}
+
+impl<R: Reader> Iterator for KeyIter<'_, R> {
+    type Item = Result<(Vec<u8>, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.step(true) {
+            Ok(Some((key, Some(value)))) => Some(Ok((key, value))),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use obj_core::Error;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyBaseException, PyException, PyOSError};
+use pyo3::exceptions::{
+    PyBaseException, PyException, PyFileExistsError, PyFileNotFoundError, PyOSError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -49,6 +51,12 @@ create_exception!(
 );
 create_exception!(
     obj,
+    ConditionFailedError,
+    ObjError,
+    "A conditional write found its condition false for the stored item; nothing was written."
+);
+create_exception!(
+    obj,
     EncryptionError,
     ObjError,
     "An encryption key is missing, wrong or does not match the file."
@@ -64,27 +72,86 @@ const OBJ_IO_ERROR_DOC: &str =
     "An operating-system I/O error (a full disk, a file the process may not \
 write, ...): both an ObjError and an OSError, with ``errno`` and, where known, ``filename``.";
 
-/// `ObjIOError(ObjError, OSError)`. PyO3 exceptions have a single base, so this one is made
-/// by calling `type`; its `str()` is the engine's message (OSError's would rebuild one from
-/// `errno`, `strerror` and `filename`).
+/// `ObjIOError(ObjError, OSError)`, `DatabaseExistsError(InvalidArgumentError,
+/// FileExistsError)`, `DatabaseNotFoundError(NotFoundError, FileNotFoundError)`: PyO3
+/// exceptions have a single base, so these are made by calling `type`; their `str()` is the
+/// engine's message (OSError's would rebuild one from `errno`, `strerror` and `filename`).
 static OBJ_IO_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATABASE_EXISTS_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATABASE_NOT_FOUND_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-fn obj_io_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
-    let cls = OBJ_IO_ERROR.get_or_try_init(py, || -> PyResult<Py<PyType>> {
-        let bases = PyTuple::new(py, [py.get_type::<ObjError>(), py.get_type::<PyOSError>()])?;
+const DATABASE_EXISTS_DOC: &str = "``Db.create`` found a file at the path: both an \
+InvalidArgumentError and a FileExistsError.";
+const DATABASE_NOT_FOUND_DOC: &str = "Opening found no database file at the path (``Db.open``, \
+or ``read_only=True``): both a NotFoundError and a FileNotFoundError.";
+
+/// The class `name(base, os_base)`, made once per interpreter.
+fn os_flavoured<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    bases: [Bound<'py, PyType>; 2],
+    doc: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
+    let cls = cell.get_or_try_init(py, || -> PyResult<Py<PyType>> {
+        let bases = PyTuple::new(py, bases)?;
         let namespace = PyDict::new(py);
         namespace.set_item("__module__", "obj")?;
-        namespace.set_item("__doc__", OBJ_IO_ERROR_DOC)?;
+        namespace.set_item("__doc__", doc)?;
         namespace.set_item(
             "__str__",
             py.get_type::<PyBaseException>().getattr("__str__")?,
         )?;
-        let cls = py
-            .get_type::<PyType>()
-            .call1(("ObjIOError", bases, namespace))?;
+        let cls = py.get_type::<PyType>().call1((name, bases, namespace))?;
         Ok(cls.cast_into::<PyType>()?.unbind())
     })?;
     Ok(cls.bind(py))
+}
+
+fn obj_io_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    let bases = [py.get_type::<ObjError>(), py.get_type::<PyOSError>()];
+    os_flavoured(py, &OBJ_IO_ERROR, "ObjIOError", bases, OBJ_IO_ERROR_DOC)
+}
+
+fn database_exists_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    let bases = [
+        py.get_type::<InvalidArgumentError>(),
+        py.get_type::<PyFileExistsError>(),
+    ];
+    let name = "DatabaseExistsError";
+    os_flavoured(py, &DATABASE_EXISTS_ERROR, name, bases, DATABASE_EXISTS_DOC)
+}
+
+fn database_not_found_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    let bases = [
+        py.get_type::<NotFoundError>(),
+        py.get_type::<PyFileNotFoundError>(),
+    ];
+    let name = "DatabaseNotFoundError";
+    os_flavoured(
+        py,
+        &DATABASE_NOT_FOUND_ERROR,
+        name,
+        bases,
+        DATABASE_NOT_FOUND_DOC,
+    )
+}
+
+/// An error of `cls` saying `msg` (an ObjError saying it if the class cannot be made).
+fn raise_as(cls: fn(Python<'_>) -> PyResult<&Bound<'_, PyType>>, msg: String) -> PyErr {
+    Python::attach(|py| match cls(py).and_then(|c| c.call1((&msg,))) {
+        Ok(e) => PyErr::from_value(e),
+        Err(_) => ObjError::new_err(msg),
+    })
+}
+
+/// The Python exception for an error opening a database file: a missing file is also a
+/// FileNotFoundError and one that must be new but exists also a FileExistsError.
+pub(crate) fn open_to_py(err: Error) -> PyErr {
+    match err {
+        Error::NotFound(_) => raise_as(database_not_found_error, err.to_string()),
+        other => to_py(other),
+    }
 }
 
 /// An `ObjIOError` saying `msg`, with `errno`, `strerror` and `filename` set when known.
@@ -113,6 +180,8 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         Error::Busy(_) => BusyError::new_err(msg),
         Error::NotFound(_) => NotFoundError::new_err(msg),
         Error::InvalidArgument(_) => InvalidArgumentError::new_err(msg),
+        Error::Exists(_) => raise_as(database_exists_error, msg),
+        Error::ConditionFailed(_) => ConditionFailedError::new_err(msg),
         Error::Integrity(_) => IntegrityError::new_err(msg),
         Error::FeatureUnsupported(_) => FeatureUnsupportedError::new_err(msg),
         Error::Encryption(_) => EncryptionError::new_err(msg),
@@ -136,9 +205,15 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("EncryptionError", py.get_type::<EncryptionError>())?;
     m.add(
+        "ConditionFailedError",
+        py.get_type::<ConditionFailedError>(),
+    )?;
+    m.add(
         "FeatureUnsupportedError",
         py.get_type::<FeatureUnsupportedError>(),
     )?;
     m.add("ObjIOError", obj_io_error(py)?)?;
+    m.add("DatabaseExistsError", database_exists_error(py)?)?;
+    m.add("DatabaseNotFoundError", database_not_found_error(py)?)?;
     Ok(())
 }

@@ -111,6 +111,23 @@ impl Datum {
         }
     }
 
+    /// The Python name of the value's type, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Datum::Null => "None",
+            Datum::Bool(_) => "bool",
+            Datum::Int(_) => "int",
+            Datum::Float(_) => "float",
+            Datum::Str(_) => "str",
+            Datum::Bytes(_) => "bytes",
+            Datum::List(_) => "list",
+            Datum::Map(_) => "dict",
+            Datum::DateTime { .. } => "datetime",
+            Datum::Date(_) => "date",
+            Datum::Uuid(_) => "UUID",
+        }
+    }
+
     /// Follows a dotted path through nested maps.
     pub fn path(&self, path: &str) -> Option<&Datum> {
         path.split('.').try_fold(self, |d, part| d.get(part))

@@ -172,6 +172,68 @@ pub fn tuple_len(key: &[u8], n: usize) -> Option<usize> {
     Some(at)
 }
 
+/// Decodes the value at the start of `key` that is an integer, a string or bytes (the key
+/// parts of a table) and returns it with the bytes it took; None when `key` does not start
+/// with one (another tag, or a damaged encoding). A number decodes as an integer: tables
+/// only store integer numbers.
+pub fn decode_part(key: &[u8]) -> Option<(Datum, usize)> {
+    let len = tuple_len(key, 1)?;
+    let body = &key[1..len];
+    let value = match key[0] {
+        TAG_NUMBER => {
+            let sortable = u64::from_be_bytes(body.get(..8)?.try_into().ok()?);
+            let bits = if sortable >> 63 == 1 {
+                sortable & !(1 << 63)
+            } else {
+                !sortable
+            };
+            let f = f64::from_bits(bits);
+            if f.fract() != 0.0 || !f.is_finite() || f.abs() > 2f64.powi(63) {
+                return None;
+            }
+            let rest =
+                i128::from((u16::from_be_bytes(body.get(8..10)?.try_into().ok()?) ^ 0x8000) as i16);
+            Datum::Int(i64::try_from(f as i128 + rest).ok()?)
+        }
+        TAG_STR => Datum::Str(String::from_utf8(unescape(body)?).ok()?),
+        TAG_BYTES => Datum::Bytes(unescape(body)?),
+        _ => return None,
+    };
+    Some((value, len))
+}
+
+/// The bytes of an escaped string body (with its 0x00 0x00 terminator).
+fn unescape(body: &[u8]) -> Option<Vec<u8>> {
+    let inner = body.strip_suffix(&[0, 0])?;
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        out.push(inner[i]);
+        if inner[i] == 0 {
+            if inner.get(i + 1) != Some(&0xFF) {
+                return None;
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+/// The prefix of every encoded string or bytes value that starts with `prefix` (its tag
+/// and escaped bytes, without the terminator): the range of a `begins_with` condition.
+pub fn string_prefix(d: &Datum) -> Option<Vec<u8>> {
+    let (tag, bytes) = match d {
+        Datum::Str(s) => (TAG_STR, s.as_bytes()),
+        Datum::Bytes(b) => (TAG_BYTES, b.as_slice()),
+        _ => return None,
+    };
+    let mut out = vec![tag];
+    escape(&mut out, bytes);
+    out.truncate(out.len() - 2);
+    Some(out)
+}
+
 /// True when `key` sorts after every key that starts with `prefix` (the end of a range whose
 /// upper bound is `prefix`, inclusive).
 pub fn past_prefix(key: &[u8], prefix: &[u8]) -> bool {
@@ -196,6 +258,46 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_part_inverts_encode_for_table_key_parts() {
+        let ints = [
+            0,
+            1,
+            -1,
+            i64::MIN,
+            i64::MAX,
+            i64::MAX - 1,
+            i64::MIN + 1,
+            (1 << 53) + 1,
+            -(1 << 53) - 3,
+            (1 << 62) + 12345,
+        ];
+        let mut values: Vec<Datum> = ints.iter().map(|&i| Datum::Int(i)).collect();
+        values.extend([
+            Datum::Str(String::new()),
+            Datum::Str("a\0b\u{10FFFF}".into()),
+            Datum::Bytes(vec![]),
+            Datum::Bytes(vec![0, 0xFF, 0, 0]),
+        ]);
+        for v in &values {
+            let mut key = encode(std::slice::from_ref(v)).unwrap();
+            let len = key.len();
+            key.extend_from_slice(&[TAG_STR, 0, 0]);
+            assert_eq!(decode_part(&key), Some((v.clone(), len)), "{v:?}");
+            for cut in 0..len {
+                assert_eq!(decode_part(&key[..cut]), None, "{v:?} cut at {cut}");
+            }
+        }
+        assert_eq!(decode_part(&encode(&[Datum::Float(0.5)]).unwrap()), None);
+        assert_eq!(decode_part(&encode(&[Datum::Null]).unwrap()), None);
+        // A prefix of a string's encoding bounds every string that starts with it.
+        let p = string_prefix(&Datum::Str("ab".into())).unwrap();
+        let k = encode(&[Datum::Str("abc".into())]).unwrap();
+        assert!(k.starts_with(&p));
+        let k = encode(&[Datum::Str("a".into())]).unwrap();
+        assert!(!k.starts_with(&p));
+    }
 
     #[test]
     fn tuple_len_finds_the_end_of_each_encoded_tuple() {

@@ -1,0 +1,636 @@
+//! Tables: items addressed by a partition key and an optional sort key, kept in a keyed
+//! collection (layout in `docs/format.md`, "Table keys").
+//!
+//! A table key is the order-preserving encoding ([`crate::codec::index_key`]) of the tuple
+//! `(pk,)` or `(pk, sk)`, each part an integer, a string or bytes. The encoding of `(pk,)`
+//! is a byte prefix of every `(pk, sk)`, so the items of a partition are one key range, in
+//! sort-key order (integers numerically, strings by code point, bytes by byte), and every
+//! sort-key condition is a narrower range of it. Items are dict-native values.
+//!
+//! The key types of a table (the partition key's, whether it has sort keys and theirs) are
+//! those of its first key and are checked on every write. A condition or a filter sees the
+//! stored item with its key values as attributes `pk` and `sk` (unless the item has
+//! attributes of those names); a missing item is seen as an empty one.
+
+use crate::codec::{keys, Datum};
+use crate::doc::DocKind;
+use crate::error::{Error, Result};
+use crate::query::Expr;
+use crate::reader::{Reader, Value};
+use crate::write::WriteTxn;
+use crate::{CollectionKind, MAX_KEY_LEN};
+use std::borrow::Cow;
+use std::ops::Bound;
+
+/// What one part of a table key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartType {
+    /// A signed 64-bit integer.
+    Int,
+    /// A string.
+    Str,
+    /// A byte string.
+    Bytes,
+}
+
+impl PartType {
+    /// The type of a key part, or None for a value that cannot be one.
+    pub fn of(d: &Datum) -> Option<PartType> {
+        match d {
+            Datum::Int(_) => Some(PartType::Int),
+            Datum::Str(_) => Some(PartType::Str),
+            Datum::Bytes(_) => Some(PartType::Bytes),
+            _ => None,
+        }
+    }
+
+    /// The Python name of the type, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartType::Int => "int",
+            PartType::Str => "str",
+            PartType::Bytes => "bytes",
+        }
+    }
+}
+
+/// The key types of a table: fixed by its first item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyTypes {
+    /// The partition key's type.
+    pub pk: PartType,
+    /// The sort key's type; None for a table without sort keys.
+    pub sk: Option<PartType>,
+}
+
+impl KeyTypes {
+    fn describe(self) -> String {
+        match self.sk {
+            Some(sk) => format!(
+                "{} partition keys and {} sort keys",
+                self.pk.name(),
+                sk.name()
+            ),
+            None => format!("{} partition keys and no sort keys", self.pk.name()),
+        }
+    }
+}
+
+fn part_type(d: &Datum, what: &str) -> Result<PartType> {
+    PartType::of(d).ok_or_else(|| {
+        Error::invalid(format!(
+            "{what} must be a str, bytes or int (64-bit), got {}",
+            d.type_name()
+        ))
+    })
+}
+
+/// The stored key of `(pk,)` or `(pk, sk)`; refused unless the parts are ints, strings or
+/// bytes and the key fits [`MAX_KEY_LEN`].
+pub fn encode_key(pk: &Datum, sk: Option<&Datum>) -> Result<Vec<u8>> {
+    part_type(pk, "partition key")?;
+    let mut out = Vec::with_capacity(24);
+    keys::encode_value(&mut out, pk)?;
+    if let Some(sk) = sk {
+        part_type(sk, "sort key")?;
+        keys::encode_value(&mut out, sk)?;
+    }
+    if out.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "the key of an item must encode to at most {MAX_KEY_LEN} bytes; this one takes {}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// The partition and sort key stored as `key`.
+pub fn decode_key(key: &[u8]) -> Result<(Datum, Option<Datum>)> {
+    let not_a_table = || {
+        Error::invalid(format!(
+            "key {} is not a table key: the collection was written by something other than \
+             a table (an obj.Store?); open it as what wrote it",
+            crate::codec::show_key(key)
+        ))
+    };
+    let (pk, used) = keys::decode_part(key).ok_or_else(not_a_table)?;
+    if used == key.len() {
+        return Ok((pk, None));
+    }
+    let (sk, more) = keys::decode_part(&key[used..]).ok_or_else(not_a_table)?;
+    if used + more != key.len() {
+        return Err(not_a_table());
+    }
+    Ok((pk, Some(sk)))
+}
+
+fn key_types_of(key: &[u8]) -> Result<KeyTypes> {
+    let (pk, sk) = decode_key(key)?;
+    let of = |d: &Datum| PartType::of(d).ok_or_else(|| Error::corrupt("a table key part"));
+    Ok(KeyTypes {
+        pk: of(&pk)?,
+        sk: sk.as_ref().map(of).transpose()?,
+    })
+}
+
+/// The key types of the table `collection` (None while it is empty or missing).
+pub fn key_types<R: Reader>(r: &R, collection: &str) -> Result<Option<KeyTypes>> {
+    if r.kind(collection)?.is_none() {
+        return Ok(None);
+    }
+    let first = r
+        .key_range(collection, Bound::Unbounded, Bound::Unbounded, false)?
+        .next_key()?;
+    first.map(|k| key_types_of(&k)).transpose()
+}
+
+/// Refuses a key whose types differ from the table's.
+fn check_types(have: Option<KeyTypes>, pk: &Datum, sk: Option<&Datum>) -> Result<()> {
+    let Some(have) = have else { return Ok(()) };
+    let given = KeyTypes {
+        pk: part_type(pk, "partition key")?,
+        sk: sk.map(|s| part_type(s, "sort key")).transpose()?,
+    };
+    if given == have {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "this table has {}; got {} (a table's key types are fixed by its first item)",
+        have.describe(),
+        given.describe()
+    )))
+}
+
+/// A condition on the sort keys of a partition.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SortCondition {
+    /// Equal to the value.
+    Eq(Datum),
+    /// Below the value.
+    Lt(Datum),
+    /// At or below the value.
+    Le(Datum),
+    /// Above the value.
+    Gt(Datum),
+    /// At or above the value.
+    Ge(Datum),
+    /// From the first value to the second, both included.
+    Between(Datum, Datum),
+    /// A string or bytes sort key that starts with the value.
+    BeginsWith(Datum),
+}
+
+impl SortCondition {
+    fn values(&self) -> Vec<&Datum> {
+        match self {
+            SortCondition::Eq(v)
+            | SortCondition::Lt(v)
+            | SortCondition::Le(v)
+            | SortCondition::Gt(v)
+            | SortCondition::Ge(v)
+            | SortCondition::BeginsWith(v) => vec![v],
+            SortCondition::Between(a, b) => vec![a, b],
+        }
+    }
+}
+
+type Range = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The key range of the items of partition `pk` whose sort keys meet `cond` (all of the
+/// partition's items when None).
+fn partition_range(pk: &Datum, cond: Option<&SortCondition>) -> Result<Range> {
+    let p = encode_key(pk, None)?;
+    let end = || keys::prefix_successor(&p).map_or(Bound::Unbounded, Bound::Excluded);
+    let at = |sk: &Datum| encode_key(pk, Some(sk));
+    Ok(match cond {
+        None => (Bound::Included(p.clone()), end()),
+        Some(SortCondition::Eq(v)) => {
+            let k = at(v)?;
+            (Bound::Included(k.clone()), Bound::Included(k))
+        }
+        Some(SortCondition::Lt(v)) => (Bound::Included(p.clone()), Bound::Excluded(at(v)?)),
+        Some(SortCondition::Le(v)) => (Bound::Included(p.clone()), Bound::Included(at(v)?)),
+        Some(SortCondition::Gt(v)) => (Bound::Excluded(at(v)?), end()),
+        Some(SortCondition::Ge(v)) => (Bound::Included(at(v)?), end()),
+        Some(SortCondition::Between(a, b)) => (Bound::Included(at(a)?), Bound::Included(at(b)?)),
+        Some(SortCondition::BeginsWith(v)) => {
+            let Some(prefix) = keys::string_prefix(v) else {
+                return Err(Error::invalid(format!(
+                    "begins_with takes a str or bytes prefix, got {}",
+                    v.type_name()
+                )));
+            };
+            let mut lo = p.clone();
+            lo.extend_from_slice(&prefix);
+            let hi = keys::prefix_successor(&lo).map_or(Bound::Unbounded, Bound::Excluded);
+            (Bound::Included(lo), hi)
+        }
+    })
+}
+
+/// The stored item under `key`, decoded.
+fn item_at<R: Reader>(r: &R, collection: &str, key: &[u8]) -> Result<Option<Datum>> {
+    match r.get_key(collection, key)? {
+        Some(v) => decode_item(&v).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn decode_item(v: &Value) -> Result<Datum> {
+    match v.header().kind {
+        DocKind::Value => Datum::decode(v),
+        other => Err(Error::invalid(format!(
+            "a table item must be a dict-native value; this one is {} (the collection was \
+             written by something other than a table)",
+            other.name()
+        ))),
+    }
+}
+
+/// The document a condition or filter sees: the item, with `pk` and `sk` set to the key
+/// values unless the item has attributes of those names (a missing item is empty).
+fn seen<'a>(item: Option<&'a Datum>, expr: &Expr, key: &[u8]) -> Result<Cow<'a, Datum>> {
+    let mut paths = Vec::new();
+    expr.paths(&mut paths);
+    let names_key = paths
+        .iter()
+        .any(|p| matches!(p.split('.').next(), Some("pk" | "sk")));
+    let Some(item) = item else {
+        return Ok(Cow::Owned(Datum::Map(Vec::new())));
+    };
+    if !names_key {
+        return Ok(Cow::Borrowed(item));
+    }
+    let Datum::Map(entries) = item else {
+        return Ok(Cow::Borrowed(item));
+    };
+    let (pk, sk) = decode_key(key)?;
+    let mut entries = entries.clone();
+    for (name, value) in [("pk", Some(pk)), ("sk", sk)] {
+        if let Some(value) = value {
+            if !entries.iter().any(|(n, _)| n == name) {
+                entries.push((name.to_owned(), value));
+            }
+        }
+    }
+    Ok(Cow::Owned(Datum::Map(entries)))
+}
+
+fn require(cond: Option<&Expr>, item: Option<&Datum>, key: &[u8]) -> Result<()> {
+    let Some(cond) = cond else { return Ok(()) };
+    if cond.matches(seen(item, cond, key)?.as_ref()) {
+        return Ok(());
+    }
+    Err(Error::ConditionFailed(format!(
+        "the condition does not hold for the {} item at {}; nothing was written",
+        if item.is_some() { "stored" } else { "missing" },
+        describe_key(key)
+    )))
+}
+
+fn describe_key(key: &[u8]) -> String {
+    match decode_key(key) {
+        Ok((pk, Some(sk))) => format!("pk={pk}, sk={sk}"),
+        Ok((pk, None)) => format!("pk={pk}"),
+        Err(_) => crate::codec::show_key(key),
+    }
+}
+
+/// Stores the item (a dict-native payload) under `(pk, sk)` of table `collection` (created
+/// if missing) when `cond` holds for what is stored there now; [`Error::ConditionFailed`]
+/// otherwise, with nothing written.
+pub fn put(
+    txn: &mut WriteTxn,
+    collection: &str,
+    pk: &Datum,
+    sk: Option<&Datum>,
+    payload: &[u8],
+    cond: Option<&Expr>,
+) -> Result<()> {
+    let key = encode_key(pk, sk)?;
+    check_types(key_types(&*txn, collection)?, pk, sk)?;
+    if cond.is_some() {
+        let old = item_at(&*txn, collection, &key)?;
+        require(cond, old.as_ref(), &key)?;
+    }
+    txn.create_collection(collection, CollectionKind::Keyed)?;
+    txn.put_key_doc(collection, &key, DocKind::Value, 0, payload)?;
+    Ok(())
+}
+
+/// Removes the item under `(pk, sk)` when `cond` holds for it (a missing item is seen as
+/// empty); returns whether there was one.
+pub fn delete(
+    txn: &mut WriteTxn,
+    collection: &str,
+    pk: &Datum,
+    sk: Option<&Datum>,
+    cond: Option<&Expr>,
+) -> Result<bool> {
+    let key = encode_key(pk, sk)?;
+    if txn.kind(collection)?.is_none() {
+        require(cond, None, &key)?;
+        return Ok(false);
+    }
+    if cond.is_some() {
+        let old = item_at(&*txn, collection, &key)?;
+        require(cond, old.as_ref(), &key)?;
+    }
+    txn.delete_key(collection, &key)
+}
+
+/// Changes to apply to an item, in this order: `set` (attribute path → value), `remove`
+/// (paths), `add` (path → number added to the one there, which is 0 when missing).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Update {
+    /// Attributes to set.
+    pub set: Vec<(String, Datum)>,
+    /// Attributes to remove (a missing one is no error).
+    pub remove: Vec<String>,
+    /// Numbers to add.
+    pub add: Vec<(String, Datum)>,
+}
+
+/// Applies `update` to the item under `(pk, sk)` (an empty item when missing, so an update
+/// creates it) when `cond` holds, stores it and returns it.
+pub fn update(
+    txn: &mut WriteTxn,
+    collection: &str,
+    pk: &Datum,
+    sk: Option<&Datum>,
+    update: &Update,
+    cond: Option<&Expr>,
+) -> Result<Datum> {
+    let key = encode_key(pk, sk)?;
+    check_types(key_types(&*txn, collection)?, pk, sk)?;
+    let old = item_at(&*txn, collection, &key)?;
+    require(cond, old.as_ref(), &key)?;
+    let mut item = old.unwrap_or(Datum::Map(Vec::new()));
+    for (path, value) in &update.set {
+        *slot(&mut item, path)?.ok_or_else(|| missing_parent(path))? = value.clone();
+    }
+    for path in &update.remove {
+        remove(&mut item, path)?;
+    }
+    for (path, by) in &update.add {
+        let Some(place) = slot(&mut item, path)? else {
+            return Err(missing_parent(path));
+        };
+        *place = add(place, by, path)?;
+    }
+    let mut payload = Vec::new();
+    item.encode(&mut payload);
+    txn.create_collection(collection, CollectionKind::Keyed)?;
+    txn.put_key_doc(collection, &key, DocKind::Value, 0, &payload)?;
+    Ok(item)
+}
+
+fn missing_parent(path: &str) -> Error {
+    Error::invalid(format!(
+        "update path {path:?} goes through an attribute that is missing or not a dict"
+    ))
+}
+
+/// The attribute at dotted `path` of `item` (created as Null when its parent dict exists);
+/// None when a parent is missing or not a dict.
+fn slot<'a>(item: &'a mut Datum, path: &str) -> Result<Option<&'a mut Datum>> {
+    if path.is_empty() || path.split('.').any(str::is_empty) {
+        return Err(Error::invalid(format!(
+            "update path {path:?} must be attribute names joined by '.'"
+        )));
+    }
+    let mut at = item;
+    for part in path.split('.') {
+        let Datum::Map(entries) = at else {
+            return Ok(None);
+        };
+        let i = match entries.iter().position(|(n, _)| n == part) {
+            Some(i) => i,
+            None => {
+                entries.push((part.to_owned(), Datum::Null));
+                entries.len() - 1
+            }
+        };
+        at = &mut entries[i].1;
+    }
+    Ok(Some(at))
+}
+
+fn remove(item: &mut Datum, path: &str) -> Result<()> {
+    let (parent, name) = match path.rsplit_once('.') {
+        Some((parent, name)) => (Some(parent), name),
+        None => (None, path),
+    };
+    if name.is_empty() {
+        return Err(missing_parent(path));
+    }
+    let holder = match parent {
+        None => Some(item),
+        Some(parent) => {
+            // Removing under a missing parent removes nothing.
+            let mut at = Some(item);
+            for part in parent.split('.') {
+                at = match at {
+                    Some(Datum::Map(entries)) => {
+                        entries.iter_mut().find(|(n, _)| n == part).map(|(_, v)| v)
+                    }
+                    _ => None,
+                };
+            }
+            at
+        }
+    };
+    if let Some(Datum::Map(entries)) = holder {
+        entries.retain(|(n, _)| n != name);
+    }
+    Ok(())
+}
+
+fn add(current: &Datum, by: &Datum, path: &str) -> Result<Datum> {
+    Ok(match (current, by) {
+        (Datum::Null, Datum::Int(_) | Datum::Float(_)) => by.clone(),
+        (Datum::Int(a), Datum::Int(b)) => Datum::Int(a.checked_add(*b).ok_or_else(|| {
+            Error::invalid(format!(
+                "adding {b} to {a} at {path:?} overflows a 64-bit integer"
+            ))
+        })?),
+        (Datum::Int(a), Datum::Float(b)) => Datum::Float(*a as f64 + b),
+        (Datum::Float(a), Datum::Int(b)) => Datum::Float(a + *b as f64),
+        (Datum::Float(a), Datum::Float(b)) => Datum::Float(a + b),
+        (_, Datum::Int(_) | Datum::Float(_)) => {
+            return Err(Error::invalid(format!(
+                "add needs a number at {path:?}; it holds a {}",
+                current.type_name()
+            )))
+        }
+        _ => {
+            return Err(Error::invalid(format!(
+                "add takes a number to add at {path:?}, got {}",
+                by.type_name()
+            )))
+        }
+    })
+}
+
+/// One page of a query or scan: the items (key and stored value) and, when more items
+/// match after them, the key of the last one (to pass as `start_after`).
+#[derive(Debug)]
+pub struct Page {
+    /// The items, in key order (or reverse).
+    pub items: Vec<(Vec<u8>, Value)>,
+    /// The stored key of the last item when more would follow; None at the end.
+    pub last_key: Option<Vec<u8>>,
+}
+
+/// Which items a query or a scan returns.
+#[derive(Debug, Default)]
+pub struct Select<'a> {
+    /// Only items this holds for (seen as conditions see them).
+    pub filter: Option<&'a Expr>,
+    /// Newest key first.
+    pub reverse: bool,
+    /// At most this many items (after the filter).
+    pub limit: Option<usize>,
+    /// Only items after this stored key (in the direction of the scan).
+    pub start_after: Option<&'a [u8]>,
+}
+
+/// The items of partition `pk` whose sort keys meet `cond`.
+pub fn query<R: Reader>(
+    r: &R,
+    collection: &str,
+    pk: &Datum,
+    cond: Option<&SortCondition>,
+    select: &Select<'_>,
+) -> Result<Page> {
+    let types = key_types(r, collection)?;
+    if let (Some(types), Some(cond)) = (types, cond) {
+        check_condition(types, cond)?;
+    }
+    let range = partition_range(pk, cond)?;
+    if types.is_some_and(|t| PartType::of(pk) != Some(t.pk)) {
+        // A partition key of another type names no partition of this table.
+        return Ok(Page {
+            items: Vec::new(),
+            last_key: None,
+        });
+    }
+    select_in(r, collection, range, select)
+}
+
+/// Refuses a sort-key condition on a table without sort keys, or comparing with a value of
+/// another type than the sort keys (`begins_with` only for str and bytes sort keys).
+fn check_condition(types: KeyTypes, cond: &SortCondition) -> Result<()> {
+    let Some(sk) = types.sk else {
+        return Err(Error::invalid(
+            "this table has no sort keys; query it by partition key alone",
+        ));
+    };
+    if matches!(cond, SortCondition::BeginsWith(_)) && sk == PartType::Int {
+        return Err(Error::invalid(
+            "begins_with needs str or bytes sort keys; this table's sort keys are int",
+        ));
+    }
+    for v in cond.values() {
+        let t = part_type(v, "a sort key condition's value")?;
+        if t != sk {
+            return Err(Error::invalid(format!(
+                "this table's sort keys are {}; the condition compares with a {}",
+                sk.name(),
+                t.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The items of every partition, in key order.
+pub fn scan<R: Reader>(r: &R, collection: &str, select: &Select<'_>) -> Result<Page> {
+    select_in(r, collection, (Bound::Unbounded, Bound::Unbounded), select)
+}
+
+fn select_in<R: Reader>(
+    r: &R,
+    collection: &str,
+    (mut lo, mut hi): Range,
+    select: &Select<'_>,
+) -> Result<Page> {
+    if r.kind(collection)?.is_none() {
+        return Ok(Page {
+            items: Vec::new(),
+            last_key: None,
+        });
+    }
+    if let Some(after) = select.start_after {
+        let after = Bound::Excluded(after.to_vec());
+        if select.reverse {
+            hi = tighter(hi, after, true);
+        } else {
+            lo = tighter(lo, after, false);
+        }
+    }
+    let limit = select.limit.unwrap_or(usize::MAX);
+    let mut items = Vec::new();
+    let mut more = false;
+    for entry in r.key_range(collection, as_ref(&lo), as_ref(&hi), select.reverse)? {
+        let (key, value) = entry?;
+        if let Some(filter) = select.filter {
+            let item = decode_item(&value)?;
+            if !filter.matches(seen(Some(&item), filter, &key)?.as_ref()) {
+                continue;
+            }
+        }
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push((key, value));
+    }
+    let last_key = if more {
+        items.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, last_key })
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The narrower of a range's end and a `start_after` bound (`upper`: the high end).
+fn tighter(end: Bound<Vec<u8>>, after: Bound<Vec<u8>>, upper: bool) -> Bound<Vec<u8>> {
+    let (Bound::Included(e) | Bound::Excluded(e)) = &end else {
+        return after;
+    };
+    let Bound::Excluded(a) = &after else {
+        return end;
+    };
+    let after_is_tighter = if upper { a <= e } else { a >= e };
+    if after_is_tighter {
+        after
+    } else {
+        end
+    }
+}
+
+/// Items in partition `pk` (None: in the table).
+pub fn count<R: Reader>(r: &R, collection: &str, pk: Option<&Datum>) -> Result<u64> {
+    if r.kind(collection)?.is_none() {
+        return Ok(0);
+    }
+    let Some(pk) = pk else {
+        return r.count(collection);
+    };
+    let (lo, hi) = partition_range(pk, None)?;
+    let mut n = 0;
+    let mut keys = r.key_range(collection, as_ref(&lo), as_ref(&hi), false)?;
+    while keys.next_key()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}

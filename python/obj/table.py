@@ -1,0 +1,341 @@
+"""``obj.Table``: items addressed by a partition key and an optional sort key.
+
+A table keeps dict items in one keyed collection of a :class:`obj.Db`, in key order, with
+the database's transactions, snapshots and crash safety. The items of one partition are
+stored together, sorted by sort key, so a query of a partition is one range read::
+
+    users = db.table("users")
+    users.put("org#acme", {"name": "Ada", "role": "admin"}, sk="user#1")
+    users.put("org#acme", {"name": "Bob", "role": "dev"}, sk="user#2")
+    page = users.query("org#acme", sk=obj.sk.begins_with("user#"), limit=10)
+    for item in page:
+        ...
+    more = users.query("org#acme", start_after=page.last_key)   # the next page
+
+    users.put("org#acme", {"name": "Cy"}, sk="user#3",
+              condition=obj.field("pk").not_exists())   # only if there is no such item
+    users.update("org#acme", sk="user#1", add={"logins": 1})  # atomic read-modify-write
+
+Keys are ``str`` (ordered by code point), ``bytes`` (by byte) or ``int`` (64-bit, ordered
+numerically); a table's key types, and whether it has sort keys, are fixed by its first
+item. The key rules, ranges, conditions and pages are the engine's (``obj_core::table``).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union, overload
+
+from .errors import InvalidArgumentError
+from .query import Expr
+
+if TYPE_CHECKING:
+    from . import _obj
+    from ._reads import Reads
+
+__all__ = ["KeyPart", "Page", "SortKey", "SortKeyCondition", "Table", "sk"]
+
+#: What a partition or sort key is.
+KeyPart = Union[str, bytes, int]
+#: A key as pages and batches give and take it: ``(pk, sk)``, ``sk`` None without sort keys.
+Key = tuple[KeyPart, Union[KeyPart, None]]
+Item = dict[str, Any]
+#: One put of :meth:`Table.batch_write`: ``(pk, item)`` or ``(pk, sk, item)``.
+Put = Union[tuple[KeyPart, Mapping[str, Any]], tuple[KeyPart, KeyPart, Mapping[str, Any]]]
+
+
+class SortKeyCondition:
+    """A condition on the sort keys of a partition, built from :data:`obj.sk`:
+    ``obj.sk >= 10``, ``obj.sk.between("a", "m")``, ``obj.sk.begins_with("user#")``."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: tuple[Any, ...]) -> None:
+        self.node = node
+
+    def __bool__(self) -> bool:
+        raise InvalidArgumentError(
+            "a sort key condition is a value to pass as sk=..., not a truth value; write "
+            "obj.sk.between(a, b) for a range"
+        )
+
+    def __repr__(self) -> str:
+        symbols = {"eq": "==", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+        op, *args = self.node
+        if op in symbols:
+            return f"obj.sk {symbols[op]} {args[0]!r}"
+        return f"obj.sk.{op}({', '.join(repr(a) for a in args)})"
+
+
+def _key_part(value: object, what: str) -> KeyPart:
+    if isinstance(value, (str, bytes)) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise InvalidArgumentError(
+        f"{what} must be a str, bytes or int (the type of the table's sort keys), "
+        f"got {type(value).__name__}"
+    )
+
+
+class SortKey:
+    """The sort key of a table's items, to build query conditions (``obj.sk``)."""
+
+    __slots__ = ()
+
+    def __eq__(self, value: object) -> SortKeyCondition:  # type: ignore[override]
+        return SortKeyCondition(("eq", _key_part(value, "obj.sk == value")))
+
+    def __lt__(self, value: object) -> SortKeyCondition:
+        return SortKeyCondition(("lt", _key_part(value, "obj.sk < value")))
+
+    def __le__(self, value: object) -> SortKeyCondition:
+        return SortKeyCondition(("le", _key_part(value, "obj.sk <= value")))
+
+    def __gt__(self, value: object) -> SortKeyCondition:
+        return SortKeyCondition(("gt", _key_part(value, "obj.sk > value")))
+
+    def __ge__(self, value: object) -> SortKeyCondition:
+        return SortKeyCondition(("ge", _key_part(value, "obj.sk >= value")))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def between(self, low: KeyPart, high: KeyPart) -> SortKeyCondition:
+        """Sort keys from ``low`` to ``high``, both included."""
+        return SortKeyCondition(
+            ("between", _key_part(low, "between(low, ...)"), _key_part(high, "between(..., high)"))
+        )
+
+    def begins_with(self, prefix: str | bytes) -> SortKeyCondition:
+        """``str`` (or ``bytes``) sort keys that start with ``prefix``."""
+        if not isinstance(prefix, (str, bytes)):
+            raise InvalidArgumentError(
+                f"begins_with() takes a str or bytes prefix, got {type(prefix).__name__}"
+            )
+        return SortKeyCondition(("begins_with", prefix))
+
+    def __repr__(self) -> str:
+        return "obj.sk"
+
+
+#: The sort key, for query conditions: ``table.query(pk, sk=obj.sk > 10)``.
+sk = SortKey()
+
+
+class Page(Sequence[Item]):
+    """One page of a :meth:`Table.query` or :meth:`Table.scan`: a sequence of items, and
+    :attr:`last_key`, the key of the last item when more items match after it (pass it as
+    ``start_after`` for the next page), None when this page ends the results."""
+
+    __slots__ = ("items", "last_key")
+
+    def __init__(self, items: list[Item], last_key: Key | None) -> None:
+        self.items = items
+        self.last_key = last_key
+
+    @overload
+    def __getitem__(self, i: int) -> Item: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Item]: ...
+    def __getitem__(self, i: int | slice) -> Item | list[Item]:
+        return self.items[i]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return f"Page({len(self.items)} items, last_key={self.last_key!r})"
+
+
+def _expr(value: object, what: str) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, Expr):
+        raise InvalidArgumentError(
+            f"{what} must be an obj.field(...) expression (such as obj.field('version') == 3), "
+            f"got {type(value).__name__}"
+        )
+    return value.node
+
+
+def _limit(limit: object) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidArgumentError(f"limit must be a positive int or None, got {limit!r}")
+    return limit
+
+
+def _sort_condition(value: object) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, SortKeyCondition):
+        return value.node
+    return ("eq", _key_part(value, "sk"))
+
+
+class Table:
+    """Items addressed by a partition key and an optional sort key, in a keyed collection
+    of a :class:`obj.Db` (from :meth:`Db.table`, or :meth:`WriteTransaction.table` to read
+    and write inside a transaction, seeing its own writes).
+
+    On a ``Db`` each write is a durable transaction of its own; :meth:`batch_write` is one
+    atomic transaction for many. A condition (``condition=obj.field("version") == 3``) is
+    evaluated by the engine inside the write against the stored item, which it sees with
+    its key values as attributes ``pk`` and ``sk`` (unless the item has its own attributes
+    of those names); a missing item is seen as empty. A failed condition raises
+    :class:`obj.ConditionFailedError` and writes nothing.
+    """
+
+    __slots__ = ("_handle", "_name")
+
+    def __init__(self, owner: Reads, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"table name must be a non-empty str, got {name!r}")
+        self._name = name
+        self._handle: _obj.TableHandle = owner._table_handle(name)
+
+    @property
+    def name(self) -> str:
+        """The name of the table's collection."""
+        return self._name
+
+    # -- single items ---------------------------------------------------------------------
+
+    def put(
+        self,
+        pk: KeyPart,
+        item: Mapping[str, Any],
+        *,
+        sk: KeyPart | None = None,
+        condition: Expr | None = None,
+    ) -> None:
+        """Stores ``item`` (a dict) under ``pk`` (and ``sk``), replacing any item there."""
+        self._handle.put(pk, item, sk, _expr(condition, "condition"))
+
+    def get(self, pk: KeyPart, *, sk: KeyPart | None = None) -> Item | None:
+        """The item under ``pk`` (and ``sk``), or None."""
+        return self._handle.get(pk, sk)
+
+    def delete(
+        self, pk: KeyPart, *, sk: KeyPart | None = None, condition: Expr | None = None
+    ) -> bool:
+        """Removes the item under ``pk`` (and ``sk``); True if there was one."""
+        return self._handle.delete(pk, sk, _expr(condition, "condition"))
+
+    def update(
+        self,
+        pk: KeyPart,
+        *,
+        sk: KeyPart | None = None,
+        set: Mapping[str, Any] | None = None,
+        remove: Iterable[str] | None = None,
+        add: Mapping[str, int | float] | None = None,
+        condition: Expr | None = None,
+    ) -> Item:
+        """Changes the item under ``pk`` (and ``sk``) in one atomic read-modify-write and
+        returns the new item (an update of a missing item creates it). ``set`` maps
+        attribute paths (``"address.city"``) to new values, ``remove`` lists paths to
+        delete, ``add`` maps paths to numbers added to the number there (a missing one
+        counts as 0)::
+
+            table.update("user#1", set={"plan": "pro"}, add={"logins": 1})
+        """
+        for what, arg in (("add", add),):
+            if arg is not None:
+                for path, by in arg.items():
+                    if isinstance(by, bool) or not isinstance(by, numbers.Real):
+                        raise InvalidArgumentError(
+                            f"{what}[{path!r}] must be a number to add, got {type(by).__name__}"
+                        )
+        result: Item = self._handle.update(
+            pk,
+            sk,
+            None if set is None else dict(set),
+            None if remove is None else list(remove),
+            None if add is None else dict(add),
+            _expr(condition, "condition"),
+        )
+        return result
+
+    # The seed's spellings (KeyStoneDB), so its examples run unchanged.
+
+    def put_with_sk(self, pk: KeyPart, sk: KeyPart, item: Mapping[str, Any]) -> None:
+        """``put(pk, item, sk=sk)``."""
+        self.put(pk, item, sk=sk)
+
+    def get_with_sk(self, pk: KeyPart, sk: KeyPart) -> Item | None:
+        """``get(pk, sk=sk)``."""
+        return self.get(pk, sk=sk)
+
+    def delete_with_sk(self, pk: KeyPart, sk: KeyPart) -> bool:
+        """``delete(pk, sk=sk)``."""
+        return self.delete(pk, sk=sk)
+
+    # -- many items -----------------------------------------------------------------------
+
+    def query(
+        self,
+        pk: KeyPart,
+        *,
+        sk: KeyPart | SortKeyCondition | None = None,
+        filter: Expr | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+        start_after: Key | KeyPart | None = None,
+    ) -> Page:
+        """The items of partition ``pk`` in sort-key order (``reverse`` for descending),
+        those whose sort key meets ``sk`` (a value, or a condition on :data:`obj.sk`) and
+        that ``filter`` holds for. ``limit`` counts returned items (after the filter);
+        ``start_after`` is a page's :attr:`Page.last_key` (or a sort key)."""
+        if not isinstance(reverse, bool):
+            raise InvalidArgumentError(f"reverse must be a bool, got {type(reverse).__name__}")
+        items, last = self._handle.query(
+            pk,
+            _sort_condition(sk),
+            _expr(filter, "filter"),
+            reverse,
+            _limit(limit),
+            start_after,
+        )
+        return Page(items, last)
+
+    def scan(
+        self,
+        *,
+        filter: Expr | None = None,
+        limit: int | None = None,
+        start_after: Key | None = None,
+    ) -> Page:
+        """Every item of every partition, in key order, that ``filter`` holds for; pages as
+        :meth:`query` has them."""
+        items, last = self._handle.scan(_expr(filter, "filter"), _limit(limit), start_after)
+        return Page(items, last)
+
+    def count(self, pk: KeyPart | None = None) -> int:
+        """Items in partition ``pk``, or in the table (that count is kept, O(1))."""
+        return self._handle.count(pk)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def batch_get(self, keys: Iterable[KeyPart | Key]) -> list[Item | None]:
+        """The items at ``keys`` (each a ``pk`` or a ``(pk, sk)`` tuple), None where there
+        is none, all read on one snapshot."""
+        return self._handle.batch_get(keys)
+
+    def batch_write(
+        self,
+        puts: Iterable[
+            tuple[KeyPart, Mapping[str, Any]] | tuple[KeyPart, KeyPart, Mapping[str, Any]]
+        ] = (),
+        deletes: Iterable[KeyPart | Key] = (),
+    ) -> None:
+        """Stores ``puts`` (``(pk, item)`` or ``(pk, sk, item)``) and removes ``deletes``
+        (``pk`` or ``(pk, sk)``) atomically: all of them or, on any error, none."""
+        self._handle.batch_write(puts, deletes)
+
+    def __repr__(self) -> str:
+        return f"<obj.Table {self._name!r}>"
