@@ -32,6 +32,7 @@ SUBCLASSES = [
 DUAL = {
     "DatabaseExistsError": (obj.InvalidArgumentError, FileExistsError),
     "DatabaseNotFoundError": (obj.NotFoundError, FileNotFoundError),
+    "InvalidValueError": (obj.InvalidArgumentError, ValueError),
 }
 
 
@@ -472,3 +473,15 @@ def test_a_bad_value_deep_in_a_document_is_named_by_its_path(
         store["k"] = doc
     assert str(e.value).startswith(where.replace("document", "value", 1)), str(e.value)
     assert db.count("c") == 0 and len(store) == 0
+
+
+def test_a_value_that_cannot_be_stored_is_also_a_value_error() -> None:
+    with obj.Db.memory() as db:
+        with pytest.raises(obj.InvalidValueError, match=r'\["c"\]\[1\].*complex') as e:
+            db.insert("docs", {"c": [1, 2j]})
+        assert isinstance(e.value, ValueError)
+        assert isinstance(e.value, obj.InvalidArgumentError)
+        with pytest.raises(ValueError, match=r'item\["v"\]'):
+            db.table("t").put("k", {"v": object()})
+        assert db.count("docs") == 0
+        assert db.table("t").count() == 0

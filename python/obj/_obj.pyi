@@ -6,9 +6,9 @@ what was written: ``bytes`` for raw records, a dict for dict-native records and 
 records (decoded by their stored schema), hence ``Any`` in those overloads.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Final, Generic, Literal, TypedDict, TypeVar, final, overload
+from typing import Any, Final, Generic, Literal, Protocol, TypedDict, TypeVar, final, overload
 
 from typing_extensions import Self, disjoint_base
 
@@ -27,6 +27,7 @@ __all__ = [
     "FeatureUnsupportedError",
     "IntegrityError",
     "InvalidArgumentError",
+    "InvalidValueError",
     "KeyIterator",
     "KeyedHandle",
     "NotFoundError",
@@ -67,6 +68,7 @@ class ObjIOError(ObjError, OSError): ...
 class ConditionFailedError(ObjError): ...
 class DatabaseExistsError(InvalidArgumentError, FileExistsError): ...
 class DatabaseNotFoundError(NotFoundError, FileNotFoundError): ...
+class InvalidValueError(InvalidArgumentError, ValueError): ...
 
 class _Defaults(TypedDict):
     read_only: bool
@@ -134,7 +136,6 @@ class Reads:
     def _key_handle(
         self, target: _Target, raw: bool, key_type_error: type[Exception], key_errors: str, /
     ) -> KeyedHandle: ...
-    def _table_handle(self, name: str, /) -> TableHandle: ...
 
 @disjoint_base
 class Db(Reads):
@@ -293,41 +294,61 @@ _KeyPart = str | bytes | int
 _Key = tuple[_KeyPart, _KeyPart | None]
 _Item = dict[str, Any]
 
-@final
-class TableHandle:
-    """A table's binding to its keyed collection (``obj.Table`` wraps it)."""
+class _Expr(Protocol):
+    """An ``obj.Expr`` (a filter node under ``node``)."""
 
+    @property
+    def node(self) -> tuple[Any, ...]: ...
+
+@disjoint_base
+class TableHandle:
+    """A table's binding to its keyed collection (``obj.Table`` extends it)."""
+
+    def __new__(cls, owner: Reads, name: str, /) -> Self: ...
+    @property
+    def name(self) -> str:
+        """The name of the table's collection."""
     def put(
-        self, pk: _KeyPart, item: Any, sk: _KeyPart | None, condition: _Node | None, /
-    ) -> None: ...
-    def get(self, pk: _KeyPart, sk: _KeyPart | None, /) -> _Item | None: ...
-    def delete(self, pk: _KeyPart, sk: _KeyPart | None, condition: _Node | None, /) -> bool: ...
-    def update(
+        self,
+        pk: _KeyPart,
+        item: Mapping[str, Any],
+        *,
+        sk: _KeyPart | None = None,
+        condition: _Expr | None = None,
+    ) -> None:
+        """Stores ``item`` under ``pk`` (and ``sk``), replacing any item there."""
+    def get(self, pk: _KeyPart, *, sk: _KeyPart | None = None) -> _Item | None:
+        """The item under ``pk`` (and ``sk``), or None."""
+    def delete(
+        self, pk: _KeyPart, *, sk: _KeyPart | None = None, condition: _Expr | None = None
+    ) -> bool:
+        """Removes the item under ``pk`` (and ``sk``); True if there was one."""
+    def _update(
         self,
         pk: _KeyPart,
         sk: _KeyPart | None,
         set: dict[str, Any] | None,
         remove: list[str] | None,
         add: dict[str, Any] | None,
-        condition: _Node | None,
+        condition: _Expr | None,
         /,
     ) -> _Item: ...
-    def query(
+    def _query(
         self,
         pk: _KeyPart,
         sk: _Node | None,
-        filter: _Node | None,
+        filter: _Expr | None,
         reverse: bool,
         limit: int | None,
         start_after: object,
         /,
     ) -> tuple[list[_Item], _Key | None]: ...
-    def scan(
-        self, filter: _Node | None, limit: int | None, start_after: object, /
+    def _scan(
+        self, filter: _Expr | None, limit: int | None, start_after: object, /
     ) -> tuple[list[_Item], _Key | None]: ...
-    def count(self, pk: _KeyPart | None, /) -> int: ...
-    def batch_get(self, keys: Iterable[object], /) -> list[_Item | None]: ...
-    def batch_write(self, puts: Iterable[object], deletes: Iterable[object], /) -> None: ...
+    def _count(self, pk: _KeyPart | None, /) -> int: ...
+    def _batch_get(self, keys: Iterable[object], /) -> list[_Item | None]: ...
+    def _batch_write(self, puts: Iterable[object], deletes: Iterable[object], /) -> None: ...
 
 @final
 class KeyedHandle:

@@ -27,11 +27,11 @@ import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Union, overload
 
+from . import _obj
 from .errors import InvalidArgumentError
 from .query import Expr
 
 if TYPE_CHECKING:
-    from . import _obj
     from ._reads import Reads
 
 __all__ = ["KeyPart", "Page", "SortKey", "SortKeyCondition", "Table", "sk"]
@@ -149,17 +149,6 @@ class Page(Sequence[Item]):
         return f"Page({len(self.items)} items, last_key={self.last_key!r})"
 
 
-def _expr(value: object, what: str) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, Expr):
-        raise InvalidArgumentError(
-            f"{what} must be an obj.field(...) expression (such as obj.field('version') == 3), "
-            f"got {type(value).__name__}"
-        )
-    return value.node
-
-
 def _limit(limit: object) -> int | None:
     if limit is None:
         return None
@@ -176,7 +165,7 @@ def _sort_condition(value: object) -> tuple[Any, ...] | None:
     return ("eq", _key_part(value, "sk"))
 
 
-class Table:
+class Table(_obj.TableHandle):
     """Items addressed by a partition key and an optional sort key, in a keyed collection
     of a :class:`obj.Db` (from :meth:`Db.table`, or :meth:`WriteTransaction.table` to read
     and write inside a transaction, seeing its own writes).
@@ -187,43 +176,18 @@ class Table:
     its key values as attributes ``pk`` and ``sk`` (unless the item has its own attributes
     of those names); a missing item is seen as empty. A failed condition raises
     :class:`obj.ConditionFailedError` and writes nothing.
+
+    ``put(pk, item, *, sk=None, condition=None)``, ``get(pk, *, sk=None)`` and
+    ``delete(pk, *, sk=None, condition=None) -> bool`` are the native methods themselves
+    (no Python layer on the hottest calls).
     """
 
-    __slots__ = ("_handle", "_name")
+    __slots__ = ()
 
-    def __init__(self, owner: Reads, name: str) -> None:
+    def __new__(cls, owner: Reads, name: str) -> Table:
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"table name must be a non-empty str, got {name!r}")
-        self._name = name
-        self._handle: _obj.TableHandle = owner._table_handle(name)
-
-    @property
-    def name(self) -> str:
-        """The name of the table's collection."""
-        return self._name
-
-    # -- single items ---------------------------------------------------------------------
-
-    def put(
-        self,
-        pk: KeyPart,
-        item: Mapping[str, Any],
-        *,
-        sk: KeyPart | None = None,
-        condition: Expr | None = None,
-    ) -> None:
-        """Stores ``item`` (a dict) under ``pk`` (and ``sk``), replacing any item there."""
-        self._handle.put(pk, item, sk, _expr(condition, "condition"))
-
-    def get(self, pk: KeyPart, *, sk: KeyPart | None = None) -> Item | None:
-        """The item under ``pk`` (and ``sk``), or None."""
-        return self._handle.get(pk, sk)
-
-    def delete(
-        self, pk: KeyPart, *, sk: KeyPart | None = None, condition: Expr | None = None
-    ) -> bool:
-        """Removes the item under ``pk`` (and ``sk``); True if there was one."""
-        return self._handle.delete(pk, sk, _expr(condition, "condition"))
+        return super().__new__(cls, owner, name)
 
     def update(
         self,
@@ -250,15 +214,14 @@ class Table:
                         raise InvalidArgumentError(
                             f"{what}[{path!r}] must be a number to add, got {type(by).__name__}"
                         )
-        result: Item = self._handle.update(
+        return self._update(
             pk,
             sk,
             None if set is None else dict(set),
             None if remove is None else list(remove),
             None if add is None else dict(add),
-            _expr(condition, "condition"),
+            condition,
         )
-        return result
 
     # The seed's spellings (KeyStoneDB), so its examples run unchanged.
 
@@ -292,13 +255,8 @@ class Table:
         ``start_after`` is a page's :attr:`Page.last_key` (or a sort key)."""
         if not isinstance(reverse, bool):
             raise InvalidArgumentError(f"reverse must be a bool, got {type(reverse).__name__}")
-        items, last = self._handle.query(
-            pk,
-            _sort_condition(sk),
-            _expr(filter, "filter"),
-            reverse,
-            _limit(limit),
-            start_after,
+        items, last = self._query(
+            pk, _sort_condition(sk), filter, reverse, _limit(limit), start_after
         )
         return Page(items, last)
 
@@ -311,12 +269,12 @@ class Table:
     ) -> Page:
         """Every item of every partition, in key order, that ``filter`` holds for; pages as
         :meth:`query` has them."""
-        items, last = self._handle.scan(_expr(filter, "filter"), _limit(limit), start_after)
+        items, last = self._scan(filter, _limit(limit), start_after)
         return Page(items, last)
 
     def count(self, pk: KeyPart | None = None) -> int:
         """Items in partition ``pk``, or in the table (that count is kept, O(1))."""
-        return self._handle.count(pk)
+        return self._count(pk)
 
     def __len__(self) -> int:
         return self.count()
@@ -324,7 +282,7 @@ class Table:
     def batch_get(self, keys: Iterable[KeyPart | Key]) -> list[Item | None]:
         """The items at ``keys`` (each a ``pk`` or a ``(pk, sk)`` tuple), None where there
         is none, all read on one snapshot."""
-        return self._handle.batch_get(keys)
+        return self._batch_get(keys)
 
     def batch_write(
         self,
@@ -335,7 +293,7 @@ class Table:
     ) -> None:
         """Stores ``puts`` (``(pk, item)`` or ``(pk, sk, item)``) and removes ``deletes``
         (``pk`` or ``(pk, sk)``) atomically: all of them or, on any error, none."""
-        self._handle.batch_write(puts, deletes)
+        self._batch_write(puts, deletes)
 
     def __repr__(self) -> str:
-        return f"<obj.Table {self._name!r}>"
+        return f"<obj.Table {self.name!r}>"

@@ -144,21 +144,40 @@ pub fn key_types<R: Reader>(r: &R, collection: &str) -> Result<Option<KeyTypes>>
     first.map(|k| key_types_of(&k)).transpose()
 }
 
-/// Refuses a key whose types differ from the table's.
-fn check_types(have: Option<KeyTypes>, pk: &Datum, sk: Option<&Datum>) -> Result<()> {
-    let Some(have) = have else { return Ok(()) };
+/// Refuses a key whose types differ from the table's. The transaction remembers the types
+/// it has checked (while the table is not empty), so a batch reads the first key once.
+fn check_types(txn: &mut WriteTxn, collection: &str, pk: &Datum, sk: Option<&Datum>) -> Result<()> {
     let given = KeyTypes {
         pk: part_type(pk, "partition key")?,
         sk: sk.map(|s| part_type(s, "sort key")).transpose()?,
     };
-    if given == have {
-        return Ok(());
+    let known = txn
+        .colls
+        .get(collection)
+        .filter(|st| st.rec.count > 0)
+        .and_then(|st| st.table_keys);
+    let have = match known {
+        Some(have) => Some(have),
+        None => key_types(&*txn, collection)?,
+    };
+    match have {
+        Some(have) if have != given => Err(Error::invalid(format!(
+            "this table has {}; got {} (a table's key types are fixed by its first item)",
+            have.describe(),
+            given.describe()
+        ))),
+        _ => Ok(()),
     }
-    Err(Error::invalid(format!(
-        "this table has {}; got {} (a table's key types are fixed by its first item)",
-        have.describe(),
-        given.describe()
-    )))
+}
+
+/// Records the key types a write into `collection` has just used.
+fn remember_types(txn: &mut WriteTxn, collection: &str, pk: &Datum, sk: Option<&Datum>) {
+    if let Some(st) = txn.colls.get_mut(collection) {
+        st.table_keys = PartType::of(pk).map(|pk| KeyTypes {
+            pk,
+            sk: sk.and_then(PartType::of),
+        });
+    }
 }
 
 /// A condition on the sort keys of a partition.
@@ -308,13 +327,14 @@ pub fn put(
     cond: Option<&Expr>,
 ) -> Result<()> {
     let key = encode_key(pk, sk)?;
-    check_types(key_types(&*txn, collection)?, pk, sk)?;
+    check_types(txn, collection, pk, sk)?;
     if cond.is_some() {
         let old = item_at(&*txn, collection, &key)?;
         require(cond, old.as_ref(), &key)?;
     }
     txn.create_collection(collection, CollectionKind::Keyed)?;
     txn.put_key_doc(collection, &key, DocKind::Value, 0, payload)?;
+    remember_types(txn, collection, pk, sk);
     Ok(())
 }
 
@@ -362,7 +382,7 @@ pub fn update(
     cond: Option<&Expr>,
 ) -> Result<Datum> {
     let key = encode_key(pk, sk)?;
-    check_types(key_types(&*txn, collection)?, pk, sk)?;
+    check_types(txn, collection, pk, sk)?;
     let old = item_at(&*txn, collection, &key)?;
     require(cond, old.as_ref(), &key)?;
     let mut item = old.unwrap_or(Datum::Map(Vec::new()));
@@ -382,6 +402,7 @@ pub fn update(
     item.encode(&mut payload);
     txn.create_collection(collection, CollectionKind::Keyed)?;
     txn.put_key_doc(collection, &key, DocKind::Value, 0, &payload)?;
+    remember_types(txn, collection, pk, sk);
     Ok(item)
 }
 

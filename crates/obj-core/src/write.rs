@@ -35,6 +35,9 @@ pub(crate) struct CollState {
     /// Index definitions, loaded on first use.
     pub(crate) indexes: Option<Arc<Vec<IndexDef>>>,
     pub(crate) indexes_changed: bool,
+    /// A table's key types, once this transaction has read or fixed them (valid while the
+    /// collection is not empty).
+    pub(crate) table_keys: Option<crate::table::KeyTypes>,
 }
 
 /// The single writer. Changes are private until [`WriteTxn::commit`]; dropping the
@@ -84,6 +87,7 @@ impl WriteTxn {
                     publish_root: false,
                     indexes: None,
                     indexes_changed: false,
+                    table_keys: None,
                 },
                 None if create.is_some() => {
                     let root = btree::create(self)?;
@@ -104,6 +108,7 @@ impl WriteTxn {
                         publish_root: true,
                         indexes: Some(Arc::new(Vec::new())),
                         indexes_changed: false,
+                        table_keys: None,
                     }
                 }
                 None => return Ok(None),

@@ -81,7 +81,7 @@ fn render(path: &[Seg<'_>]) -> String {
 }
 
 fn encode_error(path: &[Seg<'_>], msg: String) -> PyErr {
-    InvalidArgumentError::new_err(if path.is_empty() {
+    crate::error::invalid_value(if path.is_empty() {
         msg
     } else {
         format!("field {}: {msg}", render(path))

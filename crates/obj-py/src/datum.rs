@@ -1,7 +1,6 @@
 //! Conversion between Python values and [`Datum`], the engine's self-describing value:
 //! dict-native documents, `Any` fields, index bounds, and typed records read as dicts.
 
-use crate::error::InvalidArgumentError;
 use obj_core::codec::calendar::{civil_from_days, days_from_civil, MICROS_PER_DAY};
 use obj_core::codec::datum::emit;
 use obj_core::codec::Datum;
@@ -46,7 +45,7 @@ pub fn types(py: Python<'_>) -> PyResult<&Types> {
 }
 
 fn invalid(msg: impl Into<String>) -> PyErr {
-    InvalidArgumentError::new_err(msg.into())
+    crate::error::invalid_value(msg.into())
 }
 
 /// Where a value sits inside the one being converted (`document["tags"][2]`): built as the

@@ -6,7 +6,7 @@
 use obj_core::Error;
 use pyo3::create_exception;
 use pyo3::exceptions::{
-    PyBaseException, PyException, PyFileExistsError, PyFileNotFoundError, PyOSError,
+    PyBaseException, PyException, PyFileExistsError, PyFileNotFoundError, PyOSError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -79,13 +79,18 @@ write, ...): both an ObjError and an OSError, with ``errno`` and, where known, `
 static OBJ_IO_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATABASE_EXISTS_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATABASE_NOT_FOUND_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static INVALID_VALUE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+const INVALID_VALUE_DOC: &str = "A value that cannot be stored (a complex number, an object of \
+a class obj does not know, a dict with non-str keys, ...), named by its path in the value: \
+both an InvalidArgumentError and a ValueError.";
 
 const DATABASE_EXISTS_DOC: &str = "``Db.create`` found a file at the path: both an \
 InvalidArgumentError and a FileExistsError.";
 const DATABASE_NOT_FOUND_DOC: &str = "Opening found no database file at the path (``Db.open``, \
 or ``read_only=True``): both a NotFoundError and a FileNotFoundError.";
 
-/// The class `name(base, os_base)`, made once per interpreter.
+/// The class `name(base, builtin_base)`, made once per interpreter.
 fn os_flavoured<'py>(
     py: Python<'py>,
     cell: &'static PyOnceLock<Py<PyType>>,
@@ -135,6 +140,20 @@ fn database_not_found_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
         bases,
         DATABASE_NOT_FOUND_DOC,
     )
+}
+
+fn invalid_value_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    let bases = [
+        py.get_type::<InvalidArgumentError>(),
+        py.get_type::<PyValueError>(),
+    ];
+    let name = "InvalidValueError";
+    os_flavoured(py, &INVALID_VALUE_ERROR, name, bases, INVALID_VALUE_DOC)
+}
+
+/// The error for a value the codecs cannot store: an `InvalidValueError`.
+pub(crate) fn invalid_value(msg: String) -> PyErr {
+    raise_as(invalid_value_error, msg)
 }
 
 /// An error of `cls` saying `msg` (an ObjError saying it if the class cannot be made).
@@ -215,5 +234,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ObjIOError", obj_io_error(py)?)?;
     m.add("DatabaseExistsError", database_exists_error(py)?)?;
     m.add("DatabaseNotFoundError", database_not_found_error(py)?)?;
+    m.add("InvalidValueError", invalid_value_error(py)?)?;
     Ok(())
 }

@@ -17,7 +17,6 @@ use crate::keyed::{self, KeyedHandle};
 use crate::reads::{self, IndexInfo, QueryArgs, UniqueLookup};
 use crate::source::{on_snap, Origin, Place};
 use crate::stored::Decode;
-use crate::table::TableHandle;
 use obj_core::Reader;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -30,6 +29,10 @@ pub struct Reads {
 impl Reads {
     pub(crate) fn new(origin: Origin) -> Self {
         Reads { origin }
+    }
+
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     fn iterator(&self, py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<DocumentIterator> {
@@ -221,13 +224,6 @@ impl Reads {
             key_type_error.unbind(),
             key_errors,
         )
-    }
-
-    /// A table's handle on the keyed collection `name` (see `table.rs`).
-    #[pyo3(signature = (name, /))]
-    fn _table_handle(&self, name: String) -> PyResult<TableHandle> {
-        args::check_name(&name)?;
-        TableHandle::open(&self.origin, name)
     }
 
     /// Names of all collections of this database (not of attached ones), sorted.

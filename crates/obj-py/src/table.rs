@@ -6,18 +6,27 @@ use crate::datum;
 use crate::error::{to_py, InvalidArgumentError, ObjError};
 use crate::filter;
 use crate::source::{on_snap, Origin, Place};
+use crate::surface::Reads;
 use crate::{args, codec};
 use obj_core::codec::Datum;
 use obj_core::query::Expr;
 use obj_core::table::{self, Select, SortCondition, Update};
 use obj_core::{Reader, WriteTxn};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
-/// A key part as Python gave it: a str, bytes-like or int (the engine checks the type).
+/// A key part as Python gave it: a str, bytes-like or int, converted by the same rules as
+/// every value (`datum.rs`); other types go through the general conversion, and the engine
+/// refuses them as keys.
 fn part(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Datum> {
-    if v.is_instance_of::<PyString>() || v.is_instance_of::<PyBytes>() {
-        return datum::to_datum(v, what);
+    if let Ok(s) = v.cast::<PyString>() {
+        return Ok(Datum::Str(datum::utf8(s, what)?.into_owned()));
+    }
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return Ok(Datum::Bytes(b.as_bytes().to_vec()));
+    }
+    if v.is_instance_of::<PyInt>() && !v.is_instance_of::<PyBool>() {
+        return Ok(Datum::Int(datum::int_value(v, what)?));
     }
     if let Ok(b) = args::with_value(v, <[u8]>::to_vec) {
         return Ok(Datum::Bytes(b));
@@ -31,10 +40,21 @@ fn sort_key(sk: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Datum>> {
         .transpose()
 }
 
-fn condition(cond: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Expr>> {
-    cond.filter(|c| !c.is_none())
-        .map(|c| filter::expr(c, None))
-        .transpose()
+/// A condition or filter: an `obj.Expr` (its `node` is converted by `filter.rs`).
+fn condition(cond: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Expr>> {
+    let Some(cond) = cond.filter(|c| !c.is_none()) else {
+        return Ok(None);
+    };
+    let node = cond
+        .getattr(pyo3::intern!(cond.py(), "node"))
+        .map_err(|_| {
+            InvalidArgumentError::new_err(format!(
+                "{what} must be an obj.field(...) expression (such as obj.field('version') == 3), \
+             got {}",
+                datum::type_name(cond)
+            ))
+        })?;
+    filter::expr(&node, None).map(Some)
 }
 
 /// An item's payload: a dict, encoded by the one dict-native encoder.
@@ -139,7 +159,7 @@ fn page_to_py<'py>(py: Python<'py>, page: table::Page) -> PyResult<PyPage<'py>> 
 }
 
 /// A table's binding to one keyed collection of one origin (a `Db` or a transaction).
-#[pyclass(frozen, module = "obj._obj", name = "TableHandle")]
+#[pyclass(frozen, subclass, module = "obj._obj", name = "TableHandle")]
 pub struct TableHandle {
     origin: Origin,
     place: Place,
@@ -182,7 +202,21 @@ impl TableHandle {
 
 #[pymethods]
 impl TableHandle {
-    #[pyo3(signature = (pk, item, sk, condition, /))]
+    /// The table `name` of a database or transaction (`obj.Table` extends this class).
+    #[new]
+    #[pyo3(signature = (owner, name, /))]
+    fn new(owner: &Bound<'_, Reads>, name: String) -> PyResult<Self> {
+        args::check_name(&name)?;
+        TableHandle::open(owner.get().origin(), name)
+    }
+
+    /// The name of the table's collection.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.collection
+    }
+    /// Stores `item` under `pk` (and `sk`), replacing any item there.
+    #[pyo3(signature = (pk, item, *, sk = None, condition = None))]
     fn put(
         &self,
         py: Python<'_>,
@@ -194,13 +228,14 @@ impl TableHandle {
         let pk = part(pk, "partition key")?;
         let sk = sort_key(sk)?;
         let payload = item_payload(item)?;
-        let cond = self::condition(condition)?;
+        let cond = self::condition(condition, "condition")?;
         self.write(py, |txn, c| {
             table::put(txn, c, &pk, sk.as_ref(), &payload, cond.as_ref())
         })
     }
 
-    #[pyo3(signature = (pk, sk, /))]
+    /// The item under `pk` (and `sk`), or None.
+    #[pyo3(signature = (pk, *, sk = None))]
     fn get<'py>(
         &self,
         py: Python<'py>,
@@ -217,7 +252,8 @@ impl TableHandle {
         value.map(|v| codec::value_to_py(py, &v)).transpose()
     }
 
-    #[pyo3(signature = (pk, sk, condition, /))]
+    /// Removes the item under `pk` (and `sk`); True if there was one.
+    #[pyo3(signature = (pk, *, sk = None, condition = None))]
     fn delete(
         &self,
         py: Python<'_>,
@@ -227,7 +263,7 @@ impl TableHandle {
     ) -> PyResult<bool> {
         let pk = part(pk, "partition key")?;
         let sk = sort_key(sk)?;
-        let cond = self::condition(condition)?;
+        let cond = self::condition(condition, "condition")?;
         self.write(py, |txn, c| {
             table::delete(txn, c, &pk, sk.as_ref(), cond.as_ref())
         })
@@ -235,6 +271,7 @@ impl TableHandle {
 
     #[pyo3(signature = (pk, sk, set, remove, add, condition, /))]
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(name = "_update")]
     fn update<'py>(
         &self,
         py: Python<'py>,
@@ -268,7 +305,7 @@ impl TableHandle {
                 })?);
             }
         }
-        let cond = self::condition(condition)?;
+        let cond = self::condition(condition, "condition")?;
         let item = self.write(py, |txn, c| {
             table::update(txn, c, &pk, sk.as_ref(), &upd, cond.as_ref())
         })?;
@@ -279,6 +316,7 @@ impl TableHandle {
     /// `obj.sk`, or None): `(items, last_key)`.
     #[pyo3(signature = (pk, sk, filter, reverse, limit, start_after, /))]
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(name = "_query")]
     fn query<'py>(
         &self,
         py: Python<'py>,
@@ -294,7 +332,7 @@ impl TableHandle {
             .filter(|s| !s.is_none())
             .map(sort_condition)
             .transpose()?;
-        let filter = condition(filter)?;
+        let filter = condition(filter, "filter")?;
         let after = self.start_after(start_after, Some(&pk))?;
         let select = Select {
             filter: filter.as_ref(),
@@ -318,6 +356,7 @@ impl TableHandle {
 
     /// Every item, in key order: `(items, last_key)`.
     #[pyo3(signature = (filter, limit, start_after, /))]
+    #[pyo3(name = "_scan")]
     fn scan<'py>(
         &self,
         py: Python<'py>,
@@ -325,7 +364,7 @@ impl TableHandle {
         limit: Option<usize>,
         start_after: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<PyPage<'py>> {
-        let filter = condition(filter)?;
+        let filter = condition(filter, "filter")?;
         let after = self.start_after(start_after, None)?;
         let select = Select {
             filter: filter.as_ref(),
@@ -341,6 +380,7 @@ impl TableHandle {
     }
 
     #[pyo3(signature = (pk, /))]
+    #[pyo3(name = "_count")]
     fn count(&self, py: Python<'_>, pk: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
         let pk = pk
             .filter(|p| !p.is_none())
@@ -356,6 +396,7 @@ impl TableHandle {
     /// The items at `keys` (each `pk` or `(pk, sk)`), None where there is none, read on one
     /// snapshot.
     #[pyo3(signature = (keys, /))]
+    #[pyo3(name = "_batch_get")]
     fn batch_get<'py>(
         &self,
         py: Python<'py>,
@@ -387,6 +428,7 @@ impl TableHandle {
     /// Puts (`(pk, item)` or `(pk, sk, item)`) then deletes (`pk` or `(pk, sk)`), all in one
     /// transaction: every one is checked before anything is written.
     #[pyo3(signature = (puts, deletes, /))]
+    #[pyo3(name = "_batch_write")]
     fn batch_write(
         &self,
         py: Python<'_>,
