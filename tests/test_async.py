@@ -53,7 +53,6 @@ NOT_AWAITED = {
     "index_range",
     "query",
     "collection",
-    "table",
     "transaction",
     "read_transaction",
     "filter",

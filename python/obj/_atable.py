@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .query import Expr
@@ -14,10 +14,10 @@ Run = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 class AsyncTable:
     """A :class:`obj.Table` whose calls run on the async database's worker threads (from
-    ``adb.table(name)`` or ``tx.table(name)``); each method is a coroutine with the
-    arguments and result of the blocking one::
+    ``await adb.table(name)`` or ``await tx.table(name)``); each method is a coroutine
+    with the arguments and result of the blocking one::
 
-        users = adb.table("users")
+        users = await adb.table("users")
         await users.put("org#acme", {"name": "Ada"}, sk="user#1")
         page = await users.query("org#acme", sk=obj.sk.begins_with("user#"))
     """
@@ -124,6 +124,29 @@ class AsyncTable:
         """See :meth:`obj.Table.scan`."""
         call = functools.partial(
             self._table.scan, filter=filter, limit=limit, start_after=start_after
+        )
+        result: Page = await self._read(call)
+        return result
+
+    async def query_index(
+        self,
+        index: str | Sequence[str],
+        value: Any = None,
+        *,
+        filter: Expr | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+        start_after: bytes | None = None,
+    ) -> Page:
+        """See :meth:`obj.Table.query_index`."""
+        call = functools.partial(
+            self._table.query_index,
+            index,
+            value,
+            filter=filter,
+            reverse=reverse,
+            limit=limit,
+            start_after=start_after,
         )
         result: Page = await self._read(call)
         return result

@@ -349,6 +349,17 @@ class TableHandle:
     def _count(self, pk: _KeyPart | None, /) -> int: ...
     def _batch_get(self, keys: Iterable[object], /) -> list[_Item | None]: ...
     def _batch_write(self, puts: Iterable[object], deletes: Iterable[object], /) -> None: ...
+    def _ensure_indexes(self, indexes: list[list[str]], /) -> None: ...
+    def _query_index(
+        self,
+        index: str,
+        cond: _Node | None,
+        filter: _Expr | None,
+        reverse: bool,
+        limit: int | None,
+        start_after: bytes | None,
+        /,
+    ) -> tuple[list[_Item], bytes | None]: ...
 
 @final
 class KeyedHandle:

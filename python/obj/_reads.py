@@ -5,6 +5,7 @@ from ``obj._obj.Reads``) and the Python conveniences over them, written once her
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 from . import _obj
@@ -179,7 +180,7 @@ class Reads(_obj.Reads):
             autoflush_on_read=autoflush_on_read,
         )
 
-    def table(self, name: str) -> Table:
+    def table(self, name: str, indexes: Iterable[str | Sequence[str]] | None = None) -> Table:
         """The table ``name`` (:class:`obj.Table`): items addressed by a partition key and
         an optional sort key, created at its first write::
 
@@ -188,7 +189,12 @@ class Reads(_obj.Reads):
             page = users.query("org#acme", sk=obj.sk.begins_with("user#"))
 
         From a transaction, the table reads and writes inside it and sees its own writes.
+
+        ``indexes`` lists secondary indexes on item attributes, each a field name or a
+        tuple of names (a composite index): missing ones are built (from the items there
+        now; in the transaction, from a transaction) and every write keeps them, queried
+        with :meth:`Table.query_index`.
         """
         from .table import Table
 
-        return Table(self, name)
+        return Table(self, name, indexes)

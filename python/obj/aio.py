@@ -52,7 +52,7 @@ import functools
 import inspect
 import os
 import pathlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import (
@@ -324,10 +324,18 @@ class _AsyncReads:
         blocking = await self._run(make)
         return AsyncStore(blocking, self._run, self._store_writes())
 
-    def table(self, name: str) -> AsyncTable:
-        """The table ``name`` (see :meth:`obj.Db.table`), its calls run on the worker
-        threads."""
-        return AsyncTable(self._source().table(name), self._run, self._store_writes())
+    async def table(
+        self, name: str, indexes: Iterable[str | Sequence[str]] | None = None
+    ) -> AsyncTable:
+        """The table ``name`` (see :meth:`obj.Db.table`; missing ``indexes`` are built on
+        a worker thread), its calls run on the worker threads::
+
+            users = await adb.table("users", indexes=["email"])
+            await users.put("org#acme", {"email": "ada@example.com"}, sk="user#1")
+        """
+        make = functools.partial(self._source().table, name, indexes)
+        blocking = await self._run(make)
+        return AsyncTable(blocking, self._run, self._store_writes())
 
 
 def _not_started(what: str, how: str) -> ObjError:

@@ -68,13 +68,12 @@ class SortKeyCondition:
         return f"obj.sk.{op}({', '.join(repr(a) for a in args)})"
 
 
-def _key_part(value: object, what: str) -> KeyPart:
-    if isinstance(value, (str, bytes)) or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise InvalidArgumentError(
-        f"{what} must be a str, bytes or int (the type of the table's sort keys), "
-        f"got {type(value).__name__}"
-    )
+def _operand(value: object, what: str) -> Any:
+    """A condition's operand: a value (the engine checks it against the keys or index
+    values it is compared with; a tuple is a prefix of a composite index's values)."""
+    if value is None or isinstance(value, (SortKeyCondition, Expr)):
+        raise InvalidArgumentError(f"{what} compares with a value, got {value!r}")
+    return value
 
 
 class SortKey:
@@ -83,26 +82,26 @@ class SortKey:
     __slots__ = ()
 
     def __eq__(self, value: object) -> SortKeyCondition:  # type: ignore[override]
-        return SortKeyCondition(("eq", _key_part(value, "obj.sk == value")))
+        return SortKeyCondition(("eq", _operand(value, "obj.sk == value")))
 
     def __lt__(self, value: object) -> SortKeyCondition:
-        return SortKeyCondition(("lt", _key_part(value, "obj.sk < value")))
+        return SortKeyCondition(("lt", _operand(value, "obj.sk < value")))
 
     def __le__(self, value: object) -> SortKeyCondition:
-        return SortKeyCondition(("le", _key_part(value, "obj.sk <= value")))
+        return SortKeyCondition(("le", _operand(value, "obj.sk <= value")))
 
     def __gt__(self, value: object) -> SortKeyCondition:
-        return SortKeyCondition(("gt", _key_part(value, "obj.sk > value")))
+        return SortKeyCondition(("gt", _operand(value, "obj.sk > value")))
 
     def __ge__(self, value: object) -> SortKeyCondition:
-        return SortKeyCondition(("ge", _key_part(value, "obj.sk >= value")))
+        return SortKeyCondition(("ge", _operand(value, "obj.sk >= value")))
 
     __hash__ = None  # type: ignore[assignment]
 
-    def between(self, low: KeyPart, high: KeyPart) -> SortKeyCondition:
+    def between(self, low: Any, high: Any) -> SortKeyCondition:
         """Sort keys from ``low`` to ``high``, both included."""
         return SortKeyCondition(
-            ("between", _key_part(low, "between(low, ...)"), _key_part(high, "between(..., high)"))
+            ("between", _operand(low, "between(low, ...)"), _operand(high, "between(..., high)"))
         )
 
     def begins_with(self, prefix: str | bytes) -> SortKeyCondition:
@@ -128,7 +127,7 @@ class Page(Sequence[Item]):
 
     __slots__ = ("items", "last_key")
 
-    def __init__(self, items: list[Item], last_key: Key | None) -> None:
+    def __init__(self, items: list[Item], last_key: Key | bytes | None) -> None:
         self.items = items
         self.last_key = last_key
 
@@ -149,6 +148,25 @@ class Page(Sequence[Item]):
         return f"Page({len(self.items)} items, last_key={self.last_key!r})"
 
 
+def _iterable(value: object, what: str) -> Iterable[Any]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidArgumentError(
+            f"{what} must be a list of field names or tuples of them, got {value!r}"
+        )
+    return value
+
+
+def _index_fields(index: object) -> list[str]:
+    """The fields of an index given as ``"email"``, ``("org", "joined")`` or
+    ``"org,joined"`` (its name)."""
+    fields = index.split(",") if isinstance(index, str) else list(_iterable(index, "index"))
+    if not fields or not all(isinstance(f, str) and f for f in fields):
+        raise InvalidArgumentError(
+            f"an index is a field name or a tuple of field names, got {index!r}"
+        )
+    return fields
+
+
 def _limit(limit: object) -> int | None:
     if limit is None:
         return None
@@ -162,7 +180,7 @@ def _sort_condition(value: object) -> tuple[Any, ...] | None:
         return None
     if isinstance(value, SortKeyCondition):
         return value.node
-    return ("eq", _key_part(value, "sk"))
+    return ("eq", _operand(value, "sk"))
 
 
 class Table(_obj.TableHandle):
@@ -184,10 +202,58 @@ class Table(_obj.TableHandle):
 
     __slots__ = ()
 
-    def __new__(cls, owner: Reads, name: str) -> Table:
+    def __new__(
+        cls, owner: Reads, name: str, indexes: Iterable[str | Sequence[str]] | None = None
+    ) -> Table:
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"table name must be a non-empty str, got {name!r}")
-        return super().__new__(cls, owner, name)
+        self = super().__new__(cls, owner, name)
+        if indexes is not None:
+            fields = [_index_fields(i) for i in _iterable(indexes, "indexes")]
+            if fields and not isinstance(owner, _obj.ReadTransaction):
+                self._ensure_indexes(fields)
+        return self
+
+    def query_index(
+        self,
+        index: str | Sequence[str],
+        value: Any = None,
+        *,
+        filter: Expr | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+        start_after: bytes | None = None,
+    ) -> Page:
+        """The items whose attribute(s) in ``index`` (a field name, or the tuple of fields
+        of a composite index) match ``value``, in index order (ties in key order), that
+        ``filter`` holds for. ``value`` is a value (equality; a tuple is a prefix of a
+        composite index's values), a range written on :data:`obj.sk` (``obj.sk >= 18``,
+        ``obj.sk.between("a", "m")``, ``obj.sk.begins_with("ad")``), or None for every
+        item that has the (first) attribute, and not None there::
+
+            users = db.table("users", indexes=["email", ("org", "joined")])
+            users.query_index("email", "ada@example.com")
+            users.query_index(("org", "joined"), ("acme",), reverse=True, limit=10)
+
+        A page's :attr:`Page.last_key` is an opaque ``bytes`` position in the index; pass
+        it back as ``start_after``.
+        """
+        if not isinstance(reverse, bool):
+            raise InvalidArgumentError(f"reverse must be a bool, got {type(reverse).__name__}")
+        if start_after is not None and not isinstance(start_after, bytes):
+            raise InvalidArgumentError(
+                "start_after of query_index() is the bytes last_key of an index page, got "
+                f"{type(start_after).__name__}"
+            )
+        name = ",".join(_index_fields(index))
+        if value is None:
+            cond = None
+        elif isinstance(value, SortKeyCondition):
+            cond = value.node
+        else:
+            cond = ("eq", value)
+        items, last = self._query_index(name, cond, filter, reverse, _limit(limit), start_after)
+        return Page(items, last)
 
     def update(
         self,

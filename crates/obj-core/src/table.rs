@@ -12,6 +12,8 @@
 //! stored item with its key values as attributes `pk` and `sk` (unless the item has
 //! attributes of those names); a missing item is seen as an empty one.
 
+use crate::btree::{self, Cursor, TreeValue};
+use crate::catalog::{IndexKind, IndexSpec};
 use crate::codec::{keys, Datum};
 use crate::doc::DocKind;
 use crate::error::{Error, Result};
@@ -654,4 +656,185 @@ pub fn count<R: Reader>(r: &R, collection: &str, pk: Option<&Datum>) -> Result<u
         n += 1;
     }
     Ok(n)
+}
+
+/// The index of a table on the attributes `fields` (one: a standard index named by the
+/// field; several: a composite index named by the fields joined with `,`).
+pub fn index_spec(fields: &[String]) -> Result<IndexSpec> {
+    let spec = IndexSpec {
+        name: fields.join(","),
+        kind: if fields.len() == 1 {
+            IndexKind::Standard
+        } else {
+            IndexKind::Composite
+        },
+        paths: fields.to_vec(),
+    };
+    crate::index::check_spec(&spec)?;
+    Ok(spec)
+}
+
+/// Makes sure table `collection` exists with the index `spec` (built from the items there
+/// now, then kept by every write).
+pub fn ensure_index(txn: &mut WriteTxn, collection: &str, spec: &IndexSpec) -> Result<bool> {
+    txn.create_collection(collection, CollectionKind::Keyed)?;
+    txn.ensure_index(collection, spec)
+}
+
+/// The encoded index value(s) of a condition's operand: a list is a tuple of values (a
+/// prefix of a composite index's), anything else one value.
+fn index_value(d: &Datum) -> Result<Vec<u8>> {
+    match d {
+        Datum::List(values) => keys::encode(values),
+        one => keys::encode(std::slice::from_ref(one)),
+    }
+}
+
+/// The range of index entries whose values meet `cond`. Open ends stay within the
+/// operand's type (numbers with numbers, strings with strings), as a comparison does.
+fn index_range(cond: Option<&SortCondition>) -> Result<Range> {
+    let Some(cond) = cond else {
+        // Every entry but those of items without the (first) attribute, or None there.
+        let null = keys::encode(&[Datum::Null])?;
+        let lo = keys::prefix_successor(&null).map_or(Bound::Unbounded, Bound::Included);
+        return Ok((lo, Bound::Unbounded));
+    };
+    let after = |k: &[u8]| keys::prefix_successor(k).map_or(Bound::Unbounded, Bound::Excluded);
+    let type_start = |k: &[u8]| Bound::Included(k[..1].to_vec());
+    let type_end = |k: &[u8]| after(&k[..1]);
+    Ok(match cond {
+        SortCondition::Eq(v) => {
+            let k = index_value(v)?;
+            (Bound::Included(k.clone()), after(&k))
+        }
+        SortCondition::Lt(v) => {
+            let k = index_value(v)?;
+            (type_start(&k), Bound::Excluded(k))
+        }
+        SortCondition::Le(v) => {
+            let k = index_value(v)?;
+            (type_start(&k), after(&k))
+        }
+        SortCondition::Gt(v) => {
+            let k = index_value(v)?;
+            let lo = keys::prefix_successor(&k).map_or(Bound::Unbounded, Bound::Included);
+            (lo, type_end(&k))
+        }
+        SortCondition::Ge(v) => {
+            let k = index_value(v)?;
+            (Bound::Included(k.clone()), type_end(&k))
+        }
+        SortCondition::Between(a, b) => {
+            let (a, b) = (index_value(a)?, index_value(b)?);
+            (Bound::Included(a), after(&b))
+        }
+        SortCondition::BeginsWith(v) => {
+            let Some(prefix) = keys::string_prefix(v) else {
+                return Err(Error::invalid(format!(
+                    "begins_with takes a str or bytes prefix, got {}",
+                    v.type_name()
+                )));
+            };
+            (Bound::Included(prefix.clone()), after(&prefix))
+        }
+    })
+}
+
+/// The items of table `collection` whose values in index `index` meet `cond` (when None,
+/// every item with a value other than None in the index's first attribute), in index order. A page's `last_key` is the index entry of its
+/// last item (pass it back as `start_after`).
+pub fn query_index<R: Reader>(
+    r: &R,
+    collection: &str,
+    index: &str,
+    cond: Option<&SortCondition>,
+    select: &Select<'_>,
+) -> Result<Page> {
+    let empty = Page {
+        items: Vec::new(),
+        last_key: None,
+    };
+    if r.kind(collection)?.is_none() {
+        return Err(Error::NotFound(format!(
+            "table {collection:?} has no index named {index:?} (it has no items yet)"
+        )));
+    }
+    let def = r.index(collection, index)?;
+    let (mut lo, mut hi) = index_range(cond)?;
+    if let Some(after) = select.start_after {
+        let after = Bound::Excluded(after.to_vec());
+        if select.reverse {
+            hi = tighter(hi, after, true);
+        } else {
+            lo = tighter(lo, after, false);
+        }
+    }
+    let inside_lo = |k: &[u8]| match &lo {
+        Bound::Included(b) => k >= b.as_slice(),
+        Bound::Excluded(b) => k > b.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let inside_hi = |k: &[u8]| match &hi {
+        Bound::Included(b) => k <= b.as_slice(),
+        Bound::Excluded(b) => k < b.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let mut cursor = if select.reverse {
+        let before = match &hi {
+            Bound::Included(b) => Some([b.as_slice(), &[0]].concat()),
+            Bound::Excluded(b) => Some(b.clone()),
+            Bound::Unbounded => None,
+        };
+        Cursor::seek_back(r, def.root, before.as_deref())?
+    } else {
+        let from = match &lo {
+            Bound::Included(b) => Some(b.clone()),
+            Bound::Excluded(b) => Some([b.as_slice(), &[0]].concat()),
+            Bound::Unbounded => None,
+        };
+        Cursor::seek(r, def.root, from.as_deref())?
+    };
+    let limit = select.limit.unwrap_or(usize::MAX);
+    let mut items: Vec<(Vec<u8>, Value)> = Vec::new();
+    let mut last_entry = None;
+    loop {
+        let step = if select.reverse {
+            cursor.prev(r)?
+        } else {
+            cursor.next(r)?
+        };
+        let Some((page, i)) = step else { break };
+        let entry = btree::node::key(&page, i);
+        if !(inside_lo(entry) && inside_hi(entry)) {
+            break;
+        }
+        let stored = TreeValue::from_leaf(r, &page, i)?;
+        let pk = crate::index::entry_pk(&def.spec, true, entry, &stored)?;
+        let Some(value) = r.get_key(collection, pk)? else {
+            return Err(Error::corrupt(format!(
+                "index {index:?} of table {collection:?} lists an item that is not there"
+            )));
+        };
+        if let Some(filter) = select.filter {
+            let item = decode_item(&value)?;
+            if !filter.matches(seen(Some(&item), filter, pk)?.as_ref()) {
+                continue;
+            }
+        }
+        if items.len() == limit {
+            return Ok(Page {
+                items,
+                last_key: last_entry,
+            });
+        }
+        items.push((pk.to_vec(), value));
+        last_entry = Some(entry.to_vec());
+    }
+    if items.is_empty() {
+        return Ok(empty);
+    }
+    Ok(Page {
+        items,
+        last_key: None,
+    })
 }

@@ -95,7 +95,12 @@ fn key_to_py<'py>(py: Python<'py>, key: &[u8]) -> PyResult<Bound<'py, PyTuple>> 
     PyTuple::new(py, [datum::to_py(py, &pk)?, sk])
 }
 
-fn sort_condition(cond: &Bound<'_, PyAny>) -> PyResult<SortCondition> {
+/// A condition tuple from `obj.sk` (`("lt", v)`, `("between", a, b)`, ...); operands are
+/// converted by `value` (key parts for a partition's sort keys, any value for an index).
+fn sort_condition(
+    cond: &Bound<'_, PyAny>,
+    value: fn(&Bound<'_, PyAny>, &str) -> PyResult<Datum>,
+) -> PyResult<SortCondition> {
     let bad = || {
         InvalidArgumentError::new_err(format!(
             "sk must be a sort key value or a condition on obj.sk (obj.sk < v, \
@@ -105,7 +110,7 @@ fn sort_condition(cond: &Bound<'_, PyAny>) -> PyResult<SortCondition> {
     };
     let t = cond.cast::<PyTuple>().map_err(|_| bad())?;
     let op: String = t.get_item(0)?.extract().map_err(|_| bad())?;
-    let v = |i: usize| part(&t.get_item(i)?, "sort key condition value");
+    let v = |i: usize| value(&t.get_item(i)?, "condition value");
     Ok(match op.as_str() {
         "eq" => SortCondition::Eq(v(1)?),
         "lt" => SortCondition::Lt(v(1)?),
@@ -116,6 +121,18 @@ fn sort_condition(cond: &Bound<'_, PyAny>) -> PyResult<SortCondition> {
         "begins_with" => SortCondition::BeginsWith(v(1)?),
         _ => return Err(bad()),
     })
+}
+
+/// An index condition's operand: a value, or a tuple (a prefix of a composite index).
+fn index_operand(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Datum> {
+    if let Ok(t) = v.cast::<PyTuple>() {
+        let values = t
+            .iter()
+            .map(|x| datum::to_datum(&x, what))
+            .collect::<PyResult<_>>()?;
+        return Ok(Datum::List(values));
+    }
+    datum::to_datum(v, what)
 }
 
 fn pairs(
@@ -330,7 +347,7 @@ impl TableHandle {
         let pk = part(pk, "partition key")?;
         let cond = sk
             .filter(|s| !s.is_none())
-            .map(sort_condition)
+            .map(|c| sort_condition(c, part))
             .transpose()?;
         let filter = condition(filter, "filter")?;
         let after = self.start_after(start_after, Some(&pk))?;
@@ -391,6 +408,65 @@ impl TableHandle {
             on_snap!(snap, |r| table::count(r, collection, pk.as_ref())
                 .map_err(to_py))
         })
+    }
+
+    /// Makes sure the table has an index on each list of fields (in this origin's write).
+    #[pyo3(name = "_ensure_indexes", signature = (indexes, /))]
+    fn ensure_indexes(&self, py: Python<'_>, indexes: Vec<Vec<String>>) -> PyResult<()> {
+        let specs = indexes
+            .iter()
+            .map(|fields| table::index_spec(fields))
+            .collect::<obj_core::Result<Vec<_>>>()
+            .map_err(to_py)?;
+        self.write(py, |txn, c| {
+            for spec in &specs {
+                table::ensure_index(txn, c, spec)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The items whose values in index `index` meet `cond`: `(items, last_key)`, the key an
+    /// opaque `bytes` cursor into the index.
+    #[pyo3(name = "_query_index", signature = (index, cond, filter, reverse, limit, start_after, /))]
+    #[allow(clippy::too_many_arguments)]
+    fn query_index<'py>(
+        &self,
+        py: Python<'py>,
+        index: &str,
+        cond: Option<&Bound<'py, PyAny>>,
+        filter: Option<&Bound<'py, PyAny>>,
+        reverse: bool,
+        limit: Option<usize>,
+        start_after: Option<Vec<u8>>,
+    ) -> PyResult<(Bound<'py, PyList>, Option<Bound<'py, PyBytes>>)> {
+        let cond = cond
+            .filter(|c| !c.is_none())
+            .map(|c| sort_condition(c, index_operand))
+            .transpose()?;
+        let filter = condition(filter, "filter")?;
+        let select = Select {
+            filter: filter.as_ref(),
+            reverse,
+            limit,
+            start_after: start_after.as_deref(),
+        };
+        let collection = self.collection.as_str();
+        let page = self.origin.with(py, &self.place, |snap, _| {
+            on_snap!(snap, |r| table::query_index(
+                r,
+                collection,
+                index,
+                cond.as_ref(),
+                &select
+            )
+            .map_err(to_py))
+        })?;
+        let items = PyList::empty(py);
+        for (_, value) in &page.items {
+            items.append(codec::value_to_py(py, value)?)?;
+        }
+        Ok((items, page.last_key.map(|k| PyBytes::new(py, &k))))
     }
 
     /// The items at `keys` (each `pk` or `(pk, sk)`), None where there is none, read on one
