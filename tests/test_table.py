@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import obj
+import obj._obj
 from obj import aio
 
 
@@ -195,3 +198,93 @@ def test_async_table_mirrors_the_table(tmp_path: pathlib.Path) -> None:
             assert await t.get("org", sk=4) == {"name": "Di"}
 
     asyncio.run(main())
+
+
+@pytest.fixture
+def clock() -> Iterator[Callable[[float], None]]:
+    """Sets the engine's clock (seconds since the epoch) for the test; restored after."""
+    obj._obj._set_clock(1_000_000.0)
+    try:
+        yield obj._obj._set_clock
+    finally:
+        obj._obj._set_clock(None)
+
+
+def expired_in_stat(db: obj.Db, name: str) -> int:
+    return next(c.expired for c in db.stat().collections if c.name == name)
+
+
+def test_an_item_is_gone_for_every_read_from_the_moment_it_expires(
+    clock: Callable[[float], None],
+) -> None:
+    with obj.Db.memory() as db:
+        t = db.table("t", indexes=["v"])
+        t.put("a", {"v": 1}, sk=1, ttl=10)
+        t.put("a", {"v": 2}, sk=2, ttl=timedelta(seconds=20))
+        t.put("a", {"v": 3}, sk=3)
+        t.put("a", {"v": 4}, sk=4, ttl=datetime.fromtimestamp(1_000_030, timezone.utc))
+        clock(1_000_009.999)
+        assert t.get("a", sk=1) == {"v": 1}
+        clock(1_000_010.0)  # exactly the expiry time: gone
+        assert t.get("a", sk=1) is None
+        assert [i["v"] for i in t.query("a")] == [2, 3, 4]
+        assert [i["v"] for i in t.query("a", reverse=True, limit=1)] == [4]
+        assert [i["v"] for i in t.scan()] == [2, 3, 4]
+        assert [i["v"] for i in t.query_index("v")] == [2, 3, 4]
+        assert t.batch_get([("a", 1), ("a", 2)]) == [None, {"v": 2}]
+        assert (t.count(), t.count("a"), len(t)) == (3, 3, 3)
+        with db.read_transaction() as rx:
+            assert rx.table("t").get("a", sk=1) is None
+        # Conditions see it as missing: put-if-absent succeeds, delete reports nothing.
+        assert not t.delete("a", sk=1, condition=obj.field("pk").not_exists())
+        t.put("a", {"v": 10}, sk=1, condition=obj.field("pk").not_exists())
+        assert t.get("a", sk=1) == {"v": 10}  # no ttl now: it stays
+        clock(1_000_025.0)
+        # An update keeps an item's expiry; of an expired item it starts afresh.
+        assert t.update("a", sk=4, add={"v": 1}) == {"v": 5}
+        assert t.update("a", sk=2, set={"w": 1}) == {"w": 1}
+        clock(1_000_031.0)
+        assert [i.get("v", i.get("w")) for i in t.query("a")] == [10, 1, 3]
+        assert t.count() == 3
+
+
+def test_expired_items_are_counted_by_stat_until_writes_or_compaction_reclaim_them(
+    tmp_path: pathlib.Path, clock: Callable[[float], None]
+) -> None:
+    with obj.Db(tmp_path / "ttl.obj") as db:
+        t = db.table("t")
+        t.batch_write(puts=[(f"k{i:03d}", {"i": i}) for i in range(100)], ttl=5)
+        t.put("keep", {"i": -1})
+        clock(1_000_006.0)
+        assert t.count() == 1
+        assert expired_in_stat(db, "t") == 100
+        t.put("other", {"i": -2})  # each write reclaims a few, oldest first
+        left = expired_in_stat(db, "t")
+        assert 0 < left < 100
+        assert t.count() == 2
+        db.compact()
+        assert expired_in_stat(db, "t") == 0
+        stat = next(c for c in db.stat().collections if c.name == "t")
+        assert stat.doc_count == 2
+        assert [i["i"] for i in t.scan()] == [-1, -2]
+        db.integrity_check()
+
+
+def test_expiry_survives_reopening(tmp_path: pathlib.Path, clock: Callable[[float], None]) -> None:
+    path = tmp_path / "reopen.obj"
+    with obj.Db(path) as db:
+        db.table("t").put(1, {"n": 1}, ttl=60)
+        db.table("t").put(2, {"n": 2})
+    with obj.Db(path) as db:
+        t = db.table("t")
+        assert t.get(1) == {"n": 1}
+        clock(1_000_061.0)
+        assert t.get(1) is None and t.count() == 1
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf"), "10", True, timedelta(0)])
+def test_a_bad_ttl_is_refused(ttl: object) -> None:
+    with obj.Db.memory() as db:
+        with pytest.raises(obj.InvalidArgumentError, match="ttl"):
+            db.table("t").put("a", {}, ttl=ttl)  # type: ignore[arg-type]
+        assert db.table("t").count() == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from .query import Expr
@@ -46,9 +47,11 @@ class AsyncTable:
         *,
         sk: KeyPart | None = None,
         condition: Expr | None = None,
+        ttl: float | timedelta | datetime | None = None,
     ) -> None:
         """See :meth:`obj.Table.put`."""
-        await self._write(functools.partial(self._table.put, pk, item, sk=sk, condition=condition))
+        call = functools.partial(self._table.put, pk, item, sk=sk, condition=condition, ttl=ttl)
+        await self._write(call)
 
     async def get(self, pk: KeyPart, *, sk: KeyPart | None = None) -> Item | None:
         """See :meth:`obj.Table.get`."""
@@ -162,10 +165,14 @@ class AsyncTable:
         return result
 
     async def batch_write(
-        self, puts: Iterable[Put] = (), deletes: Iterable[KeyPart | Key] = ()
+        self,
+        puts: Iterable[Put] = (),
+        deletes: Iterable[KeyPart | Key] = (),
+        *,
+        ttl: float | timedelta | datetime | None = None,
     ) -> None:
         """See :meth:`obj.Table.batch_write`."""
-        call = functools.partial(self._table.batch_write, list(puts), list(deletes))
+        call = functools.partial(self._table.batch_write, list(puts), list(deletes), ttl=ttl)
         await self._write(call)
 
     def __repr__(self) -> str:

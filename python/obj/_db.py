@@ -467,8 +467,9 @@ class Db(Reads, _obj.Db):
                     size,
                     tuple(IndexStat(i[0], i[1], list(i[2]), i[3], i[4]) for i in indexes),
                     kind,
+                    expired,
                 )
-                for name, kind, docs, size, indexes in collections
+                for name, kind, docs, size, indexes, expired in collections
             ),
             commit_seq,
             readers,

@@ -7,6 +7,7 @@ records (decoded by their stored schema), hence ``Any`` in those overloads.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, Protocol, TypedDict, TypeVar, final, overload
 
@@ -40,6 +41,7 @@ __all__ = [
     "WriteTransaction",
     "__version__",
     "_defaults",
+    "_set_clock",
     "sort_key",
 ]
 
@@ -77,6 +79,9 @@ class _Defaults(TypedDict):
     page_size: int
     cache_size: int
     checkpoint_frames: int
+
+def _set_clock(seconds: float | None, /) -> None:
+    """Sets the clock expiry checks read (None: the system time); for tests."""
 
 def _defaults() -> _Defaults:
     """The defaults of the options of ``Db`` (the engine's)."""
@@ -195,6 +200,7 @@ class Db(Reads):
                 int,
                 int,
                 list[tuple[str, str, list[str], str, int]],
+                int,
             ]
         ],
     ]: ...
@@ -315,6 +321,7 @@ class TableHandle:
         *,
         sk: _KeyPart | None = None,
         condition: _Expr | None = None,
+        ttl: float | timedelta | datetime | None = None,
     ) -> None:
         """Stores ``item`` under ``pk`` (and ``sk``), replacing any item there."""
     def get(self, pk: _KeyPart, *, sk: _KeyPart | None = None) -> _Item | None:
@@ -348,7 +355,13 @@ class TableHandle:
     ) -> tuple[list[_Item], _Key | None]: ...
     def _count(self, pk: _KeyPart | None, /) -> int: ...
     def _batch_get(self, keys: Iterable[object], /) -> list[_Item | None]: ...
-    def _batch_write(self, puts: Iterable[object], deletes: Iterable[object], /) -> None: ...
+    def _batch_write(
+        self,
+        puts: Iterable[object],
+        deletes: Iterable[object],
+        ttl: float | timedelta | datetime | None,
+        /,
+    ) -> None: ...
     def _ensure_indexes(self, indexes: list[list[str]], /) -> None: ...
     def _query_index(
         self,

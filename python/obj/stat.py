@@ -33,8 +33,12 @@ class CollectionStat:
     file_size_bytes: int
     indexes: tuple[IndexStat, ...]
     #: ``"id"`` (documents under engine-assigned ids) or ``"keyed"`` (under caller-given
-    #: keys: an :class:`obj.Store`).
+    #: keys: an :class:`obj.Store` or :class:`obj.Table`).
     kind: str = "id"
+    #: Items of a table that have expired (``ttl``) but still take space, until later
+    #: writes to the table or :meth:`Db.compact` reclaim them. ``doc_count`` includes them;
+    #: the table's reads (and :meth:`Table.count`) do not.
+    expired: int = 0
 
 
 @dataclass(frozen=True, repr=False)

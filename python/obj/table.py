@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Union, overload
 
 from . import _obj
@@ -195,9 +196,15 @@ class Table(_obj.TableHandle):
     of those names); a missing item is seen as empty. A failed condition raises
     :class:`obj.ConditionFailedError` and writes nothing.
 
-    ``put(pk, item, *, sk=None, condition=None)``, ``get(pk, *, sk=None)`` and
+    ``put(pk, item, *, sk=None, condition=None, ttl=None)``, ``get(pk, *, sk=None)`` and
     ``delete(pk, *, sk=None, condition=None) -> bool`` are the native methods themselves
     (no Python layer on the hottest calls).
+
+    ``ttl`` makes an item expire: seconds to live (an int, float or ``timedelta``), or the
+    ``datetime`` to expire at. From that moment no read returns it (exactly: every read
+    checks the time); the space is reclaimed by later writes to the table and by
+    :meth:`Db.compact`, and until then :meth:`Db.stat` counts it as ``expired``. An
+    :meth:`update` keeps the item's expiry time.
     """
 
     __slots__ = ()
@@ -352,14 +359,15 @@ class Table(_obj.TableHandle):
 
     def batch_write(
         self,
-        puts: Iterable[
-            tuple[KeyPart, Mapping[str, Any]] | tuple[KeyPart, KeyPart, Mapping[str, Any]]
-        ] = (),
+        puts: Iterable[Put] = (),
         deletes: Iterable[KeyPart | Key] = (),
+        *,
+        ttl: float | timedelta | datetime | None = None,
     ) -> None:
-        """Stores ``puts`` (``(pk, item)`` or ``(pk, sk, item)``) and removes ``deletes``
-        (``pk`` or ``(pk, sk)``) atomically: all of them or, on any error, none."""
-        self._batch_write(puts, deletes)
+        """Stores ``puts`` (``(pk, item)`` or ``(pk, sk, item)``, each expiring after
+        ``ttl`` when given) and removes ``deletes`` (``pk`` or ``(pk, sk)``) atomically:
+        all of them or, on any error, none."""
+        self._batch_write(puts, deletes, ttl)
 
     def __repr__(self) -> str:
         return f"<obj.Table {self.name!r}>"

@@ -329,6 +329,9 @@ pub enum IndexKind {
     Each,
     /// One entry per document: the tuple of the values at the paths.
     Composite,
+    /// A table's expiry times (no paths): one entry per expiring document, its expiry time
+    /// (u64 BE microseconds) then its key, so expired documents are a prefix of the tree.
+    Expiry,
 }
 
 impl IndexKind {
@@ -339,6 +342,7 @@ impl IndexKind {
             IndexKind::Unique => "unique",
             IndexKind::Each => "each",
             IndexKind::Composite => "composite",
+            IndexKind::Expiry => "expiry",
         }
     }
 
@@ -348,6 +352,7 @@ impl IndexKind {
             IndexKind::Unique => 1,
             IndexKind::Each => 2,
             IndexKind::Composite => 3,
+            IndexKind::Expiry => 4,
         }
     }
 
@@ -357,6 +362,7 @@ impl IndexKind {
             1 => Some(IndexKind::Unique),
             2 => Some(IndexKind::Each),
             3 => Some(IndexKind::Composite),
+            4 => Some(IndexKind::Expiry),
             _ => None,
         }
     }

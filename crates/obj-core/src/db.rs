@@ -12,7 +12,7 @@ use crate::integrity::{self, IntegrityReport};
 use crate::lock;
 use crate::options::{OpenMode, Options};
 use crate::pager::Pager;
-use crate::reader::ReadTxn;
+use crate::reader::{ReadTxn, Reader};
 use crate::stat::Stat;
 use crate::state::{CheckpointInfo, ReaderStat, Shared};
 use crate::wal::{self, Wal};
@@ -332,12 +332,16 @@ impl Db {
         Ok(meta.page_count * ps as u64)
     }
 
-    /// Rewrites the database so it occupies only the pages it uses: live pages above that size
-    /// move into free pages below it (one write transaction), and a checkpoint truncates the
-    /// file. With a reader still on an older snapshot the truncation waits for a later
+    /// Deletes expired table items, then rewrites the database so it occupies only the pages
+    /// it uses: live pages above that size move into free pages below it (one write
+    /// transaction), and a checkpoint truncates the file. With a reader still on an older snapshot the truncation waits for a later
     /// checkpoint (`CompactInfo::truncated` is false).
     pub fn compact(&self) -> Result<CompactInfo> {
         let mut tx = self.begin_write()?;
+        // Expired table items go first, so their pages are given back too.
+        for name in tx.collections()? {
+            crate::table::reclaim(&mut tx, &name, usize::MAX)?;
+        }
         let mut info = compact::compact(&mut tx)?;
         tx.commit()?;
         let cp = self.checkpoint()?;

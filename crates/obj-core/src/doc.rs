@@ -1,7 +1,7 @@
 //! The header in front of every stored document.
 //!
 //! Layout (see `docs/format.md`, "Documents"): `kind u8`, `flags u8`, `type_version` varint,
-//! `collection_id` varint, then the payload. The kind says how to read the payload: raw
+//! `collection_id` varint, the expiry time as a varint when flagged, then the payload. The kind says how to read the payload: raw
 //! bytes the caller encoded, the self-describing Value codec, or the schema-driven Dynamic
 //! codec of a typed document (whose schema is found by collection and type version).
 
@@ -42,6 +42,10 @@ impl DocKind {
 
 /// Header flag: the payload is lz4-compressed (block format, uncompressed size first).
 pub const FLAG_COMPRESSED: u8 = 1;
+
+/// Header flag (format 3): an expiry time follows the collection id, in microseconds since
+/// the Unix epoch; from then on the document is gone for every table read.
+pub const FLAG_EXPIRES: u8 = 2;
 
 /// Payloads at least this long are compressed when the database has compression on.
 pub const COMPRESS_MIN: usize = 256;
@@ -96,6 +100,9 @@ pub struct DocHeader {
     pub type_version: u32,
     /// The collection the document was written to.
     pub collection_id: u64,
+    /// When the document expires (microseconds since the Unix epoch), if it does. Encoded
+    /// only with [`FLAG_EXPIRES`], which this field sets and clears.
+    pub expires_at: Option<u64>,
 }
 
 impl DocHeader {
@@ -106,15 +113,24 @@ impl DocHeader {
             flags: 0,
             type_version: 0,
             collection_id,
+            expires_at: None,
         }
     }
 
     /// Appends the encoded header.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(self.kind as u8);
-        out.push(self.flags);
+        let flags = self.flags & !FLAG_EXPIRES;
+        out.push(if self.expires_at.is_some() {
+            flags | FLAG_EXPIRES
+        } else {
+            flags
+        });
         put_varint(out, u64::from(self.type_version));
         put_varint(out, self.collection_id);
+        if let Some(at) = self.expires_at {
+            put_varint(out, at);
+        }
     }
 
     /// Parses a header; returns it and its length in bytes.
@@ -126,12 +142,18 @@ impl DocHeader {
         let version = get_varint(bytes, &mut at).ok_or_else(bad)?;
         let collection_id = get_varint(bytes, &mut at).ok_or_else(bad)?;
         let type_version = u32::try_from(version).map_err(|_| bad())?;
+        let expires_at = if flags & FLAG_EXPIRES != 0 {
+            Some(get_varint(bytes, &mut at).ok_or_else(bad)?)
+        } else {
+            None
+        };
         Ok((
             DocHeader {
                 kind,
                 flags,
                 type_version,
                 collection_id,
+                expires_at,
             },
             at,
         ))
@@ -148,9 +170,17 @@ mod tests {
             DocHeader::raw(1),
             DocHeader {
                 kind: DocKind::Typed,
-                flags: 3,
+                flags: 1,
                 type_version: 70_000,
                 collection_id: u64::MAX,
+                expires_at: None,
+            },
+            DocHeader {
+                kind: DocKind::Value,
+                flags: 1 | FLAG_EXPIRES,
+                type_version: 0,
+                collection_id: 7,
+                expires_at: Some(1_767_225_600_000_000),
             },
         ] {
             let mut buf = Vec::new();
@@ -163,6 +193,8 @@ mod tests {
         assert!(DocHeader::decode(&[9, 0, 0, 0]).is_err());
         assert!(DocHeader::decode(&[0, 0, 0x80]).is_err());
         assert!(DocHeader::decode(&[]).is_err());
+        // A flagged expiry that is missing is damage.
+        assert!(DocHeader::decode(&[1, FLAG_EXPIRES, 0, 7]).is_err());
     }
 
     #[test]
@@ -175,6 +207,7 @@ mod tests {
             flags: FLAG_COMPRESSED,
             type_version: 0,
             collection_id: 1,
+            expires_at: None,
         };
         assert_eq!(&*expand(&h, &c).unwrap(), &payload[..]);
         let mut bad = c.clone();

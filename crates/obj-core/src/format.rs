@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 pub const MAGIC: [u8; 8] = *b"\x89OBJdb\r\n";
 /// Current on-disk format version, the one every commit writes. See "Version history" in
 /// `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Oldest format version this build opens (a commit then writes the current one).
 pub const MIN_FORMAT_VERSION: u32 = 1;
 pub const MIN_PAGE_SIZE: u32 = 4096;

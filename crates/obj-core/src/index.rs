@@ -12,8 +12,9 @@ use crate::codec::Datum;
 use crate::error::{Error, Result};
 use std::collections::HashSet;
 
-/// The encoded keys (without id) a document contributes to an index, deduplicated.
-pub fn keys_for(spec: &IndexSpec, doc: &Datum) -> Result<Vec<Vec<u8>>> {
+/// The encoded keys (without id) a document contributes to an index, deduplicated;
+/// `expires_at` is the document's expiry time (from its header), what an Expiry index holds.
+pub fn keys_for(spec: &IndexSpec, doc: &Datum, expires_at: Option<u64>) -> Result<Vec<Vec<u8>>> {
     let value = |path: &str| doc.path(path).cloned().unwrap_or(Datum::Null);
     let mut out = match spec.kind {
         IndexKind::Standard => vec![keys::encode(&[value(&spec.paths[0])])?],
@@ -34,6 +35,10 @@ pub fn keys_for(spec: &IndexSpec, doc: &Datum) -> Result<Vec<Vec<u8>>> {
             let values: Vec<Datum> = spec.paths.iter().map(|p| value(p)).collect();
             vec![keys::encode(&values)?]
         }
+        IndexKind::Expiry => expires_at
+            .map(|at| at.to_be_bytes().to_vec())
+            .into_iter()
+            .collect(),
     };
     out.sort_unstable();
     out.dedup();
@@ -63,7 +68,12 @@ pub fn entry_pk<'a>(
         return Ok(value);
     }
     let missing = || Error::corrupt("index entry without a document key");
-    let at = if keyed {
+    let at = if spec.kind == IndexKind::Expiry {
+        if key.len() <= 8 {
+            return Err(missing());
+        }
+        8
+    } else if keyed {
         let values = if spec.kind == IndexKind::Composite {
             spec.paths.len()
         } else {
@@ -91,6 +101,7 @@ pub fn check_spec(spec: &IndexSpec) -> Result<()> {
     }
     let want = match spec.kind {
         IndexKind::Composite => spec.paths.len() >= 2,
+        IndexKind::Expiry => spec.paths.is_empty(),
         _ => spec.paths.len() == 1,
     };
     if !want || spec.paths.iter().any(|p| p.is_empty()) {
@@ -129,6 +140,9 @@ pub(crate) struct Change<'a> {
     pub(crate) pk: &'a [u8],
     pub(crate) old: Option<&'a Datum>,
     pub(crate) new: Option<&'a Datum>,
+    /// The expiry times of the old and the new document (from their headers).
+    pub(crate) old_expires: Option<u64>,
+    pub(crate) new_expires: Option<u64>,
     /// An index is being built from the stored documents (for the unique-clash message).
     pub(crate) building: bool,
 }
@@ -152,11 +166,11 @@ pub(crate) fn plan_changes(
     let mut plan = Vec::with_capacity(defs.len());
     for def in defs {
         let before = match change.old {
-            Some(d) => keys_for(&def.spec, d)?,
+            Some(d) => keys_for(&def.spec, d, change.old_expires)?,
             None => Vec::new(),
         };
         let after = match change.new {
-            Some(d) => keys_for(&def.spec, d).map_err(|e| match e {
+            Some(d) => keys_for(&def.spec, d, change.new_expires).map_err(|e| match e {
                 Error::InvalidArgument(m) => {
                     Error::invalid(format!("index {:?} of {collection:?}: {m}", def.spec.name))
                 }

@@ -261,7 +261,7 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
             match snap.decode_payload(name, h.kind, h.type_version, &payload) {
                 Ok(Some(doc)) => {
                     for (def, want) in defs.iter().zip(expected.iter_mut()) {
-                        match keys_for(&def.spec, &doc) {
+                        match keys_for(&def.spec, &doc, h.expires_at) {
                             Ok(keys) => {
                                 want.extend(keys.iter().map(|k| entry_key(def.spec.kind, k, key)))
                             }

@@ -25,6 +25,7 @@ pub mod backend;
 mod btree;
 mod catalog;
 mod cipher;
+pub mod clock;
 pub mod codec;
 mod compact;
 mod db;

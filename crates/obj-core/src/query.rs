@@ -414,6 +414,8 @@ pub fn plan(indexes: &[IndexDef], filter: Option<Expr>, sort: Option<SortOrder>)
                     let score = if v.is_some() { 20 } else { 0 };
                     (v.clone().map(|v| vec![v]), v.map(|v| vec![v]), score)
                 }
+                // Expiry times answer no filter.
+                IndexKind::Expiry => continue,
             };
             // Unique scans skip documents without a value; only equalities may use them.
             if score == 0 || (def.spec.kind == IndexKind::Unique && score != 30) {

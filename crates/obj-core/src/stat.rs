@@ -37,6 +37,9 @@ pub struct CollectionStat {
     pub file_size_bytes: u64,
     /// Its indexes, by name.
     pub indexes: Vec<IndexStat>,
+    /// Documents of a table that have expired but still take space (until later writes or
+    /// a compaction reclaim them); not counted by the table's reads.
+    pub expired: u64,
 }
 
 /// One index of a collection.
@@ -83,6 +86,7 @@ pub(crate) fn stat(snap: &ReadTxn, physical_page: u64, wal_frames: u64) -> Resul
                 file_size_bytes: size,
             });
         }
+        let expired = crate::table::expired(snap, &name)?;
         collections.push(CollectionStat {
             name,
             id: rec.id,
@@ -90,6 +94,7 @@ pub(crate) fn stat(snap: &ReadTxn, physical_page: u64, wal_frames: u64) -> Resul
             doc_count: rec.count,
             file_size_bytes: bytes,
             indexes,
+            expired,
         });
     }
     Ok(Stat {

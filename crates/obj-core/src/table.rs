@@ -11,9 +11,15 @@
 //! those of its first key and are checked on every write. A condition or a filter sees the
 //! stored item with its key values as attributes `pk` and `sk` (unless the item has
 //! attributes of those names); a missing item is seen as an empty one.
+//!
+//! An item may expire: its header then holds the time ([`crate::DocHeader::expires_at`])
+//! and the table's Expiry index ([`EXPIRY_INDEX`]) lists it by time. From that moment
+//! ([`crate::clock`]) every read here treats it as gone (a condition sees it as missing);
+//! the space is reclaimed by later writes to the table, a few expired items each, and by
+//! [`reclaim`] (compaction reclaims them all).
 
 use crate::btree::{self, Cursor, TreeValue};
-use crate::catalog::{IndexKind, IndexSpec};
+use crate::catalog::{IndexDef, IndexKind, IndexSpec};
 use crate::codec::{keys, Datum};
 use crate::doc::DocKind;
 use crate::error::{Error, Result};
@@ -250,9 +256,9 @@ fn partition_range(pk: &Datum, cond: Option<&SortCondition>) -> Result<Range> {
 }
 
 /// The stored item under `key`, decoded.
-fn item_at<R: Reader>(r: &R, collection: &str, key: &[u8]) -> Result<Option<Datum>> {
-    match r.get_key(collection, key)? {
-        Some(v) => decode_item(&v).map(Some),
+fn item_at<R: Reader>(r: &R, collection: &str, key: &[u8]) -> Result<Option<(Datum, Value)>> {
+    match get(r, collection, key)? {
+        Some(v) => Ok(Some((decode_item(&v)?, v))),
         None => Ok(None),
     }
 }
@@ -266,6 +272,89 @@ fn decode_item(v: &Value) -> Result<Datum> {
             other.name()
         ))),
     }
+}
+
+/// The name of a table's Expiry index. No declared index has it: those are named by their
+/// fields, joined with `,`, and no field name is empty.
+pub const EXPIRY_INDEX: &str = ",expiry";
+
+/// Expired items a write to a table deletes, oldest first, on its way.
+const RECLAIM_PER_WRITE: usize = 16;
+
+fn expiry_spec() -> IndexSpec {
+    IndexSpec {
+        name: EXPIRY_INDEX.to_owned(),
+        kind: IndexKind::Expiry,
+        paths: Vec::new(),
+    }
+}
+
+/// True unless the document has expired at `now`.
+fn alive(v: &Value, now: u64) -> bool {
+    v.header().expires_at.is_none_or(|at| at > now)
+}
+
+/// The Expiry index of table `collection`, if it has one.
+fn expiry_index<R: Reader>(r: &R, collection: &str) -> Result<Option<IndexDef>> {
+    if r.kind(collection)?.is_none() {
+        return Ok(None);
+    }
+    Ok(r.indexes(collection)?
+        .iter()
+        .find(|d| d.spec.kind == IndexKind::Expiry)
+        .cloned())
+}
+
+/// The keys of up to `max` items of table `collection` expired at `now`, oldest first.
+fn expired_keys<R: Reader>(r: &R, collection: &str, now: u64, max: usize) -> Result<Vec<Vec<u8>>> {
+    let Some(def) = expiry_index(r, collection)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut cursor = Cursor::seek(r, def.root, None)?;
+    while out.len() < max {
+        let Some((page, i)) = cursor.next(r)? else {
+            break;
+        };
+        let entry = btree::node::key(&page, i);
+        let at = entry
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| Error::corrupt("an expiry index entry without a time"))?;
+        if at > now {
+            break;
+        }
+        let stored = TreeValue::from_leaf(r, &page, i)?;
+        out.push(crate::index::entry_pk(&def.spec, true, entry, &stored)?.to_vec());
+    }
+    Ok(out)
+}
+
+/// Items of table `collection` that have expired but still take space.
+pub fn expired<R: Reader>(r: &R, collection: &str) -> Result<u64> {
+    let now = crate::clock::now_micros();
+    Ok(expired_keys(r, collection, now, usize::MAX)?.len() as u64)
+}
+
+/// Deletes up to `max` expired items of table `collection` (oldest first); returns how
+/// many it deleted.
+pub fn reclaim(txn: &mut WriteTxn, collection: &str, max: usize) -> Result<usize> {
+    if expiry_index(&*txn, collection)?.is_none() {
+        return Ok(0);
+    }
+    let now = crate::clock::now_micros();
+    let keys = expired_keys(&*txn, collection, now, max)?;
+    for key in &keys {
+        txn.delete_key(collection, key)?;
+    }
+    Ok(keys.len())
+}
+
+/// The item under `key` (an encoded key) unless it is missing or expired.
+pub fn get<R: Reader>(r: &R, collection: &str, key: &[u8]) -> Result<Option<Value>> {
+    let now = crate::clock::now_micros();
+    Ok(r.get_key(collection, key)?.filter(|v| alive(v, now)))
 }
 
 /// The document a condition or filter sees: the item, with `pk` and `sk` set to the key
@@ -320,6 +409,8 @@ fn describe_key(key: &[u8]) -> String {
 /// Stores the item (a dict-native payload) under `(pk, sk)` of table `collection` (created
 /// if missing) when `cond` holds for what is stored there now; [`Error::ConditionFailed`]
 /// otherwise, with nothing written.
+///
+/// The item expires at `expires_at` (microseconds since the Unix epoch) when given.
 pub fn put(
     txn: &mut WriteTxn,
     collection: &str,
@@ -327,16 +418,21 @@ pub fn put(
     sk: Option<&Datum>,
     payload: &[u8],
     cond: Option<&Expr>,
+    expires_at: Option<u64>,
 ) -> Result<()> {
     let key = encode_key(pk, sk)?;
     check_types(txn, collection, pk, sk)?;
     if cond.is_some() {
         let old = item_at(&*txn, collection, &key)?;
-        require(cond, old.as_ref(), &key)?;
+        require(cond, old.as_ref().map(|(d, _)| d), &key)?;
     }
     txn.create_collection(collection, CollectionKind::Keyed)?;
-    txn.put_key_doc(collection, &key, DocKind::Value, 0, payload)?;
+    if expires_at.is_some() {
+        txn.ensure_index(collection, &expiry_spec())?;
+    }
+    txn.put_key_doc_until(collection, &key, DocKind::Value, 0, payload, expires_at)?;
     remember_types(txn, collection, pk, sk);
+    reclaim(txn, collection, RECLAIM_PER_WRITE)?;
     Ok(())
 }
 
@@ -354,11 +450,18 @@ pub fn delete(
         require(cond, None, &key)?;
         return Ok(false);
     }
-    if cond.is_some() {
+    let expiring = expiry_index(&*txn, collection)?.is_some();
+    let was_alive = if cond.is_some() || expiring {
         let old = item_at(&*txn, collection, &key)?;
-        require(cond, old.as_ref(), &key)?;
-    }
-    txn.delete_key(collection, &key)
+        require(cond, old.as_ref().map(|(d, _)| d), &key)?;
+        Some(old.is_some())
+    } else {
+        None
+    };
+    let removed = txn.delete_key(collection, &key)?;
+    reclaim(txn, collection, RECLAIM_PER_WRITE)?;
+    // An expired item was already gone for every reader.
+    Ok(was_alive.unwrap_or(removed))
 }
 
 /// Changes to apply to an item, in this order: `set` (attribute path → value), `remove`
@@ -386,8 +489,10 @@ pub fn update(
     let key = encode_key(pk, sk)?;
     check_types(txn, collection, pk, sk)?;
     let old = item_at(&*txn, collection, &key)?;
-    require(cond, old.as_ref(), &key)?;
-    let mut item = old.unwrap_or(Datum::Map(Vec::new()));
+    require(cond, old.as_ref().map(|(d, _)| d), &key)?;
+    // The item keeps its expiry time (an expired one is gone: the update starts afresh).
+    let expires_at = old.as_ref().and_then(|(_, v)| v.header().expires_at);
+    let mut item = old.map_or(Datum::Map(Vec::new()), |(d, _)| d);
     for (path, value) in &update.set {
         *slot(&mut item, path)?.ok_or_else(|| missing_parent(path))? = value.clone();
     }
@@ -403,8 +508,9 @@ pub fn update(
     let mut payload = Vec::new();
     item.encode(&mut payload);
     txn.create_collection(collection, CollectionKind::Keyed)?;
-    txn.put_key_doc(collection, &key, DocKind::Value, 0, &payload)?;
+    txn.put_key_doc_until(collection, &key, DocKind::Value, 0, &payload, expires_at)?;
     remember_types(txn, collection, pk, sk);
+    reclaim(txn, collection, RECLAIM_PER_WRITE)?;
     Ok(item)
 }
 
@@ -593,10 +699,14 @@ fn select_in<R: Reader>(
         }
     }
     let limit = select.limit.unwrap_or(usize::MAX);
+    let now = crate::clock::now_micros();
     let mut items = Vec::new();
     let mut more = false;
     for entry in r.key_range(collection, as_ref(&lo), as_ref(&hi), select.reverse)? {
         let (key, value) = entry?;
+        if !alive(&value, now) {
+            continue;
+        }
         if let Some(filter) = select.filter {
             let item = decode_item(&value)?;
             if !filter.matches(seen(Some(&item), filter, &key)?.as_ref()) {
@@ -646,13 +756,26 @@ pub fn count<R: Reader>(r: &R, collection: &str, pk: Option<&Datum>) -> Result<u
     if r.kind(collection)?.is_none() {
         return Ok(0);
     }
+    let expiring = expiry_index(r, collection)?.is_some();
     let Some(pk) = pk else {
-        return r.count(collection);
+        let stored = r.count(collection)?;
+        return Ok(if expiring {
+            stored - expired(r, collection)?
+        } else {
+            stored
+        });
     };
     let (lo, hi) = partition_range(pk, None)?;
     let mut n = 0;
-    let mut keys = r.key_range(collection, as_ref(&lo), as_ref(&hi), false)?;
-    while keys.next_key()?.is_some() {
+    let mut items = r.key_range(collection, as_ref(&lo), as_ref(&hi), false)?;
+    if expiring {
+        let now = crate::clock::now_micros();
+        for item in items {
+            n += u64::from(alive(&item?.1, now));
+        }
+        return Ok(n);
+    }
+    while items.next_key()?.is_some() {
         n += 1;
     }
     Ok(n)
@@ -795,6 +918,7 @@ pub fn query_index<R: Reader>(
         Cursor::seek(r, def.root, from.as_deref())?
     };
     let limit = select.limit.unwrap_or(usize::MAX);
+    let now = crate::clock::now_micros();
     let mut items: Vec<(Vec<u8>, Value)> = Vec::new();
     let mut last_entry = None;
     loop {
@@ -815,6 +939,9 @@ pub fn query_index<R: Reader>(
                 "index {index:?} of table {collection:?} lists an item that is not there"
             )));
         };
+        if !alive(&value, now) {
+            continue;
+        }
         if let Some(filter) = select.filter {
             let item = decode_item(&value)?;
             if !filter.matches(seen(Some(&item), filter, pk)?.as_ref()) {

@@ -223,6 +223,7 @@ impl WriteTxn {
         kind: DocKind,
         type_version: u32,
         payload: &[u8],
+        expires_at: Option<u64>,
     ) -> Vec<u8> {
         let collection_id = self.colls.get(collection).map_or(0, |st| st.rec.id);
         let compressed = (self.meta.required_features & format::FEATURE_LZ4 != 0
@@ -238,6 +239,7 @@ impl WriteTxn {
             },
             type_version,
             collection_id,
+            expires_at,
         };
         let body = compressed.as_deref().unwrap_or(payload);
         let mut buf = Vec::with_capacity(body.len() + 12);
@@ -333,9 +335,25 @@ impl WriteTxn {
         type_version: u32,
         payload: &[u8],
     ) -> Result<bool> {
+        self.put_key_doc_until(collection, key, kind, type_version, payload, None)
+    }
+
+    /// Like [`WriteTxn::put_key_doc`] for a document that expires at `expires_at`
+    /// (microseconds since the Unix epoch; None: never). Table reads treat an expired
+    /// document as gone; the collection's Expiry index, if it has one, lists the time.
+    pub fn put_key_doc_until(
+        &mut self,
+        collection: &str,
+        key: &[u8],
+        kind: DocKind,
+        type_version: u32,
+        payload: &[u8],
+        expires_at: Option<u64>,
+    ) -> Result<bool> {
         catalog::check_key(key)?;
+        let target = Target::Key(key);
         let (_, replaced) =
-            self.write_at(collection, Target::Key(key), kind, type_version, payload)?;
+            self.write_at(collection, target, kind, type_version, payload, expires_at)?;
         Ok(replaced)
     }
 
@@ -353,7 +371,7 @@ impl WriteTxn {
             Some(id) => Target::Id(id),
             None => Target::NewId,
         };
-        self.write_at(collection, target, kind, type_version, payload)
+        self.write_at(collection, target, kind, type_version, payload, None)
     }
 
     /// Stores a document at `target` and maintains the collection's indexes. Unique
@@ -366,6 +384,7 @@ impl WriteTxn {
         kind: DocKind,
         type_version: u32,
         payload: &[u8],
+        expires_at: Option<u64>,
     ) -> Result<(u64, bool)> {
         self.check_usable()?;
         let want = match target {
@@ -401,13 +420,15 @@ impl WriteTxn {
                 Target::NewId => None,
                 _ => btree::get(self, root, pk)?,
             };
-            let old_doc = match old {
+            let (old_doc, old_expires) = match old {
                 Some(stored) => {
                     let stored = Value::from_tree(stored)?;
                     let h = stored.header();
-                    self.index_view(collection, h.kind, h.type_version, &stored, &defs)?
+                    let view =
+                        self.index_view(collection, h.kind, h.type_version, &stored, &defs)?;
+                    (view, h.expires_at)
                 }
-                None => None,
+                None => (None, None),
             };
             let change = index::Change {
                 collection,
@@ -415,11 +436,13 @@ impl WriteTxn {
                 pk,
                 old: old_doc.as_ref(),
                 new: new_doc.as_ref(),
+                old_expires,
+                new_expires: expires_at,
                 building: false,
             };
             index::plan_changes(self, &defs, &change)?
         };
-        let value = self.stored(collection, kind, type_version, payload);
+        let value = self.stored(collection, kind, type_version, payload, expires_at);
         let replaced = btree::put(self, root, pk, &value)?;
         index::apply_changes(self, &defs, pk, changes)?;
         if let Some(st) = self.colls.get_mut(collection) {
@@ -474,6 +497,8 @@ impl WriteTxn {
                 pk,
                 old: old_doc.as_ref(),
                 new: None,
+                old_expires: h.expires_at,
+                new_expires: None,
                 building: false,
             };
             let changes = index::plan_changes(self, &defs, &change)?;
@@ -632,6 +657,8 @@ impl WriteTxn {
                     pk: &pk,
                     old: None,
                     new: doc.as_ref(),
+                    old_expires: None,
+                    new_expires: value.header().expires_at,
                     building: true,
                 };
                 let changes = index::plan_changes(self, &only, &change)?;

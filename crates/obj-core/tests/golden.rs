@@ -1,11 +1,11 @@
 //! Format stability: small databases written by each format version are checked in under
-//! `tests/golden/` (`v1-*` by format 1, `v2-*` by format 2, each plain, lz4 and encrypted
-//! with a commit still in the WAL); these tests open them and check every document, schema
-//! and index, so a change that breaks old files fails here.
+//! `tests/golden/` (`v1-*` by format 1, `v2-*` by format 2, `v3-*` by format 3, each plain,
+//! lz4 and encrypted with a commit still in the WAL); these tests open them and check every
+//! document, schema and index, so a change that breaks old files fails here.
 //!
 //! `OBJ_WRITE_GOLDEN=1 cargo test -p obj-core --test golden` rewrites the files of the
-//! current format (`v2-*`) with this build. Older files are never rewritten: this build
-//! writes format 2, so they could not be made again. When the format version changes, add
+//! current format (`v3-*`) with this build. Older files are never rewritten: this build
+//! writes format 3, so they could not be made again. When the format version changes, add
 //! the new version's files and keep every old one.
 
 use obj_core::codec::wire::{put_bytes, put_ivarint};
@@ -83,8 +83,9 @@ fn format_version(path: &Path) -> u32 {
     u32::from_le_bytes(bytes[8..12].try_into().unwrap())
 }
 
-/// Writes a format-2 golden database: the id collections the v1 files hold (written the
-/// same way) and the keyed collections of [`write_keyed`].
+/// Writes a golden database of the current format: the id collections the v1 files hold
+/// (written the same way), the keyed collections of [`write_keyed`] (what v2 added) and the
+/// table of [`write_table`] (what v3 added).
 fn write(path: &Path, opts: &Options) {
     for p in [path.to_path_buf(), wal_path(path)] {
         let _ = std::fs::remove_file(p);
@@ -120,6 +121,7 @@ fn write(path: &Path, opts: &Options) {
     }
     tx.insert("raw", &b"0123456789".repeat(100)).unwrap();
     write_keyed(&mut tx, false);
+    write_table(&mut tx, false);
     tx.commit().unwrap();
     db.checkpoint().unwrap();
     // A second commit that stays in the WAL.
@@ -127,8 +129,129 @@ fn write(path: &Path, opts: &Options) {
     tx.delete("events", 2).unwrap();
     tx.insert("raw", b"in the log").unwrap();
     write_keyed(&mut tx, true);
+    write_table(&mut tx, true);
     tx.commit().unwrap();
     db.close_without_checkpoint().unwrap();
+}
+
+/// 2000-01-01 and 2200-01-01, in microseconds since the Unix epoch.
+const EXPIRED_AT: u64 = 946_684_800_000_000;
+const EXPIRES_AT: u64 = 7_258_118_400_000_000;
+
+fn table_item(n: i64) -> Datum {
+    Datum::Map(vec![
+        ("n".into(), Datum::Int(n)),
+        ("tag".into(), Datum::Str(format!("t{}", n.rem_euclid(3)))),
+    ])
+}
+
+/// The table part of the v3 files: `items` with int partition keys and str sort keys, an
+/// index on `n`, an item that expired in 2000 (not reclaimed) and one expiring in 2200; the
+/// commit in the WAL (`in_wal`) changes one item and deletes another.
+fn write_table(tx: &mut obj_core::WriteTxn, in_wal: bool) {
+    use obj_core::table;
+    let key = |p: i64, s: &str| table::encode_key(&Datum::Int(p), Some(&Datum::Str(s.into())));
+    let bytes = |d: &Datum| d.to_bytes();
+    if in_wal {
+        // Written below the table API, which would reclaim the expired item on its way.
+        let changed = bytes(&table_item(999));
+        tx.put_key_doc("items", &key(0, "s1").unwrap(), DocKind::Value, 0, &changed)
+            .unwrap();
+        assert!(tx.delete_key("items", &key(1, "s2").unwrap()).unwrap());
+        return;
+    }
+    for p in -2..3i64 {
+        for j in 0..3i64 {
+            let sk = Datum::Str(format!("s{j}"));
+            let item = bytes(&table_item(p * 10 + j));
+            table::put(tx, "items", &Datum::Int(p), Some(&sk), &item, None, None).unwrap();
+        }
+    }
+    table::ensure_index(tx, "items", &table::index_spec(&["n".into()]).unwrap()).unwrap();
+    let new = Datum::Str("new".into());
+    let item = bytes(&table_item(71));
+    table::put(
+        tx,
+        "items",
+        &Datum::Int(7),
+        Some(&new),
+        &item,
+        None,
+        Some(EXPIRES_AT),
+    )
+    .unwrap();
+    let old = bytes(&table_item(70));
+    tx.put_key_doc_until(
+        "items",
+        &key(7, "old").unwrap(),
+        DocKind::Value,
+        0,
+        &old,
+        Some(EXPIRED_AT),
+    )
+    .unwrap();
+}
+
+/// Checks the table of a v3 file through the table API: partitions in sort-key order, the
+/// index, expiry (the expired item is gone for reads, counted as expired by stat).
+fn check_table_file(name: &str, opts: Options) {
+    use obj_core::table::{self, Select};
+    let (_tmp, db) = open_copy(name, opts);
+    let rx = db.begin_read().unwrap();
+    let n = |page: table::Page| -> Vec<i64> {
+        page.items
+            .iter()
+            .map(|(_, v)| match Datum::decode(v).unwrap().get("n") {
+                Some(Datum::Int(i)) => *i,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let all = Select::default();
+    let mut want_all = Vec::new();
+    for p in -2..3i64 {
+        let mut want: Vec<i64> = (0..3).map(|j| p * 10 + j).collect();
+        if p == 0 {
+            want[1] = 999;
+        }
+        if p == 1 {
+            want.pop();
+        }
+        let got = n(table::query(&rx, "items", &Datum::Int(p), None, &all).unwrap());
+        assert_eq!(got, want, "{name}: partition {p}");
+        want_all.extend(want);
+    }
+    want_all.push(71);
+    assert_eq!(
+        n(table::scan(&rx, "items", &all).unwrap()),
+        want_all,
+        "{name}"
+    );
+    let key = |p: i64, s: &str| table::encode_key(&Datum::Int(p), Some(&Datum::Str(s.into())));
+    assert!(
+        table::get(&rx, "items", &key(7, "old").unwrap())
+            .unwrap()
+            .is_none(),
+        "{name}"
+    );
+    assert!(
+        table::get(&rx, "items", &key(7, "new").unwrap())
+            .unwrap()
+            .is_some(),
+        "{name}"
+    );
+    assert_eq!(table::count(&rx, "items", None).unwrap(), 15, "{name}");
+    assert_eq!(table::expired(&rx, "items").unwrap(), 1, "{name}");
+    let by_n = table::query_index(&rx, "items", "n", None, &all).unwrap();
+    let mut sorted = want_all.clone();
+    sorted.sort_unstable();
+    assert_eq!(n(by_n), sorted, "{name}: the index on n");
+    drop(rx);
+    let stat = db.stat().unwrap();
+    let items = stat.collections.iter().find(|c| c.name == "items").unwrap();
+    assert_eq!((items.doc_count, items.expired), (16, 1), "{name}");
+    db.integrity_check()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
 }
 
 /// Deterministic bytes that lz4 cannot shrink much, so they overflow in every variant.
@@ -383,24 +506,38 @@ fn check_id_collections(rx: &ReadTxn, name: &str) {
 #[test]
 #[cfg(all(feature = "compression", feature = "encryption"))]
 fn golden_files_of_format_2_still_read() {
+    for (name, opts) in variants(2) {
+        check_keyed_file(&name, opts, 2, &["events", "kv", "people", "raw", "users"]);
+    }
+}
+
+#[test]
+#[cfg(all(feature = "compression", feature = "encryption"))]
+fn golden_files_of_format_3_still_read() {
     let dir = golden_dir();
     if std::env::var("OBJ_WRITE_GOLDEN").is_ok() {
         std::fs::create_dir_all(&dir).unwrap();
-        for (name, opts) in variants(2) {
+        for (name, opts) in variants(3) {
             write(&dir.join(name), &opts);
         }
     }
+    for (name, opts) in variants(3) {
+        let all = ["events", "items", "kv", "people", "raw", "users"];
+        check_keyed_file(&name, opts.clone(), 3, &all);
+        check_table_file(&name, opts);
+    }
+}
+
+/// Checks a golden file of format `version` (2 or later): its id collections, its keyed
+/// collections and their indexes, and that it passes the integrity check.
+fn check_keyed_file(name: &str, opts: Options, version: u32, collections: &[&str]) {
+    let dir = golden_dir();
     let (users, kv) = keyed_model();
-    for (name, opts) in variants(2) {
-        let name = name.as_str();
-        assert_eq!(format_version(&dir.join(name)), 2, "{name}");
+    {
+        assert_eq!(format_version(&dir.join(name)), version, "{name}");
         let (_tmp, db) = open_copy(name, opts);
         let rx = db.begin_read().unwrap();
-        assert_eq!(
-            rx.collections().unwrap(),
-            vec!["events", "kv", "people", "raw", "users"],
-            "{name}"
-        );
+        assert_eq!(rx.collections().unwrap(), collections, "{name}");
         check_id_collections(&rx, name);
         for (coll, kind) in [
             ("users", CollectionKind::Keyed),

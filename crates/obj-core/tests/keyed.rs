@@ -531,7 +531,7 @@ fn keyed_collections_survive_checkpoint_compaction_backup_encryption_and_reopen(
 }
 
 #[test]
-fn a_format_1_file_opens_and_is_written_as_format_2() {
+fn a_format_1_file_opens_and_is_written_as_the_current_format() {
     let dir = tempfile::tempdir().unwrap();
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let path = dir.path().join("v1.obj");
@@ -547,7 +547,7 @@ fn a_format_1_file_opens_and_is_written_as_format_2() {
     tx.put_key("kv", b"new", b"kind").unwrap();
     tx.commit().unwrap();
     db.close().unwrap();
-    assert_eq!(version(&path), 2);
+    assert_eq!(version(&path), obj_core::format::FORMAT_VERSION);
     let db = open(&path);
     let rx = db.begin_read().unwrap();
     assert_eq!(&*rx.get_key("kv", b"new").unwrap().unwrap(), b"kind");

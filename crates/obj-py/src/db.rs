@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 type IndexStatRow = (String, &'static str, Vec<String>, &'static str, u64);
-type CollectionStatRow = (String, &'static str, u64, u64, Vec<IndexStatRow>);
+type CollectionStatRow = (String, &'static str, u64, u64, Vec<IndexStatRow>, u64);
 type StatRow = (u64, u64, u64, u64, Vec<CollectionStatRow>);
 /// `(at, kind, flags, type_version, collection_id, payload)` of a stored record, `at` its
 /// id or, in a keyed collection, its key.
@@ -298,6 +298,7 @@ impl Db {
                     c.doc_count,
                     c.file_size_bytes,
                     indexes,
+                    c.expired,
                 )
             })
             .collect();

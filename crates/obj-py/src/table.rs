@@ -11,7 +11,7 @@ use crate::{args, codec};
 use obj_core::codec::Datum;
 use obj_core::query::Expr;
 use obj_core::table::{self, Select, SortCondition, Update};
-use obj_core::{Reader, WriteTxn};
+use obj_core::WriteTxn;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
@@ -66,6 +66,48 @@ fn item_payload(item: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         )));
     }
     datum::encode(item, "item")
+}
+
+/// When an item given `ttl` expires, in microseconds since the Unix epoch: `ttl` is seconds
+/// from now (an int, a float or a `timedelta`, above 0), or the `datetime` to expire at (a
+/// naive one is local time, as `datetime.timestamp()` has it). "Now" is the engine's clock.
+fn expires_at(ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let Some(ttl) = ttl.filter(|t| !t.is_none()) else {
+        return Ok(None);
+    };
+    let py = ttl.py();
+    let datetime = py.import("datetime")?;
+    let bad = || {
+        InvalidArgumentError::new_err(format!(
+            "ttl must be seconds to live (an int, float or timedelta above 0) or the datetime \
+             to expire at, got {}",
+            ttl.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+        ))
+    };
+    let micros = |seconds: f64| -> PyResult<u64> {
+        if !seconds.is_finite() {
+            return Err(bad());
+        }
+        Ok((seconds * 1e6).clamp(0.0, u64::MAX as f64) as u64)
+    };
+    if ttl.is_instance(&datetime.getattr("datetime")?)? {
+        let at: f64 = ttl.call_method0("timestamp")?.extract()?;
+        return micros(at).map(Some);
+    }
+    let seconds: f64 = if ttl.is_instance(&datetime.getattr("timedelta")?)? {
+        ttl.call_method0("total_seconds")?.extract()?
+    } else if (ttl.is_instance_of::<PyInt>() && !ttl.is_instance_of::<PyBool>())
+        || ttl.is_instance_of::<pyo3::types::PyFloat>()
+    {
+        ttl.extract()?
+    } else {
+        return Err(bad());
+    };
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(bad());
+    }
+    let now = obj_core::clock::now_micros();
+    Ok(Some(now.saturating_add(micros(seconds)?)))
 }
 
 /// A key as pages and `batch_get` take it: `pk` or `(pk, sk)`.
@@ -233,7 +275,7 @@ impl TableHandle {
         &self.collection
     }
     /// Stores `item` under `pk` (and `sk`), replacing any item there.
-    #[pyo3(signature = (pk, item, *, sk = None, condition = None))]
+    #[pyo3(signature = (pk, item, *, sk = None, condition = None, ttl = None))]
     fn put(
         &self,
         py: Python<'_>,
@@ -241,13 +283,15 @@ impl TableHandle {
         item: &Bound<'_, PyAny>,
         sk: Option<&Bound<'_, PyAny>>,
         condition: Option<&Bound<'_, PyAny>>,
+        ttl: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let pk = part(pk, "partition key")?;
         let sk = sort_key(sk)?;
         let payload = item_payload(item)?;
         let cond = self::condition(condition, "condition")?;
+        let expires = expires_at(ttl)?;
         self.write(py, |txn, c| {
-            table::put(txn, c, &pk, sk.as_ref(), &payload, cond.as_ref())
+            table::put(txn, c, &pk, sk.as_ref(), &payload, cond.as_ref(), expires)
         })
     }
 
@@ -264,7 +308,7 @@ impl TableHandle {
         let key = table::encode_key(&pk, sk.as_ref()).map_err(to_py)?;
         let collection = self.collection.as_str();
         let value = self.origin.with(py, &self.place, |snap, _| {
-            on_snap!(snap, |r| r.get_key(collection, &key).map_err(to_py))
+            on_snap!(snap, |r| table::get(r, collection, &key).map_err(to_py))
         })?;
         value.map(|v| codec::value_to_py(py, &v)).transpose()
     }
@@ -487,7 +531,7 @@ impl TableHandle {
         let values = self.origin.with(py, &self.place, |snap, _| {
             on_snap!(snap, |r| encoded
                 .iter()
-                .map(|k| r.get_key(collection, k))
+                .map(|k| table::get(r, collection, k))
                 .collect::<obj_core::Result<Vec<_>>>()
                 .map_err(to_py))
         })?;
@@ -501,16 +545,19 @@ impl TableHandle {
         Ok(out)
     }
 
-    /// Puts (`(pk, item)` or `(pk, sk, item)`) then deletes (`pk` or `(pk, sk)`), all in one
-    /// transaction: every one is checked before anything is written.
-    #[pyo3(signature = (puts, deletes, /))]
+    /// Puts (`(pk, item)` or `(pk, sk, item)`, each expiring after `ttl` when given) then
+    /// deletes (`pk` or `(pk, sk)`), all in one transaction: every one is checked before
+    /// anything is written.
+    #[pyo3(signature = (puts, deletes, ttl, /))]
     #[pyo3(name = "_batch_write")]
     fn batch_write(
         &self,
         py: Python<'_>,
         puts: &Bound<'_, PyAny>,
         deletes: &Bound<'_, PyAny>,
+        ttl: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        let expires = expires_at(ttl)?;
         let mut put_ops = Vec::new();
         for (n, put) in puts.try_iter()?.enumerate() {
             let put = put?;
@@ -538,7 +585,7 @@ impl TableHandle {
         }
         self.write(py, |txn, c| {
             for (pk, sk, payload) in &put_ops {
-                table::put(txn, c, pk, sk.as_ref(), payload, None)?;
+                table::put(txn, c, pk, sk.as_ref(), payload, None, expires)?;
             }
             for (pk, sk) in &delete_ops {
                 table::delete(txn, c, pk, sk.as_ref(), None)?;
@@ -567,4 +614,22 @@ impl TableHandle {
             .map(Some)
             .map_err(to_py)
     }
+}
+
+/// Sets the clock expiry checks read, in seconds since the Unix epoch (None: the system
+/// time again). For tests: it is the whole process's clock.
+#[pyfunction]
+#[pyo3(signature = (seconds, /))]
+pub(crate) fn _set_clock(seconds: Option<f64>) -> PyResult<()> {
+    let micros = match seconds {
+        None => None,
+        Some(s) if s.is_finite() && s >= 0.0 => Some((s * 1e6) as u64),
+        Some(s) => {
+            return Err(InvalidArgumentError::new_err(format!(
+                "the clock is seconds since the Unix epoch (0 or more), got {s}"
+            )))
+        }
+    };
+    obj_core::clock::set_for_tests(micros);
+    Ok(())
 }
