@@ -301,8 +301,13 @@ def test_demo_command(tmp_path: pathlib.Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "demo.obj-wal 64 bytes" in result.stdout
     assert "rolled back" in result.stdout
+    assert "the next page -> ['u3@acme.org', 'u4@acme.org']" in result.stdout
+    assert "ConditionFailedError, nothing written" in result.stdout
     with obj.Db(target, read_only=True) as db, db.read_transaction() as tx:
         assert tx.count("notes") == 2
+        users = tx.table("users")
+        assert users.count("org#acme") == 5
+        assert users.get("org#zeta", sk="user#2") == {"email": "u2@zeta.org", "logins": 1}
 
 
 def test_demo_command_without_path() -> None:

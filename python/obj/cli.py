@@ -65,9 +65,10 @@ from ._db import Db
 from ._obj import __version__
 from ._txn import WriteTransaction
 from .document import Composite, Each, Index, Unique, document
-from .errors import CorruptionError, IntegrityError, ObjError
+from .errors import ConditionFailedError, CorruptionError, IntegrityError, ObjError
 from .query import field
 from .store import KeyTypeError
+from .table import sk
 
 __all__ = ["Task", "demo", "from_json", "main", "to_json"]
 
@@ -151,6 +152,7 @@ def demo(path: pathlib.Path, out: Callable[[str], None] = print) -> None:
 
         _typed_demo(db, out)
         _store_demo(db, out)
+        _table_demo(db, out)
 
         out(
             f"  before checkpoint: {path.name} {_size(path)}, "
@@ -188,6 +190,35 @@ def _store_demo(db: Db, out: Callable[[str], None]) -> None:
     out(f"    prefix('user:4') -> {[key for key, _ in sessions.prefix('user:4')]}")
     found, missing = sessions.get_many(["user:1", "user:nope"])
     out(f"    get_many -> found {sorted(found)}, missing {missing}")
+
+
+def _table_demo(db: Db, out: Callable[[str], None]) -> None:
+    out("  items by partition and sort key (obj.Table, DynamoDB-style):")
+    users = db.table("users", indexes=["email"])
+    users.batch_write(
+        puts=[
+            (f"org#{org}", f"user#{i}", {"email": f"u{i}@{org}.org", "logins": 0})
+            for org in ("acme", "zeta")
+            for i in range(1, 5)
+        ]
+    )
+    page = users.query("org#acme", sk=sk.begins_with("user#"), limit=2)
+    out(
+        f"    query('org#acme', begins_with 'user#', limit=2) -> {len(page)} items, "
+        f"last_key {page.last_key!r}"
+    )
+    rest = users.query("org#acme", start_after=page.last_key)
+    out(f"    the next page -> {[item['email'] for item in rest]}")
+    try:
+        users.put("org#acme", {"email": "dup"}, sk="user#1", condition=field("pk").not_exists())
+    except ConditionFailedError:
+        out("    a put-if-absent on an existing item: ConditionFailedError, nothing written")
+    updated = users.update("org#zeta", sk="user#2", add={"logins": 1})
+    out(f"    update(add logins 1) -> {updated}")
+    hit = users.query_index("email", "u3@zeta.org")
+    out(f"    query_index('email', 'u3@zeta.org') -> {[item['email'] for item in hit]}")
+    users.put("org#acme", {"email": "temp@acme.org"}, sk="session#1", ttl=3600)
+    out(f"    an item with ttl=3600 s; count('org#acme') = {users.count('org#acme')}")
 
 
 def _typed_demo(db: Db, out: Callable[[str], None]) -> None:

@@ -37,7 +37,7 @@ pub(crate) struct CollState {
     pub(crate) indexes_changed: bool,
     /// A table's key types, once this transaction has read or fixed them (valid while the
     /// collection is not empty).
-    pub(crate) table_keys: Option<crate::table::KeyTypes>,
+    pub(crate) table_keys: Option<crate::codec::keys::KeyTypes>,
 }
 
 /// The single writer. Changes are private until [`WriteTxn::commit`]; dropping the

@@ -29,6 +29,61 @@ const TAG_MAP: u8 = 0x80;
 const ENTRY: u8 = 0x01;
 const END: u8 = 0x00;
 
+/// What one part of a table key is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartType {
+    /// A signed 64-bit integer.
+    Int,
+    /// A string.
+    Str,
+    /// A byte string.
+    Bytes,
+}
+
+impl PartType {
+    /// The type of a key part, or None for a value that cannot be one.
+    pub fn of(d: &Datum) -> Option<PartType> {
+        match d {
+            Datum::Int(_) => Some(PartType::Int),
+            Datum::Str(_) => Some(PartType::Str),
+            Datum::Bytes(_) => Some(PartType::Bytes),
+            _ => None,
+        }
+    }
+
+    /// The Python name of the type, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartType::Int => "int",
+            PartType::Str => "str",
+            PartType::Bytes => "bytes",
+        }
+    }
+}
+
+/// The key types of a table: fixed by its first item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyTypes {
+    /// The partition key's type.
+    pub pk: PartType,
+    /// The sort key's type; None for a table without sort keys.
+    pub sk: Option<PartType>,
+}
+
+impl KeyTypes {
+    /// The types as messages name them.
+    pub fn describe(self) -> String {
+        match self.sk {
+            Some(sk) => format!(
+                "{} partition keys and {} sort keys",
+                self.pk.name(),
+                sk.name()
+            ),
+            None => format!("{} partition keys and no sort keys", self.pk.name()),
+        }
+    }
+}
+
 /// Appends the encoding of one indexable value.
 pub fn encode_value(out: &mut Vec<u8>, d: &Datum) -> Result<()> {
     if matches!(d, Datum::List(_) | Datum::Map(_)) {
