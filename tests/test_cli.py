@@ -960,3 +960,32 @@ def test_import_refuses_keyed_lines_that_do_not_fit(
     assert {name: records(keyed, name) for name in names} == before
     with obj.Db(keyed, read_only=True) as db:
         assert "fresh" not in db.collections()
+
+
+def test_a_table_with_sets_vectors_and_expiring_items_exports_and_imports(
+    tmp_path: pathlib.Path,
+) -> None:
+    src = tmp_path / "table.obj"
+    with obj.Db(src) as db:
+        t = db.table("items")
+        t.put("org", {"tags": {"b", "a"}, "ids": {3, 1.5}, "emb": obj.Vector([0.1, -2.0])}, sk=1)
+        t.put("org", {"raw": {b"\x00", b"x"}, "none": set()}, sk=2)
+    out = tmp_path / "items.jsonl"
+    done = cli("export", str(src), "items", "--jsonl", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["doc"]["tags"] == {"$set": ["a", "b"]}
+    assert lines[0]["doc"]["emb"] == {"$vector": base64_of(obj.Vector([0.1, -2.0]).tobytes())}
+    copy = tmp_path / "copy.obj"
+    done = cli("import", str(copy), "--jsonl", str(out))
+    assert done.returncode == 0, done.stderr
+    with obj.Db(copy) as db:
+        t = db.table("items")
+        first = t.get("org", sk=1)
+        assert first == {"tags": {"a", "b"}, "ids": {1.5, 3}, "emb": [0.1, -2.0]}
+        assert first is not None and isinstance(first["emb"], obj.Vector)
+        assert t.get("org", sk=2) == {"raw": {b"\x00", b"x"}, "none": set()}
+    assert from_json({"$set": [1, 2]}) == {1, 2}
+    with pytest.raises(ValueError, match="members"):
+        from_json({"$set": [[1]]})
+    assert to_json({"$set": 1}) == {"$dict": {"$set": 1}}

@@ -37,7 +37,7 @@ from ._db import (
     RawRecord,
     Sync,
 )
-from ._obj import WAL_HEADER_SIZE, DocumentIterator, QueryCursor
+from ._obj import WAL_HEADER_SIZE, DocumentIterator, QueryCursor, Vector
 from ._obj import __version__ as __version__
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
 from .document import Composite, Each, Index, Unique, document, is_document
@@ -128,6 +128,7 @@ __all__ = [
     "Sync",
     "Table",
     "Unique",
+    "Vector",
     "WriteTransaction",
     "__version__",
     "document",

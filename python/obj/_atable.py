@@ -72,7 +72,7 @@ class AsyncTable:
         sk: KeyPart | None = None,
         set: Mapping[str, Any] | None = None,
         remove: Iterable[str] | None = None,
-        add: Mapping[str, int | float] | None = None,
+        add: Mapping[str, int | float | set[Any] | frozenset[Any]] | None = None,
         condition: Expr | None = None,
     ) -> Item:
         """See :meth:`obj.Table.update`."""

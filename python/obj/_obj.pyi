@@ -38,6 +38,7 @@ __all__ = [
     "ReadTransaction",
     "Reads",
     "TableHandle",
+    "Vector",
     "WriteTransaction",
     "__version__",
     "_defaults",
@@ -295,6 +296,29 @@ class ReadTransaction(Reads):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+
+@final
+class Vector:
+    """A read-only sequence of float32 values (an embedding) with the buffer protocol:
+    ``numpy.asarray(v)`` and ``memoryview(v)`` share its memory. A stored
+    ``array.array('f')``, one-dimensional ``numpy.float32`` array or ``Vector`` reads back
+    as one; it equals a sequence of the same float32 values."""
+
+    def __new__(cls, values: Iterable[float] | None = None, /) -> Self: ...
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: int, /) -> float: ...
+    @overload
+    def __getitem__(self, index: slice, /) -> Vector: ...
+    def __iter__(self) -> Iterator[float]: ...
+    def __contains__(self, value: object, /) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+    def tolist(self) -> list[float]: ...
+    def tobytes(self) -> bytes:
+        """The floats as little-endian float32 bytes (how they are stored)."""
+    def __reduce__(self) -> tuple[type[Vector], tuple[list[float]]]: ...
 
 _KeyPart = str | bytes | int
 _Key = tuple[_KeyPart, _KeyPart | None]

@@ -16,7 +16,8 @@ on stderr only when it is a terminal.
 
 In JSON output a document is a JSON object; values JSON has no type for are tagged objects:
 ``{"$bytes": "<base64>"}``, ``{"$datetime": "<ISO 8601>"}``, ``{"$date": "<ISO 8601>"}``,
-``{"$uuid": "<hex>"}`` and ``{"$float": "nan"}`` (or ``"-nan"``, ``"inf"``, ``"-inf"``), so
+``{"$uuid": "<hex>"}``, ``{"$vector": "<base64 of float32 LE>"}``, ``{"$set": [members]}``
+and ``{"$float": "nan"}`` (or ``"-nan"``, ``"inf"``, ``"-inf"``), so
 the output is strict JSON. A raw (bytes) document is ``{"$bytes": ...}`` itself; a dict whose
 only key is one of these tags is written ``{"$dict": {...}}``. A malformed tag is an error.
 
@@ -46,6 +47,7 @@ a file the import created is removed).
 from __future__ import annotations
 
 import argparse
+import array
 import base64
 import contextlib
 import dataclasses
@@ -62,7 +64,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Annotated, Any, Callable, Literal, NoReturn, Optional
 
 from ._db import Db
-from ._obj import __version__
+from ._obj import Vector, __version__
 from ._txn import WriteTransaction
 from .document import Composite, Each, Index, Unique, document
 from .errors import ConditionFailedError, CorruptionError, IntegrityError, ObjError
@@ -283,7 +285,22 @@ _TAGS: dict[str, Callable[[str], Any]] = {
     "$date": datetime.date.fromisoformat,
     "$uuid": uuid.UUID,
     "$float": _float_tag,
+    "$vector": lambda s: _vector(base64.b64decode(s.encode("ascii"), validate=True)),
 }
+
+#: A set is ``{"$set": [members]}`` (a list, so not one of the string tags above).
+_SET_TAG = "$set"
+
+
+def _vector(le: bytes) -> Vector:
+    """The vector of float32 little-endian bytes."""
+    if len(le) % 4:
+        raise ValueError("a vector's bytes are a multiple of 4 long")
+    floats = array.array("f", le)
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return Vector(floats)
+
 
 #: A dict whose only key is a tag (or this) is written wrapped in it, so it reads back as a
 #: dict rather than as the tagged value.
@@ -294,7 +311,7 @@ def to_json(value: Any) -> Any:
     """A document value as strict JSON data (see the module documentation)."""
     if isinstance(value, dict):
         out = {str(k): to_json(v) for k, v in value.items()}
-        if len(out) == 1 and (next(iter(out)) in _TAGS or _DICT_TAG in out):
+        if len(out) == 1 and (next(iter(out)) in (*_TAGS, _SET_TAG) or _DICT_TAG in out):
             return {_DICT_TAG: out}
         return out
     if isinstance(value, (list, tuple)):
@@ -309,6 +326,10 @@ def to_json(value: Any) -> Any:
         return {"$date": value.isoformat()}
     if isinstance(value, uuid.UUID):
         return {"$uuid": value.hex}
+    if isinstance(value, Vector):
+        return {"$vector": base64.b64encode(value.tobytes()).decode("ascii")}
+    if isinstance(value, (set, frozenset)):
+        return {_SET_TAG: [to_json(m) for m in sorted(value)]}
     return value
 
 
@@ -325,6 +346,13 @@ def _from_json(value: Any, path: str) -> Any:
                 if not isinstance(inner, dict):
                     raise ValueError(f"{_where(path)}{key} must hold a JSON object")
                 return {k: _from_json(v, _field(path, k)) for k, v in inner.items()}
+            if key == _SET_TAG:
+                if not isinstance(inner, list):
+                    raise ValueError(f"{_where(path)}{key} must hold a JSON array")
+                members = [_from_json(v, f"{path}[{i}]") for i, v in enumerate(inner)]
+                if not all(isinstance(m, (str, bytes, int, float)) for m in members):
+                    raise ValueError(f"{_where(path)}{key} members are strings, bytes or numbers")
+                return set(members)
             if key in _TAGS:
                 if not isinstance(inner, str):
                     raise ValueError(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Union, overload
 
@@ -269,24 +270,25 @@ class Table(_obj.TableHandle):
         sk: KeyPart | None = None,
         set: Mapping[str, Any] | None = None,
         remove: Iterable[str] | None = None,
-        add: Mapping[str, int | float] | None = None,
+        add: Mapping[str, int | float | set[Any] | frozenset[Any]] | None = None,
         condition: Expr | None = None,
     ) -> Item:
         """Changes the item under ``pk`` (and ``sk``) in one atomic read-modify-write and
         returns the new item (an update of a missing item creates it). ``set`` maps
         attribute paths (``"address.city"``) to new values, ``remove`` lists paths to
         delete, ``add`` maps paths to numbers added to the number there (a missing one
-        counts as 0)::
+        counts as 0) or to sets whose members join the set there (DynamoDB's ADD)::
 
             table.update("user#1", set={"plan": "pro"}, add={"logins": 1})
         """
-        for what, arg in (("add", add),):
-            if arg is not None:
-                for path, by in arg.items():
-                    if isinstance(by, bool) or not isinstance(by, numbers.Real):
-                        raise InvalidArgumentError(
-                            f"{what}[{path!r}] must be a number to add, got {type(by).__name__}"
-                        )
+        if add is not None:
+            for path, by in add.items():
+                number = isinstance(by, numbers.Real) and not isinstance(by, bool)
+                if not (number or isinstance(by, AbstractSet)):
+                    raise InvalidArgumentError(
+                        f"add[{path!r}] must be a number to add, or a set of members to add, "
+                        f"got {type(by).__name__}"
+                    )
         return self._update(
             pk,
             sk,

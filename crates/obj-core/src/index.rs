@@ -24,7 +24,7 @@ pub fn keys_for(spec: &IndexSpec, doc: &Datum, expires_at: Option<u64>) -> Resul
             v => vec![keys::encode(&[v])?],
         },
         IndexKind::Each => match value(&spec.paths[0]) {
-            Datum::List(items) => items
+            Datum::List(items) | Datum::Set(items) => items
                 .iter()
                 .map(|v| keys::encode(std::slice::from_ref(v)))
                 .collect::<Result<_>>()?,

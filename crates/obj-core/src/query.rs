@@ -134,6 +134,14 @@ pub fn compare(a: &Datum, b: &Datum) -> Option<Ordering> {
                 .all(|(a, b)| a.0 == b.0 && equal(&a.1, &b.1))
         })
         .then_some(Ordering::Equal),
+        // Sets only compare for equality: the same members, in any order.
+        (Set(x), Set(y)) => {
+            let within = |x: &[Datum], y: &[Datum]| x.iter().all(|m| y.iter().any(|n| equal(m, n)));
+            (within(x, y) && within(y, x)).then_some(Ordering::Equal)
+        }
+        // A vector orders as the list of its floats (with other vectors and with lists).
+        (Vector(x), _) => compare(&List(x.iter().map(|f| Float(f64::from(*f))).collect()), b),
+        (_, Vector(y)) => compare(a, &List(y.iter().map(|f| Float(f64::from(*f))).collect())),
         _ => None,
     }
 }
@@ -186,7 +194,9 @@ impl Expr {
                 matches!(doc.path(path), Some(Datum::Str(s)) if s.starts_with(prefix.as_str()))
             }
             Expr::Contains { path, value, .. } => match (doc.path(path), value) {
-                (Some(Datum::List(items)), _) => items.iter().any(|item| equal(item, value)),
+                (Some(Datum::List(items) | Datum::Set(items)), _) => {
+                    items.iter().any(|item| equal(item, value))
+                }
                 (Some(Datum::Str(s)), Datum::Str(part)) => s.contains(part.as_str()),
                 _ => false,
             },
@@ -330,8 +340,10 @@ fn bounds_of(e: &Expr, path: &str) -> Option<(Option<Datum>, Option<Datum>)> {
 }
 
 fn indexable(d: &Datum) -> bool {
-    !matches!(d, Datum::List(_) | Datum::Map(_) | Datum::Null)
-        && !matches!(d, Datum::Float(f) if f.is_nan())
+    !matches!(
+        d,
+        Datum::List(_) | Datum::Map(_) | Datum::Set(_) | Datum::Vector(_) | Datum::Null
+    ) && !matches!(d, Datum::Float(f) if f.is_nan())
 }
 
 fn conjuncts(e: &Expr) -> Vec<&Expr> {

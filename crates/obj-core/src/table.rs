@@ -525,7 +525,35 @@ fn remove(item: &mut Datum, path: &str) -> Result<()> {
 
 fn add(current: &Datum, by: &Datum, path: &str) -> Result<Datum> {
     Ok(match (current, by) {
-        (Datum::Null, Datum::Int(_) | Datum::Float(_)) => by.clone(),
+        (Datum::Null, Datum::Int(_) | Datum::Float(_) | Datum::Set(_)) => by.clone(),
+        (Datum::Set(have), Datum::Set(more)) => {
+            let kind = |s: &[Datum]| s.first().map(std::mem::discriminant);
+            let numbers = |s: &[Datum]| {
+                s.iter()
+                    .all(|d| matches!(d, Datum::Int(_) | Datum::Float(_)))
+            };
+            let same_kind = have.is_empty()
+                || more.is_empty()
+                || kind(have) == kind(more)
+                || (numbers(have) && numbers(more));
+            if !same_kind {
+                return Err(Error::invalid(format!(
+                    "add at {path:?}: the set holds {} members, the added set {}",
+                    have[0].type_name(),
+                    more[0].type_name()
+                )));
+            }
+            let mut union = have.clone();
+            for m in more {
+                if !union
+                    .iter()
+                    .any(|h| crate::query::compare(h, m) == Some(std::cmp::Ordering::Equal))
+                {
+                    union.push(m.clone());
+                }
+            }
+            Datum::Set(union)
+        }
         (Datum::Int(a), Datum::Int(b)) => Datum::Int(a.checked_add(*b).ok_or_else(|| {
             Error::invalid(format!(
                 "adding {b} to {a} at {path:?} overflows a 64-bit integer"
@@ -534,15 +562,21 @@ fn add(current: &Datum, by: &Datum, path: &str) -> Result<Datum> {
         (Datum::Int(a), Datum::Float(b)) => Datum::Float(*a as f64 + b),
         (Datum::Float(a), Datum::Int(b)) => Datum::Float(a + *b as f64),
         (Datum::Float(a), Datum::Float(b)) => Datum::Float(a + b),
-        (_, Datum::Int(_) | Datum::Float(_)) => {
+        (_, Datum::Int(_) | Datum::Float(_) | Datum::Set(_)) => {
             return Err(Error::invalid(format!(
-                "add needs a number at {path:?}; it holds a {}",
+                "add of a {} needs a {} (or nothing) at {path:?}; it holds a {}",
+                by.type_name(),
+                if matches!(by, Datum::Set(_)) {
+                    "set"
+                } else {
+                    "number"
+                },
                 current.type_name()
             )))
         }
         _ => {
             return Err(Error::invalid(format!(
-                "add takes a number to add at {path:?}, got {}",
+                "add takes a number to add, or a set of members to add, at {path:?}; got {}",
                 by.type_name()
             )))
         }

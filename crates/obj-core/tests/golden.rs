@@ -146,8 +146,9 @@ fn table_item(n: i64) -> Datum {
 }
 
 /// The table part of the v3 files: `items` with int partition keys and str sort keys, an
-/// index on `n`, an item that expired in 2000 (not reclaimed) and one expiring in 2200; the
-/// commit in the WAL (`in_wal`) changes one item and deletes another.
+/// index on `n`, an item with a set and a float32 vector, an item that expired in 2000 (not
+/// reclaimed) and one expiring in 2200; the commit in the WAL (`in_wal`) changes one item
+/// and deletes another.
 fn write_table(tx: &mut obj_core::WriteTxn, in_wal: bool) {
     use obj_core::table;
     let key = |p: i64, s: &str| table::encode_key(&Datum::Int(p), Some(&Datum::Str(s.into())));
@@ -178,6 +179,25 @@ fn write_table(tx: &mut obj_core::WriteTxn, in_wal: bool) {
         &item,
         None,
         Some(EXPIRES_AT),
+    )
+    .unwrap();
+    let with_set = Datum::Map(vec![
+        ("n".into(), Datum::Int(80)),
+        (
+            "tags".into(),
+            Datum::Set(vec![Datum::Str("a".into()), Datum::Str("b".into())]),
+        ),
+        ("emb".into(), Datum::Vector(vec![0.5, -1.25, 3.0])),
+    ]);
+    let sk = Datum::Str("vec".into());
+    table::put(
+        tx,
+        "items",
+        &Datum::Int(8),
+        Some(&sk),
+        &bytes(&with_set),
+        None,
+        None,
     )
     .unwrap();
     let old = bytes(&table_item(70));
@@ -221,7 +241,7 @@ fn check_table_file(name: &str, opts: Options) {
         assert_eq!(got, want, "{name}: partition {p}");
         want_all.extend(want);
     }
-    want_all.push(71);
+    want_all.extend([71, 80]);
     assert_eq!(
         n(table::scan(&rx, "items", &all).unwrap()),
         want_all,
@@ -240,7 +260,24 @@ fn check_table_file(name: &str, opts: Options) {
             .is_some(),
         "{name}"
     );
-    assert_eq!(table::count(&rx, "items", None).unwrap(), 15, "{name}");
+    assert_eq!(table::count(&rx, "items", None).unwrap(), 16, "{name}");
+    let vec_item = table::get(&rx, "items", &key(8, "vec").unwrap())
+        .unwrap()
+        .unwrap();
+    let vec_item = Datum::decode(&vec_item).unwrap();
+    assert_eq!(
+        vec_item.get("emb"),
+        Some(&Datum::Vector(vec![0.5, -1.25, 3.0])),
+        "{name}"
+    );
+    assert_eq!(
+        vec_item.get("tags"),
+        Some(&Datum::Set(vec![
+            Datum::Str("a".into()),
+            Datum::Str("b".into())
+        ])),
+        "{name}"
+    );
     assert_eq!(table::expired(&rx, "items").unwrap(), 1, "{name}");
     let by_n = table::query_index(&rx, "items", "n", None, &all).unwrap();
     let mut sorted = want_all.clone();
@@ -249,7 +286,7 @@ fn check_table_file(name: &str, opts: Options) {
     drop(rx);
     let stat = db.stat().unwrap();
     let items = stat.collections.iter().find(|c| c.name == "items").unwrap();
-    assert_eq!((items.doc_count, items.expired), (16, 1), "{name}");
+    assert_eq!((items.doc_count, items.expired), (17, 1), "{name}");
     db.integrity_check()
         .unwrap_or_else(|e| panic!("{name}: {e}"));
 }

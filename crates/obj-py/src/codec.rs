@@ -852,6 +852,12 @@ impl<'py> Sink for Build<'py> {
     fn list_end(&mut self, list: Bound<'py, PyList>) -> Built<'py> {
         Ok(list.into_any())
     }
+    fn set_end(&mut self, members: Bound<'py, PyList>) -> Built<'py> {
+        Ok(pyo3::types::PySet::new(self.py, members.iter())?.into_any())
+    }
+    fn vector(&mut self, le: &[u8]) -> Built<'py> {
+        Ok(crate::vector::Vector::from_le(le).into_bound_py_any(self.py)?)
+    }
     fn map_begin(&mut self, _len: usize) -> Result<Bound<'py, PyDict>, Failed> {
         Ok(PyDict::new(self.py))
     }

@@ -7,7 +7,8 @@ use obj_core::codec::Datum;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
+    PyTuple, PyType,
 };
 use pyo3::{intern, IntoPyObjectExt};
 use std::borrow::Cow;
@@ -142,6 +143,10 @@ fn encode_at(
         for (i, item) in t.iter().enumerate() {
             encode_at(&item, Path::Index(&what, i), depth + 1, out)?;
         }
+    } else if v.is_instance_of::<PySet>() || v.is_instance_of::<PyFrozenSet>() {
+        encode_set(v, &what, out)?;
+    } else if let Some(floats) = crate::vector::floats_of(v, &what)? {
+        emit::vector(out, &floats);
     } else {
         let t = types(py)?;
         if v.is_instance(t.datetime.bind(py))? {
@@ -158,10 +163,50 @@ fn encode_at(
             emit::bytes(out, &b);
         } else {
             return Err(invalid(format!(
-                "{what}: cannot store a value of type {} (supported: None, bool, int, float, str, bytes, list, tuple, dict with str keys, datetime, date, UUID, Enum)",
+                "{what}: cannot store a value of type {} (supported: None, bool, int, float, str, bytes, list, tuple, dict with str keys, set of str/bytes/numbers, datetime, date, UUID, Enum, float32 vector: obj.Vector, array.array('f'), numpy float32)",
                 type_name(v)
             )));
         }
+    }
+    Ok(())
+}
+
+/// A set: members all str, all bytes or all numbers (the one rule, `emit::SetKind`).
+fn encode_set(v: &Bound<'_, PyAny>, what: &Path<'_>, out: &mut Vec<u8>) -> PyResult<()> {
+    use emit::SetKind;
+    let members: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+    let kind_of = |m: &Bound<'_, PyAny>| {
+        if m.is_instance_of::<PyString>() {
+            Some(SetKind::Str)
+        } else if m.is_instance_of::<PyBytes>() {
+            Some(SetKind::Bytes)
+        } else if (m.is_instance_of::<PyInt>() && !m.is_instance_of::<PyBool>())
+            || m.is_instance_of::<PyFloat>()
+        {
+            Some(SetKind::Number)
+        } else {
+            None
+        }
+    };
+    let mut kind = None;
+    for m in &members {
+        let Some(k) = kind_of(m) else {
+            return Err(invalid(format!(
+                "{what}: a set holds str, bytes or numbers (all of one kind); this one holds a {}",
+                type_name(m)
+            )));
+        };
+        if kind.is_some_and(|have| have != k) {
+            return Err(invalid(format!(
+                "{what}: a set holds members of one kind (all str, all bytes or all numbers); \
+                 this one mixes them"
+            )));
+        }
+        kind = Some(k);
+    }
+    emit::set(out, members.len());
+    for (i, m) in members.iter().enumerate() {
+        encode_at(m, Path::Index(what, i), 1, out)?;
     }
     Ok(())
 }
@@ -306,6 +351,14 @@ pub fn to_py<'py>(py: Python<'py>, d: &Datum) -> PyResult<Bound<'py, PyAny>> {
         } => datetime_to_py(py, *micros, *offset_secs)?,
         Datum::Date(days) => date_to_py(py, *days)?,
         Datum::Uuid(u) => uuid_to_py(py, u)?,
+        Datum::Set(members) => {
+            let items = members
+                .iter()
+                .map(|m| to_py(py, m))
+                .collect::<PyResult<Vec<_>>>()?;
+            PySet::new(py, items)?.into_any()
+        }
+        Datum::Vector(v) => crate::vector::Vector::new(v.clone()).into_bound_py_any(py)?,
     })
 }
 

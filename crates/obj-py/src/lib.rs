@@ -40,6 +40,7 @@ mod state;
 mod stored;
 mod surface;
 mod table;
+mod vector;
 mod write_txn;
 
 use pyo3::prelude::*;
@@ -54,6 +55,7 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<keyed::KeyIterator>()?;
     m.add_class::<keyed::KeyedHandle>()?;
     m.add_class::<table::TableHandle>()?;
+    m.add_class::<vector::Vector>()?;
     m.add_class::<cursor::QueryCursor>()?;
     m.add_class::<codec::DocType>()?;
     m.add_function(wrap_pyfunction!(cursor::sort_key, m)?)?;

@@ -15,6 +15,8 @@
 //! | 8 | DateTime | zigzag varint microseconds since 1970-01-01T00:00 (UTC when an offset is present), u8 has-offset, zigzag varint offset seconds |
 //! | 9 | Date | zigzag varint days since 1970-01-01 |
 //! | 10 | Uuid | 16 bytes |
+//! | 11 | Set | varint count, items (all str, all bytes, or all numbers; no two equal) |
+//! | 12 | Vector | varint count, count f32 LE |
 
 use super::walk::{self, Sink};
 use super::wire::WireReader;
@@ -52,6 +54,11 @@ pub enum Datum {
     Date(i32),
     /// A UUID's 16 bytes.
     Uuid([u8; 16]),
+    /// A set of strings, of byte strings or of numbers (DynamoDB's SS, BS, NS), in stored
+    /// order; the encoders refuse mixed kinds and keep one of equal members.
+    Set(Vec<Datum>),
+    /// A vector of 32-bit floats (an embedding).
+    Vector(Vec<f32>),
 }
 
 impl Datum {
@@ -83,6 +90,13 @@ impl Datum {
             } => emit::datetime(out, *micros, *offset_secs),
             Datum::Date(days) => emit::date(out, *days),
             Datum::Uuid(u) => emit::uuid(out, u),
+            Datum::Set(items) => {
+                emit::set(out, items.len());
+                for item in items {
+                    item.encode(out);
+                }
+            }
+            Datum::Vector(v) => emit::vector(out, v),
         }
     }
 
@@ -125,6 +139,8 @@ impl Datum {
             Datum::DateTime { .. } => "datetime",
             Datum::Date(_) => "date",
             Datum::Uuid(_) => "UUID",
+            Datum::Set(_) => "set",
+            Datum::Vector(_) => "obj.Vector",
         }
     }
 
@@ -198,6 +214,35 @@ pub mod emit {
         put_uvarint(out, 10);
         out.extend_from_slice(v);
     }
+    /// The head of a set of `len` members; the members follow (see [`SetKind`]).
+    pub fn set(out: &mut Vec<u8>, len: usize) {
+        put_uvarint(out, 11);
+        put_uvarint(out, len as u64);
+    }
+    /// A vector of 32-bit floats.
+    pub fn vector(out: &mut Vec<u8>, v: &[f32]) {
+        vector_head(out, v.len());
+        for x in v {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    /// The head of a vector of `len` floats; `len` f32 LE follow (an encoder that holds
+    /// the floats as bytes already appends them as they are).
+    pub fn vector_head(out: &mut Vec<u8>, len: usize) {
+        put_uvarint(out, 12);
+        put_uvarint(out, len as u64);
+    }
+
+    /// What the members of a set are: the one rule every encoder applies to them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum SetKind {
+        /// Strings.
+        Str,
+        /// Byte strings.
+        Bytes,
+        /// Integers and floats.
+        Number,
+    }
 }
 
 /// The walker's sink that builds [`Datum`] trees (typed payloads too: `codec::dynamic`).
@@ -246,6 +291,16 @@ impl Sink for DatumSink {
         list.push(item);
         Ok(())
     }
+    fn set_end(&mut self, members: Vec<Datum>) -> Result<Datum> {
+        Ok(Datum::Set(members))
+    }
+    fn vector(&mut self, le: &[u8]) -> Result<Datum> {
+        Ok(Datum::Vector(
+            le.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
+    }
     fn list_end(&mut self, list: Vec<Datum>) -> Result<Datum> {
         Ok(Datum::List(list))
     }
@@ -263,6 +318,47 @@ impl Sink for DatumSink {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sets_and_vectors_round_trip_and_damage_is_corruption() {
+        use super::super::walk::{self, Pass};
+        let d = Datum::Map(vec![
+            (
+                "s".into(),
+                Datum::Set(vec![Datum::Str("a".into()), Datum::Str("b".into())]),
+            ),
+            (
+                "n".into(),
+                Datum::Set(vec![Datum::Int(1), Datum::Float(2.5)]),
+            ),
+            ("e".into(), Datum::Set(vec![])),
+            ("v".into(), Datum::Vector(vec![0.5, -1.25, f32::MAX])),
+            ("w".into(), Datum::Vector(vec![])),
+        ]);
+        let bytes = d.to_bytes();
+        assert_eq!(Datum::decode(&bytes).unwrap(), d);
+        walk::read_whole_value(&bytes, &mut Pass::<true>).unwrap();
+        // A set mixing kinds, or holding a list, is damage.
+        for bad in [
+            Datum::Set(vec![Datum::Int(1), Datum::Str("a".into())]),
+            Datum::Set(vec![Datum::List(vec![])]),
+        ] {
+            assert!(matches!(
+                Datum::decode(&bad.to_bytes()),
+                Err(Error::Corruption(_))
+            ));
+        }
+        // A vector longer than its bytes is damage, at every cut.
+        let v = Datum::Vector(vec![1.0; 4]).to_bytes();
+        for cut in 0..v.len() {
+            assert!(Datum::decode(&v[..cut]).is_err(), "cut {cut}");
+        }
+        assert_eq!(
+            d.get("v").unwrap().to_string(),
+            "obj.Vector([0.5, -1.25, 3.4028235e38])"
+        );
+        assert_eq!(Datum::Set(vec![]).to_string(), "set()");
+    }
+
     use super::*;
 
     #[test]

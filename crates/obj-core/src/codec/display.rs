@@ -75,6 +75,32 @@ impl fmt::Display for Datum {
                 }
                 f.write_str("')")
             }
+            Datum::Set(members) if members.is_empty() => f.write_str("set()"),
+            Datum::Set(members) => {
+                f.write_char('{')?;
+                for (i, m) in members.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{m}")?;
+                }
+                f.write_char('}')
+            }
+            Datum::Vector(v) => {
+                f.write_str("obj.Vector([")?;
+                for (i, x) in v.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    // The shortest digits that give back the float32, as numpy prints it.
+                    if x.is_finite() {
+                        write!(f, "{x:?}")?;
+                    } else {
+                        write_float(f, f64::from(*x))?;
+                    }
+                }
+                f.write_str("])")
+            }
         }
     }
 }

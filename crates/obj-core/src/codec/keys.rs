@@ -86,10 +86,14 @@ impl KeyTypes {
 
 /// Appends the encoding of one indexable value.
 pub fn encode_value(out: &mut Vec<u8>, d: &Datum) -> Result<()> {
-    if matches!(d, Datum::List(_) | Datum::Map(_)) {
-        return Err(Error::invalid(
-            "lists and dicts cannot be index keys (use an Each index for list elements)",
-        ));
+    if matches!(
+        d,
+        Datum::List(_) | Datum::Map(_) | Datum::Set(_) | Datum::Vector(_)
+    ) {
+        return Err(Error::invalid(format!(
+            "a {} cannot be an index key (use an Each index for the members of a list or set)",
+            d.type_name()
+        )));
     }
     encode_any(out, d);
     Ok(())
@@ -131,10 +135,17 @@ fn encode_any(out: &mut Vec<u8>, d: &Datum) {
             out.push(TAG_UUID);
             out.extend_from_slice(u);
         }
-        Datum::List(items) => {
+        Datum::List(items) | Datum::Set(items) => {
             out.push(TAG_LIST);
             for item in items {
                 encode_any(out, item);
+            }
+            out.push(END);
+        }
+        Datum::Vector(v) => {
+            out.push(TAG_LIST);
+            for x in v {
+                encode_number(out, f64::from(*x), 0);
             }
             out.push(END);
         }

@@ -128,6 +128,11 @@ pub trait Sink {
     fn list_item(&mut self, list: &mut Self::List, item: Self::Value) -> Result<(), Self::Error>;
     /// The finished list.
     fn list_end(&mut self, list: Self::List) -> Result<Self::Value, Self::Error>;
+    /// A finished set, its members gathered as a list's items are (`list_begin`,
+    /// `list_item`).
+    fn set_end(&mut self, members: Self::List) -> Result<Self::Value, Self::Error>;
+    /// A vector of 32-bit floats, as its `4 * len` little-endian bytes.
+    fn vector(&mut self, le: &[u8]) -> Result<Self::Value, Self::Error>;
 
     /// A map of `len` entries with str keys, in stored order.
     fn map_begin(&mut self, len: usize) -> Result<Self::Map, Self::Error>;
@@ -315,6 +320,34 @@ pub fn read_value<S: Sink>(
         }
         9 => sink.date(r.date()?),
         10 => sink.uuid(r.uuid()?),
+        11 => {
+            let n = r.len(1)?;
+            let mut members = sink.list_begin(n)?;
+            // Members are all numbers (tags 2, 3), all str (4) or all bytes (5).
+            let class = |tag: Option<u8>| match tag {
+                Some(2 | 3) => Some(0),
+                Some(t @ (4 | 5)) => Some(t),
+                _ => None,
+            };
+            let mut first = None;
+            for _ in 0..n {
+                let c = class(r.peek());
+                if c.is_none() || (first.is_some() && c != first) {
+                    return Err(Error::corrupt(
+                        "a set member that is not a str, bytes or number like the others",
+                    )
+                    .into());
+                }
+                first = c;
+                let v = read_value(r, depth + 1, sink)?;
+                sink.list_item(&mut members, v)?;
+            }
+            sink.set_end(members)
+        }
+        12 => {
+            let n = r.len(4)?;
+            sink.vector(r.take(4 * n)?)
+        }
         tag => Err(Error::corrupt(format!("unknown value tag {tag}")).into()),
     }
 }
@@ -387,6 +420,12 @@ impl<const C: bool> Sink for Pass<C> {
         Ok(())
     }
     fn list_end(&mut self, _: ()) -> Result<()> {
+        Ok(())
+    }
+    fn set_end(&mut self, _: ()) -> Result<()> {
+        Ok(())
+    }
+    fn vector(&mut self, _: &[u8]) -> Result<()> {
         Ok(())
     }
     fn map_begin(&mut self, _: usize) -> Result<()> {

@@ -140,6 +140,11 @@ impl<'a> WireReader<'a> {
         }
     }
 
+    /// The next byte, left unread (None at the end).
+    pub fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
     /// The next `n` bytes, borrowed.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self

@@ -202,6 +202,28 @@ pub fn gen_datum(inp: &mut Input, depth: usize) -> Datum {
                 })
                 .collect(),
         ),
+        10 => match inp.below(4) {
+            0 => Datum::Vector(
+                (0..inp.below(5))
+                    .map(|_| gen_int(inp) as f32 / 8.0)
+                    .collect(),
+            ),
+            1 => Datum::Set(
+                (0..inp.below(4))
+                    .map(|_| Datum::Str(gen_str(inp)))
+                    .collect(),
+            ),
+            2 => Datum::Set(
+                (0..inp.below(4))
+                    .map(|_| Datum::Bytes(gen_bytes(inp)))
+                    .collect(),
+            ),
+            _ => Datum::Set(
+                (0..inp.below(4))
+                    .map(|_| Datum::Int(gen_int(inp)))
+                    .collect(),
+            ),
+        },
         _ => Datum::Int(gen_int(inp)),
     }
 }
@@ -804,7 +826,10 @@ fn collect_expr_values(e: &Expr, out: &mut Vec<Datum>) {
 }
 
 fn indexable(d: &Datum) -> bool {
-    !matches!(d, Datum::List(_) | Datum::Map(_)) && !has_nan(d)
+    !matches!(
+        d,
+        Datum::List(_) | Datum::Map(_) | Datum::Set(_) | Datum::Vector(_)
+    ) && !has_nan(d)
 }
 
 fn check_order(values: &[Datum], out: &mut Outcome) {
