@@ -606,6 +606,30 @@ pub struct Select<'a> {
     pub start_after: Option<&'a [u8]>,
 }
 
+impl Select<'_> {
+    /// `range` without what `start_after` skips (in the direction of the scan).
+    fn narrow(&self, (lo, hi): Range) -> Range {
+        let Some(after) = self.start_after else {
+            return (lo, hi);
+        };
+        let after = Bound::Excluded(after.to_vec());
+        if self.reverse {
+            (lo, tighter(hi, after, true))
+        } else {
+            (tighter(lo, after, false), hi)
+        }
+    }
+}
+
+impl Page {
+    fn empty() -> Page {
+        Page {
+            items: Vec::new(),
+            last_key: None,
+        }
+    }
+}
+
 /// The items of partition `pk` whose sort keys meet `cond`.
 pub fn query<R: Reader>(
     r: &R,
@@ -621,10 +645,7 @@ pub fn query<R: Reader>(
     let range = partition_range(pk, cond)?;
     if types.is_some_and(|t| PartType::of(pk) != Some(t.pk)) {
         // A partition key of another type names no partition of this table.
-        return Ok(Page {
-            items: Vec::new(),
-            last_key: None,
-        });
+        return Ok(Page::empty());
     }
     select_in(r, collection, range, select)
 }
@@ -663,23 +684,13 @@ pub fn scan<R: Reader>(r: &R, collection: &str, select: &Select<'_>) -> Result<P
 fn select_in<R: Reader>(
     r: &R,
     collection: &str,
-    (mut lo, mut hi): Range,
+    (lo, hi): Range,
     select: &Select<'_>,
 ) -> Result<Page> {
     if r.kind(collection)?.is_none() {
-        return Ok(Page {
-            items: Vec::new(),
-            last_key: None,
-        });
+        return Ok(Page::empty());
     }
-    if let Some(after) = select.start_after {
-        let after = Bound::Excluded(after.to_vec());
-        if select.reverse {
-            hi = tighter(hi, after, true);
-        } else {
-            lo = tighter(lo, after, false);
-        }
-    }
+    let (lo, hi) = select.narrow((lo, hi));
     let limit = select.limit.unwrap_or(usize::MAX);
     let now = crate::clock::now_micros();
     let mut items = Vec::new();
@@ -846,8 +857,9 @@ fn index_range(cond: Option<&SortCondition>) -> Result<Range> {
 }
 
 /// The items of table `collection` whose values in index `index` meet `cond` (when None,
-/// every item with a value other than None in the index's first attribute), in index order. A page's `last_key` is the index entry of its
-/// last item (pass it back as `start_after`).
+/// every item with a value other than None in the index's first attribute), in index
+/// order. A page's `last_key` is the index entry of its last item (pass it back as
+/// `start_after`).
 pub fn query_index<R: Reader>(
     r: &R,
     collection: &str,
@@ -855,25 +867,13 @@ pub fn query_index<R: Reader>(
     cond: Option<&SortCondition>,
     select: &Select<'_>,
 ) -> Result<Page> {
-    let empty = Page {
-        items: Vec::new(),
-        last_key: None,
-    };
     if r.kind(collection)?.is_none() {
         return Err(Error::NotFound(format!(
             "table {collection:?} has no index named {index:?} (it has no items yet)"
         )));
     }
     let def = r.index(collection, index)?;
-    let (mut lo, mut hi) = index_range(cond)?;
-    if let Some(after) = select.start_after {
-        let after = Bound::Excluded(after.to_vec());
-        if select.reverse {
-            hi = tighter(hi, after, true);
-        } else {
-            lo = tighter(lo, after, false);
-        }
-    }
+    let (lo, hi) = select.narrow(index_range(cond)?);
     let inside_lo = |k: &[u8]| match &lo {
         Bound::Included(b) => k >= b.as_slice(),
         Bound::Excluded(b) => k > b.as_slice(),
@@ -938,9 +938,6 @@ pub fn query_index<R: Reader>(
         }
         items.push((pk.to_vec(), value));
         last_entry = Some(entry.to_vec());
-    }
-    if items.is_empty() {
-        return Ok(empty);
     }
     Ok(Page {
         items,

@@ -6,7 +6,6 @@
 //! one-dimensional `numpy.float32` array ([`floats_of`], the one place that says so). A
 //! plain list of floats stays a list.
 
-use crate::datum::type_name;
 use crate::error::InvalidArgumentError;
 use obj_core::codec::Datum;
 use pyo3::prelude::*;
@@ -102,7 +101,9 @@ fn f32_of(v: &Bound<'_, PyAny>, i: usize) -> PyResult<f32> {
     let x: f64 = v.extract().map_err(|_| {
         InvalidArgumentError::new_err(format!(
             "obj.Vector takes numbers; item {i} is a {}",
-            type_name(v)
+            v.get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
         ))
     })?;
     let f = x as f32;
