@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import weakref
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, TypedDict, TypeVar, overload
@@ -61,6 +62,21 @@ class DbOptions(TypedDict, total=False):
 
 #: The defaults of the options of :class:`Db`: the engine's own.
 _DEFAULTS = _obj._defaults()
+
+#: Every Db opened in this process (weakly), so a child after fork() can disown them.
+_OPEN_HANDLES: weakref.WeakSet[Db] = weakref.WeakSet()
+
+
+def _disown_after_fork() -> None:
+    """In a child process after ``fork()``: every handle the parent opened refuses further
+    use (open the database again in the child) and closing it releases none of the
+    parent's locks."""
+    for db in list(_OPEN_HANDLES):
+        db._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disown_after_fork)
 
 
 class IntegrityReport(NamedTuple):
@@ -176,7 +192,7 @@ class Db(Reads, _obj.Db):
     dict.
     """
 
-    __slots__ = ("_path",)
+    __slots__ = ("__weakref__", "_path")
 
     _path: pathlib.Path
 
@@ -211,6 +227,7 @@ class Db(Reads, _obj.Db):
             mode=_mode,
         )
         self._path = where
+        _OPEN_HANDLES.add(self)
         return self
 
     @classmethod

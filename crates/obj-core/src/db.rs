@@ -349,6 +349,14 @@ impl Db {
         Ok(info)
     }
 
+    /// Call in a child process right after `fork()`: the handle (opened by the parent) then
+    /// refuses every call with `Error::Closed` saying to open the database again, and
+    /// closing or dropping it releases none of the parent's locks and writes nothing. (The
+    /// Python binding calls it from `os.register_at_fork`.)
+    pub fn forget_after_fork(&self) {
+        self.shared.mark_forked();
+    }
+
     /// Checkpoints best-effort, then releases the file lock. Idempotent; later calls on this
     /// handle or its transactions fail with `Error::Closed`.
     pub fn close(&self) -> Result<()> {

@@ -90,6 +90,9 @@ pub(crate) struct Shared {
     /// refuses writes, and every refusal restates it.
     failed: OnceLock<Failure>,
     closed: AtomicBool,
+    /// Set in a child process after `fork()`: the handle belongs to the parent, and the
+    /// child must neither read through it nor touch its files and locks.
+    forked: AtomicBool,
     lock_file: Option<File>,
     path: PathBuf,
 }
@@ -121,6 +124,7 @@ impl Shared {
             opts,
             failed: OnceLock::new(),
             closed: AtomicBool::new(false),
+            forked: AtomicBool::new(false),
             lock_file,
             path,
         }
@@ -180,6 +184,13 @@ enum Cause {
 
 impl Shared {
     pub(crate) fn check_open(&self) -> Result<()> {
+        if self.forked.load(Ordering::Acquire) {
+            return Err(Error::Closed(
+                "this handle was opened before fork(), in the parent process; open the \
+                 database again in the child"
+                    .into(),
+            ));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("the database has been closed".into()));
         }
@@ -443,6 +454,11 @@ impl Shared {
     /// Checkpoints best-effort (when `checkpoint`, the handle is writable and nothing
     /// failed), then releases the file lock. Idempotent.
     pub(crate) fn close(self: &Arc<Self>, checkpoint: bool) -> Result<()> {
+        if self.forked.load(Ordering::Acquire) {
+            // The parent's lock and files: the child lets go of nothing but its memory.
+            self.closed.store(true, Ordering::Release);
+            return Ok(());
+        }
         if checkpoint && !self.is_closed() && !self.opts.read_only && self.failed.get().is_none() {
             if let Some(_writer) = self.try_writer() {
                 let _ = self.checkpoint_locked(true);
@@ -455,6 +471,11 @@ impl Shared {
             f.unlock()?;
         }
         Ok(())
+    }
+
+    /// Marks the handle as the parent's, in a child process after `fork()`.
+    pub(crate) fn mark_forked(&self) {
+        self.forked.store(true, Ordering::Release);
     }
 
     pub(crate) fn is_closed(&self) -> bool {

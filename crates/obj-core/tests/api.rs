@@ -899,3 +899,30 @@ fn flush_makes_eventual_commits_durable() {
         );
     }
 }
+
+#[test]
+fn a_handle_forgotten_after_fork_refuses_and_keeps_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fork.obj");
+    let db = open(&path);
+    let mut tx = db.begin_write().unwrap();
+    tx.insert("c", b"v").unwrap();
+    tx.commit().unwrap();
+    db.forget_after_fork();
+    let e = db.begin_read().err().unwrap();
+    assert!(
+        matches!(&e, Error::Closed(m) if m.contains("open the database again")),
+        "{e:?}"
+    );
+    assert!(db.begin_write().is_err());
+    db.close().unwrap();
+    // Closing released nothing: the file lock is still held (the parent's, after a fork).
+    let opts = Options::default().busy_timeout(Duration::from_millis(20));
+    assert!(matches!(Db::open(&path, opts), Err(Error::Busy(_))));
+    drop(db);
+    let db = open(&path);
+    assert_eq!(
+        &*db.begin_read().unwrap().get("c", 1).unwrap().unwrap(),
+        b"v"
+    );
+}

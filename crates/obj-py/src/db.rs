@@ -352,6 +352,11 @@ impl Db {
         )
     }
 
+    /// In a child after `fork()`: the handle is the parent's; every later call refuses.
+    fn _after_fork(&self) {
+        self.shared.db.forget_after_fork();
+    }
+
     /// Makes every commit so far durable now (a no-op under durability "immediate").
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.shared.db.flush()).map_err(to_py)
