@@ -1,0 +1,193 @@
+//! The system calls obj needs that the standard library does not offer, each behind a safe
+//! function; the rest of the engine keeps `#![forbid(unsafe_code)]`. Every `unsafe` block
+//! here says why it is sound.
+//!
+//! Open-file-description (OFD) byte-range locks, for several processes on one database
+//! (`docs/architecture.md`, "Several processes on one file"): a lock belongs to the open
+//! file description (one `File::open`), not to the process as POSIX record locks do. So
+//! two descriptions in one process conflict as two processes would, closing another
+//! descriptor of the same file releases nothing, and the kernel releases every lock of a
+//! process that dies, however it dies. Linux only so far; elsewhere the functions return
+//! `ErrorKind::Unsupported` (and the engine keeps its exclusive mode).
+
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+
+use std::fs::File;
+use std::io;
+
+/// Which lock to take on a byte range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    /// Any number of holders at once, none exclusive.
+    Shared,
+    /// One holder, no shared ones.
+    Exclusive,
+}
+
+/// Tries to lock `len` bytes of `file` from `start` (the bytes need not exist in the file);
+/// Ok(false) when another description holds a conflicting lock. Taking a lock over one this
+/// description holds converts it (shared to exclusive or back) atomically.
+pub fn try_lock(file: &File, start: u64, len: u64, kind: LockKind) -> io::Result<bool> {
+    let typ = match kind {
+        LockKind::Shared => libc::F_RDLCK,
+        LockKind::Exclusive => libc::F_WRLCK,
+    };
+    match set_lock(file, start, len, typ) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Releases this description's locks on `len` bytes of `file` from `start` (bytes it does
+/// not hold are no error).
+pub fn unlock(file: &File, start: u64, len: u64) -> io::Result<()> {
+    set_lock(file, start, len, libc::F_UNLCK)
+}
+
+#[cfg(target_os = "linux")]
+fn set_lock(file: &File, start: u64, len: u64, typ: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(start), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "lock range out of range",
+        ));
+    };
+    // l_pid must be 0 for OFD locks; the rest of the struct is plain data.
+    // SAFETY: flock is a C struct of integers, for which all-zero bytes are a valid value.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = typ as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = start;
+    lock.l_len = len;
+    // SAFETY: the descriptor is open for as long as `file` is borrowed, and F_OFD_SETLK
+    // reads the flock struct we pass by pointer during the call only.
+    let rc = unsafe {
+        libc::fcntl(
+            file.as_raw_fd(),
+            libc::F_OFD_SETLK,
+            &lock as *const libc::flock,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_lock(_file: &File, _start: u64, _len: u64, _typ: libc::c_int) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "open-file-description locks are implemented for Linux only",
+    ))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn two_descriptions() -> (tempfile_free::Dir, File, File) {
+        let dir = tempfile_free::Dir::new();
+        let path = dir.path.join("locks");
+        let a = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        let b = File::options().read(true).write(true).open(&path).unwrap();
+        (dir, a, b)
+    }
+
+    /// A temporary directory without a dev-dependency.
+    mod tempfile_free {
+        pub struct Dir {
+            pub path: std::path::PathBuf,
+        }
+        impl Dir {
+            pub fn new() -> Dir {
+                let path = std::env::temp_dir().join(format!(
+                    "obj-sys-{}-{:?}",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
+                std::fs::create_dir_all(&path).unwrap();
+                Dir { path }
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_in_one_process_conflict_as_processes_do() {
+        let (_dir, a, b) = two_descriptions();
+        assert!(try_lock(&a, 10, 1, LockKind::Exclusive).unwrap());
+        assert!(!try_lock(&b, 10, 1, LockKind::Shared).unwrap());
+        assert!(!try_lock(&b, 10, 1, LockKind::Exclusive).unwrap());
+        // Other bytes are free.
+        assert!(try_lock(&b, 11, 1, LockKind::Exclusive).unwrap());
+        // Downgrading lets shared holders in, but still no exclusive one.
+        assert!(try_lock(&a, 10, 1, LockKind::Shared).unwrap());
+        assert!(try_lock(&b, 10, 1, LockKind::Shared).unwrap());
+        assert!(!try_lock(&a, 10, 1, LockKind::Exclusive).unwrap());
+        unlock(&b, 10, 1).unwrap();
+        assert!(try_lock(&a, 10, 1, LockKind::Exclusive).unwrap());
+        unlock(&a, 10, 1).unwrap();
+        unlock(&a, 10, 1).unwrap(); // unlocking what is not held is no error
+        assert!(try_lock(&b, 10, 1, LockKind::Exclusive).unwrap());
+    }
+
+    #[test]
+    fn closing_another_descriptor_releases_nothing_but_closing_the_holder_does() {
+        let (dir, a, b) = two_descriptions();
+        assert!(try_lock(&a, 0, 4, LockKind::Exclusive).unwrap());
+        // POSIX record locks would all go away when any descriptor of the file is closed.
+        let other = File::open(dir.path.join("locks")).unwrap();
+        drop(other);
+        assert!(!try_lock(&b, 0, 4, LockKind::Shared).unwrap());
+        drop(a);
+        assert!(try_lock(&b, 0, 4, LockKind::Exclusive).unwrap());
+    }
+
+    #[test]
+    fn the_kernel_releases_the_locks_of_a_killed_process() {
+        let (_dir, a, b) = two_descriptions();
+        // SAFETY: the child only calls async-signal-safe functions (fcntl, pause, _exit)
+        // before it is killed; it never returns into the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = try_lock(&a, 7, 1, LockKind::Exclusive).unwrap_or(false);
+            // SAFETY: _exit and pause are async-signal-safe.
+            unsafe {
+                if !ok {
+                    libc::_exit(1);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        drop(a); // the parent's copy of the description: the child's lock lives on in it
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while try_lock(&b, 7, 1, LockKind::Shared).unwrap() {
+            unlock(&b, 7, 1).unwrap();
+            assert!(Instant::now() < deadline, "the child never took its lock");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: pid is our child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        assert!(try_lock(&b, 7, 1, LockKind::Exclusive).unwrap());
+    }
+}
