@@ -470,13 +470,15 @@ pub struct KeyBounds {
 
 impl KeyBounds {
     fn new(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> KeyBounds {
-        KeyBounds {
-            lo: lo.map(<[u8]>::to_vec),
-            hi: hi.map(<[u8]>::to_vec),
-        }
+        KeyBounds::owned((lo.map(<[u8]>::to_vec), hi.map(<[u8]>::to_vec)))
     }
 
-    fn is_empty(&self) -> bool {
+    /// Bounds over any tree's keys (an index's as well as a collection's).
+    pub(crate) fn owned((lo, hi): (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> KeyBounds {
+        KeyBounds { lo, hi }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
         match (&self.lo, &self.hi) {
             (Bound::Included(l), Bound::Included(h)) => l > h,
             (Bound::Included(l) | Bound::Excluded(l), Bound::Excluded(h))
@@ -485,7 +487,7 @@ impl KeyBounds {
         }
     }
 
-    fn below_lo(&self, key: &[u8]) -> bool {
+    pub(crate) fn below_lo(&self, key: &[u8]) -> bool {
         match &self.lo {
             Bound::Included(l) => key < l.as_slice(),
             Bound::Excluded(l) => key <= l.as_slice(),
@@ -493,7 +495,7 @@ impl KeyBounds {
         }
     }
 
-    fn above_hi(&self, key: &[u8]) -> bool {
+    pub(crate) fn above_hi(&self, key: &[u8]) -> bool {
         match &self.hi {
             Bound::Included(h) => key > h.as_slice(),
             Bound::Excluded(h) => key >= h.as_slice(),
@@ -502,7 +504,7 @@ impl KeyBounds {
     }
 
     /// A cursor at the first key in range (forward) or after the last (backward).
-    fn cursor<R: PageRead>(&self, r: &R, root: u64, reverse: bool) -> Result<Cursor> {
+    pub(crate) fn cursor<R: PageRead>(&self, r: &R, root: u64, reverse: bool) -> Result<Cursor> {
         if reverse {
             let mut after;
             let before = match &self.hi {

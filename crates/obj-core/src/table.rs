@@ -24,6 +24,7 @@ use crate::codec::{keys, Datum};
 use crate::doc::DocKind;
 use crate::error::{Error, Result};
 use crate::query::Expr;
+use crate::reader::KeyBounds;
 use crate::reader::{Reader, Value};
 use crate::write::WriteTxn;
 use crate::{CollectionKind, MAX_KEY_LEN};
@@ -100,9 +101,15 @@ pub fn key_types<R: Reader>(r: &R, collection: &str) -> Result<Option<KeyTypes>>
     first.map(|k| key_types_of(&k)).transpose()
 }
 
-/// Refuses a key whose types differ from the table's. The transaction remembers the types
-/// it has checked (while the table is not empty), so a batch reads the first key once.
-fn check_types(txn: &mut WriteTxn, collection: &str, pk: &Datum, sk: Option<&Datum>) -> Result<()> {
+/// Refuses a key whose types differ from the table's; returns the key's types. The
+/// transaction remembers the types it has checked (while the table is not empty, see
+/// [`remember_types`]), so a batch reads the first key once.
+fn check_types(
+    txn: &mut WriteTxn,
+    collection: &str,
+    pk: &Datum,
+    sk: Option<&Datum>,
+) -> Result<KeyTypes> {
     let given = KeyTypes {
         pk: part_type(pk, "partition key")?,
         sk: sk.map(|s| part_type(s, "sort key")).transpose()?,
@@ -122,17 +129,14 @@ fn check_types(txn: &mut WriteTxn, collection: &str, pk: &Datum, sk: Option<&Dat
             have.describe(),
             given.describe()
         ))),
-        _ => Ok(()),
+        _ => Ok(given),
     }
 }
 
 /// Records the key types a write into `collection` has just used.
-fn remember_types(txn: &mut WriteTxn, collection: &str, pk: &Datum, sk: Option<&Datum>) {
+fn remember_types(txn: &mut WriteTxn, collection: &str, types: KeyTypes) {
     if let Some(st) = txn.colls.get_mut(collection) {
-        st.table_keys = PartType::of(pk).map(|pk| KeyTypes {
-            pk,
-            sk: sk.and_then(PartType::of),
-        });
+        st.table_keys = Some(types);
     }
 }
 
@@ -253,11 +257,9 @@ fn expiry_index<R: Reader>(r: &R, collection: &str) -> Result<Option<IndexDef>> 
         .cloned())
 }
 
-/// The keys of up to `max` items of table `collection` expired at `now`, oldest first.
-fn expired_keys<R: Reader>(r: &R, collection: &str, now: u64, max: usize) -> Result<Vec<Vec<u8>>> {
-    let Some(def) = expiry_index(r, collection)? else {
-        return Ok(Vec::new());
-    };
+/// The keys of up to `max` items expired at `now`, oldest first, from the table's Expiry
+/// index `def`.
+fn expired_keys<R: Reader>(r: &R, def: &IndexDef, now: u64, max: usize) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     let mut cursor = Cursor::seek(r, def.root, None)?;
     while out.len() < max {
@@ -281,18 +283,25 @@ fn expired_keys<R: Reader>(r: &R, collection: &str, now: u64, max: usize) -> Res
 
 /// Items of table `collection` that have expired but still take space.
 pub fn expired<R: Reader>(r: &R, collection: &str) -> Result<u64> {
+    match expiry_index(r, collection)? {
+        Some(def) => expired_in(r, &def),
+        None => Ok(0),
+    }
+}
+
+fn expired_in<R: Reader>(r: &R, def: &IndexDef) -> Result<u64> {
     let now = crate::clock::now_micros();
-    Ok(expired_keys(r, collection, now, usize::MAX)?.len() as u64)
+    Ok(expired_keys(r, def, now, usize::MAX)?.len() as u64)
 }
 
 /// Deletes up to `max` expired items of table `collection` (oldest first); returns how
 /// many it deleted.
 pub fn reclaim(txn: &mut WriteTxn, collection: &str, max: usize) -> Result<usize> {
-    if expiry_index(&*txn, collection)?.is_none() {
+    let Some(def) = expiry_index(&*txn, collection)? else {
         return Ok(0);
-    }
+    };
     let now = crate::clock::now_micros();
-    let keys = expired_keys(&*txn, collection, now, max)?;
+    let keys = expired_keys(&*txn, &def, now, max)?;
     for key in &keys {
         txn.delete_key(collection, key)?;
     }
@@ -305,14 +314,19 @@ pub fn get<R: Reader>(r: &R, collection: &str, key: &[u8]) -> Result<Option<Valu
     Ok(r.get_key(collection, key)?.filter(|v| alive(v, now)))
 }
 
-/// The document a condition or filter sees: the item, with `pk` and `sk` set to the key
-/// values unless the item has attributes of those names (a missing item is empty).
-fn seen<'a>(item: Option<&'a Datum>, expr: &Expr, key: &[u8]) -> Result<Cow<'a, Datum>> {
+/// True when `expr` reads the attributes `pk` or `sk` (so [`seen`] must add the key values).
+fn names_key(expr: &Expr) -> bool {
     let mut paths = Vec::new();
     expr.paths(&mut paths);
-    let names_key = paths
+    paths
         .iter()
-        .any(|p| matches!(p.split('.').next(), Some("pk" | "sk")));
+        .any(|p| matches!(p.split('.').next(), Some("pk" | "sk")))
+}
+
+/// The document a condition or filter sees: the item, with `pk` and `sk` set to the key
+/// values (when the expression reads them, `names_key`) unless the item has attributes of
+/// those names; a missing item is empty.
+fn seen<'a>(item: Option<&'a Datum>, names_key: bool, key: &[u8]) -> Result<Cow<'a, Datum>> {
     let Some(item) = item else {
         return Ok(Cow::Owned(Datum::Map(Vec::new())));
     };
@@ -336,7 +350,7 @@ fn seen<'a>(item: Option<&'a Datum>, expr: &Expr, key: &[u8]) -> Result<Cow<'a, 
 
 fn require(cond: Option<&Expr>, item: Option<&Datum>, key: &[u8]) -> Result<()> {
     let Some(cond) = cond else { return Ok(()) };
-    if cond.matches(seen(item, cond, key)?.as_ref()) {
+    if cond.matches(seen(item, names_key(cond), key)?.as_ref()) {
         return Ok(());
     }
     Err(Error::ConditionFailed(format!(
@@ -369,7 +383,7 @@ pub fn put(
     expires_at: Option<u64>,
 ) -> Result<()> {
     let key = encode_key(pk, sk)?;
-    check_types(txn, collection, pk, sk)?;
+    let types = check_types(txn, collection, pk, sk)?;
     if cond.is_some() {
         let old = item_at(&*txn, collection, &key)?;
         require(cond, old.as_ref().map(|(d, _)| d), &key)?;
@@ -379,7 +393,7 @@ pub fn put(
         txn.ensure_index(collection, &expiry_spec())?;
     }
     txn.put_key_doc_until(collection, &key, DocKind::Value, 0, payload, expires_at)?;
-    remember_types(txn, collection, pk, sk);
+    remember_types(txn, collection, types);
     reclaim(txn, collection, RECLAIM_PER_WRITE)?;
     Ok(())
 }
@@ -435,7 +449,7 @@ pub fn update(
     cond: Option<&Expr>,
 ) -> Result<Datum> {
     let key = encode_key(pk, sk)?;
-    check_types(txn, collection, pk, sk)?;
+    let types = check_types(txn, collection, pk, sk)?;
     let old = item_at(&*txn, collection, &key)?;
     require(cond, old.as_ref().map(|(d, _)| d), &key)?;
     // The item keeps its expiry time (an expired one is gone: the update starts afresh).
@@ -457,7 +471,7 @@ pub fn update(
     item.encode(&mut payload);
     txn.create_collection(collection, CollectionKind::Keyed)?;
     txn.put_key_doc_until(collection, &key, DocKind::Value, 0, &payload, expires_at)?;
-    remember_types(txn, collection, pk, sk);
+    remember_types(txn, collection, types);
     reclaim(txn, collection, RECLAIM_PER_WRITE)?;
     Ok(item)
 }
@@ -630,6 +644,51 @@ impl Page {
     }
 }
 
+/// Gathers a page as a walk offers items: those alive now that the filter holds for, up to
+/// the limit; when one more matches, the page ends with the position of its last item.
+struct Gather<'a> {
+    filter: Option<(&'a Expr, bool)>,
+    limit: usize,
+    now: u64,
+    page: Page,
+    /// Where the walk was at the last item taken, when that is not the item's key.
+    last_at: Option<Vec<u8>>,
+}
+
+impl<'a> Gather<'a> {
+    fn new(select: &Select<'a>) -> Self {
+        Gather {
+            filter: select.filter.map(|f| (f, names_key(f))),
+            limit: select.limit.unwrap_or(usize::MAX),
+            now: crate::clock::now_micros(),
+            page: Page::empty(),
+            last_at: None,
+        }
+    }
+
+    /// Offers the item under `key`, found at `at` in the walk (an index entry; None: the
+    /// key itself). False once the page is full: the walk stops.
+    fn offer(&mut self, key: &[u8], value: Value, at: Option<&[u8]>) -> Result<bool> {
+        if !alive(&value, self.now) {
+            return Ok(true);
+        }
+        if let Some((filter, names_key)) = self.filter {
+            let item = decode_item(&value)?;
+            if !filter.matches(seen(Some(&item), names_key, key)?.as_ref()) {
+                return Ok(true);
+            }
+        }
+        if self.page.items.len() == self.limit {
+            let last_key = self.page.items.last().map(|(k, _)| k.clone());
+            self.page.last_key = self.last_at.take().or(last_key);
+            return Ok(false);
+        }
+        self.page.items.push((key.to_vec(), value));
+        self.last_at = at.map(<[u8]>::to_vec);
+        Ok(true)
+    }
+}
+
 /// The items of partition `pk` whose sort keys meet `cond`.
 pub fn query<R: Reader>(
     r: &R,
@@ -691,41 +750,18 @@ fn select_in<R: Reader>(
         return Ok(Page::empty());
     }
     let (lo, hi) = select.narrow((lo, hi));
-    let limit = select.limit.unwrap_or(usize::MAX);
-    let now = crate::clock::now_micros();
-    let mut items = Vec::new();
-    let mut more = false;
-    for entry in r.key_range(collection, as_ref(&lo), as_ref(&hi), select.reverse)? {
+    let mut gather = Gather::new(select);
+    let (lo, hi) = (
+        lo.as_ref().map(Vec::as_slice),
+        hi.as_ref().map(Vec::as_slice),
+    );
+    for entry in r.key_range(collection, lo, hi, select.reverse)? {
         let (key, value) = entry?;
-        if !alive(&value, now) {
-            continue;
-        }
-        if let Some(filter) = select.filter {
-            let item = decode_item(&value)?;
-            if !filter.matches(seen(Some(&item), filter, &key)?.as_ref()) {
-                continue;
-            }
-        }
-        if items.len() == limit {
-            more = true;
+        if !gather.offer(&key, value, None)? {
             break;
         }
-        items.push((key, value));
     }
-    let last_key = if more {
-        items.last().map(|(k, _)| k.clone())
-    } else {
-        None
-    };
-    Ok(Page { items, last_key })
-}
-
-fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.as_slice()),
-        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
+    Ok(gather.page)
 }
 
 /// The narrower of a range's end and a `start_after` bound (`upper`: the high end).
@@ -749,19 +785,23 @@ pub fn count<R: Reader>(r: &R, collection: &str, pk: Option<&Datum>) -> Result<u
     if r.kind(collection)?.is_none() {
         return Ok(0);
     }
-    let expiring = expiry_index(r, collection)?.is_some();
+    let expiry = expiry_index(r, collection)?;
     let Some(pk) = pk else {
         let stored = r.count(collection)?;
-        return Ok(if expiring {
-            stored - expired(r, collection)?
-        } else {
-            stored
+        return Ok(match &expiry {
+            Some(def) => stored - expired_in(r, def)?,
+            None => stored,
         });
     };
     let (lo, hi) = partition_range(pk, None)?;
     let mut n = 0;
-    let mut items = r.key_range(collection, as_ref(&lo), as_ref(&hi), false)?;
-    if expiring {
+    let mut items = r.key_range(
+        collection,
+        lo.as_ref().map(Vec::as_slice),
+        hi.as_ref().map(Vec::as_slice),
+        false,
+    )?;
+    if expiry.is_some() {
         let now = crate::clock::now_micros();
         for item in items {
             n += u64::from(alive(&item?.1, now));
@@ -873,36 +913,12 @@ pub fn query_index<R: Reader>(
         )));
     }
     let def = r.index(collection, index)?;
-    let (lo, hi) = select.narrow(index_range(cond)?);
-    let inside_lo = |k: &[u8]| match &lo {
-        Bound::Included(b) => k >= b.as_slice(),
-        Bound::Excluded(b) => k > b.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let inside_hi = |k: &[u8]| match &hi {
-        Bound::Included(b) => k <= b.as_slice(),
-        Bound::Excluded(b) => k < b.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let mut cursor = if select.reverse {
-        let before = match &hi {
-            Bound::Included(b) => Some([b.as_slice(), &[0]].concat()),
-            Bound::Excluded(b) => Some(b.clone()),
-            Bound::Unbounded => None,
-        };
-        Cursor::seek_back(r, def.root, before.as_deref())?
-    } else {
-        let from = match &lo {
-            Bound::Included(b) => Some(b.clone()),
-            Bound::Excluded(b) => Some([b.as_slice(), &[0]].concat()),
-            Bound::Unbounded => None,
-        };
-        Cursor::seek(r, def.root, from.as_deref())?
-    };
-    let limit = select.limit.unwrap_or(usize::MAX);
-    let now = crate::clock::now_micros();
-    let mut items: Vec<(Vec<u8>, Value)> = Vec::new();
-    let mut last_entry = None;
+    let bounds = KeyBounds::owned(select.narrow(index_range(cond)?));
+    let mut gather = Gather::new(select);
+    if bounds.is_empty() {
+        return Ok(gather.page);
+    }
+    let mut cursor = bounds.cursor(r, def.root, select.reverse)?;
     loop {
         let step = if select.reverse {
             cursor.prev(r)?
@@ -911,7 +927,12 @@ pub fn query_index<R: Reader>(
         };
         let Some((page, i)) = step else { break };
         let entry = btree::node::key(&page, i);
-        if !(inside_lo(entry) && inside_hi(entry)) {
+        let past = if select.reverse {
+            bounds.below_lo(entry)
+        } else {
+            bounds.above_hi(entry)
+        };
+        if past {
             break;
         }
         let stored = TreeValue::from_leaf(r, &page, i)?;
@@ -921,26 +942,9 @@ pub fn query_index<R: Reader>(
                 "index {index:?} of table {collection:?} lists an item that is not there"
             )));
         };
-        if !alive(&value, now) {
-            continue;
+        if !gather.offer(pk, value, Some(entry))? {
+            break;
         }
-        if let Some(filter) = select.filter {
-            let item = decode_item(&value)?;
-            if !filter.matches(seen(Some(&item), filter, pk)?.as_ref()) {
-                continue;
-            }
-        }
-        if items.len() == limit {
-            return Ok(Page {
-                items,
-                last_key: last_entry,
-            });
-        }
-        items.push((pk.to_vec(), value));
-        last_entry = Some(entry.to_vec());
     }
-    Ok(Page {
-        items,
-        last_key: None,
-    })
+    Ok(gather.page)
 }

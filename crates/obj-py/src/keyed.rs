@@ -50,14 +50,6 @@ pub(crate) fn edge(key: Option<&Bound<'_, PyAny>>, inclusive: bool) -> PyResult<
     })
 }
 
-fn as_ref(e: &Edge<Vec<u8>>) -> Edge<&[u8]> {
-    match e {
-        Edge::Included(k) => Edge::Included(k.as_slice()),
-        Edge::Excluded(k) => Edge::Excluded(k.as_slice()),
-        Edge::Unbounded => Edge::Unbounded,
-    }
-}
-
 /// The lazy `key` or `(key, value)` iterator of a key range, in key order or in reverse,
 /// over the source it was opened on (a snapshot of its own from a `Db`), fetched in batches
 /// (`batch.rs`).
@@ -107,7 +99,15 @@ impl KeyIterator {
             let fetched = source.with(py, |snap, checks| {
                 on_snap!(snap, |r| {
                     let docs = py
-                        .detach(|| r.scan_keys(name, as_ref(lo), as_ref(hi), reverse, limit))
+                        .detach(|| {
+                            r.scan_keys(
+                                name,
+                                lo.as_ref().map(Vec::as_slice),
+                                hi.as_ref().map(Vec::as_slice),
+                                reverse,
+                                limit,
+                            )
+                        })
                         .map_err(to_py)?;
                     let bytes = docs.iter().map(|(k, v)| k.len() + v.len()).sum();
                     let mut items = VecDeque::with_capacity(docs.len());

@@ -76,7 +76,7 @@ fn expires_at(ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
         return Ok(None);
     };
     let py = ttl.py();
-    let datetime = py.import("datetime")?;
+    let types = datum::types(py)?;
     let bad = || {
         InvalidArgumentError::new_err(format!(
             "ttl must be seconds to live (an int, float or timedelta above 0) or the datetime \
@@ -90,11 +90,11 @@ fn expires_at(ttl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
         }
         Ok((seconds * 1e6).clamp(0.0, u64::MAX as f64) as u64)
     };
-    if ttl.is_instance(&datetime.getattr("datetime")?)? {
+    if ttl.is_instance(types.datetime.bind(py))? {
         let at: f64 = ttl.call_method0("timestamp")?.extract()?;
         return micros(at).map(Some);
     }
-    let seconds: f64 = if ttl.is_instance(&datetime.getattr("timedelta")?)? {
+    let seconds: f64 = if ttl.is_instance(types.timedelta.bind(py))? {
         ttl.call_method0("total_seconds")?.extract()?
     } else if (ttl.is_instance_of::<PyInt>() && !ttl.is_instance_of::<PyBool>())
         || ttl.is_instance_of::<pyo3::types::PyFloat>()
@@ -209,12 +209,21 @@ fn pairs(
 type PyPage<'py> = (Bound<'py, PyList>, Option<Bound<'py, PyTuple>>);
 
 fn page_to_py<'py>(py: Python<'py>, page: table::Page) -> PyResult<PyPage<'py>> {
+    let last = page
+        .last_key
+        .as_deref()
+        .map(|k| key_to_py(py, k))
+        .transpose()?;
+    Ok((page_items(py, &page)?, last))
+}
+
+/// A page's items, as dicts.
+fn page_items<'py>(py: Python<'py>, page: &table::Page) -> PyResult<Bound<'py, PyList>> {
     let items = PyList::empty(py);
     for (_, value) in &page.items {
         items.append(codec::value_to_py(py, value)?)?;
     }
-    let last = page.last_key.map(|k| key_to_py(py, &k)).transpose()?;
-    Ok((items, last))
+    Ok(items)
 }
 
 /// A table's binding to one keyed collection of one origin (a `Db` or a transaction).
@@ -506,11 +515,8 @@ impl TableHandle {
             )
             .map_err(to_py))
         })?;
-        let items = PyList::empty(py);
-        for (_, value) in &page.items {
-            items.append(codec::value_to_py(py, value)?)?;
-        }
-        Ok((items, page.last_key.map(|k| PyBytes::new(py, &k))))
+        let last = page.last_key.as_deref().map(|k| PyBytes::new(py, k));
+        Ok((page_items(py, &page)?, last))
     }
 
     /// The items at `keys` (each `pk` or `(pk, sk)`), None where there is none, read on one
