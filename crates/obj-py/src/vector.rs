@@ -34,11 +34,7 @@ impl Vector {
 
     /// A vector of the little-endian floats in `le` (a stored vector's bytes).
     pub(crate) fn from_le(le: &[u8]) -> Self {
-        Vector::new(
-            le.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
+        Vector::new(obj_core::codec::datum::floats_from_le(le))
     }
 }
 

@@ -245,6 +245,14 @@ pub mod emit {
     }
 }
 
+/// The floats of a stored vector's bytes (4 per float, little-endian: what
+/// [`emit::vector`] writes, and what the walker hands a sink).
+pub fn floats_from_le(le: &[u8]) -> Vec<f32> {
+    le.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// The walker's sink that builds [`Datum`] trees (typed payloads too: `codec::dynamic`).
 pub struct DatumSink;
 
@@ -295,11 +303,7 @@ impl Sink for DatumSink {
         Ok(Datum::Set(members))
     }
     fn vector(&mut self, le: &[u8]) -> Result<Datum> {
-        Ok(Datum::Vector(
-            le.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ))
+        Ok(Datum::Vector(floats_from_le(le)))
     }
     fn list_end(&mut self, list: Vec<Datum>) -> Result<Datum> {
         Ok(Datum::List(list))
