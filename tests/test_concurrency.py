@@ -175,9 +175,29 @@ def test_shared_transaction_objects_across_threads(db: obj.Db) -> None:
         assert not run_threads([scan] * 4)
 
 
-def test_second_handle_in_same_process_is_busy(path: pathlib.Path) -> None:
-    with obj.Db(path), pytest.raises(obj.BusyError):
+def test_two_handles_in_one_process_share_the_file(path: pathlib.Path) -> None:
+    with obj.Db(path) as a, obj.Db(path, busy_timeout=0.2) as b:
+        a.insert("c", b"from a")
+        assert b.get("c", 1) == b"from a"
+        holding = a.transaction()
+        with pytest.raises(obj.BusyError, match="busy_timeout"):
+            b.transaction()
+        holding.rollback()
+        b.insert("c", b"from b")
+        assert a.get("c", 2) == b"from b"
+
+
+def test_an_exclusive_handle_keeps_a_second_one_out(path: pathlib.Path) -> None:
+    with obj.Db(path, locking="exclusive"), pytest.raises(obj.BusyError):
         obj.Db(path, busy_timeout=0.1)
+    assert not path.with_name(path.name + "-shm").exists()
+    with obj.Db(path), pytest.raises(obj.BusyError):
+        obj.Db(path, busy_timeout=0.1, locking="exclusive")
+
+
+def test_locking_is_checked(path: pathlib.Path) -> None:
+    with pytest.raises(obj.InvalidArgumentError, match="locking must be 'shared' or 'exclusive'"):
+        obj.Db(path, locking="none")  # type: ignore[arg-type]
 
 
 OPEN_IN_CHILD = """
@@ -191,10 +211,15 @@ except obj.BusyError as e:
 
 
 @pytest.mark.parametrize("mode", ["rw", "ro"])
-def test_second_process_gets_busy(path: pathlib.Path, run_python: RunPython, mode: str) -> None:
+def test_a_second_process_opens_beside_a_writer_but_not_an_exclusive_handle(
+    path: pathlib.Path, run_python: RunPython, mode: str
+) -> None:
     with obj.Db(path) as db:
         with db.transaction() as tx:
             tx.insert("c", b"x")
+        result = run_python(OPEN_IN_CHILD, str(path), "0.3", mode)
+        assert result.stdout.strip() == "opened", result.stdout + result.stderr
+    with obj.Db(path, locking="exclusive"):
         result = run_python(OPEN_IN_CHILD, str(path), "0.3", mode)
         assert result.stdout.startswith("BusyError"), result.stdout + result.stderr
         assert "busy" in result.stdout
@@ -203,7 +228,7 @@ def test_second_process_gets_busy(path: pathlib.Path, run_python: RunPython, mod
 
 
 def test_second_process_waits_for_busy_timeout(path: pathlib.Path, run_python: RunPython) -> None:
-    db = obj.Db(path)
+    db = obj.Db(path, locking="exclusive")
     timer = threading.Timer(0.5, db.close)
     timer.start()
     try:
@@ -213,10 +238,10 @@ def test_second_process_waits_for_busy_timeout(path: pathlib.Path, run_python: R
     assert result.stdout.strip() == "opened", result.stdout + result.stderr
 
 
-def test_read_only_handles_share_the_file(path: pathlib.Path, run_python: RunPython) -> None:
+def test_readers_and_writers_share_the_file(path: pathlib.Path, run_python: RunPython) -> None:
     obj.Db(path).close()
     with obj.Db(path, read_only=True):
         result = run_python(OPEN_IN_CHILD, str(path), "0", "ro")
         assert result.stdout.strip() == "opened", result.stderr
         result = run_python(OPEN_IN_CHILD, str(path), "0", "rw")
-        assert result.stdout.startswith("BusyError"), result.stdout + result.stderr
+        assert result.stdout.strip() == "opened", result.stdout + result.stderr

@@ -109,8 +109,15 @@ def test_io_error_is_an_obj_error_and_an_os_error() -> None:
 
 
 def test_busy(path: pathlib.Path) -> None:
-    with obj.Db(path), pytest.raises(obj.BusyError, match="busy"):
+    with obj.Db(path, locking="exclusive"), pytest.raises(obj.BusyError, match="busy"):
         obj.Db(path, busy_timeout=0)
+    with (
+        obj.Db(path) as db,
+        db.transaction(),
+        obj.Db(path, busy_timeout=0) as other,
+        pytest.raises(obj.BusyError, match="busy"),
+    ):
+        other.transaction()
 
 
 def test_not_found(path: pathlib.Path) -> None:

@@ -57,7 +57,7 @@ def test_the_parents_handle_refuses_in_the_child_and_keeps_working_in_the_parent
         assert db.get("c", oid) == {"n": 1}
         db.insert("c", {"n": 3})
         with pytest.raises(obj.BusyError):
-            obj.Db(path, busy_timeout=0.05)
+            obj.Db(path, busy_timeout=0.05, locking="exclusive")
         assert db.count("c") == 2
     with obj.Db(path, read_only=True) as db:
         assert db.count("c") == 2

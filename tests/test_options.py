@@ -225,6 +225,7 @@ ENGINE_DEFAULTS = {
     "page_size": 4096,
     "cache_size": 256 << 20,
     "checkpoint_frames": 1000,
+    "locking": "shared",
 }
 
 
@@ -255,6 +256,7 @@ def test_options_are_checked_by_the_binding_itself(tmp_path: Path) -> None:
         "checkpoint_frames": 0,
         "sync": "always",
         "compression": "zstd",
+        "locking": "exclusively",
     }
     for option, value in bad.items():
         with pytest.raises(obj.InvalidArgumentError, match=option):

@@ -34,6 +34,7 @@ from ._db import (
     DocHeader,
     Durability,
     IntegrityReport,
+    Locking,
     RawRecord,
     Sync,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidValueError",
     "KeyTypeError",
+    "Locking",
     "NotFoundError",
     "ObjError",
     "ObjIOError",

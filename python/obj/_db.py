@@ -26,6 +26,7 @@ __all__ = [
     "DocHeader",
     "Durability",
     "IntegrityReport",
+    "Locking",
     "RawRecord",
     "Sync",
 ]
@@ -41,6 +42,12 @@ Durability = Literal["immediate", "eventual", "none"]
 #: (survives power loss), ``"normal"`` syncs only at checkpoints (survives a process crash;
 #: a power loss may drop the latest commits, never half of one), ``"off"`` never syncs.
 Sync = Literal["full", "normal", "off"]
+
+#: Whether other processes may open the file beside this handle: ``"shared"`` (the
+#: default: any number of processes, readers never blocked, one writer at a time across
+#: them, coordinated through ``<db>-shm``) or ``"exclusive"`` (this handle alone; no
+#: ``-shm`` file; for network file systems, where shared memory between machines is unsafe).
+Locking = Literal["shared", "exclusive"]
 
 #: How ``Db`` opens its file: ``Db(path)``, ``Db.create(path)``, ``Db.open(path)``.
 _OpenMode = Literal["open_or_create", "create", "open"]
@@ -58,6 +65,7 @@ class DbOptions(TypedDict, total=False):
     sync: Sync | None
     compression: Literal["lz4"] | None
     encryption_key: bytes | str | None
+    locking: Locking
 
 
 #: The defaults of the options of :class:`Db`: the engine's own.
@@ -182,7 +190,10 @@ class Db(Reads, _obj.Db):
     Options: ``read_only``; ``busy_timeout`` (seconds to wait for the file lock or the
     writer); ``durability`` (see :data:`Durability`); ``page_size`` for a new file (a power
     of two from 4096 to 65536); ``cache_size`` in bytes of the shared page cache;
-    ``checkpoint_frames``, the log length that triggers an automatic checkpoint.
+    ``checkpoint_frames``, the log length that triggers an automatic checkpoint;
+    ``locking`` (see :data:`Locking`): by default any number of processes open the file at
+    once, each reading snapshots without blocking anyone, one writer at a time across all
+    of them.
 
     Single-document methods (``insert``, ``get``, ``upsert``, ``delete``, ``count``,
     ``all``, ``iter_all``, ``find_unique``, ``index_range``, ``get_raw``) each run in a
@@ -209,6 +220,7 @@ class Db(Reads, _obj.Db):
         sync: Sync | None = None,
         compression: Literal["lz4"] | None = None,
         encryption_key: bytes | str | None = None,
+        locking: Locking = _DEFAULTS["locking"],
         _mode: _OpenMode = "open_or_create",
     ) -> Db:
         where = pathlib.Path(_fspath(path))
@@ -224,6 +236,7 @@ class Db(Reads, _obj.Db):
             sync=sync,
             compression=compression,
             encryption_key=encryption_key,
+            locking=locking,
             mode=_mode,
         )
         self._path = where
@@ -313,6 +326,7 @@ class Db(Reads, _obj.Db):
         sync: Sync | None = None,
         compression: Literal["lz4"] | None = None,
         encryption_key: bytes | str | None = None,
+        locking: Locking = _DEFAULTS["locking"],
         _mode: _OpenMode = "open_or_create",
     ) -> None:
         """Opens (or creates) the database at ``path``; see the class documentation."""

@@ -80,6 +80,7 @@ class _Defaults(TypedDict):
     page_size: int
     cache_size: int
     checkpoint_frames: int
+    locking: Literal["shared", "exclusive"]
 
 def _set_clock(seconds: float | None, /) -> None:
     """Sets the clock expiry checks read (None: the system time); for tests."""
@@ -158,6 +159,7 @@ class Db(Reads):
         sync: str | None,
         compression: str | None,
         encryption_key: bytes | str | None,
+        locking: str,
         mode: Literal["open_or_create", "create", "open"] = "open_or_create",
     ) -> Self: ...
     @overload

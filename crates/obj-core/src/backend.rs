@@ -29,6 +29,64 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug {
     fn sync(&self) -> io::Result<()>;
 }
 
+/// A file a read-only handle reads once another process has created it (the WAL of a
+/// database whose writer has not opened it yet): until then it is empty.
+#[derive(Debug)]
+pub struct LaterFile {
+    path: PathBuf,
+    file: std::sync::OnceLock<File>,
+}
+
+impl LaterFile {
+    /// The file at `path`, opened (read-only) when first needed.
+    pub fn new(path: &Path) -> Self {
+        LaterFile {
+            path: path.to_path_buf(),
+            file: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The file, if it exists by now.
+    fn file(&self) -> io::Result<Option<&File>> {
+        if let Some(f) = self.file.get() {
+            return Ok(Some(f));
+        }
+        match File::open(&self.path) {
+            Ok(f) => Ok(Some(self.file.get_or_init(|| f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl StorageBackend for LaterFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        match self.file()? {
+            Some(f) => f.read_exact_at(buf, offset),
+            None => Err(io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+
+    fn write_at(&self, _offset: u64, _data: &[u8]) -> io::Result<()> {
+        Err(io::Error::other("a read-only handle writes no log"))
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(match self.file()? {
+            Some(f) => f.metadata()?.len(),
+            None => 0,
+        })
+    }
+
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(io::Error::other("a read-only handle writes no log"))
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A plain file.
 #[derive(Debug)]
 pub struct FileBackend {

@@ -1,22 +1,25 @@
 //! The database handle: open/create and recovery, transactions, backup, compaction and
 //! close, over the engine state in `state.rs`.
 
-use crate::backend::{FileBackend, MemoryBackend, Named, StorageBackend};
+use crate::backend::{FileBackend, LaterFile, MemoryBackend, Named, StorageBackend};
 use crate::btree::{self, node};
 use crate::cipher::PageCipher;
 use crate::compact::{self, CompactInfo};
+use crate::coord::Coord;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{self, Meta, PageKind};
 use crate::freelist;
 use crate::integrity::{self, IntegrityReport};
 use crate::lock;
-use crate::options::{OpenMode, Options};
+use crate::options::{Locking, OpenMode, Options};
 use crate::pager::Pager;
 use crate::reader::{ReadTxn, Reader};
+use crate::shm::{Lock, Shm};
 use crate::stat::Stat;
-use crate::state::{CheckpointInfo, ReaderStat, Shared};
+use crate::state::{CheckpointInfo, Place, ReaderStat, Shared};
 use crate::wal::{self, Wal};
 use crate::write::WriteTxn;
+use obj_sys::LockKind;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,12 +66,34 @@ impl Db {
             }
             OpenMode::Create => new_file(&path)?,
         };
-        let lock_file = file.try_clone()?;
-        lock::acquire(&lock_file, &path, writable, opts.busy_timeout)?;
+        let shared_mode = opts.locking == Locking::Shared;
+        if shared_mode && obj_sys::is_network_fs(&file).unwrap_or(false) {
+            return Err(Error::FeatureUnsupported(format!(
+                "{} is on a network file system, where processes cannot safely share memory \
+                 or byte-range locks; open it with locking=\"exclusive\" (one handle at a \
+                 time)",
+                path.display()
+            )));
+        }
+        // The lock bytes need a description of their own, writable where possible
+        // (exclusive byte locks need a descriptor open for writing, also for a reader).
+        let lock_file = if shared_mode {
+            match OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(f) => f,
+                Err(_) => file.try_clone()?,
+            }
+        } else {
+            file.try_clone()?
+        };
+        // Every new build holds the file lock shared, an exclusive handle (and every older
+        // build's writer) exclusive: an old and a new build never share a file.
+        lock::acquire(&lock_file, &path, !shared_mode, opts.busy_timeout)?;
         let wal_file = wal_path(&path);
         let wal: Box<dyn StorageBackend> = if opts.read_only {
             match open_file(&wal_file, "WAL", false) {
                 Ok(f) => Box::new(FileBackend::new(f)),
+                // A writer in another process may create it later.
+                Err(Error::NotFound(_)) if shared_mode => Box::new(LaterFile::new(&wal_file)),
                 // Nothing to replay; a read-only handle never writes one.
                 Err(Error::NotFound(_)) => Box::new(MemoryBackend::new()),
                 Err(e) => return Err(e),
@@ -82,13 +107,51 @@ impl Db {
             Some(&path),
         );
         let wal = Named::new(wal, "the WAL", Some(&wal_file));
-        let created = main.len()? == 0 && !opts.read_only;
-        if created {
+        let shm = if shared_mode {
+            match Shm::open(&path, lock_file.try_clone()?, opts.busy_timeout) {
+                Ok(shm) => Some(shm),
+                // A reader where nothing may be written (a read-only medium) reads alone.
+                Err(Error::Io(e))
+                    if opts.read_only
+                        && matches!(
+                            e.kind(),
+                            std::io::ErrorKind::PermissionDenied
+                                | std::io::ErrorKind::ReadOnlyFilesystem
+                        ) =>
+                {
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        // The first handle on the file (no other holds `Dms`) creates or recovers it and
+        // starts the shm afresh; every later one follows what the shm says.
+        let first = match &shm {
+            None => true,
+            Some(s) if s.try_lock(Lock::Dms, LockKind::Exclusive)? => true,
+            Some(s) => {
+                s.lock(
+                    Lock::Dms,
+                    LockKind::Shared,
+                    "another process was opening (creating or recovering) the database",
+                )?;
+                false
+            }
+        };
+        if main.len()? == 0 && !opts.read_only {
+            if !first {
+                return Err(Error::Busy(format!(
+                    "{} is empty while another process has it open; it may still be creating it",
+                    path.display()
+                )));
+            }
             create_file(&main, &wal, &opts)?;
             sync_parent_dir(&path);
         }
         let (main, wal) = (Box::new(main), Box::new(wal));
-        Self::open_backends(main, wal, opts, Some(lock_file), path)
+        Self::open_backends(main, wal, opts, Some(lock_file), shm, first, path)
     }
 
     /// A new, empty database that lives in memory only: the same engine and semantics, and
@@ -114,7 +177,7 @@ impl Db {
         if main.len()? == 0 && !opts.read_only {
             create_file(main.as_ref(), wal.as_ref(), &opts)?;
         }
-        Self::open_backends(main, wal, opts, None, PathBuf::from(":memory:"))
+        Self::open_backends(main, wal, opts, None, None, true, PathBuf::from(":memory:"))
     }
 
     fn open_backends(
@@ -122,6 +185,8 @@ impl Db {
         wal: Box<dyn StorageBackend>,
         opts: Options,
         lock_file: Option<File>,
+        shm: Option<Shm>,
+        first: bool,
         path: PathBuf,
     ) -> Result<Db> {
         let len = main.len()?;
@@ -176,6 +241,10 @@ impl Db {
             opts.cache_size,
             validate_page,
         );
+        if !first {
+            let shm = shm.ok_or_else(|| Error::corrupt("a shared open without its index"))?;
+            return Self::join(pager, wal, owner, opts, lock_file, shm, path);
+        }
         // Recovery streams the log: each committed frame is decoded and checked as it goes
         // by (damage is still found at open), and only where it lies is kept.
         let (wal, recovered) =
@@ -221,8 +290,70 @@ impl Db {
                 meta.commit_seq, o.commit_seq
             )));
         }
-        let shared = Arc::new(Shared::new(pager, wal, seq, meta, opts, lock_file, path));
-        Ok(Db { shared })
+        let coord = shm.map(|shm| {
+            let pos = wal.position();
+            shm.reset(wal.db_id(), &pos);
+            Coord::new(shm, wal.db_id(), &pos)
+        });
+        if let Some(c) = &coord {
+            // Others may open now.
+            c.shm.try_lock(Lock::Dms, LockKind::Shared)?;
+        }
+        let place = Place {
+            lock_file,
+            coord,
+            path,
+        };
+        let shared = Arc::new(Shared::new(pager, wal, seq, meta, opts, place));
+        Ok(Db::watched(shared))
+    }
+
+    /// Opens a file other handles have open: nothing is recovered (the first opener did,
+    /// and the log may be growing right now); the log is followed from the shm header.
+    fn join(
+        pager: Pager,
+        wal: Arc<dyn StorageBackend>,
+        owner: Option<wal::Owner>,
+        opts: Options,
+        lock_file: Option<File>,
+        shm: Shm,
+        path: PathBuf,
+    ) -> Result<Db> {
+        let page_size = pager.physical_size();
+        let db_id = owner
+            .map(|o| o.db_id)
+            .or_else(|| shm.header().map(|(id, _)| id))
+            .ok_or_else(|| {
+                Error::corrupt("the main file's header is damaged and the shared index too")
+            })?;
+        let wal = Wal::detached(wal, page_size, db_id);
+        let coord = Coord::new(shm, db_id, &wal.position());
+        let placeholder = Meta::new(page_size as u32);
+        let place = Place {
+            lock_file,
+            coord: Some(coord),
+            path,
+        };
+        let shared = Arc::new(Shared::new(pager, wal, 0, placeholder, opts, place));
+        shared.forget_meta();
+        let db = Db::watched(shared);
+        let shared = &db.shared;
+        let meta = ReadTxn::new(shared.pin_latest()?).meta().clone();
+        if meta.db_id != db_id {
+            return Err(Error::corrupt(
+                "the WAL belongs to another database than the main file's header",
+            ));
+        }
+        Ok(db)
+    }
+
+    /// A handle over `shared`; one shared with other processes has its idle pins reaped.
+    fn watched(shared: Arc<Shared>) -> Db {
+        if shared.is_shared() {
+            let idle: Arc<dyn crate::coord::Idle> = shared.clone();
+            crate::coord::watch(Arc::downgrade(&idle));
+        }
+        Db { shared }
     }
 
     /// A snapshot of the latest commit.
@@ -235,7 +366,7 @@ impl Db {
         self.shared.check_writable()?;
         let writer = self.shared.writer()?;
         self.shared.check_writable()?;
-        let (seq, mut meta) = self.shared.latest();
+        let (seq, mut meta) = self.shared.latest(&writer)?;
         if self.shared.opts().compression {
             if format::KNOWN_REQUIRED_FEATURES & format::FEATURE_LZ4 == 0 {
                 return Err(Error::FeatureUnsupported(

@@ -54,6 +54,37 @@ pub enum OpenMode {
     Open,
 }
 
+/// Whether other handles (other processes) may open the file while this one has it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Locking {
+    /// Any number of handles and processes at once, one writer at a time across all of
+    /// them, coordinated through `<db>-shm` (see `docs/architecture.md`).
+    #[default]
+    Shared,
+    /// This handle is the only one on the file: an exclusive file lock, no `<db>-shm`.
+    /// For file systems where shared memory between processes is not safe (network
+    /// file systems), or to keep every other process out.
+    Exclusive,
+}
+
+impl Locking {
+    /// "shared" or "exclusive".
+    pub fn name(self) -> &'static str {
+        match self {
+            Locking::Shared => "shared",
+            Locking::Exclusive => "exclusive",
+        }
+    }
+
+    /// The mode named `name` (see [`Locking::name`]).
+    pub fn from_name(name: &str) -> Option<Locking> {
+        [Locking::Shared, Locking::Exclusive]
+            .into_iter()
+            .find(|l| l.name() == name)
+    }
+}
+
 /// Options for [`crate::Db::open`]. Build them from [`Options::default`] with the setters
 /// below (or by assigning the public fields).
 #[derive(Clone, Debug)]
@@ -79,6 +110,8 @@ pub struct Options {
     pub compression: bool,
     /// Whether opening may, or must, create the file.
     pub mode: OpenMode,
+    /// Whether other processes may share the file.
+    pub locking: Locking,
 }
 
 impl Default for Options {
@@ -93,6 +126,7 @@ impl Default for Options {
             checkpoint_frames: 1000,
             compression: false,
             mode: OpenMode::OpenOrCreate,
+            locking: Locking::Shared,
         }
     }
 }
@@ -159,6 +193,12 @@ impl Options {
 
     /// Sets [`Options::mode`].
     #[must_use]
+    pub fn locking(mut self, locking: Locking) -> Self {
+        self.locking = locking;
+        self
+    }
+
+    /// Sets [`Options::mode`].
     pub fn mode(mut self, mode: OpenMode) -> Self {
         self.mode = mode;
         self

@@ -125,6 +125,16 @@ impl PageCache {
         shard.insert(key, page);
     }
 
+    fn remove(&self, key: u64) {
+        self.shard(key).lock().remove(&key);
+    }
+
+    fn purge_all(&self) {
+        for shard in &self.shards {
+            shard.lock().clear();
+        }
+    }
+
     /// Drops every WAL version (the log was reset: frame numbers start over).
     fn purge_frames(&self) {
         for shard in &self.shards {
@@ -202,6 +212,22 @@ impl Versions {
             frame += 1;
         }
         self.ends.push(frame);
+    }
+
+    /// The newest commit whose frames all lie below `frames` (the oldest one a read mark
+    /// at `frames` may pin).
+    fn seq_within(&self, frames: u64) -> u64 {
+        self.base + self.ends.partition_point(|&e| u64::from(e) <= frames) as u64
+    }
+
+    /// The commit that ends exactly at frame count `frames`, if this index holds it.
+    fn seq_ending_at(&self, frames: u64) -> Option<u64> {
+        if frames == 0 {
+            return Some(self.base);
+        }
+        let k = self.ends.partition_point(|&e| u64::from(e) < frames);
+        (self.ends.get(k).map(|&e| u64::from(e)) == Some(frames))
+            .then_some(self.base + 1 + k as u64)
     }
 
     /// Forgets every version (the log was reset), giving back the memory a long log took.
@@ -450,6 +476,51 @@ impl Pager {
             pages_written,
             complete: upto >= latest,
         })
+    }
+
+    /// The newest commit whose frames all lie below `frames`.
+    pub fn seq_within_frames(&self, frames: u64) -> u64 {
+        self.versions.read().seq_within(frames)
+    }
+
+    /// The commit that ends exactly at frame count `frames`, if the index holds it.
+    pub fn seq_at_frames(&self, frames: u64) -> Option<u64> {
+        self.versions.read().seq_ending_at(frames)
+    }
+
+    /// Records that another process's checkpoint copied every version up to commit `seq`
+    /// into the main file.
+    /// The main file's images of the pages it copied changed under this process's cache:
+    /// they are dropped (the next read loads the new image).
+    pub fn note_backfilled(&self, seq: u64) {
+        let mut versions = self.versions.write();
+        if seq <= versions.backfilled {
+            return;
+        }
+        let (from, to) = (versions.limit(versions.backfilled), versions.limit(seq));
+        let copied = |f: &u32| (from..to).contains(f);
+        for (&no, slot) in &versions.pages {
+            let changed = match slot {
+                Slot::One(f) => copied(f),
+                Slot::Many(i) => versions.lists[*i as usize].iter().any(copied),
+            };
+            if changed {
+                self.cache.remove(no);
+            }
+        }
+        versions.backfilled = seq;
+    }
+
+    /// The log's frame count at commit `seq` (its read-mark frames).
+    pub fn frames_at(&self, seq: u64) -> u64 {
+        u64::from(self.versions.read().limit(seq))
+    }
+
+    /// Drops every cached page: another process rewrote the main file (a checkpoint that
+    /// restarted the log), so no image this process read from it can be trusted.
+    pub fn purge_cache(&self) {
+        let _versions = self.versions.write();
+        self.cache.purge_all();
     }
 
     /// Forgets all versions once a complete backfill copied them into the main file, before

@@ -708,7 +708,9 @@ impl Source for ReadTxn {
     }
 
     fn remember_schema(&self, collection: &str, schema: Arc<Schema>) {
-        self.pin.shared.cache_schema(collection, schema)
+        self.pin
+            .shared
+            .cache_schema(collection, schema, self.pin.seq)
     }
 
     fn index_defs(&self, collection: &str) -> Result<Arc<Vec<IndexDef>>> {

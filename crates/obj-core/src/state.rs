@@ -4,21 +4,25 @@
 //! index definitions. `db.rs` fronts it; transactions borrow it through an `Arc`.
 //!
 //! Lock order (never take an earlier one while holding a later one): `writer_busy` (held
-//! as a [`WriterGuard`] for a whole write transaction or checkpoint) → `wal` → `published`;
+//! as a [`WriterGuard`] for a whole write transaction or checkpoint) → `wal` → `published`
+//! → the read marks of `coord.rs`;
 //! the cache locks (`roots`, `schemas`, `indexes`) and the pager's are leaves, taken alone.
 
 use crate::catalog::{IndexDef, NameMap, Root};
 use crate::codec::Schema;
+use crate::coord::Coord;
 use crate::error::{Error, IoContext, Result};
 use crate::format::Meta;
 use crate::options::{Durability, Options};
 use crate::pager::{PageBuf, Pager};
+use crate::shm::{mark_value, Lock};
 use crate::wal::{self, Wal};
+use obj_sys::LockKind;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -38,17 +42,20 @@ pub struct CheckpointInfo {
 struct Pins {
     count: usize,
     since: Instant,
+    /// The read mark that keeps other processes from checkpointing past this commit (a
+    /// shared handle's readers; the writer's own base needs none: it holds the write lock).
+    mark: Option<usize>,
 }
 
 impl Pins {
-    fn add(readers: &mut BTreeMap<u64, Pins>, seq: u64) {
-        readers
-            .entry(seq)
-            .or_insert_with(|| Pins {
-                count: 0,
-                since: Instant::now(),
-            })
-            .count += 1;
+    fn add(readers: &mut BTreeMap<u64, Pins>, seq: u64) -> &mut Pins {
+        let pins = readers.entry(seq).or_insert_with(|| Pins {
+            count: 0,
+            since: Instant::now(),
+            mark: None,
+        });
+        pins.count += 1;
+        pins
     }
 }
 
@@ -62,13 +69,30 @@ pub struct ReaderStat {
     pub readers: u64,
     /// The commit the oldest live snapshot reads, and how long it has been pinned.
     pub oldest: Option<(u64, Duration)>,
+    /// Read marks other handles (other processes, or other handles in this one) hold on
+    /// the file (0 for an exclusive handle).
+    pub other_marks: u64,
+    /// Live snapshots of other handles on those marks.
+    pub other_readers: u64,
+    /// The oldest commit another handle's mark pins, counted like `commit_seq` (None when
+    /// no other handle reads, or it pins a commit this handle no longer indexes).
+    pub other_oldest: Option<u64>,
 }
 
 struct Published {
     seq: u64,
+    /// The header of commit `meta_seq`: `seq`'s, unless another process's commit moved
+    /// `seq` on and nothing read its header yet (see [`Shared::latest_meta`]).
     meta: Meta,
+    meta_seq: u64,
+    /// Where the log stood at `seq` (generation, committed frames): its read-mark value.
+    generation: u64,
+    frames: u64,
     /// Live snapshots: commit number → how many readers pin it, and since when.
     readers: BTreeMap<u64, Pins>,
+    /// A shared handle's pin of the latest commit whose last reader ended (count 0, mark
+    /// still held, so the next reader takes no lock), and the reaper tick it went idle at.
+    sticky: Option<(u64, u64)>,
 }
 
 type IndexDefs = Arc<Vec<IndexDef>>;
@@ -94,7 +118,20 @@ pub(crate) struct Shared {
     /// child must neither read through it nor touch its files and locks.
     forked: AtomicBool,
     lock_file: Option<File>,
+    /// Set when other processes may share the file (see `coord.rs`).
+    coord: Option<Arc<Coord>>,
+    /// Cache entries learnt from snapshots older than this commit are refused: another
+    /// process committed at it, and the caches were emptied (see [`Shared::apply`]).
+    floor: AtomicU64,
     path: PathBuf,
+}
+
+/// Where a handle's file lives and what it holds on it: the file lock's description, the
+/// coordination with other processes (None for a handle alone on its file or in memory).
+pub(crate) struct Place {
+    pub(crate) lock_file: Option<File>,
+    pub(crate) coord: Option<Arc<Coord>>,
+    pub(crate) path: PathBuf,
 }
 
 impl Shared {
@@ -105,15 +142,24 @@ impl Shared {
         seq: u64,
         meta: Meta,
         opts: Options,
-        lock_file: Option<File>,
-        path: PathBuf,
+        place: Place,
     ) -> Shared {
+        let Place {
+            lock_file,
+            coord,
+            path,
+        } = place;
+        let pos = wal.position();
         Shared {
             pager,
             wal: Mutex::new(wal),
             published: Mutex::new(Published {
                 seq,
                 meta,
+                meta_seq: seq,
+                sticky: None,
+                generation: pos.generation,
+                frames: pos.frames,
                 readers: BTreeMap::new(),
             }),
             writer_busy: Mutex::new(false),
@@ -126,18 +172,29 @@ impl Shared {
             closed: AtomicBool::new(false),
             forked: AtomicBool::new(false),
             lock_file,
+            coord,
+            floor: AtomicU64::new(0),
             path,
         }
     }
 }
 
-/// The writer lock, held for as long as this lives (a write transaction, a checkpoint).
-pub(crate) struct WriterGuard(Arc<Shared>);
+/// The writer lock, held for as long as this lives (a write transaction, a checkpoint):
+/// the in-process one, and for a shared handle the `Write` lock byte across processes.
+pub(crate) struct WriterGuard {
+    shared: Arc<Shared>,
+    across: bool,
+}
 
 impl Drop for WriterGuard {
     fn drop(&mut self) {
-        *self.0.writer_busy.lock() = false;
-        self.0.writer_cv.notify_one();
+        if self.across && !self.shared.forked.load(Ordering::Acquire) {
+            if let Some(c) = &self.shared.coord {
+                let _ = c.shm.unlock(Lock::Write);
+            }
+        }
+        *self.shared.writer_busy.lock() = false;
+        self.shared.writer_cv.notify_one();
     }
 }
 
@@ -248,7 +305,21 @@ impl Shared {
             }
         }
         *busy = true;
-        Ok(WriterGuard(self.clone()))
+        drop(busy);
+        let mut guard = WriterGuard {
+            shared: self.clone(),
+            across: false,
+        };
+        if let Some(c) = &self.coord {
+            c.shm.lock(
+                Lock::Write,
+                LockKind::Exclusive,
+                "another process (or another handle on the file) held the write lock",
+            )?;
+            guard.across = true;
+            self.follow_for_write(c)?;
+        }
+        Ok(guard)
     }
 
     /// The writer lock if it is free now.
@@ -258,29 +329,296 @@ impl Shared {
             return None;
         }
         *busy = true;
-        Some(WriterGuard(self.clone()))
+        drop(busy);
+        let mut guard = WriterGuard {
+            shared: self.clone(),
+            across: false,
+        };
+        if let Some(c) = &self.coord {
+            if !c.shm.try_lock(Lock::Write, LockKind::Exclusive).ok()? {
+                return None;
+            }
+            guard.across = true;
+            self.follow_for_write(c).ok()?;
+        }
+        Some(guard)
     }
 
-    /// The latest commit: its number and header.
-    pub(crate) fn latest(&self) -> (u64, Meta) {
-        let p = self.published.lock();
-        (p.seq, p.meta.clone())
+    /// Under the write lock: follow every commit made elsewhere, and give a log without a
+    /// header (a read-only first opener found none) its first generation before any frame.
+    fn follow_for_write(&self, c: &Coord) -> Result<()> {
+        let mut wal = self.wal.lock();
+        self.follow_locked(c, &mut wal, true)?;
+        if wal.headed() && !wal.header_matches()? {
+            // Frames go only behind the header they chain from.
+            self.rebuild_header(c, &wal, true)?;
+            self.follow_locked(c, &mut wal, true)?;
+        }
+        if !wal.headed() {
+            let sync = self.opts.durability != Durability::None;
+            wal.reset(sync, 0)?;
+            let pos = wal.position();
+            c.publish(&pos);
+            let mut p = self.published.lock();
+            p.generation = pos.generation;
+            p.frames = pos.frames;
+        }
+        Ok(())
     }
 
-    /// Pins the latest commit for a reader.
+    /// Follows commits and restarts of the log made by other handles, if any were
+    /// published since this handle last looked (two atomic loads when none were).
+    pub(crate) fn follow(&self) -> Result<()> {
+        let Some(c) = &self.coord else {
+            return Ok(());
+        };
+        if c.unchanged() {
+            return Ok(());
+        }
+        let mut wal = self.wal.lock();
+        self.follow_locked(c, &mut wal, false)
+    }
+
+    /// Catches the log, the pager's version index and the published commit up to the shm
+    /// header. A read racing a restart of the log by another process is retried; one that
+    /// fails with the header unchanged rebuilds the header from the log once, then fails.
+    fn follow_locked(&self, c: &Coord, wal: &mut Wal, have_write: bool) -> Result<()> {
+        let mut rebuilt = false;
+        let mut last = None;
+        for _ in 0..100 {
+            let pos = match c.shm.header() {
+                Some((db_id, pos)) if db_id == c.db_id => pos,
+                _ => {
+                    self.rebuild_header(c, wal, have_write)?;
+                    rebuilt = true;
+                    continue;
+                }
+            };
+            if pos == wal.position() {
+                c.set_known(&pos);
+                return Ok(());
+            }
+            match wal.catch_up(&pos) {
+                Ok(appended) => {
+                    self.apply(appended, &pos)?;
+                    c.set_known(&pos);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let moved = c.shm.header().map(|h| h.1) != Some(pos);
+                    if !moved {
+                        if rebuilt {
+                            return Err(e);
+                        }
+                        self.rebuild_header(c, wal, have_write)?;
+                        rebuilt = true;
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::Busy("the log kept moving while this handle followed it".into())
+        }))
+    }
+
+    /// Rewrites a damaged, stale or lying shm header from the log itself, under the write
+    /// lock (so nothing appends meanwhile): where the last complete commit ends.
+    fn rebuild_header(&self, c: &Coord, wal: &Wal, have_write: bool) -> Result<()> {
+        if !have_write {
+            c.shm.lock(
+                Lock::Write,
+                LockKind::Exclusive,
+                "rebuilding the shared index needs the write lock, which another process held",
+            )?;
+        }
+        let result = (|| {
+            c.shm.lock(
+                Lock::Recover,
+                LockKind::Exclusive,
+                "another process rebuilt the index",
+            )?;
+            let pos = wal.scan_end(c.db_id);
+            let _ = c.shm.unlock(Lock::Recover);
+            c.shm.publish(c.db_id, &pos?);
+            Ok(())
+        })();
+        if !have_write {
+            let _ = c.shm.unlock(Lock::Write);
+        }
+        result
+    }
+
+    /// Takes in what another process appended (or a restart of the log it made).
+    fn apply(&self, appended: crate::wal::Appended, pos: &crate::wal::LogPosition) -> Result<()> {
+        if appended.reset {
+            // Nobody anywhere held a mark, so no snapshot of this handle is alive: every
+            // version and cached page (the checkpoint rewrote the main file) goes.
+            self.pager.clear_versions();
+            self.pager.purge_cache();
+        }
+        let mut seq = self.published.lock().seq;
+        if appended.reset {
+            // Commits this handle never saw may lie in the main file now: the state there
+            // counts as a commit of its own (its header is read from page 0 when pinned).
+            seq += 1;
+        }
+        let mut first = appended.first;
+        for commit in &appended.recovered.commits {
+            seq += 1;
+            let from = (first - appended.first) as usize;
+            let to = (u64::from(commit.end) - appended.first) as usize;
+            self.pager.index_commit(
+                seq,
+                first as u32,
+                appended.recovered.frame_pages[from..to].iter().copied(),
+            );
+            first = u64::from(commit.end);
+        }
+        // The caches may hold what another process's commits changed.
+        self.floor.store(seq, Ordering::Release);
+        self.roots.write().clear();
+        self.schemas.write().clear();
+        self.indexes.write().clear();
+        // The new header is read when a snapshot pins it: no page of the log is read
+        // here, where no mark keeps the log from restarting under the read.
+        let mut p = self.published.lock();
+        self.drop_sticky(&mut p);
+        p.seq = seq;
+        p.generation = pos.generation;
+        p.frames = pos.frames;
+        Ok(())
+    }
+
+    /// The latest commit: its number and header. The caller holds the write lock.
+    pub(crate) fn latest(&self, _writer: &WriterGuard) -> Result<(u64, Meta)> {
+        let mut p = self.published.lock();
+        Ok((p.seq, self.latest_meta(&mut p)?))
+    }
+
+    /// True when other processes may share the file (a `coord` is set).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.coord.is_some()
+    }
+
+    /// Marks the latest header as unknown (a handle that joined others has read none yet).
+    pub(crate) fn forget_meta(&self) {
+        self.published.lock().meta_seq = u64::MAX;
+    }
+
+    /// The header of the latest commit, read from its page 0 if another process made it.
+    /// The caller keeps the log from restarting meanwhile (a read mark on that commit, or
+    /// the write lock).
+    fn latest_meta(&self, p: &mut Published) -> Result<Meta> {
+        if p.meta_seq != p.seq {
+            p.meta = Meta::read_from(&self.pager.read(0, p.seq)?)?;
+            p.meta_seq = p.seq;
+        }
+        Ok(p.meta.clone())
+    }
+
+    /// Pins the latest commit for a reader (for a shared handle: the latest any process
+    /// published, under a read mark).
     pub(crate) fn pin_latest(self: &Arc<Self>) -> Result<Snapshot> {
         self.check_open()?;
-        let (seq, meta) = {
+        let Some(c) = &self.coord else {
             let mut p = self.published.lock();
             let seq = p.seq;
             Pins::add(&mut p.readers, seq);
-            (seq, p.meta.clone())
+            return Ok(self.snapshot(seq, p.meta.clone()));
         };
-        Ok(Snapshot {
+        let mut deadline = None;
+        loop {
+            self.follow()?;
+            let (seq, generation, frames) = {
+                let mut p = self.published.lock();
+                let seq = p.seq;
+                if let Some(pins) = p.readers.get_mut(&seq) {
+                    if let Some(slot) = pins.mark {
+                        pins.count += 1;
+                        if pins.count == 1 {
+                            c.set_reading(slot, true);
+                            p.sticky = None;
+                        }
+                        debug_assert_eq!(p.meta_seq, seq, "a pinned commit's header was read");
+                        return Ok(self.snapshot(seq, p.meta.clone()));
+                    }
+                }
+                (seq, p.generation, p.frames)
+            };
+            let timeout = self.opts.busy_timeout;
+            let slot = c.acquire(mark_value(generation, frames), generation, timeout)?;
+            // The mark counts only if nothing moved while it was taken: a checkpoint that
+            // did not see it yet backfilled no further than the log then ended.
+            if c.shm.quick() != (generation, frames) {
+                c.release(slot);
+                let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                if Instant::now() >= deadline {
+                    return Err(Error::Busy(
+                        "other processes committed faster than a snapshot could be pinned".into(),
+                    ));
+                }
+                continue;
+            }
+            let mut p = self.published.lock();
+            let meta = match if p.seq == seq {
+                self.latest_meta(&mut p)
+            } else {
+                self.pager
+                    .read(0, seq)
+                    .and_then(|page| Meta::read_from(&page))
+            } {
+                Ok(meta) => meta,
+                Err(e) => {
+                    drop(p);
+                    c.release(slot);
+                    return Err(e);
+                }
+            };
+            let pins = Pins::add(&mut p.readers, seq);
+            let first = pins.count == 1;
+            match pins.mark {
+                None => {
+                    pins.mark = Some(slot);
+                    c.set_reading(slot, true);
+                }
+                Some(mine) => {
+                    if first {
+                        c.set_reading(mine, true);
+                    }
+                    c.release(slot);
+                }
+            }
+            if p.sticky.is_some_and(|(s, _)| s == seq) {
+                p.sticky = None;
+            }
+            return Ok(self.snapshot(seq, meta));
+        }
+    }
+
+    /// Drops the idle pin of the latest commit (see `Published::sticky`).
+    fn drop_sticky(&self, p: &mut Published) {
+        let Some((seq, _)) = p.sticky.take() else {
+            return;
+        };
+        if p.readers.get(&seq).is_some_and(|pins| pins.count == 0) {
+            if let Some(Pins {
+                mark: Some(slot), ..
+            }) = p.readers.remove(&seq)
+            {
+                if let Some(c) = &self.coord {
+                    c.release(slot);
+                }
+            }
+        }
+    }
+
+    fn snapshot(self: &Arc<Self>, seq: u64, meta: Meta) -> Snapshot {
+        Snapshot {
             shared: self.clone(),
             seq,
             meta,
-        })
+        }
     }
 
     /// Pins commit `seq`, which the caller knows is still readable (the writer's base
@@ -296,26 +634,53 @@ impl Shared {
 
     fn unpin(&self, seq: u64) {
         let mut p = self.published.lock();
-        if let Some(pins) = p.readers.get_mut(&seq) {
-            pins.count -= 1;
-            if pins.count == 0 {
-                p.readers.remove(&seq);
+        let Some(pins) = p.readers.get_mut(&seq) else {
+            return;
+        };
+        pins.count -= 1;
+        if pins.count > 0 {
+            return;
+        }
+        let mark = pins.mark;
+        if let (Some(c), Some(slot)) = (&self.coord, mark) {
+            c.set_reading(slot, false);
+            if p.seq == seq && c.unchanged() && !self.forked.load(Ordering::Acquire) {
+                // The next reader of this commit takes no lock; the reaper drops it later.
+                p.sticky = Some((seq, crate::coord::tick()));
+                return;
             }
+            p.readers.remove(&seq);
+            c.release(slot);
+        } else {
+            p.readers.remove(&seq);
         }
     }
 
     /// The live snapshots (see [`ReaderStat`]).
     pub(crate) fn readers(&self) -> ReaderStat {
-        let p = self.published.lock();
-        ReaderStat {
-            commit_seq: p.seq,
-            readers: p.readers.values().map(|pins| pins.count as u64).sum(),
-            oldest: p
-                .readers
-                .iter()
-                .next()
-                .map(|(seq, pins)| (*seq, pins.since.elapsed())),
+        let _ = self.follow();
+        let mut stat = {
+            let p = self.published.lock();
+            ReaderStat {
+                commit_seq: p.seq,
+                readers: p.readers.values().map(|pins| pins.count as u64).sum(),
+                oldest: p
+                    .readers
+                    .iter()
+                    .find(|(_, pins)| pins.count > 0)
+                    .map(|(seq, pins)| (*seq, pins.since.elapsed())),
+                ..ReaderStat::default()
+            }
+        };
+        if let Some(c) = &self.coord {
+            let generation = self.published.lock().generation;
+            if let Ok((marks, readers, oldest)) = c.others(generation) {
+                stat.other_marks = marks;
+                stat.other_readers = readers;
+                stat.other_oldest = oldest.and_then(|f| self.pager.seq_at_frames(f));
+            }
         }
+        stat
     }
 
     pub(crate) fn cached_root(&self, collection: &str, seq: u64) -> Option<Root> {
@@ -329,10 +694,12 @@ impl Shared {
     /// A reader found `root` in its snapshot: keep it only if nothing newer is known (a
     /// writer that creates or moves a root publishes it at commit).
     pub(crate) fn offer_root(&self, collection: &str, root: Root, seen_at: u64) {
-        self.roots
-            .write()
-            .entry(collection.to_string())
-            .or_insert((root, seen_at));
+        let mut roots = self.roots.write();
+        if seen_at >= self.floor.load(Ordering::Acquire) {
+            roots
+                .entry(collection.to_string())
+                .or_insert((root, seen_at));
+        }
     }
 
     /// A commit created or moved the root: it holds from `seq` on.
@@ -346,12 +713,15 @@ impl Shared {
         self.schemas.read().get(collection)?.get(&version).cloned()
     }
 
-    pub(crate) fn cache_schema(&self, collection: &str, schema: Arc<Schema>) {
-        self.schemas
-            .write()
-            .entry(collection.to_string())
-            .or_default()
-            .insert(schema.version, schema);
+    /// Remembers a committed schema a snapshot at `seen_at` found (or a commit stored).
+    pub(crate) fn cache_schema(&self, collection: &str, schema: Arc<Schema>, seen_at: u64) {
+        let mut schemas = self.schemas.write();
+        if seen_at >= self.floor.load(Ordering::Acquire) {
+            schemas
+                .entry(collection.to_string())
+                .or_default()
+                .insert(schema.version, schema);
+        }
     }
 
     pub(crate) fn cached_indexes(&self, collection: &str, seq: u64) -> Option<Arc<Vec<IndexDef>>> {
@@ -372,10 +742,10 @@ impl Shared {
     /// A reader loaded the definitions of its snapshot: keep them only if nothing newer is
     /// known (any later change was published by its writer and is already here).
     pub(crate) fn offer_indexes(&self, collection: &str, seq: u64, defs: Arc<Vec<IndexDef>>) {
-        self.indexes
-            .write()
-            .entry(collection.to_string())
-            .or_insert((seq, defs));
+        let mut indexes = self.indexes.write();
+        if seq >= self.floor.load(Ordering::Acquire) {
+            indexes.entry(collection.to_string()).or_insert((seq, defs));
+        }
     }
 
     pub(crate) fn wal_generation(&self) -> u64 {
@@ -409,15 +779,23 @@ impl Shared {
             self.publish_root(name, *root, seq);
         }
         for (collection, schema) in c.schemas {
-            self.cache_schema(&collection, schema);
+            self.cache_schema(&collection, schema, seq);
         }
         for (collection, defs) in c.indexes {
             self.publish_indexes(&collection, seq, defs);
+        }
+        let pos = wal.position();
+        if let Some(coord) = &self.coord {
+            coord.publish(&pos);
         }
         {
             let mut p = self.published.lock();
             p.seq = seq;
             p.meta = c.meta;
+            p.meta_seq = seq;
+            self.drop_sticky(&mut p);
+            p.generation = pos.generation;
+            p.frames = pos.frames;
         }
         if wal.frames() >= self.opts.checkpoint_frames {
             drop(wal);
@@ -467,6 +845,9 @@ impl Shared {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        if let Some(c) = &self.coord {
+            c.release_all()?;
+        }
         if let Some(f) = &self.lock_file {
             f.unlock()?;
         }
@@ -476,6 +857,9 @@ impl Shared {
     /// Marks the handle as the parent's, in a child process after `fork()`.
     pub(crate) fn mark_forked(&self) {
         self.forked.store(true, Ordering::Release);
+        if let Some(c) = &self.coord {
+            c.disown();
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -522,12 +906,37 @@ impl Shared {
             }
             return Ok(CheckpointInfo::default());
         }
-        let (latest, upto, page_count) = {
-            let p = self.published.lock();
+        let (latest, mut upto, page_count) = {
+            let mut p = self.published.lock();
+            self.drop_sticky(&mut p);
             let oldest = p.readers.keys().next().copied().unwrap_or(p.seq);
-            (p.seq, oldest.min(p.seq), p.meta.page_count)
+            (
+                p.seq,
+                oldest.min(p.seq),
+                self.latest_meta(&mut p)?.page_count,
+            )
         };
         let mut wal = self.wal.lock();
+        let _checkpointing = match &self.coord {
+            Some(c) => {
+                c.shm.lock(
+                    Lock::Checkpoint,
+                    LockKind::Exclusive,
+                    "another checkpoint ran",
+                )?;
+                // Readers elsewhere: backfill no further than the oldest snapshot they pin.
+                let pos = wal.position();
+                // What other processes' checkpoints already copied need not be again.
+                if let Some(done) = crate::shm::mark_frames(c.shm.backfilled(), pos.generation) {
+                    self.pager
+                        .note_backfilled(self.pager.seq_within_frames(done));
+                }
+                let survey = self.survey_waiting(c, &pos, shrink)?;
+                upto = upto.min(self.pager.seq_within_frames(survey.safe_frames));
+                Some(CheckpointLock(c))
+            }
+            None => None,
+        };
         if sync {
             wal.sync()?;
         }
@@ -546,7 +955,17 @@ impl Shared {
         if sync && backfill.pages_written > 0 {
             self.pager.main().sync()?;
         }
-        if backfill.complete {
+        let mut reset = backfill.complete;
+        if let Some(c) = &self.coord {
+            let pos = wal.position();
+            let done = if reset {
+                pos.frames
+            } else {
+                self.pager.frames_at(upto)
+            };
+            c.shm.set_backfilled(mark_value(pos.generation, done));
+        }
+        if reset {
             // Keep a log of up to twice the automatic checkpoint size for in-place reuse.
             let keep = if shrink {
                 0
@@ -557,15 +976,72 @@ impl Shared {
                     .saturating_mul(2)
                     .saturating_mul(frame)
             };
-            // The main file holds every version now: readers move to it before the reset
-            // may cut or reuse the frames they were reading.
-            self.pager.clear_versions();
-            wal.reset(sync, keep)?;
+            // The log restarts only with every read mark locked: no reader anywhere.
+            let marks = match &self.coord {
+                Some(c) => c.lock_all_marks()?,
+                None => None,
+            };
+            if self.coord.is_some() && marks.is_none() {
+                reset = false;
+            } else {
+                // The main file holds every version now: readers move to it before the
+                // reset may cut or reuse the frames they were reading.
+                self.pager.clear_versions();
+                wal.reset(sync, keep)?;
+                if let (Some(c), Some(mut marks)) = (&self.coord, marks) {
+                    let pos = wal.position();
+                    marks.restarted(mark_value(pos.generation, 0));
+                    c.shm.set_backfilled(mark_value(pos.generation, 0));
+                    c.publish(&pos);
+                    // (Lock order: the published commit before the marks, never after.)
+                    drop(marks);
+                    let mut p = self.published.lock();
+                    p.generation = pos.generation;
+                    p.frames = pos.frames;
+                }
+            }
         }
         Ok(CheckpointInfo {
             frames_copied: backfill.pages_written,
-            wal_reset: backfill.complete,
-            deferred: !backfill.complete,
+            wal_reset: reset,
+            deferred: !reset,
         })
+    }
+
+    /// The marks' survey; an explicit checkpoint held up only by marks nobody reads on
+    /// (idle marks, which their handles let go of within [`crate::coord::IDLE`]) waits
+    /// for them a moment rather than leave the log behind.
+    fn survey_waiting(
+        &self,
+        c: &Coord,
+        pos: &crate::wal::LogPosition,
+        wait: bool,
+    ) -> Result<crate::coord::Survey> {
+        let deadline = Instant::now() + crate::coord::IDLE * 5;
+        loop {
+            let survey = c.survey(pos.generation, pos.frames)?;
+            if !(wait && survey.others && survey.only_idle) || Instant::now() >= deadline {
+                return Ok(survey);
+            }
+            std::thread::sleep(crate::coord::IDLE / 4);
+        }
+    }
+}
+
+impl crate::coord::Idle for Shared {
+    fn reap(&self, before: u64) {
+        let mut p = self.published.lock();
+        if p.sticky.is_some_and(|(_, stamp)| stamp < before) {
+            self.drop_sticky(&mut p);
+        }
+    }
+}
+
+/// The `Checkpoint` lock byte, held while a checkpoint runs.
+struct CheckpointLock<'a>(&'a Coord);
+
+impl Drop for CheckpointLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.shm.unlock(Lock::Checkpoint);
     }
 }

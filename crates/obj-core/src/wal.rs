@@ -98,6 +98,35 @@ pub struct Wal {
     /// The log is durable up to this offset (0: not even the header is known durable). A
     /// commit that starts exactly here marks its first frame as written behind a synced log.
     synced_end: u64,
+    /// False while the file holds no valid header of this log (a read-only open of a
+    /// missing, torn or foreign log): frames may only follow a header, so the next writer
+    /// starts a generation first.
+    headed: bool,
+}
+
+/// Where the log stands: what the shared index (`shm.rs`) publishes after every commit
+/// and reset, so another process can follow the log without rereading it from the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogPosition {
+    pub generation: u64,
+    pub salt1: u32,
+    pub salt2: u32,
+    /// Committed frames.
+    pub frames: u64,
+    /// Checksum chain value after the last committed frame.
+    pub chain: u32,
+    /// The log file holds a valid header of this generation.
+    pub headed: bool,
+}
+
+/// The commits another process appended, found by [`Wal::catch_up`].
+pub struct Appended {
+    /// True when the log was reset (a new generation): every frame known before is gone.
+    pub reset: bool,
+    /// The frame the first new commit starts at.
+    pub first: u64,
+    /// Page numbers of the new frames, and the commits they form (`end` is absolute).
+    pub recovered: Recovered,
 }
 
 /// Reads the log's whole frames through one buffer of at most [`READ_CHUNK`] bytes, reading
@@ -179,6 +208,7 @@ impl Wal {
             chain: 0,
             frames: 0,
             synced_end: 0,
+            headed: false,
         };
         if len < WAL_HEADER_SIZE as u64 {
             if writable {
@@ -234,6 +264,7 @@ impl Wal {
         wal.salt1 = get_u32(&header, H_SALT1);
         wal.salt2 = get_u32(&header, H_SALT2);
         wal.chain = get_u32(&header, H_CHECKSUM);
+        wal.headed = true;
 
         let mut recovered = Recovered::default();
         // The first page the check refused in a recovered commit, and one refused in the
@@ -265,15 +296,7 @@ impl Wal {
                         "WAL frame for page {no} lies beyond its commit's size of {db_pages} pages"
                     )));
                 }
-                let end = u32::try_from(index)
-                    .ok()
-                    .filter(|&e| u64::from(e) <= MAX_FRAMES)
-                    .ok_or_else(|| {
-                        Error::FeatureUnsupported(format!(
-                            "the WAL holds more than {MAX_FRAMES} frames, more than this build \
-                             indexes"
-                        ))
-                    })?;
+                let end = frame_index(index)?;
                 recovered.commits.push(RecoveredCommit { end, db_pages });
                 refused = refused.or(refused_pending.take());
                 wal.end = WAL_HEADER_SIZE as u64 + index * frame_size;
@@ -321,9 +344,7 @@ impl Wal {
 
     /// True when a frame has this log's salts and its checksum chains from `prev`.
     fn frame_verifies(&self, prev: u32, hdr: &[u8], page: &[u8]) -> bool {
-        get_u32(hdr, F_SALT1) == self.salt1
-            && get_u32(hdr, F_SALT2) == self.salt2
-            && frame_checksum(prev, hdr, page) == get_u32(hdr, F_CHECKSUM)
+        frame_verifies(self.salt1, self.salt2, prev, hdr, page)
     }
 
     /// The whole frames behind a break in the chain at frame `broken` (whose predecessor's
@@ -378,6 +399,211 @@ impl Wal {
     /// The identity of the database this log belongs to (from its header).
     pub fn db_id(&self) -> u64 {
         self.db_id
+    }
+
+    /// A handle on a log another process keeps: nothing known yet, so the first
+    /// [`Wal::catch_up`] reads it from the start.
+    pub fn detached(backend: Arc<dyn StorageBackend>, page_size: usize, db_id: u64) -> Wal {
+        Wal {
+            backend,
+            page_size,
+            db_id,
+            generation: u64::MAX,
+            salt1: 0,
+            salt2: 0,
+            end: WAL_HEADER_SIZE as u64,
+            chain: 0,
+            frames: 0,
+            synced_end: 0,
+            headed: false,
+        }
+    }
+
+    /// Where the log stands now (see [`LogPosition`]).
+    pub fn position(&self) -> LogPosition {
+        LogPosition {
+            generation: self.generation,
+            salt1: self.salt1,
+            salt2: self.salt2,
+            frames: self.frames,
+            chain: self.chain,
+            headed: self.headed,
+        }
+    }
+
+    /// False while no header of this log is on disk (see [`Wal::reset`]).
+    pub fn headed(&self) -> bool {
+        self.headed
+    }
+
+    /// Follows the log to `to`, where another process left it: rereads the header when the
+    /// log was reset, then reads and verifies (salts, chained checksum, commit markers) the
+    /// frames appended since this handle last looked. The caller holds a lock that keeps the
+    /// log from being reset meanwhile, or checks afterwards that it was not (a reset racing
+    /// the read shows up as an error here).
+    pub fn catch_up(&mut self, to: &LogPosition) -> Result<Appended> {
+        let reset = to.generation != self.generation
+            || to.salt1 != self.salt1
+            || to.salt2 != self.salt2
+            || to.headed != self.headed;
+        if !reset && to.frames < self.frames {
+            return Err(Error::corrupt(format!(
+                "the shared index says the log holds {} frames, fewer than the {} this \
+                 handle already read",
+                to.frames, self.frames
+            )));
+        }
+        let (mut chain, first) = match (reset, to.headed) {
+            (false, _) => (self.chain, self.frames),
+            (true, false) => (0, 0),
+            (true, true) => {
+                let header = self.read_header()?;
+                let valid = header.is_some_and(|h| {
+                    get_u32(&h, H_PAGE_SIZE) as usize == self.page_size
+                        && get_u64(&h, H_GENERATION) == to.generation
+                        && get_u32(&h, H_SALT1) == to.salt1
+                        && get_u32(&h, H_SALT2) == to.salt2
+                });
+                match header.filter(|_| valid) {
+                    Some(h) => (get_u32(&h, H_CHECKSUM), 0),
+                    None => {
+                        return Err(Error::corrupt(
+                            "the WAL header differs from the one the shared index names",
+                        ))
+                    }
+                }
+            }
+        };
+        let (salt1, salt2) = (to.salt1, to.salt2);
+        let frame_size = (FRAME_HEADER_SIZE + self.page_size) as u64;
+        let len = WAL_HEADER_SIZE as u64 + to.frames * frame_size;
+        let mut recovered = Recovered::default();
+        if to.frames > first {
+            let mut frames = FrameReader::new(self.backend.as_ref(), self.page_size, len);
+            let mut start = 0usize;
+            for index in first..to.frames {
+                let (hdr, page) = frames.get(index).map_err(|e| match e {
+                    Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        Error::corrupt("the WAL is shorter than the shared index says")
+                    }
+                    e => e,
+                })?;
+                if !frame_verifies(salt1, salt2, chain, hdr, page) {
+                    return Err(Error::corrupt(format!(
+                        "WAL frame {index} does not verify, yet the shared index says it is \
+                         committed"
+                    )));
+                }
+                chain = get_u32(hdr, F_CHECKSUM);
+                recovered.frame_pages.push(get_u64(hdr, F_PAGE));
+                let db_pages = get_u64(hdr, F_COMMIT);
+                if db_pages != 0 {
+                    if recovered.frame_pages[start..]
+                        .iter()
+                        .any(|&no| no >= db_pages)
+                    {
+                        return Err(Error::corrupt("a WAL frame lies beyond its commit's size"));
+                    }
+                    start = recovered.frame_pages.len();
+                    let end = frame_index(index + 1)?;
+                    recovered.commits.push(RecoveredCommit { end, db_pages });
+                }
+            }
+            if start != recovered.frame_pages.len() || chain != to.chain {
+                return Err(Error::corrupt(
+                    "the shared index ends the log inside a commit or on another chain",
+                ));
+            }
+        }
+        // Only a catch-up that verified everything moves this handle's position.
+        self.generation = to.generation;
+        self.salt1 = salt1;
+        self.salt2 = salt2;
+        self.headed = to.headed;
+        self.chain = chain;
+        self.frames = to.frames;
+        self.end = len;
+        // Another process's frames: whether they were synced is unknown here.
+        self.synced_end = 0;
+        Ok(Appended {
+            reset,
+            first,
+            recovered,
+        })
+    }
+
+    /// The log's header if it is valid and belongs to the database `self` belongs to.
+    fn read_header(&self) -> Result<Option<[u8; WAL_HEADER_SIZE]>> {
+        let mut header = [0u8; WAL_HEADER_SIZE];
+        match self.backend.read_at(0, &mut header) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            other => other?,
+        }
+        let valid = header[H_MAGIC..H_MAGIC + 8] == WAL_MAGIC
+            && get_u32(&header, H_CHECKSUM) == crc32fast::hash(&header[..H_CHECKSUM])
+            && get_u32(&header, H_VERSION) == WAL_VERSION
+            && get_u64(&header, H_DB_ID) == self.db_id;
+        Ok(valid.then_some(header))
+    }
+
+    /// True when the log on disk still carries this handle's header (a process killed
+    /// between restarting the log and publishing that leaves the shm naming the old one).
+    pub fn header_matches(&self) -> Result<bool> {
+        Ok(self.read_header()?.is_some_and(|h| {
+            get_u64(&h, H_GENERATION) == self.generation
+                && get_u32(&h, H_SALT1) == self.salt1
+                && get_u32(&h, H_SALT2) == self.salt2
+        }))
+    }
+
+    /// Where the last complete commit of the log on disk ends (for rebuilding the shared
+    /// index): from this handle's position when the log still has its generation, from the
+    /// start otherwise. The caller holds the write lock; nothing changes here.
+    pub fn scan_end(&self, db_id: u64) -> Result<LogPosition> {
+        debug_assert_eq!(db_id, self.db_id);
+        let Some(header) = self.read_header()? else {
+            return Ok(LogPosition {
+                frames: 0,
+                chain: 0,
+                headed: false,
+                ..self.position()
+            });
+        };
+        let (generation, salt1, salt2) = (
+            get_u64(&header, H_GENERATION),
+            get_u32(&header, H_SALT1),
+            get_u32(&header, H_SALT2),
+        );
+        let same = self.headed
+            && generation == self.generation
+            && (salt1, salt2) == (self.salt1, self.salt2);
+        let mut pos = LogPosition {
+            generation,
+            salt1,
+            salt2,
+            frames: 0,
+            chain: get_u32(&header, H_CHECKSUM),
+            headed: true,
+        };
+        if same {
+            pos.frames = self.frames;
+            pos.chain = self.chain;
+        }
+        let len = self.backend.len()?;
+        let mut frames = FrameReader::new(self.backend.as_ref(), self.page_size, len);
+        let mut chain = pos.chain;
+        for index in pos.frames..frames.count {
+            let (hdr, page) = frames.get(index)?;
+            if !frame_verifies(salt1, salt2, chain, hdr, page) {
+                break;
+            }
+            chain = get_u32(hdr, F_CHECKSUM);
+            if get_u64(hdr, F_COMMIT) != 0 {
+                pos.frames = index + 1;
+                pos.chain = chain;
+            }
+        }
+        Ok(pos)
     }
 
     /// Appends one commit: a frame per page, the last one carrying the commit marker.
@@ -498,6 +724,7 @@ impl Wal {
         self.chain = crc;
         self.end = WAL_HEADER_SIZE as u64;
         self.frames = 0;
+        self.headed = true;
         // Unsynced, the old header (and its frames) may still be what a power loss leaves.
         self.synced_end = if sync { self.end } else { 0 };
         Ok(())
@@ -531,6 +758,25 @@ fn holds_only_checkpointed(
         seen = true;
     }
     Ok(seen)
+}
+
+/// True when a frame carries these salts and its checksum chains from `prev`.
+fn frame_verifies(salt1: u32, salt2: u32, prev: u32, hdr: &[u8], page: &[u8]) -> bool {
+    get_u32(hdr, F_SALT1) == salt1
+        && get_u32(hdr, F_SALT2) == salt2
+        && frame_checksum(prev, hdr, page) == get_u32(hdr, F_CHECKSUM)
+}
+
+/// A frame count as the pager indexes it (32 bits).
+fn frame_index(index: u64) -> Result<u32> {
+    u32::try_from(index)
+        .ok()
+        .filter(|&e| u64::from(e) <= MAX_FRAMES)
+        .ok_or_else(|| {
+            Error::FeatureUnsupported(format!(
+                "the WAL holds more than {MAX_FRAMES} frames, more than this build indexes"
+            ))
+        })
 }
 
 /// What lies behind a break in the WAL's checksum chain.

@@ -865,7 +865,7 @@ impl Source for WriteTxn {
     }
 
     fn remember_schema(&self, collection: &str, schema: Arc<Schema>) {
-        self.shared.cache_schema(collection, schema)
+        self.shared.cache_schema(collection, schema, self.base_seq)
     }
 
     fn cached_schema(&self, collection: &str, version: u32) -> Option<Arc<Schema>> {

@@ -1,6 +1,6 @@
 //! The public engine API: transactions, visibility, rollback, reopen, checkpoint, errors.
 
-use obj_core::{wal_path, Db, Durability, Error, Options, Reader, WAL_HEADER_SIZE};
+use obj_core::{wal_path, Db, Durability, Error, Locking, Options, Reader, WAL_HEADER_SIZE};
 use std::time::Duration;
 
 fn open(path: &std::path::Path) -> Db {
@@ -129,16 +129,30 @@ fn second_writer_waits_then_gets_busy() {
 }
 
 #[test]
-fn second_open_of_the_same_file_is_busy_until_closed() {
+fn an_exclusive_handle_keeps_every_other_out_until_closed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.obj");
-    let db = open(&path);
+    let exclusive = Options::default()
+        .busy_timeout(Duration::from_millis(50))
+        .locking(Locking::Exclusive);
+    let db = Db::open(&path, exclusive.clone()).unwrap();
+    assert!(
+        !obj_core::shm_path(&path).exists(),
+        "an exclusive handle needs no shm"
+    );
     let opts = Options::default().busy_timeout(Duration::from_millis(50));
     assert!(matches!(Db::open(&path, opts.clone()), Err(Error::Busy(_))));
+    assert!(matches!(
+        Db::open(&path, opts.clone().read_only(true)),
+        Err(Error::Busy(_))
+    ));
     db.close().unwrap();
     db.close().unwrap();
     assert!(matches!(db.begin_read(), Err(Error::Closed(_))));
-    Db::open(&path, opts).unwrap();
+    // And a shared handle keeps an exclusive one out.
+    let shared = Db::open(&path, opts).unwrap();
+    assert!(matches!(Db::open(&path, exclusive), Err(Error::Busy(_))));
+    drop(shared);
 }
 
 #[test]
@@ -916,8 +930,11 @@ fn a_handle_forgotten_after_fork_refuses_and_keeps_the_lock() {
     );
     assert!(db.begin_write().is_err());
     db.close().unwrap();
-    // Closing released nothing: the file lock is still held (the parent's, after a fork).
-    let opts = Options::default().busy_timeout(Duration::from_millis(20));
+    // Closing released nothing: the file lock is still held (the parent's, after a fork),
+    // so a handle that wants the file alone cannot have it.
+    let opts = Options::default()
+        .busy_timeout(Duration::from_millis(20))
+        .locking(Locking::Exclusive);
     assert!(matches!(Db::open(&path, opts), Err(Error::Busy(_))));
     drop(db);
     let db = open(&path);

@@ -100,7 +100,7 @@ impl Db {
     #[new]
     #[pyo3(signature = (
         path, *, read_only, busy_timeout, durability, page_size, cache_size,
-        checkpoint_frames, sync, compression, encryption_key, mode = "open_or_create",
+        checkpoint_frames, sync, compression, encryption_key, locking, mode = "open_or_create",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -115,6 +115,7 @@ impl Db {
         sync: &Bound<'_, PyAny>,
         compression: &Bound<'_, PyAny>,
         encryption_key: &Bound<'_, PyAny>,
+        locking: &Bound<'_, PyAny>,
         mode: &str,
     ) -> PyResult<PyClassInitializer<Self>> {
         let opts = options::Given {
@@ -127,6 +128,7 @@ impl Db {
             sync,
             compression,
             encryption_key,
+            locking,
         }
         .options()?
         .mode(options::open_mode(mode)?);

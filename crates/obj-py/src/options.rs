@@ -5,7 +5,7 @@
 use crate::args;
 use crate::datum::type_name;
 use crate::error::InvalidArgumentError;
-use obj_core::{Durability, OpenMode, Options};
+use obj_core::{Durability, Locking, OpenMode, Options};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use std::time::Duration;
@@ -47,6 +47,7 @@ pub(crate) fn _defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     out.set_item("page_size", d.page_size)?;
     out.set_item("cache_size", d.cache_size)?;
     out.set_item("checkpoint_frames", d.checkpoint_frames)?;
+    out.set_item("locking", d.locking.name())?;
     Ok(out)
 }
 
@@ -154,6 +155,7 @@ pub(crate) struct Given<'a, 'py> {
     pub(crate) sync: &'a Bound<'py, PyAny>,
     pub(crate) compression: &'a Bound<'py, PyAny>,
     pub(crate) encryption_key: &'a Bound<'py, PyAny>,
+    pub(crate) locking: &'a Bound<'py, PyAny>,
 }
 
 impl Given<'_, '_> {
@@ -179,8 +181,20 @@ impl Given<'_, '_> {
                 type_name(self.read_only)
             )));
         };
+        let locking = self
+            .locking
+            .cast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_cow().ok().and_then(|s| Locking::from_name(&s)))
+            .ok_or_else(|| {
+                InvalidArgumentError::new_err(format!(
+                    "locking must be 'shared' or 'exclusive', got {}",
+                    repr(self.locking)
+                ))
+            })?;
         Ok(Options::default()
             .read_only(read_only.is_true())
+            .locking(locking)
             .busy_timeout(seconds("busy_timeout", self.busy_timeout)?)
             .durability(durability)
             .compression(compression)

@@ -84,6 +84,120 @@ fn set_lock(_file: &File, _start: u64, _len: u64, _typ: libc::c_int) -> io::Resu
     ))
 }
 
+/// A shared, writable memory mapping of the first `words * 8` bytes of a file, seen as
+/// 64-bit atomics: what several processes use to share a few words of state
+/// (`<db>-shm`). Every access goes through the atomics, so concurrent writers in other
+/// processes are no data race. The file must be at least that long while it is mapped:
+/// a file another process truncates under a mapping turns the next access into SIGBUS,
+/// as with any shared mapping (SQLite's `-shm` has the same rule).
+pub struct SharedWords {
+    ptr: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+    words: usize,
+}
+
+// SAFETY: the mapping is plain shared memory accessed only through atomics; it may be used
+// and unmapped from any thread.
+unsafe impl Send for SharedWords {}
+// SAFETY: as above: `&SharedWords` only hands out `&[AtomicU64]`.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    /// Maps the first `words * 8` bytes of `file` (opened for reading and writing, at
+    /// least that long) shared with every other process mapping it.
+    #[cfg(unix)]
+    pub fn map(file: &File, words: usize) -> io::Result<SharedWords> {
+        use std::os::fd::AsRawFd;
+        let len = words
+            .checked_mul(8)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad mapping size"))?;
+        if file.metadata()?.len() < len as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than the mapping",
+            ));
+        }
+        // SAFETY: a fresh mapping (address chosen by the kernel) of an open descriptor; it
+        // aliases no Rust object. The descriptor may be closed afterwards.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast::<std::sync::atomic::AtomicU64>())
+            .ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(SharedWords { ptr, words })
+    }
+
+    /// Shared memory is Unix-only here.
+    #[cfg(not(unix))]
+    pub fn map(_file: &File, _words: usize) -> io::Result<SharedWords> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "shared mappings are implemented for Unix only",
+        ))
+    }
+
+    /// The mapped words.
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: the mapping is page-aligned (so aligned for AtomicU64), `words * 8` bytes
+        // long, lives until `self` is dropped, and AtomicU64 permits shared mutation.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.words) }
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        // SAFETY: unmaps exactly the mapping `map` made; no reference into it outlives
+        // `self` (`words` borrows `self`).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.words * 8);
+        }
+    }
+}
+
+/// True when `file` lies on a network file system (NFS, SMB/CIFS, AFS, Ceph, 9p...),
+/// where shared memory and byte-range locks between machines are not to be trusted.
+#[cfg(target_os = "linux")]
+pub fn is_network_fs(file: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statfs is a C struct of integers: all-zero bytes are a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open while `file` is borrowed; fstatfs writes `st` only.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    const NETWORK: [i64; 9] = [
+        0x6969,      // NFS
+        0x517B,      // SMB
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x5346_414F, // AFS
+        0x00C3_6400, // Ceph
+        0x0102_1997, // 9p (v9fs)
+        0x6B41_4653, // AFS (kAFS)
+        0x0BD0_0BD0, // Lustre
+    ];
+    #[allow(clippy::unnecessary_cast)]
+    let kind = st.f_type as i64;
+    Ok(NETWORK.contains(&kind))
+}
+
+/// Network file systems are not detected off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn is_network_fs(_file: &File) -> io::Result<bool> {
+    Ok(false)
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -189,5 +303,21 @@ mod tests {
             libc::waitpid(pid, std::ptr::null_mut(), 0);
         }
         assert!(try_lock(&b, 7, 1, LockKind::Exclusive).unwrap());
+    }
+
+    #[test]
+    fn two_mappings_of_one_file_share_their_words() {
+        use std::sync::atomic::Ordering;
+        let (_dir, a, b) = two_descriptions();
+        a.set_len(4096).unwrap();
+        let m1 = SharedWords::map(&a, 512).unwrap();
+        let m2 = SharedWords::map(&b, 512).unwrap();
+        m1.words()[7].store(0xdead_beef, Ordering::SeqCst);
+        assert_eq!(m2.words()[7].load(Ordering::SeqCst), 0xdead_beef);
+        assert_eq!(m2.words()[7].fetch_add(1, Ordering::SeqCst), 0xdead_beef);
+        assert_eq!(m1.words()[7].load(Ordering::SeqCst), 0xdead_bef0);
+        // A mapping longer than the file is refused, not left to fault.
+        assert!(SharedWords::map(&a, 1024).is_err());
+        assert!(!is_network_fs(&a).unwrap());
     }
 }

@@ -1,0 +1,149 @@
+//! Several handles on one file in one process: each has its own open file description,
+//! so they meet exactly as handles in different processes do (locks, read marks, the shm).
+
+use obj_core::{shm_path, Db, Error, Options, Reader};
+use std::time::Duration;
+
+fn opts() -> Options {
+    Options::default().busy_timeout(Duration::from_millis(200))
+}
+
+fn put(db: &Db, key: u64, value: &[u8]) {
+    let mut tx = db.begin_write().unwrap();
+    tx.put("c", key, value).unwrap();
+    tx.commit().unwrap();
+}
+
+fn get(db: &Db, key: u64) -> Option<Vec<u8>> {
+    db.begin_read()
+        .unwrap()
+        .get("c", key)
+        .unwrap()
+        .map(|v| v.to_vec())
+}
+
+#[test]
+fn commits_of_one_handle_are_seen_by_the_next_snapshot_of_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.obj");
+    let a = Db::open(&path, opts()).unwrap();
+    let b = Db::open(&path, opts()).unwrap();
+    assert!(shm_path(&path).exists());
+    put(&a, 1, b"one");
+    assert_eq!(get(&b, 1).as_deref(), Some(&b"one"[..]));
+    let old = b.begin_read().unwrap();
+    put(&b, 2, b"two");
+    put(&a, 1, b"uno");
+    assert!(
+        old.get("c", 2).unwrap().is_none(),
+        "a snapshot changed under its reader"
+    );
+    assert_eq!(&*old.get("c", 1).unwrap().unwrap(), b"one");
+    assert_eq!(get(&a, 2).as_deref(), Some(&b"two"[..]));
+    assert_eq!(get(&b, 1).as_deref(), Some(&b"uno"[..]));
+    drop(old);
+    // Many rounds across checkpoints (each restarts the log) and both handles.
+    for i in 0..300u64 {
+        let (w, r) = if i % 3 == 0 { (&a, &b) } else { (&b, &a) };
+        put(w, 10 + i % 7, &i.to_le_bytes());
+        assert_eq!(get(r, 10 + i % 7).unwrap(), i.to_le_bytes());
+        if i % 50 == 0 {
+            r.checkpoint().unwrap();
+        }
+    }
+    a.integrity_check().unwrap();
+    b.integrity_check().unwrap();
+}
+
+#[test]
+fn one_writer_at_a_time_across_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.obj");
+    let a = Db::open(&path, opts()).unwrap();
+    let b = Db::open(&path, opts()).unwrap();
+    let tx = a.begin_write().unwrap();
+    let start = std::time::Instant::now();
+    let e = b.begin_write().err().unwrap();
+    assert!(
+        matches!(&e, Error::Busy(m) if m.contains("busy_timeout")),
+        "{e:?}"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(190));
+    drop(tx);
+    put(&b, 1, b"after");
+    assert_eq!(get(&a, 1).as_deref(), Some(&b"after"[..]));
+}
+
+#[test]
+fn a_long_reader_in_one_handle_keeps_the_log_from_restarting_in_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.obj");
+    let a = Db::open(&path, opts()).unwrap();
+    let b = Db::open(&path, opts()).unwrap();
+    for k in 1..21 {
+        put(&b, k, b"v0");
+    }
+    b.checkpoint().unwrap();
+    let view = a.begin_read().unwrap();
+    for round in 1..6u8 {
+        for k in 1..21 {
+            put(&b, k, &[b'v', b'0' + round]);
+        }
+        let cp = b.checkpoint().unwrap();
+        assert!(
+            !cp.wal_reset,
+            "the log restarted under a reader in another handle"
+        );
+        for k in 1..21 {
+            assert_eq!(&*view.get("c", k).unwrap().unwrap(), b"v0");
+        }
+    }
+    let seen = b.readers();
+    assert_eq!((seen.other_marks, seen.other_readers), (1, 1), "{seen:?}");
+    drop(view);
+    let cp = b.checkpoint().unwrap();
+    assert!(
+        cp.wal_reset,
+        "the log did not restart once the reader ended: {cp:?}"
+    );
+    assert_eq!(b.wal_frames(), 0);
+    assert_eq!(get(&a, 3).as_deref(), Some(&b"v5"[..]));
+}
+
+#[test]
+fn more_snapshots_than_marks_share_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.obj");
+    let handles: Vec<Db> = (0..4).map(|_| Db::open(&path, opts()).unwrap()).collect();
+    let mut views = Vec::new();
+    for i in 0..60u64 {
+        let h = &handles[i as usize % 4];
+        put(h, 1, &i.to_le_bytes());
+        views.push((i, handles[(i as usize + 1) % 4].begin_read().unwrap()));
+    }
+    for (i, v) in &views {
+        assert_eq!(&*v.get("c", 1).unwrap().unwrap(), &i.to_le_bytes());
+    }
+}
+
+#[test]
+fn a_deleted_or_damaged_shm_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.obj");
+    {
+        let a = Db::open(&path, opts()).unwrap();
+        put(&a, 1, b"kept");
+    }
+    std::fs::remove_file(shm_path(&path)).unwrap();
+    let a = Db::open(&path, opts()).unwrap();
+    assert_eq!(get(&a, 1).as_deref(), Some(&b"kept"[..]));
+    put(&a, 2, b"more");
+    // Zeroed while open: the next handle and the next snapshot rebuild the header.
+    std::fs::write(shm_path(&path), vec![0u8; 4096]).unwrap();
+    let b = Db::open(&path, opts()).unwrap();
+    assert_eq!(get(&b, 2).as_deref(), Some(&b"more"[..]));
+    put(&b, 3, b"three");
+    assert_eq!(get(&a, 3).as_deref(), Some(&b"three"[..]));
+    put(&a, 4, b"four");
+    assert_eq!(get(&b, 4).as_deref(), Some(&b"four"[..]));
+}
