@@ -484,7 +484,15 @@ class Db(Reads, _obj.Db):
                 for idx in cs.indexes:
                     print(cs.name, idx.name, idx.kind, idx.key_paths, idx.status)
         """
-        commit_seq, readers, oldest_seq, oldest_age = self._readers()
+        (
+            commit_seq,
+            readers,
+            oldest_seq,
+            oldest_age,
+            other_readers,
+            other_marks,
+            other_oldest,
+        ) = self._readers()
         page_size, page_count, free_pages, wal_frames, collections = self._stat()
         return Stat(
             page_size,
@@ -506,6 +514,9 @@ class Db(Reads, _obj.Db):
             readers,
             oldest_seq,
             oldest_age,
+            other_readers,
+            other_marks,
+            other_oldest,
         )
 
     def checkpoint(self) -> CheckpointInfo:

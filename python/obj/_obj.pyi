@@ -188,7 +188,9 @@ class Db(Reads):
     def migrate(self, target: type, /) -> int:
         """Rewrites the documents of the class's collection stored at older versions
         through its ``migrate`` classmethod; returns how many were rewritten."""
-    def _readers(self) -> tuple[int, int, int | None, float | None]: ...
+    def _readers(
+        self,
+    ) -> tuple[int, int, int | None, float | None, int, int, int | None]: ...
     def _stat(
         self,
     ) -> tuple[

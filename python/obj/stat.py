@@ -64,6 +64,14 @@ class Stat:
     oldest_snapshot_seq: int | None = None
     #: Seconds the oldest live snapshot has been open (None without readers).
     oldest_snapshot_age: float | None = None
+    #: Live snapshots of other handles on the file: other processes (and other ``Db``
+    #: handles in this one). They too keep the log from being reset past their commits.
+    other_readers: int = 0
+    #: Read marks those snapshots hold (snapshots of one commit share a mark).
+    other_read_marks: int = 0
+    #: The oldest commit another handle's snapshot reads, numbered like ``commit_seq``
+    #: (None when no other handle reads, or that commit is older than this handle knows).
+    other_oldest_seq: int | None = None
 
     def collection(self, name: str) -> CollectionStat | None:
         """The collection called ``name``, or None."""
@@ -87,6 +95,14 @@ class Stat:
             f"{behind:,} behind, open for {age:.1f} s)"
         )
 
+    def _describe_others(self) -> str:
+        if not self.other_read_marks:
+            return "no reader in another process or handle"
+        text = f"{self.other_readers} readers on {self.other_read_marks} read marks"
+        if self.other_oldest_seq is not None:
+            text += f" (the oldest reads commit {self.other_oldest_seq:,})"
+        return text
+
     def describe(self) -> str:
         """A multi-line, human-readable summary (what ``python -m obj stat`` prints)."""
         lines = [
@@ -96,6 +112,7 @@ class Stat:
             f"wal frames    {self.wal_frames:,}",
             f"commit        {self.commit_seq:,}",
             f"readers       {self._describe_readers()}",
+            f"elsewhere     {self._describe_others()}",
             f"collections   {len(self.collections)}",
         ]
         for c in self.collections:

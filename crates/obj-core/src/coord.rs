@@ -34,6 +34,9 @@ pub(crate) struct Coord {
     /// Generation and frame count last followed: the lock-free "did anything change" test.
     known: [AtomicU64; 2],
     marks: Mutex<[Held; MARKS]>,
+    /// Per mark, this handle's pinned commits on it that have live snapshots: its own
+    /// share of the mark's `active` count in the shm.
+    reading: [AtomicU64; MARKS],
     /// The process that opened the handle; after fork() a child shares its lock
     /// descriptions, so it must never unlock anything (see [`Coord::disown`]).
     pid: u32,
@@ -57,6 +60,7 @@ impl Coord {
             db_id,
             known: [AtomicU64::new(0), AtomicU64::new(0)],
             marks: Mutex::new([Held::default(); MARKS]),
+            reading: std::array::from_fn(|_| AtomicU64::new(0)),
             pid: std::process::id(),
             disowned: AtomicBool::new(false),
         });
@@ -225,11 +229,20 @@ impl Coord {
     /// see in `stat` and what tells a checkpoint an idle mark will go soon.
     pub(crate) fn set_reading(&self, i: usize, reading: bool) {
         let active = self.shm.active(i);
+        let dec = |n: u64| n.checked_sub(1);
         if reading {
+            self.reading[i].fetch_add(1, Ordering::SeqCst);
             active.fetch_add(1, Ordering::SeqCst);
         } else {
-            let _ = active.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            let _ = active.fetch_update(Ordering::SeqCst, Ordering::SeqCst, dec);
+            let _ = self.reading[i].fetch_update(Ordering::SeqCst, Ordering::SeqCst, dec);
         }
+    }
+
+    /// Live snapshots of other handles on mark `i`, which this handle holds too.
+    fn others_on(&self, i: usize) -> u64 {
+        let active = self.shm.active(i).load(Ordering::SeqCst);
+        active.saturating_sub(self.reading[i].load(Ordering::SeqCst))
     }
 
     /// For a checkpoint (under `Write`, so the log does not grow meanwhile): how far it
@@ -247,8 +260,7 @@ impl Coord {
         for (i, m) in marks.iter().enumerate() {
             if m.held {
                 // Another handle may share it: count it when they do.
-                let others = shm.active(i).load(Ordering::SeqCst) > u64::from(m.users);
-                if !others {
+                if self.others_on(i) == 0 {
                     continue;
                 }
             } else if shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
@@ -298,11 +310,11 @@ impl Coord {
         for (i, m) in marks.iter().enumerate() {
             let active = shm.active(i).load(Ordering::SeqCst);
             if m.held {
-                let mine = u64::from(m.users);
-                if active <= mine {
+                let theirs = self.others_on(i);
+                if theirs == 0 {
                     continue;
                 }
-                snapshots += active - mine;
+                snapshots += theirs;
             } else if shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
                 shm.unlock(Lock::Read(i))?;
                 continue;

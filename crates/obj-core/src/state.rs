@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     /// Cache entries learnt from snapshots older than this commit are refused: another
     /// process committed at it, and the caches were emptied (see [`Shared::apply`]).
     floor: AtomicU64,
+    /// This handle's writer holds the `Write` lock byte (set and cleared under `wal`).
+    write_held: AtomicBool,
     path: PathBuf,
 }
 
@@ -174,9 +176,18 @@ impl Shared {
             lock_file,
             coord,
             floor: AtomicU64::new(0),
+            write_held: AtomicBool::new(false),
             path,
         }
     }
+}
+
+/// What following the log came to.
+#[derive(PartialEq, Eq)]
+enum Followed {
+    Done,
+    /// The shm header must be rebuilt, under the write lock.
+    NeedsRebuild,
 }
 
 /// The writer lock, held for as long as this lives (a write transaction, a checkpoint):
@@ -190,6 +201,9 @@ impl Drop for WriterGuard {
     fn drop(&mut self) {
         if self.across && !self.shared.forked.load(Ordering::Acquire) {
             if let Some(c) = &self.shared.coord {
+                // Under the log's mutex: a follow that saw `write_held` finishes first.
+                let _wal = self.shared.wal.lock();
+                self.shared.write_held.store(false, Ordering::Release);
                 let _ = c.shm.unlock(Lock::Write);
             }
         }
@@ -317,6 +331,7 @@ impl Shared {
                 "another process (or another handle on the file) held the write lock",
             )?;
             guard.across = true;
+            self.write_held.store(true, Ordering::Release);
             self.follow_for_write(c)?;
         }
         Ok(guard)
@@ -339,6 +354,7 @@ impl Shared {
                 return None;
             }
             guard.across = true;
+            self.write_held.store(true, Ordering::Release);
             self.follow_for_write(c).ok()?;
         }
         Some(guard)
@@ -349,9 +365,13 @@ impl Shared {
     fn follow_for_write(&self, c: &Coord) -> Result<()> {
         let mut wal = self.wal.lock();
         self.follow_locked(c, &mut wal, true)?;
+        if self.opts.read_only {
+            // (A read-only handle takes the write lock only to rebuild the shm header.)
+            return Ok(());
+        }
         if wal.headed() && !wal.header_matches()? {
             // Frames go only behind the header they chain from.
-            self.rebuild_header(c, &wal, true)?;
+            self.rebuild_header(c, &wal)?;
             self.follow_locked(c, &mut wal, true)?;
         }
         if !wal.headed() {
@@ -368,41 +388,58 @@ impl Shared {
 
     /// Follows commits and restarts of the log made by other handles, if any were
     /// published since this handle last looked (two atomic loads when none were).
-    pub(crate) fn follow(&self) -> Result<()> {
+    pub(crate) fn follow(self: &Arc<Self>) -> Result<()> {
         let Some(c) = &self.coord else {
             return Ok(());
         };
         if c.unchanged() {
             return Ok(());
         }
-        let mut wal = self.wal.lock();
-        self.follow_locked(c, &mut wal, false)
+        for _ in 0..3 {
+            {
+                let mut wal = self.wal.lock();
+                // This handle's own writer holding the write lock is as good as holding it
+                // here: the log's mutex keeps its appends out meanwhile.
+                let have_write = self.write_held.load(Ordering::Acquire);
+                if self.follow_locked(c, &mut wal, have_write)? == Followed::Done {
+                    return Ok(());
+                }
+            }
+            // The header must be rebuilt, which takes the write lock (and the writer's
+            // follow does it); the log's mutex is let go first (lock order).
+            drop(self.writer()?);
+        }
+        Err(Error::corrupt(
+            "the shared index stayed damaged however often it was rebuilt",
+        ))
     }
 
     /// Catches the log, the pager's version index and the published commit up to the shm
     /// header. A read racing a restart of the log by another process is retried; one that
     /// fails with the header unchanged rebuilds the header from the log once, then fails.
-    fn follow_locked(&self, c: &Coord, wal: &mut Wal, have_write: bool) -> Result<()> {
+    /// Without the write lock a rebuild is left to the caller (`NeedsRebuild`).
+    fn follow_locked(&self, c: &Coord, wal: &mut Wal, have_write: bool) -> Result<Followed> {
         let mut rebuilt = false;
         let mut last = None;
         for _ in 0..100 {
             let pos = match c.shm.header() {
                 Some((db_id, pos)) if db_id == c.db_id => pos,
+                _ if !have_write => return Ok(Followed::NeedsRebuild),
                 _ => {
-                    self.rebuild_header(c, wal, have_write)?;
+                    self.rebuild_header(c, wal)?;
                     rebuilt = true;
                     continue;
                 }
             };
             if pos == wal.position() {
                 c.set_known(&pos);
-                return Ok(());
+                return Ok(Followed::Done);
             }
             match wal.catch_up(&pos) {
                 Ok(appended) => {
                     self.apply(appended, &pos)?;
                     c.set_known(&pos);
-                    return Ok(());
+                    return Ok(Followed::Done);
                 }
                 Err(e) => {
                     let moved = c.shm.header().map(|h| h.1) != Some(pos);
@@ -410,7 +447,10 @@ impl Shared {
                         if rebuilt {
                             return Err(e);
                         }
-                        self.rebuild_header(c, wal, have_write)?;
+                        if !have_write {
+                            return Ok(Followed::NeedsRebuild);
+                        }
+                        self.rebuild_header(c, wal)?;
                         rebuilt = true;
                     }
                     last = Some(e);
@@ -422,31 +462,18 @@ impl Shared {
         }))
     }
 
-    /// Rewrites a damaged, stale or lying shm header from the log itself, under the write
-    /// lock (so nothing appends meanwhile): where the last complete commit ends.
-    fn rebuild_header(&self, c: &Coord, wal: &Wal, have_write: bool) -> Result<()> {
-        if !have_write {
-            c.shm.lock(
-                Lock::Write,
-                LockKind::Exclusive,
-                "rebuilding the shared index needs the write lock, which another process held",
-            )?;
-        }
-        let result = (|| {
-            c.shm.lock(
-                Lock::Recover,
-                LockKind::Exclusive,
-                "another process rebuilt the index",
-            )?;
-            let pos = wal.scan_end(c.db_id);
-            let _ = c.shm.unlock(Lock::Recover);
-            c.shm.publish(c.db_id, &pos?);
-            Ok(())
-        })();
-        if !have_write {
-            let _ = c.shm.unlock(Lock::Write);
-        }
-        result
+    /// Rewrites a damaged, stale or lying shm header from the log itself: where the last
+    /// complete commit ends. The caller holds the write lock (nothing appends meanwhile).
+    fn rebuild_header(&self, c: &Coord, wal: &Wal) -> Result<()> {
+        c.shm.lock(
+            Lock::Recover,
+            LockKind::Exclusive,
+            "another process rebuilt the index",
+        )?;
+        let pos = wal.scan_end(c.db_id);
+        let _ = c.shm.unlock(Lock::Recover);
+        c.shm.publish(c.db_id, &pos?);
+        Ok(())
     }
 
     /// Takes in what another process appended (or a restart of the log it made).
@@ -657,7 +684,7 @@ impl Shared {
     }
 
     /// The live snapshots (see [`ReaderStat`]).
-    pub(crate) fn readers(&self) -> ReaderStat {
+    pub(crate) fn readers(self: &Arc<Self>) -> ReaderStat {
         let _ = self.follow();
         let mut stat = {
             let p = self.published.lock();

@@ -147,3 +147,22 @@ fn a_deleted_or_damaged_shm_is_rebuilt_from_the_log() {
     put(&a, 4, b"four");
     assert_eq!(get(&b, 4).as_deref(), Some(&b"four"[..]));
 }
+
+#[test]
+fn a_reader_rebuilds_a_zeroed_header_also_while_its_own_writer_is_in_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("z.obj");
+    let a = Db::open(&path, opts()).unwrap();
+    let ro = Db::open(&path, opts().read_only(true)).unwrap();
+    put(&a, 1, b"one");
+    std::fs::write(shm_path(&path), vec![0u8; 4096]).unwrap();
+    // A read-only handle rebuilds it (taking the write lock for that only).
+    assert_eq!(get(&ro, 1).as_deref(), Some(&b"one"[..]));
+    let mut tx = a.begin_write().unwrap();
+    tx.put("c", 2, b"two").unwrap();
+    std::fs::write(shm_path(&path), vec![0u8; 4096]).unwrap();
+    // The writer's own handle reads while its transaction holds the write lock.
+    assert_eq!(get(&a, 1).as_deref(), Some(&b"one"[..]));
+    tx.commit().unwrap();
+    assert_eq!(get(&ro, 2).as_deref(), Some(&b"two"[..]));
+}

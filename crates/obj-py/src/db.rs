@@ -342,15 +342,20 @@ impl Db {
         Ok(migrated)
     }
 
-    /// The live snapshots of this handle: `(commit_seq, readers, oldest_seq, oldest_age)`,
-    /// the last two None when there is no reader (age in seconds).
-    fn _readers(&self) -> (u64, u64, Option<u64>, Option<f64>) {
+    /// The live snapshots: `(commit_seq, readers, oldest_seq, oldest_age, other_readers,
+    /// other_marks, other_oldest_seq)`: this handle's (oldest None when there is no reader,
+    /// age in seconds), then those of other handles and processes on the file.
+    #[allow(clippy::type_complexity)]
+    fn _readers(&self) -> (u64, u64, Option<u64>, Option<f64>, u64, u64, Option<u64>) {
         let r = self.shared.db.readers();
         (
             r.commit_seq,
             r.readers,
             r.oldest.map(|(seq, _)| seq),
             r.oldest.map(|(_, age)| age.as_secs_f64()),
+            r.other_readers,
+            r.other_marks,
+            r.other_oldest,
         )
     }
 
