@@ -303,6 +303,9 @@ def test_demo_command(tmp_path: pathlib.Path) -> None:
     assert "rolled back" in result.stdout
     assert "the next page -> ['u3@acme.org', 'u4@acme.org']" in result.stdout
     assert "ConditionFailedError, nothing written" in result.stdout
+    assert "another process opened demo.obj while this one has it open: it sees 2 notes" in (
+        result.stdout
+    )
     with obj.Db(target, read_only=True) as db, db.read_transaction() as tx:
         assert tx.count("notes") == 2
         users = tx.table("users")

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import pytest
@@ -71,9 +71,10 @@ for line in sys.stdin:
             r.close()
         snapshots.clear()
         reply("ended")
-    elif cmd == "latest":
+    elif cmd == "latest":  # (replies once the snapshot has ended)
         with db.read_transaction() as r:
-            reply(view(r))
+            seen = view(r)
+        reply(seen)
     elif cmd == "insert":
         reply(db.insert("c", {"n": int(arg[0])}))
     elif cmd == "close":
@@ -138,8 +139,11 @@ class Child:
         self.proc.wait(30)
 
 
+Spawn = Callable[..., Child]
+
+
 @pytest.fixture
-def spawn() -> Iterator[Any]:
+def spawn() -> Iterator[Spawn]:
     """``spawn(code, *args)`` starts a :class:`Child`; every one is killed after the test."""
     started: list[Child] = []
 
@@ -165,8 +169,8 @@ def view(r: obj.Reads) -> list[list[int]]:
     return [[i, doc["n"]] for i, doc in r.all("c")]
 
 
-def commander(spawn: Any, path: pathlib.Path) -> Child:
-    child: Child = spawn(COMMANDS, str(path))
+def commander(spawn: Spawn, path: pathlib.Path) -> Child:
+    child = spawn(COMMANDS, str(path))
     assert child.recv() == "ready"
     return child
 
@@ -345,7 +349,8 @@ def test_stress_readers_and_writers_killed_at_random(tmp_path: pathlib.Path) -> 
                 assert w.proc is not None
                 code = w.proc.poll()
                 assert code is None, f"{w.name} exited {code}: {w.last_line()} {where}"
-            victim = rng.choice(everyone)
+            # Writers and readers in turn, which one of them at random.
+            victim = rng.choice(writers if sum(kills.values()) % 2 == 0 else readers)
             assert victim.proc is not None
             victim.proc.send_signal(signal.SIGKILL)
             code = victim.wait(30)
@@ -382,7 +387,7 @@ def test_stress_readers_and_writers_killed_at_random(tmp_path: pathlib.Path) -> 
     # The run did something: commits and snapshots, kills of both kinds of process.
     assert counter >= 20, where
     assert sum(s["snapshots"] for n, s in summaries.items() if n.startswith("reader")) >= 20
-    assert sum(kills.values()) >= min(3, int(STRESS_SECONDS)), kills
+    assert kills["writer"] >= 1 and kills["reader"] >= 1, kills
     longest = max(s["longest_wait"] for n, s in summaries.items() if n.startswith("writer"))
     assert longest < SLOW_WAIT, summaries
 
@@ -392,7 +397,7 @@ def test_stress_readers_and_writers_killed_at_random(tmp_path: pathlib.Path) -> 
 
 @pytest.mark.parametrize("release", ["end", "close", "exit", "kill"])
 def test_a_long_reader_elsewhere_keeps_its_view_and_the_log(
-    path: pathlib.Path, spawn: Any, release: str
+    path: pathlib.Path, spawn: Spawn, release: str
 ) -> None:
     with obj.Db(path) as db:
         for n in range(5):
@@ -439,7 +444,7 @@ def test_a_long_reader_elsewhere_keeps_its_view_and_the_log(
 # -- 3. more snapshots at distinct commits than there are read marks -----------------------
 
 
-def test_more_snapshots_elsewhere_than_read_marks(path: pathlib.Path, spawn: Any) -> None:
+def test_more_snapshots_elsewhere_than_read_marks(path: pathlib.Path, spawn: Spawn) -> None:
     children, per_child = 4, 6  # 24 snapshots at 24 commits; the file has 16 read marks
     with obj.Db(path, busy_timeout=BUSY_TIMEOUT) as db:
         readers = [commander(spawn, path) for _ in range(children)]
@@ -477,7 +482,7 @@ def test_more_snapshots_elsewhere_than_read_marks(path: pathlib.Path, spawn: Any
 # -- 4. the -shm file deleted, zeroed, truncated --------------------------------------------
 
 
-def test_shm_deleted_between_runs(path: pathlib.Path, spawn: Any) -> None:
+def test_shm_deleted_between_runs(path: pathlib.Path, spawn: Spawn) -> None:
     with obj.Db(path) as db:
         for n in range(1, 51):
             db.insert("c", {"n": n})
@@ -494,7 +499,7 @@ def test_shm_deleted_between_runs(path: pathlib.Path, spawn: Any) -> None:
         db.integrity_check()
 
 
-def test_shm_zeroed_while_two_processes_have_it_open(path: pathlib.Path, spawn: Any) -> None:
+def test_shm_zeroed_while_two_processes_have_it_open(path: pathlib.Path, spawn: Spawn) -> None:
     with obj.Db(path) as db:
         child = commander(spawn, path)
         expected: list[list[int]] = []
@@ -513,6 +518,10 @@ def test_shm_zeroed_while_two_processes_have_it_open(path: pathlib.Path, spawn: 
 
         for _ in range(3):
             round_trip()
+        # A third process holds a snapshot through it all: it must not change either.
+        holder = commander(spawn, path)
+        held = holder.ask("open")
+        assert held == expected
         for zeroing in range(3):
             with open(shm_of(path), "r+b") as f:
                 f.write(bytes(4096))
@@ -521,6 +530,10 @@ def test_shm_zeroed_while_two_processes_have_it_open(path: pathlib.Path, spawn: 
             if zeroing == 1:
                 db.checkpoint()
                 round_trip()
+        db.checkpoint()
+        assert holder.ask("reread") == [held]
+        assert holder.ask("end") == "ended"
+        assert holder.ask("latest") == expected
         assert child.ask("close") == "closed"
         assert view(db) == expected
         db.integrity_check()
@@ -589,7 +602,7 @@ def test_pool_workers_read_while_the_parent_writes(path: pathlib.Path, method: s
         for committed, counter, documents, _pid in answers:
             assert counter >= committed, (committed, counter)
             assert documents == counter  # one snapshot: the counter and its documents
-        assert len({pid for *_, pid in answers}) >= 1
+        assert len(answers) == 40
         assert max(counter for _, counter, _, _ in answers) <= 120
         assert db.count("c") == 120
 
@@ -709,7 +722,7 @@ def test_cli_against_a_live_writer(tmp_path: pathlib.Path) -> None:
 # -- 7. stat counts other processes' snapshots ---------------------------------------------
 
 
-def wait_for(predicate: Any, seconds: float = 1.0) -> bool:
+def wait_for(predicate: Callable[[], bool], seconds: float = 1.0) -> bool:
     deadline = time.monotonic() + seconds
     while not predicate():
         if time.monotonic() > deadline:
@@ -718,35 +731,38 @@ def wait_for(predicate: Any, seconds: float = 1.0) -> bool:
     return True
 
 
-def test_stat_counts_snapshots_of_other_processes(path: pathlib.Path, spawn: Any) -> None:
+def test_stat_counts_snapshots_of_other_processes(path: pathlib.Path, spawn: Spawn) -> None:
     with obj.Db(path) as db:
         db.insert("c", {"n": 1})
         child = commander(spawn, path)
+        assert child.ask("latest") == [[1, 1]]
+        # Its ended snapshot counts no more; the mark it kept idle goes soon too.
         assert db.stat().other_readers == 0
+        assert wait_for(lambda: db.stat().other_read_marks == 0), db.stat()
+        assert "elsewhere     no reader in another process or handle" in db.stat().describe()
+
+        assert child.ask("open") == [[1, 1]]
+        stat = db.stat()
+        assert (stat.other_readers, stat.other_read_marks) == (1, 1), stat
+        assert "elsewhere     1 readers on 1 read marks" in stat.describe()
+        # ... also after this handle read that same commit itself (so shares the mark), and
+        # from a handle opened afresh, and from the command line.
+        assert db.get("c", 1) == {"n": 1}
+        assert db.stat().other_readers == 1
+        with obj.Db(path, read_only=True) as fresh:
+            assert fresh.stat().other_readers == 1
+        done = cli("stat", str(path))
+        assert "elsewhere     1 readers on 1 read marks" in done.stdout, done.stdout
+
+        # A second snapshot at a later commit: a second mark.
         db.insert("c", {"n": 2})
         assert child.ask("open") == [[1, 1], [2, 2]]
         stat = db.stat()
-        assert stat.other_readers >= 1 and stat.other_read_marks >= 1, stat
-        assert "1 readers on 1 read marks" in stat.describe()
+        assert (stat.other_readers, stat.other_read_marks) == (2, 2), stat
+
         assert child.ask("end") == "ended"
         assert wait_for(lambda: db.stat().other_readers == 0), db.stat()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a handle's own idle (sticky) read mark hides another process's "
-    "snapshot on the same mark from stat() (Coord::others subtracts Held::users)",
-)
-def test_stat_counts_snapshots_of_other_processes_after_reading_the_same_commit(
-    path: pathlib.Path, spawn: Any
-) -> None:
-    with obj.Db(path) as db:
-        db.insert("c", {"n": 1})
-        child = commander(spawn, path)
-        assert child.ask("open") == [[1, 1]]
+        assert child.ask("open") == [[1, 1], [2, 2]]
         assert db.stat().other_readers == 1
-        assert db.get("c", 1) == {"n": 1}  # a read of the commit the child's snapshot reads
-        stat = db.stat()
-        assert stat.other_readers == 1, stat
-        done = cli("stat", str(path))
-        assert "elsewhere     1 readers on 1 read marks" in done.stdout, done.stdout
+        child.kill()  # a snapshot's process killed: it counts no more either
+        assert wait_for(lambda: db.stat().other_readers == 0), db.stat()

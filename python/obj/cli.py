@@ -155,6 +155,7 @@ def demo(path: pathlib.Path, out: Callable[[str], None] = print) -> None:
         _typed_demo(db, out)
         _store_demo(db, out)
         _table_demo(db, out)
+        _processes_demo(db, path, out)
 
         out(
             f"  before checkpoint: {path.name} {_size(path)}, "
@@ -178,6 +179,35 @@ def demo(path: pathlib.Path, out: Callable[[str], None] = print) -> None:
         first = next(iter(snap.all("tasks")), None)
         if first is not None:
             out(f"  a typed record read by collection name (schema from the file): {first[1]}")
+
+
+#: What the second process of the demo runs: it opens the file the demo holds open.
+_READER = """
+import sys, obj
+with obj.Db(sys.argv[1], read_only=True) as db:
+    print(db.count("notes"), len(db.store("sessions")))
+"""
+
+
+def _processes_demo(db: Db, path: pathlib.Path, out: Callable[[str], None]) -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", _READER, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if child.returncode == 0:
+        notes, sessions = child.stdout.split()
+        out(
+            f"  another process opened {path.name} while this one has it open: it sees "
+            f"{notes} notes and {sessions} sessions (snapshots, one writer at a time)"
+        )
+    else:
+        out(f"  another process could not read {path.name}: {child.stderr.strip()}")
 
 
 def _store_demo(db: Db, out: Callable[[str], None]) -> None:

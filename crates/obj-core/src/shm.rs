@@ -40,6 +40,10 @@ const H_CHAIN: usize = 5;
 const H_SUM: usize = 7;
 /// Frames copied into the main file (`mark_value` form).
 const BACKFILLED: usize = 16;
+/// Nonzero while a checkpoint restarts the log (set before the log's header is rewritten,
+/// cleared once the new position is published): a writer that finds it set took the write
+/// lock from a process killed in between, and checks the log's header before appending.
+const RESTARTING: usize = 17;
 const MARK: usize = 32;
 /// Per mark: how many handles have live snapshots on it (for `stat`).
 const ACTIVE: usize = MARK + MARKS;
@@ -252,6 +256,14 @@ impl Shm {
 
     pub(crate) fn set_backfilled(&self, value: u64) {
         self.w(BACKFILLED).store(value, Ordering::Release);
+    }
+
+    pub(crate) fn set_restarting(&self, on: bool) {
+        self.w(RESTARTING).store(u64::from(on), Ordering::SeqCst);
+    }
+
+    pub(crate) fn restarting(&self) -> bool {
+        self.w(RESTARTING).load(Ordering::SeqCst) != 0
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -369,10 +369,14 @@ impl Shared {
             // (A read-only handle takes the write lock only to rebuild the shm header.)
             return Ok(());
         }
-        if wal.headed() && !wal.header_matches()? {
-            // Frames go only behind the header they chain from.
-            self.rebuild_header(c, &wal)?;
-            self.follow_locked(c, &mut wal, true)?;
+        if c.shm.restarting() {
+            // A process died restarting the log: frames go only behind the header they
+            // chain from, so the shm header is rebuilt when the log's moved on.
+            if wal.headed() && !wal.header_matches()? {
+                self.rebuild_header(c, &wal)?;
+                self.follow_locked(c, &mut wal, true)?;
+            }
+            c.shm.set_restarting(false);
         }
         if !wal.headed() {
             let sync = self.opts.durability != Durability::None;
@@ -1014,12 +1018,16 @@ impl Shared {
                 // The main file holds every version now: readers move to it before the
                 // reset may cut or reuse the frames they were reading.
                 self.pager.clear_versions();
+                if let Some(c) = &self.coord {
+                    c.shm.set_restarting(true);
+                }
                 wal.reset(sync, keep)?;
                 if let (Some(c), Some(mut marks)) = (&self.coord, marks) {
                     let pos = wal.position();
                     marks.restarted(mark_value(pos.generation, 0));
                     c.shm.set_backfilled(mark_value(pos.generation, 0));
                     c.publish(&pos);
+                    c.shm.set_restarting(false);
                     // (Lock order: the published commit before the marks, never after.)
                     drop(marks);
                     let mut p = self.published.lock();
