@@ -66,7 +66,9 @@ impl Db {
             }
             OpenMode::Create => new_file(&path)?,
         };
-        let shared_mode = opts.locking == Locking::Shared;
+        // Without open-file-description locks (off Linux, so far) a handle has its file
+        // to itself, as with locking="exclusive".
+        let shared_mode = opts.locking == Locking::Shared && obj_sys::OFD_LOCKS;
         if shared_mode && obj_sys::is_network_fs(&file).unwrap_or(false) {
             return Err(Error::FeatureUnsupported(format!(
                 "{} is on a network file system, where processes cannot safely share memory \

@@ -166,3 +166,61 @@ fn a_reader_rebuilds_a_zeroed_header_also_while_its_own_writer_is_in_a_transacti
     tx.commit().unwrap();
     assert_eq!(get(&ro, 2).as_deref(), Some(&b"two"[..]));
 }
+
+/// A checkpointer killed after rewriting the log's header but before publishing it: the
+/// shm still names the old generation. The next writer must not chain frames to the old
+/// salts behind the new header (a later recovery would drop them).
+#[test]
+fn a_writer_after_a_half_done_restart_chains_to_the_header_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.obj");
+    let a = Db::open(&path, opts()).unwrap();
+    put(&a, 1, b"before");
+    {
+        // A reader at the latest commit lets the checkpoint copy everything but keeps it
+        // from restarting the log.
+        let c = Db::open(&path, opts().read_only(true)).unwrap();
+        let view = c.begin_read().unwrap();
+        assert!(!a.checkpoint().unwrap().wal_reset);
+        drop(view);
+    }
+    // What the killed restart left: a new header (next generation, new salts) in place.
+    let wal = obj_core::wal_path(&path);
+    let mut log = std::fs::read(&wal).unwrap();
+    let generation = u64::from_le_bytes(log[16..24].try_into().unwrap()) + 1;
+    log[16..24].copy_from_slice(&generation.to_le_bytes());
+    log[24..32].copy_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
+    let crc = crc32(&log[..60]);
+    log[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&wal, &log).unwrap();
+    let mut shm = std::fs::read(shm_path(&path)).unwrap();
+    shm[17 * 8..18 * 8].copy_from_slice(&1u64.to_le_bytes());
+    std::fs::write(shm_path(&path), &shm).unwrap();
+    put(&a, 2, b"after");
+    // As after a crash: the next opener recovers from the log (nothing checkpointed).
+    a.close_without_checkpoint().unwrap();
+    let fresh = Db::open(&path, opts()).unwrap();
+    assert_eq!(get(&fresh, 1).as_deref(), Some(&b"before"[..]));
+    assert_eq!(
+        get(&fresh, 2).as_deref(),
+        Some(&b"after"[..]),
+        "a commit was lost"
+    );
+    fresh.integrity_check().unwrap();
+}
+
+/// CRC-32 (IEEE), as the log's header uses.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

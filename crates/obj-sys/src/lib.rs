@@ -15,6 +15,10 @@
 use std::fs::File;
 use std::io;
 
+/// True where [`try_lock`] works (open-file-description locks exist): Linux. Elsewhere
+/// the engine opens files for one handle at a time.
+pub const OFD_LOCKS: bool = cfg!(target_os = "linux");
+
 /// Which lock to take on a byte range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
