@@ -9,7 +9,7 @@
 //! process's checkpoint from restarting the log for longer than that.
 
 use crate::error::{Error, Result};
-use crate::shm::{mark_frames, Lock, Shm, MARKS, UNUSED};
+use crate::shm::{is_main_only, mark_frames, Lock, Shm, MARKS, UNUSED};
 use crate::wal::LogPosition;
 use obj_sys::LockKind;
 use parking_lot::Mutex;
@@ -47,10 +47,6 @@ pub(crate) struct Coord {
 pub(crate) struct Survey {
     /// Frames every reader elsewhere can do without: backfill no further.
     pub(crate) safe_frames: u64,
-    /// Some other handle holds a mark (the log may not restart).
-    pub(crate) others: bool,
-    /// ... and every such mark is one nobody has a snapshot on (an idle mark, released soon).
-    pub(crate) only_idle: bool,
 }
 
 impl Coord {
@@ -166,11 +162,17 @@ impl Coord {
             }
         }
         // Every mark is taken: share one at an older commit of this generation (it keeps
-        // more of the log than this snapshot needs, never less).
-        let frames = want & 0xffff_ffff;
+        // more of the log than this snapshot needs, never less). A main-file-only mark
+        // protects no frame, so only such a snapshot may share one.
+        let Some(frames) = mark_frames(want, generation) else {
+            return Ok(None);
+        };
         for i in 0..MARKS {
             let m = &mut marks[i];
-            let older = |v: u64| mark_frames(v, generation).is_some_and(|f| f <= frames);
+            let older = |v: u64| {
+                is_main_only(v) == is_main_only(want)
+                    && mark_frames(v, generation).is_some_and(|f| f <= frames)
+            };
             if m.held {
                 if older(m.value) {
                     self.use_mark(m);
@@ -254,8 +256,6 @@ impl Coord {
         let marks = self.marks.lock();
         let mut s = Survey {
             safe_frames: max,
-            others: false,
-            only_idle: true,
         };
         for (i, m) in marks.iter().enumerate() {
             if m.held {
@@ -267,38 +267,40 @@ impl Coord {
                 shm.unlock(Lock::Read(i))?;
                 continue;
             }
-            s.others = true;
             let v = shm.mark(i);
             // A mark of another generation (or one being set) holds the whole main file.
             s.safe_frames = s.safe_frames.min(mark_frames(v, generation).unwrap_or(0));
-            if shm.active(i).load(Ordering::SeqCst) > 0 {
-                s.only_idle = false;
-            }
         }
         Ok(s)
     }
 
-    /// For restarting the log: every mark locked exclusive, or None (and nothing held
-    /// beyond what was) when some other handle holds one. Marks of this handle's own
-    /// snapshots convert to exclusive when nobody else shares them.
+    /// For restarting the log: every mark locked exclusive, or (another handle's) shared
+    /// where it is a main-file-only mark, whose readers read no frame; None (and nothing
+    /// held beyond what was) when some other handle's snapshots may read the log. Marks of
+    /// this handle's own snapshots convert to exclusive when nobody else shares them.
     pub(crate) fn lock_all_marks(&self) -> Result<Option<MarksLocked<'_>>> {
         let marks = self.marks.lock();
-        let mut taken = 0usize;
-        let mut ok = true;
-        for i in 0..MARKS {
-            if self.shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
-                taken = i + 1;
-            } else {
-                ok = false;
-                break;
-            }
-        }
-        let locked = MarksLocked {
+        let mut locked = MarksLocked {
             coord: self,
             marks,
-            taken,
+            taken: [Taken::No; MARKS],
         };
-        Ok(ok.then_some(locked))
+        for i in 0..MARKS {
+            if self.shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
+                locked.taken[i] = Taken::Exclusive;
+                continue;
+            }
+            let own = locked.marks[i].held;
+            // (Shared: nobody is setting it, so the value read now stays.)
+            let shared = own || self.shm.try_lock(Lock::Read(i), LockKind::Shared)?;
+            if shared && !own {
+                locked.taken[i] = Taken::Shared;
+            }
+            if !(shared && is_main_only(self.shm.mark(i))) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(locked))
     }
 
     /// Marks held by other handles (probed without disturbing this handle's own), the
@@ -338,19 +340,33 @@ impl Coord {
     }
 }
 
-/// Every read mark locked exclusive, for a restart of the log; dropping it gives each back
-/// (the handle's own marks as shared locks again).
+/// How [`MarksLocked`] holds a mark.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Not taken here (this handle's own mark, shared with others).
+    No,
+    Exclusive,
+    /// Another handle's main-file-only mark, held shared so nobody sets it meanwhile.
+    Shared,
+}
+
+/// The read marks locked for a restart of the log; dropping it gives each back (the
+/// handle's own marks as shared locks again).
 pub(crate) struct MarksLocked<'a> {
     coord: &'a Coord,
     marks: parking_lot::MutexGuard<'a, [Held; MARKS]>,
-    taken: usize,
+    taken: [Taken; MARKS],
 }
 
 impl MarksLocked<'_> {
-    /// After the restart: every mark nobody holds is unused, this handle's own ones mark
-    /// the new generation with no frames (their snapshots read the main file only).
+    /// After the restart: every mark locked exclusive and nobody's is unused; this handle's
+    /// own ones (exclusive when nobody shares them) mark the new generation with no frames
+    /// (their snapshots read the main file only). Others' main-only marks stay as they are.
     pub(crate) fn restarted(&mut self, empty: u64) {
         for i in 0..MARKS {
+            if self.taken[i] != Taken::Exclusive {
+                continue;
+            }
             let m = &mut self.marks[i];
             if m.held {
                 m.value = empty;
@@ -364,14 +380,15 @@ impl MarksLocked<'_> {
 
 impl Drop for MarksLocked<'_> {
     fn drop(&mut self) {
-        for i in 0..self.taken {
-            let _ = if self.marks[i].held {
-                self.coord
+        for i in 0..MARKS {
+            let _ = match (self.taken[i], self.marks[i].held) {
+                (Taken::No, _) => Ok(()),
+                (Taken::Exclusive, true) => self
+                    .coord
                     .shm
                     .try_lock(Lock::Read(i), LockKind::Shared)
-                    .map(drop)
-            } else {
-                self.coord.shm.unlock(Lock::Read(i))
+                    .map(drop),
+                _ => self.coord.shm.unlock(Lock::Read(i)),
             };
         }
     }

@@ -669,6 +669,10 @@ impl PageRead for ReadTxn {
                 "page number beyond the database size",
             ));
         }
+        if self.pin.main_only {
+            // (The log may restart under this snapshot: it reads the main file only.)
+            return self.pin.shared.pager.read_main(no);
+        }
         self.pin.shared.pager.read(no, self.pin.seq)
     }
 

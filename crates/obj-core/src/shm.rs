@@ -44,12 +44,21 @@ const BACKFILLED: usize = 16;
 /// cleared once the new position is published): a writer that finds it set took the write
 /// lock from a process killed in between, and checks the log's header before appending.
 const RESTARTING: usize = 17;
+/// Nonzero while a checkpoint that copied everything waits to restart the log: readers
+/// then keep no idle pins and take main-file-only snapshots (see [`MAIN_ONLY`]).
+const RESTART_WANTED: usize = 18;
 const MARK: usize = 32;
 /// Per mark: how many handles have live snapshots on it (for `stat`).
 const ACTIVE: usize = MARK + MARKS;
 
 /// A mark nobody has set.
 pub(crate) const UNUSED: u64 = u64::MAX;
+
+/// Flag of a mark value (in the frame count's top bit) whose snapshots read the main file
+/// only: taken when the main file already holds every frame of the snapshot. The log may
+/// restart under such a mark (its readers read no frame), but nothing may be copied into
+/// the main file while it is held.
+pub(crate) const MAIN_ONLY: u64 = 1 << 31;
 
 /// Where the lock bytes start in the main file (far beyond any page: 64 TiB).
 const LOCK_BASE: u64 = 1 << 46;
@@ -83,14 +92,20 @@ impl Lock {
     }
 }
 
-/// A snapshot's mark value: the log generation (low 32 bits) and its frame count.
+/// A snapshot's mark value: the log generation (low 32 bits) and its frame count (below
+/// 2^31; the top bit is [`MAIN_ONLY`]).
 pub(crate) fn mark_value(generation: u64, frames: u64) -> u64 {
-    ((generation & 0xffff_ffff) << 32) | (frames & 0xffff_ffff)
+    ((generation & 0xffff_ffff) << 32) | (frames & (MAIN_ONLY - 1))
 }
 
 /// The frame count of a mark value set in `generation`; None for another generation.
 pub(crate) fn mark_frames(value: u64, generation: u64) -> Option<u64> {
-    (value != UNUSED && value >> 32 == generation & 0xffff_ffff).then_some(value & 0xffff_ffff)
+    (value != UNUSED && value >> 32 == generation & 0xffff_ffff).then_some(value & (MAIN_ONLY - 1))
+}
+
+/// True for the mark of a main-file-only snapshot.
+pub(crate) fn is_main_only(value: u64) -> bool {
+    value != UNUSED && value & MAIN_ONLY != 0
 }
 
 /// `<path>-shm`.
@@ -260,6 +275,15 @@ impl Shm {
 
     pub(crate) fn set_restarting(&self, on: bool) {
         self.w(RESTARTING).store(u64::from(on), Ordering::SeqCst);
+    }
+
+    pub(crate) fn set_restart_wanted(&self, on: bool) {
+        self.w(RESTART_WANTED)
+            .store(u64::from(on), Ordering::SeqCst);
+    }
+
+    pub(crate) fn restart_wanted(&self) -> bool {
+        self.w(RESTART_WANTED).load(Ordering::Relaxed) != 0
     }
 
     pub(crate) fn restarting(&self) -> bool {

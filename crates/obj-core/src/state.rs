@@ -15,7 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::Meta;
 use crate::options::{Durability, Options};
 use crate::pager::{PageBuf, Pager};
-use crate::shm::{mark_value, Lock};
+use crate::shm::{mark_value, Lock, MAIN_ONLY};
 use crate::wal::{self, Wal};
 use obj_sys::LockKind;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -45,6 +45,9 @@ struct Pins {
     /// The read mark that keeps other processes from checkpointing past this commit (a
     /// shared handle's readers; the writer's own base needs none: it holds the write lock).
     mark: Option<usize>,
+    /// The main file held every frame of this commit when the mark was taken: its readers
+    /// read the main file only (see `shm::MAIN_ONLY`).
+    main_only: bool,
 }
 
 impl Pins {
@@ -53,6 +56,7 @@ impl Pins {
             count: 0,
             since: Instant::now(),
             mark: None,
+            main_only: false,
         });
         pins.count += 1;
         pins
@@ -125,6 +129,8 @@ pub(crate) struct Shared {
     floor: AtomicU64,
     /// This handle's writer holds the `Write` lock byte (set and cleared under `wal`).
     write_held: AtomicBool,
+    /// The log length below which no automatic checkpoint is tried (after one was deferred).
+    next_auto: AtomicU64,
     path: PathBuf,
 }
 
@@ -177,6 +183,7 @@ impl Shared {
             coord,
             floor: AtomicU64::new(0),
             write_held: AtomicBool::new(false),
+            next_auto: AtomicU64::new(0),
             path,
         }
     }
@@ -217,6 +224,8 @@ pub(crate) struct Snapshot {
     pub(crate) shared: Arc<Shared>,
     pub(crate) seq: u64,
     pub(crate) meta: Meta,
+    /// Reads the main file only (it holds this commit whole; the log may restart).
+    pub(crate) main_only: bool,
 }
 
 impl Drop for Snapshot {
@@ -556,7 +565,7 @@ impl Shared {
             let mut p = self.published.lock();
             let seq = p.seq;
             Pins::add(&mut p.readers, seq);
-            return Ok(self.snapshot(seq, p.meta.clone()));
+            return Ok(self.snapshot(seq, p.meta.clone(), false));
         };
         let mut deadline = None;
         loop {
@@ -564,21 +573,34 @@ impl Shared {
             let (seq, generation, frames) = {
                 let mut p = self.published.lock();
                 let seq = p.seq;
+                let restart_wanted = c.shm.restart_wanted();
                 if let Some(pins) = p.readers.get_mut(&seq) {
-                    if let Some(slot) = pins.mark {
+                    // (An idle pin is not revived while a checkpoint waits to restart the
+                    // log, unless it reads the main file only.)
+                    let revive = pins.count > 0 || pins.main_only || !restart_wanted;
+                    if let (Some(slot), true) = (pins.mark, revive) {
                         pins.count += 1;
+                        let main_only = pins.main_only;
                         if pins.count == 1 {
                             c.set_reading(slot, true);
                             p.sticky = None;
                         }
                         debug_assert_eq!(p.meta_seq, seq, "a pinned commit's header was read");
-                        return Ok(self.snapshot(seq, p.meta.clone()));
+                        return Ok(self.snapshot(seq, p.meta.clone(), main_only));
                     }
+                }
+                if restart_wanted {
+                    self.drop_sticky(&mut p);
                 }
                 (seq, p.generation, p.frames)
             };
+            // The main file holding every frame of the commit, the snapshot reads it only,
+            // and a restart of the log need not wait for it.
+            let value = mark_value(generation, frames);
+            let main_only = c.shm.backfilled() == value;
+            let want = if main_only { value | MAIN_ONLY } else { value };
             let timeout = self.opts.busy_timeout;
-            let slot = c.acquire(mark_value(generation, frames), generation, timeout)?;
+            let slot = c.acquire(want, generation, timeout)?;
             // The mark counts only if nothing moved while it was taken: a checkpoint that
             // did not see it yet backfilled no further than the log then ended.
             if c.shm.quick() != (generation, frames) {
@@ -591,8 +613,16 @@ impl Shared {
                 }
                 continue;
             }
+            if main_only {
+                // Another process's checkpoint may have rewritten pages this handle cached.
+                self.pager.note_backfilled(seq);
+            }
             let mut p = self.published.lock();
-            let meta = match if p.seq == seq {
+            let meta = match if main_only {
+                self.pager
+                    .read_main(0)
+                    .and_then(|page| Meta::read_from(&page))
+            } else if p.seq == seq {
                 self.latest_meta(&mut p)
             } else {
                 self.pager
@@ -608,22 +638,29 @@ impl Shared {
             };
             let pins = Pins::add(&mut p.readers, seq);
             let first = pins.count == 1;
-            match pins.mark {
+            let main_only = match pins.mark {
                 None => {
                     pins.mark = Some(slot);
+                    pins.main_only = main_only;
                     c.set_reading(slot, true);
+                    main_only
                 }
                 Some(mine) => {
                     if first {
                         c.set_reading(mine, true);
                     }
                     c.release(slot);
+                    pins.main_only
                 }
-            }
+            };
             if p.sticky.is_some_and(|(s, _)| s == seq) {
                 p.sticky = None;
             }
-            return Ok(self.snapshot(seq, meta));
+            if p.meta_seq != seq && p.seq == seq {
+                p.meta = meta.clone();
+                p.meta_seq = seq;
+            }
+            return Ok(self.snapshot(seq, meta, main_only));
         }
     }
 
@@ -644,11 +681,12 @@ impl Shared {
         }
     }
 
-    fn snapshot(self: &Arc<Self>, seq: u64, meta: Meta) -> Snapshot {
+    fn snapshot(self: &Arc<Self>, seq: u64, meta: Meta, main_only: bool) -> Snapshot {
         Snapshot {
             shared: self.clone(),
             seq,
             meta,
+            main_only,
         }
     }
 
@@ -656,11 +694,7 @@ impl Shared {
     /// commit, pinned here before anything can checkpoint past it).
     pub(crate) fn pin(self: &Arc<Self>, seq: u64, meta: Meta) -> Snapshot {
         Pins::add(&mut self.published.lock().readers, seq);
-        Snapshot {
-            shared: self.clone(),
-            seq,
-            meta,
-        }
+        self.snapshot(seq, meta, false)
     }
 
     fn unpin(&self, seq: u64) {
@@ -675,7 +709,8 @@ impl Shared {
         let mark = pins.mark;
         if let (Some(c), Some(slot)) = (&self.coord, mark) {
             c.set_reading(slot, false);
-            if p.seq == seq && c.unchanged() && !self.forked.load(Ordering::Acquire) {
+            let keep = p.seq == seq && c.unchanged() && !c.shm.restart_wanted();
+            if keep && !self.forked.load(Ordering::Acquire) {
                 // The next reader of this commit takes no lock; the reaper drops it later.
                 p.sticky = Some((seq, crate::coord::tick()));
                 return;
@@ -828,11 +863,19 @@ impl Shared {
             p.generation = pos.generation;
             p.frames = pos.frames;
         }
-        if wal.frames() >= self.opts.checkpoint_frames {
+        let frames = wal.frames();
+        if frames >= self.opts.checkpoint_frames && frames >= self.next_auto.load(Ordering::Relaxed)
+        {
             drop(wal);
             // The commit is already durable; a failed automatic checkpoint loses nothing (and
             // makes the handle refuse further writes until reopened, naming the cause).
-            let _ = self.checkpoint_locked(false);
+            // One a reader kept from finishing is not tried again on every commit (each try
+            // syncs), but after another quarter of the automatic size.
+            let retry = match self.checkpoint_locked(false) {
+                Ok(info) if info.deferred => frames + (self.opts.checkpoint_frames / 4).max(1),
+                _ => 0,
+            };
+            self.next_auto.store(retry, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -948,7 +991,7 @@ impl Shared {
             )
         };
         let mut wal = self.wal.lock();
-        let _checkpointing = match &self.coord {
+        let checkpointing = match &self.coord {
             Some(c) => {
                 c.shm.lock(
                     Lock::Checkpoint,
@@ -962,9 +1005,10 @@ impl Shared {
                     self.pager
                         .note_backfilled(self.pager.seq_within_frames(done));
                 }
-                let survey = self.survey_waiting(c, &pos, shrink)?;
+                let deadline = Instant::now() + Self::restart_wait(shrink);
+                let survey = Self::survey_until(c, &pos, deadline)?;
                 upto = upto.min(self.pager.seq_within_frames(survey.safe_frames));
-                Some(CheckpointLock(c))
+                Some((CheckpointLock(c), deadline))
             }
             None => None,
         };
@@ -1007,10 +1051,10 @@ impl Shared {
                     .saturating_mul(2)
                     .saturating_mul(frame)
             };
-            // The log restarts only with every read mark locked: no reader anywhere.
-            let marks = match &self.coord {
-                Some(c) => c.lock_all_marks()?,
-                None => None,
+            // The log restarts only with no reader anywhere that may read it.
+            let marks = match (&self.coord, &checkpointing) {
+                (Some(c), Some((_, deadline))) => Self::lock_marks_waiting(c, *deadline)?,
+                _ => None,
             };
             if self.coord.is_some() && marks.is_none() {
                 reset = false;
@@ -1043,22 +1087,50 @@ impl Shared {
         })
     }
 
-    /// The marks' survey; an explicit checkpoint held up only by marks nobody reads on
-    /// (idle marks, which their handles let go of within [`crate::coord::IDLE`]) waits
-    /// for them a moment rather than leave the log behind.
-    fn survey_waiting(
-        &self,
+    /// How long a checkpoint waits for readers elsewhere to move on: short for the
+    /// automatic one after a commit, longer for an explicit one (or close's).
+    fn restart_wait(explicit: bool) -> Duration {
+        Duration::from_millis(if explicit { 100 } else { 2 })
+    }
+
+    /// How far a checkpoint may copy without overwriting what a reader elsewhere needs.
+    /// Readers behind the log's end are asked to move on (`restart_wanted`: their next
+    /// snapshot is of the latest commit, and no idle pin is kept); short reads do within
+    /// microseconds, and under the write lock nothing is committed meanwhile. Waits until
+    /// `deadline` at most (a long read transaction is simply waited out by a later one).
+    fn survey_until(
         c: &Coord,
         pos: &crate::wal::LogPosition,
-        wait: bool,
+        deadline: Instant,
     ) -> Result<crate::coord::Survey> {
-        let deadline = Instant::now() + crate::coord::IDLE * 5;
-        loop {
-            let survey = c.survey(pos.generation, pos.frames)?;
-            if !(wait && survey.others && survey.only_idle) || Instant::now() >= deadline {
-                return Ok(survey);
+        let mut survey = c.survey(pos.generation, pos.frames)?;
+        if survey.safe_frames < pos.frames {
+            c.shm.set_restart_wanted(true);
+            while survey.safe_frames < pos.frames && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(50));
+                survey = c.survey(pos.generation, pos.frames)?;
             }
-            std::thread::sleep(crate::coord::IDLE / 4);
+        }
+        Ok(survey)
+    }
+
+    /// Every read mark locked for a restart of the log, waiting until `deadline` for
+    /// readers elsewhere to move to main-file-only snapshots (the main file holds
+    /// everything now; see [`Self::survey_until`]).
+    fn lock_marks_waiting(
+        c: &Coord,
+        deadline: Instant,
+    ) -> Result<Option<crate::coord::MarksLocked<'_>>> {
+        if let Some(m) = c.lock_all_marks()? {
+            return Ok(Some(m));
+        }
+        c.shm.set_restart_wanted(true);
+        loop {
+            std::thread::sleep(Duration::from_micros(50));
+            match c.lock_all_marks() {
+                Ok(None) if Instant::now() < deadline => continue,
+                other => break other,
+            }
         }
     }
 }
@@ -1072,11 +1144,13 @@ impl crate::coord::Idle for Shared {
     }
 }
 
-/// The `Checkpoint` lock byte, held while a checkpoint runs.
+/// The `Checkpoint` lock byte, held while a checkpoint runs; the request to readers to
+/// move on ends with it.
 struct CheckpointLock<'a>(&'a Coord);
 
 impl Drop for CheckpointLock<'_> {
     fn drop(&mut self) {
+        self.0.shm.set_restart_wanted(false);
         let _ = self.0.shm.unlock(Lock::Checkpoint);
     }
 }

@@ -224,3 +224,59 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Readers in a tight loop of short snapshots (another handle, as another process) must
+/// not keep the log from ever restarting: a checkpoint that copied everything asks them
+/// to move to main-file-only snapshots and restarts under those.
+#[test]
+fn a_log_restarts_beside_readers_that_never_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.obj");
+    let w = Db::open(
+        &path,
+        opts()
+            .durability(obj_core::Durability::None)
+            .checkpoint_frames(64),
+    )
+    .unwrap();
+    put(&w, 1, &0u64.to_le_bytes());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let r = Db::open(&path, opts()).unwrap();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut last = 0u64;
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let v = get(&r, 1).unwrap();
+                    let n = u64::from_le_bytes(v[..8].try_into().unwrap());
+                    assert!(n >= last, "a reader went back in time: {n} < {last}");
+                    last = n;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let (mut most, mut restarts, mut before) = (0u64, 0u64, 0u64);
+    for n in 1..=3000u64 {
+        put(&w, 1, &n.to_le_bytes());
+        let frames = w.wal_frames();
+        most = most.max(frames);
+        if frames < before {
+            restarts += 1;
+        }
+        before = frames;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert!(
+        restarts > 0,
+        "the log never restarted beside busy readers (max {most} frames)"
+    );
+    assert!(most < 64 * 40, "the log grew to {most} frames");
+    assert_eq!(get(&w, 1).unwrap(), 3000u64.to_le_bytes());
+}
