@@ -241,6 +241,24 @@ impl Coord {
         }
     }
 
+    /// True when no other handle holds mark `i`, which this one does (probed by converting
+    /// its shared lock to exclusive and back). Then the mark's count of readers in the shm
+    /// is set to this handle's own: what a process killed on the mark left there goes.
+    fn alone_on(&self, i: usize) -> Result<bool> {
+        if !self.shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
+            return Ok(false);
+        }
+        self.shm
+            .active(i)
+            .store(self.reading[i].load(Ordering::SeqCst), Ordering::SeqCst);
+        if !self.shm.try_lock(Lock::Read(i), LockKind::Shared)? {
+            return Err(crate::error::Error::corrupt(
+                "a read mark could not be downgraded",
+            ));
+        }
+        Ok(true)
+    }
+
     /// Live snapshots of other handles on mark `i`, which this handle holds too.
     fn others_on(&self, i: usize) -> u64 {
         let active = self.shm.active(i).load(Ordering::SeqCst);
@@ -254,13 +272,11 @@ impl Coord {
     pub(crate) fn survey(&self, generation: u64, max: u64) -> Result<Survey> {
         let shm = &self.shm;
         let marks = self.marks.lock();
-        let mut s = Survey {
-            safe_frames: max,
-        };
+        let mut s = Survey { safe_frames: max };
         for (i, m) in marks.iter().enumerate() {
             if m.held {
-                // Another handle may share it: count it when they do.
-                if self.others_on(i) == 0 {
+                // Another handle may share it: count it when they have snapshots on it.
+                if self.alone_on(i)? || self.others_on(i) == 0 {
                     continue;
                 }
             } else if shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
@@ -313,7 +329,7 @@ impl Coord {
             let active = shm.active(i).load(Ordering::SeqCst);
             if m.held {
                 let theirs = self.others_on(i);
-                if theirs == 0 {
+                if theirs == 0 || self.alone_on(i)? {
                     continue;
                 }
                 snapshots += theirs;

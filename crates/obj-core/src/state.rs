@@ -374,10 +374,6 @@ impl Shared {
     fn follow_for_write(&self, c: &Coord) -> Result<()> {
         let mut wal = self.wal.lock();
         self.follow_locked(c, &mut wal, true)?;
-        if self.opts.read_only {
-            // (A read-only handle takes the write lock only to rebuild the shm header.)
-            return Ok(());
-        }
         if c.shm.restarting() {
             // A process died restarting the log: frames go only behind the header they
             // chain from, so the shm header is rebuilt when the log's moved on.
@@ -386,6 +382,10 @@ impl Shared {
                 self.follow_locked(c, &mut wal, true)?;
             }
             c.shm.set_restarting(false);
+        }
+        if self.opts.read_only {
+            // (A read-only handle takes the write lock only to repair the shm header.)
+            return Ok(());
         }
         if !wal.headed() {
             let sync = self.opts.durability != Durability::None;
@@ -573,7 +573,10 @@ impl Shared {
             let (seq, generation, frames) = {
                 let mut p = self.published.lock();
                 let seq = p.seq;
-                let restart_wanted = c.shm.restart_wanted();
+                // (As below: an idle pin that reads frames is not revived during or after a
+                // restart of the log, which nobody could make while it held its mark unless
+                // the maker died midway.)
+                let restart_wanted = c.shm.restart_wanted() || c.shm.restarting();
                 if let Some(pins) = p.readers.get_mut(&seq) {
                     // (An idle pin is not revived while a checkpoint waits to restart the
                     // log, unless it reads the main file only.)
@@ -602,9 +605,15 @@ impl Shared {
             let timeout = self.opts.busy_timeout;
             let slot = c.acquire(want, generation, timeout)?;
             // The mark counts only if nothing moved while it was taken: a checkpoint that
-            // did not see it yet backfilled no further than the log then ended.
-            if c.shm.quick() != (generation, frames) {
+            // did not see it yet backfilled no further than the log then ended. And a
+            // restart of the log left half-done by a killed process (nobody can be making
+            // one while this snapshot holds a mark that reads frames) is repaired first.
+            let abandoned = !main_only && c.shm.restarting();
+            if abandoned || c.shm.quick() != (generation, frames) {
                 c.release(slot);
+                if abandoned && !self.write_held.load(Ordering::Acquire) {
+                    drop(self.writer()?);
+                }
                 let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
                 if Instant::now() >= deadline {
                     return Err(Error::Busy(

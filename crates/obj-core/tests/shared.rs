@@ -280,3 +280,42 @@ fn a_log_restarts_beside_readers_that_never_stop() {
     assert!(most < 64 * 40, "the log grew to {most} frames");
     assert_eq!(get(&w, 1).unwrap(), 3000u64.to_le_bytes());
 }
+
+/// A checkpointer killed after emptying the log for a restart but before publishing it:
+/// a reader elsewhere whose index still names the old frames must read the main file
+/// (which holds them all), not fail on frames that are gone.
+#[test]
+fn a_reader_after_a_restart_that_emptied_the_log_and_died_reads_the_main_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.obj");
+    let a = Db::open(&path, opts()).unwrap();
+    for k in 1..50 {
+        put(&a, k, &k.to_le_bytes());
+    }
+    let b = Db::open(&path, opts().read_only(true)).unwrap();
+    {
+        let view = b.begin_read().unwrap();
+        assert!(!a.checkpoint().unwrap().wal_reset);
+        drop(view);
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(obj_core::wal_path(&path))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let mut shm = std::fs::read(shm_path(&path)).unwrap();
+    shm[17 * 8..18 * 8].copy_from_slice(&1u64.to_le_bytes());
+    std::fs::write(shm_path(&path), &shm).unwrap();
+    for k in 1..50 {
+        assert_eq!(get(&b, k).unwrap(), k.to_le_bytes());
+    }
+    put(&a, 50, b"after");
+    assert_eq!(get(&b, 50).as_deref(), Some(&b"after"[..]));
+    a.close_without_checkpoint().unwrap();
+    drop(b);
+    let fresh = Db::open(&path, opts()).unwrap();
+    assert_eq!(get(&fresh, 50).as_deref(), Some(&b"after"[..]));
+    assert_eq!(get(&fresh, 7).unwrap(), 7u64.to_le_bytes());
+    fresh.integrity_check().unwrap();
+}
