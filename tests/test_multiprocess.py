@@ -310,6 +310,9 @@ class Worker:
         lines = self.log.read_text().splitlines()
         return lines[-1] if lines else ""
 
+    def tail(self) -> str:
+        return f"{self.name}: " + " | ".join(self.log.read_text().splitlines()[-4:])
+
 
 def test_stress_readers_and_writers_killed_at_random(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "stress.obj"
@@ -339,6 +342,10 @@ def test_stress_readers_and_writers_killed_at_random(tmp_path: pathlib.Path) -> 
     ]
     everyone = writers + readers
     kills = {"reader": 0, "writer": 0}
+
+    def logs() -> str:  # (pytest removes old temporary directories: the message keeps them)
+        return f"{where}\n" + "\n".join(w.tail() for w in everyone)
+
     try:
         for w in everyone:
             w.start()
@@ -348,20 +355,20 @@ def test_stress_readers_and_writers_killed_at_random(tmp_path: pathlib.Path) -> 
             for w in everyone:
                 assert w.proc is not None
                 code = w.proc.poll()
-                assert code is None, f"{w.name} exited {code}: {w.last_line()} {where}"
+                assert code is None, f"{w.name} exited {code}: {w.last_line()} {logs()}"
             # Writers and readers in turn, which one of them at random.
             victim = rng.choice(writers if sum(kills.values()) % 2 == 0 else readers)
             assert victim.proc is not None
             victim.proc.send_signal(signal.SIGKILL)
             code = victim.wait(30)
-            assert code == -signal.SIGKILL, f"{victim.name}: {victim.last_line()} {where}"
+            assert code == -signal.SIGKILL, f"{victim.name}: {victim.last_line()} {logs()}"
             kills["writer" if victim in writers else "reader"] += 1
             victim.start()
         stop.touch()
         summaries = {}
         for w in everyone:
             code = w.wait(60)
-            assert code == 0, f"{w.name} exited {code}: {w.last_line()} {where}"
+            assert code == 0, f"{w.name} exited {code}: {w.last_line()} {logs()}"
             summaries[w.name] = json.loads(w.last_line())
     finally:
         for w in everyone:
@@ -731,6 +738,11 @@ def wait_for(predicate: Callable[[], bool], seconds: float = 1.0) -> bool:
     return True
 
 
+def others(db: obj.Db) -> tuple[int, int]:
+    stat = db.stat()
+    return stat.other_readers, stat.other_read_marks
+
+
 def test_stat_counts_snapshots_of_other_processes(path: pathlib.Path, spawn: Spawn) -> None:
     with obj.Db(path) as db:
         db.insert("c", {"n": 1})
@@ -738,7 +750,7 @@ def test_stat_counts_snapshots_of_other_processes(path: pathlib.Path, spawn: Spa
         assert child.ask("latest") == [[1, 1]]
         # Its ended snapshot counts no more; the mark it kept idle goes soon too.
         assert db.stat().other_readers == 0
-        assert wait_for(lambda: db.stat().other_read_marks == 0), db.stat()
+        assert wait_for(lambda: db.stat().other_read_marks == 0), others(db)
         assert "elsewhere     no reader in another process or handle" in db.stat().describe()
 
         assert child.ask("open") == [[1, 1]]
@@ -761,8 +773,27 @@ def test_stat_counts_snapshots_of_other_processes(path: pathlib.Path, spawn: Spa
         assert (stat.other_readers, stat.other_read_marks) == (2, 2), stat
 
         assert child.ask("end") == "ended"
-        assert wait_for(lambda: db.stat().other_readers == 0), db.stat()
+        assert wait_for(lambda: db.stat().other_readers == 0), others(db)
         assert child.ask("open") == [[1, 1], [2, 2]]
         assert db.stat().other_readers == 1
-        child.kill()  # a snapshot's process killed: it counts no more either
-        assert wait_for(lambda: db.stat().other_readers == 0), db.stat()
+        assert child.exit() == 0  # its process ends, the snapshot still open
+        assert wait_for(lambda: db.stat().other_readers == 0), others(db)
+
+
+# Fails with the engine of 51bb8df: a process SIGKILLed during a snapshot leaves its count
+# in the shm's per-mark count of live snapshots ("active") for as long as any live handle
+# shares that mark (the count is reset only when a free mark is set), so it reads as a live
+# snapshot elsewhere. (It also makes an explicit checkpoint skip its wait for an idle mark
+# shared with it.) Remove the marker once fixed: strict, it then fails as XPASS.
+
+
+def test_stat_forgets_the_snapshot_of_a_killed_process(path: pathlib.Path, spawn: Spawn) -> None:
+    with obj.Db(path) as db:
+        db.insert("c", {"n": 1})
+        child = commander(spawn, path)
+        assert child.ask("open") == [[1, 1]]
+        with db.read_transaction() as mine:  # the same commit: this handle shares the mark
+            assert mine.count("c") == 1
+            assert others(db) == (1, 1)
+            child.kill()
+            assert wait_for(lambda: db.stat().other_readers == 0), others(db)
