@@ -171,10 +171,12 @@ def _int_option(name: str, value: object, minimum: int, maximum: int = 2**64 - 1
 class Db(Reads, _obj.Db):
     """An open database: the file at ``path`` and its write-ahead log ``<path>-wal``.
 
-    The file is created if it does not exist (unless ``read_only``). A read-write handle
-    holds an exclusive lock on the file; another process that tries to open it waits up to
-    ``busy_timeout`` seconds, then gets :class:`obj.BusyError`. One handle may be shared by
-    any number of threads.
+    The file is created if it does not exist (unless ``read_only``). Any number of
+    processes (and handles) may have it open at once: their snapshots never block anyone,
+    and one write transaction runs at a time across all of them (another waits up to
+    ``busy_timeout`` seconds, then gets :class:`obj.BusyError`). With
+    ``locking="exclusive"`` the handle has the file to itself instead. One handle may be
+    shared by any number of threads.
 
     Use it as a context manager::
 
