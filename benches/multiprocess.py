@@ -563,6 +563,15 @@ def ratio(a: float | None, b: float | None) -> str:
 def render(results: dict[str, Any]) -> str:
     systems, med, cpus = results["systems"], results["median"], results["environment"]["cpus"]
     peers = [s for s in systems if s != "obj"]
+
+    def rate_header(first: str) -> list[str]:
+        """The header of a table of one rate per system, then obj ÷ each peer."""
+        ratios = " | ".join(f"obj/{p}" for p in peers)
+        return [
+            f"| {first} | " + " | ".join(systems) + f" | {ratios} |",
+            "|---|" + "---:|" * (len(systems) + len(peers)),
+        ]
+
     env = results["environment"]
     lines = [
         f"## Several processes on one file — {results['keys']:,} keys, {results['seconds']:g} s "
@@ -610,14 +619,18 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Commits/s of the writer during those reads (one random-key update per commit):",
         "",
-        "| readers | " + " | ".join(systems) + " | " + " | ".join(f"obj/{p}" for p in peers) + " |",
-        "|---|" + "---:|" * (len(systems) + len(peers)),
+        *rate_header("readers"),
     ]
-    for n in results["readers"]:
 
-        def wrate(s: str, n: int = n) -> float | None:
-            c = med.get(s, {}).get(f"r{n}")
+    def writer_rate(case: str) -> Callable[[str], float | None]:
+        def rate(s: str) -> float | None:
+            c = med.get(s, {}).get(case)
             return c["writer"]["rate"] if c else None
+
+        return rate
+
+    for n in results["readers"]:
+        wrate = writer_rate(f"r{n}")
 
         cells = [human(w) if (w := wrate(s)) else "n/a" for s in systems]
         ratios = [ratio(wrate("obj"), wrate(p)) for p in peers]
@@ -629,14 +642,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         "commits/s, all writers together (per writer process in brackets):",
         "",
-        "| writers | " + " | ".join(systems) + " | " + " | ".join(f"obj/{p}" for p in peers) + " |",
-        "|---|" + "---:|" * (len(systems) + len(peers)),
+        *rate_header("writers"),
     ]
     for n in results["durable_writers"]:
-
-        def crate(s: str, n: int = n) -> float | None:
-            c = med.get(s, {}).get(f"w{n}")
-            return c["writer"]["rate"] if c else None
+        crate = writer_rate(f"w{n}")
 
         cells = []
         for s in systems:

@@ -486,15 +486,8 @@ class Db(Reads, _obj.Db):
                 for idx in cs.indexes:
                     print(cs.name, idx.name, idx.kind, idx.key_paths, idx.status)
         """
-        (
-            commit_seq,
-            readers,
-            oldest_seq,
-            oldest_age,
-            other_readers,
-            other_marks,
-            other_oldest,
-        ) = self._readers()
+        # The snapshot counts come in Stat's field order (commit_seq ... other_oldest_seq).
+        readers = self._readers()
         page_size, page_count, free_pages, wal_frames, collections = self._stat()
         return Stat(
             page_size,
@@ -512,13 +505,7 @@ class Db(Reads, _obj.Db):
                 )
                 for name, kind, docs, size, indexes, expired in collections
             ),
-            commit_seq,
-            readers,
-            oldest_seq,
-            oldest_age,
-            other_readers,
-            other_marks,
-            other_oldest,
+            *readers,
         )
 
     def checkpoint(self) -> CheckpointInfo:

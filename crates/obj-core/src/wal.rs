@@ -197,19 +197,8 @@ impl Wal {
         let len = backend.len()?;
         let frame_size = (FRAME_HEADER_SIZE + page_size) as u64;
         let (db_id, main_generation) = owner.map_or((0, 0), |o| (o.db_id, o.generation));
-        let mut wal = Wal {
-            backend: backend.clone(),
-            page_size,
-            db_id,
-            generation: main_generation,
-            salt1: 0,
-            salt2: 0,
-            end: WAL_HEADER_SIZE as u64,
-            chain: 0,
-            frames: 0,
-            synced_end: 0,
-            headed: false,
-        };
+        let mut wal = Wal::detached(backend.clone(), page_size, db_id);
+        wal.generation = main_generation;
         if len < WAL_HEADER_SIZE as u64 {
             if writable {
                 wal.reset(true, 0)?;
