@@ -387,6 +387,11 @@ impl Shared {
             // (A read-only handle takes the write lock only to repair the shm header.)
             return Ok(());
         }
+        if wal.headed() && wal.more_beyond()? {
+            // Commits the shm does not know of: taken in, never overwritten.
+            self.rebuild_header(c, &wal)?;
+            self.follow_locked(c, &mut wal, true)?;
+        }
         if !wal.headed() {
             let sync = self.opts.durability != Durability::None;
             wal.reset(sync, 0)?;

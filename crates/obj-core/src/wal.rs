@@ -545,6 +545,22 @@ impl Wal {
         }))
     }
 
+    /// True when a frame that verifies (this log's salts, chained from its last commit)
+    /// lies just past the end this handle knows: another handle appended without the shm
+    /// saying so (a writer killed before it published, or one using another shm file after
+    /// this one was deleted), and appending here would overwrite it.
+    pub fn more_beyond(&self) -> Result<bool> {
+        let frame_size = FRAME_HEADER_SIZE + self.page_size;
+        let mut frame = vec![0u8; frame_size];
+        match self.backend.read_at(self.end, &mut frame) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        let (hdr, page) = frame.split_at(FRAME_HEADER_SIZE);
+        Ok(self.frame_verifies(self.chain, hdr, page))
+    }
+
     /// Where the last complete commit of the log on disk ends (for rebuilding the shared
     /// index): from this handle's position when the log still has its generation, from the
     /// start otherwise. The caller holds the write lock; nothing changes here.
