@@ -41,6 +41,10 @@ pub(crate) struct Coord {
     /// descriptions, so it must never unlock anything (see [`Coord::disown`]).
     pid: u32,
     disowned: AtomicBool,
+    /// Handles on this database use different shm files (one was deleted while in use):
+    /// the marks of the others are not all visible here, so this handle never copies into
+    /// the main file nor restarts the log (until every handle has reopened).
+    split: AtomicBool,
 }
 
 /// What a checkpoint learnt from the marks (see [`Coord::survey`]).
@@ -59,6 +63,7 @@ impl Coord {
             reading: std::array::from_fn(|_| AtomicU64::new(0)),
             pid: std::process::id(),
             disowned: AtomicBool::new(false),
+            split: AtomicBool::new(false),
         });
         c.set_known(pos);
         c
@@ -68,6 +73,20 @@ impl Coord {
     /// descriptions), so from now on this handle releases none of them.
     pub(crate) fn disown(&self) {
         self.disowned.store(true, Ordering::Release);
+    }
+
+    /// Records that other handles may use another shm file (see `split`).
+    pub(crate) fn mark_split(&self) {
+        self.split.store(true, Ordering::Release);
+    }
+
+    /// True when checkpoints must not trust the marks (see `split`); checks whether the
+    /// shm file was deleted or replaced since (a slow path: checkpoints only).
+    pub(crate) fn split(&self) -> bool {
+        if !self.split.load(Ordering::Acquire) && self.shm.replaced() {
+            self.mark_split();
+        }
+        self.split.load(Ordering::Acquire)
     }
 
     fn owned(&self) -> bool {

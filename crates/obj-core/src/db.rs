@@ -329,7 +329,13 @@ impl Db {
                 Error::corrupt("the main file's header is damaged and the shared index too")
             })?;
         let wal = Wal::detached(wal, page_size, db_id);
+        // Others have the file open, yet there was no shm (and none was written since
+        // they let this handle in): theirs was deleted under them.
+        let split = shm.created && shm.header().is_none();
         let coord = Coord::new(shm, db_id, &wal.position());
+        if split {
+            coord.mark_split();
+        }
         let placeholder = Meta::new(page_size as u32);
         let place = Place {
             lock_file,

@@ -119,9 +119,14 @@ pub fn shm_path(path: &Path) -> PathBuf {
 /// description that carries the lock bytes.
 pub(crate) struct Shm {
     map: SharedWords,
+    /// The shm file itself (to tell whether it was deleted or replaced under the mapping).
+    file: File,
     locks: File,
     path: PathBuf,
     busy_timeout: Duration,
+    /// This open created the file (with other handles on the database and no header in
+    /// it once they let this one in, theirs was deleted under them).
+    pub(crate) created: bool,
 }
 
 impl Shm {
@@ -130,32 +135,50 @@ impl Shm {
     /// (which no header validates in), never shrunk.
     pub(crate) fn open(path: &Path, locks: File, busy_timeout: Duration) -> Result<Shm> {
         let shm = shm_path(path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&shm)
-            .map_err(|e| {
-                Error::Io(IoContext::wrap(
-                    e,
-                    format!("opening the shared index {}", shm.display()),
-                    Some(&shm),
-                    Some(
-                        "several processes share a database through this file beside it; \
+        let mut how = OpenOptions::new();
+        how.read(true).write(true);
+        let (file, created) = match how.clone().create_new(true).open(&shm) {
+            Ok(f) => (Ok(f), true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (how.open(&shm), false),
+            Err(e) => (Err(e), false),
+        };
+        let file = file.map_err(|e| {
+            Error::Io(IoContext::wrap(
+                e,
+                format!("opening the shared index {}", shm.display()),
+                Some(&shm),
+                Some(
+                    "several processes share a database through this file beside it; \
                          to open the database without it, pass locking=\"exclusive\"",
-                    ),
-                ))
-            })?;
+                ),
+            ))
+        })?;
         if file.metadata()?.len() < FILE_BYTES {
             file.set_len(FILE_BYTES)?;
         }
         let map = SharedWords::map(&file, WORDS)?;
         Ok(Shm {
             map,
+            file,
             locks,
             path: shm,
             busy_timeout,
+            created,
+        })
+    }
+
+    /// True when the file this handle maps is no longer `<db>-shm` (deleted, or replaced
+    /// by another): handles opened since then share another one.
+    pub(crate) fn replaced(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(mine) = self.file.metadata() else {
+            return true;
+        };
+        if mine.nlink() == 0 {
+            return true;
+        }
+        std::fs::metadata(&self.path).map_or(true, |now| {
+            (now.dev(), now.ino()) != (mine.dev(), mine.ino())
         })
     }
 

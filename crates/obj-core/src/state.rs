@@ -988,6 +988,14 @@ impl Shared {
 
     fn checkpoint_steps(&self, shrink: bool) -> Result<CheckpointInfo> {
         let sync = self.opts.durability != Durability::None;
+        if self.coord.as_ref().is_some_and(|c| c.split()) {
+            // Other handles' marks (and frames) may live in another shm file: nothing is
+            // copied, cut or restarted until every handle on the file has reopened.
+            return Ok(CheckpointInfo {
+                deferred: true,
+                ..CheckpointInfo::default()
+            });
+        }
         if !self.pager.has_versions() {
             if shrink {
                 self.wal.lock().truncate_stale(sync)?;
