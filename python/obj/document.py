@@ -1,6 +1,8 @@
 """Typed documents: the :func:`document` decorator and the index markers.
 
-A document class is a ``@dataclass`` decorated with ``@obj.document``. Its fields, in
+A document class is a ``@dataclass``, an attrs class (``@attrs.define``/``@attr.s`` with
+annotations), a ``msgspec.Struct`` or a pydantic (v2) ``BaseModel`` decorated with
+``@obj.document``; obj imports none of those libraries itself. Its fields, in
 declaration order, are the positional layout of the stored bytes; the decorator reads the
 type hints once and compiles a native codec for them::
 
@@ -24,6 +26,9 @@ nested dataclasses, ``datetime.datetime``, ``datetime.date``, ``enum.Enum`` subc
 
 Loading a document restores its fields without calling ``__init__`` or ``__post_init__``:
 they ran when the object was first built, and a stored document is restored as it was.
+The same holds for the other model libraries: no attrs validators or
+``__attrs_post_init__``, no msgspec ``__post_init__``, no pydantic validation (a loaded
+pydantic model is what ``model_construct`` builds: every field counts as set).
 """
 
 from __future__ import annotations
@@ -137,7 +142,7 @@ def _describe(
         return ("uuid",)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return ("enum", tp, [(m.name, m) for m in tp])
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+    if _model_kind(tp) is not None:
         if tp in seen:
             raise InvalidArgumentError(
                 f"{where}: {tp.__name__} refers to itself; "
@@ -170,8 +175,8 @@ def _describe(
         return ("dict", _describe(args[1], where, seen, ns))
     raise InvalidArgumentError(
         f"{where}: type {tp!r} is not supported (supported: int, float, str, bytes, bool, None, "
-        "Optional[T], list[T], tuple[...], dict[str, T], dataclasses, datetime, date, "
-        "Enum, UUID, Any)"
+        "Optional[T], list[T], tuple[...], dict[str, T], dataclasses, attrs classes, "
+        "msgspec Structs, pydantic models, datetime, date, Enum, UUID, Any)"
     )
 
 
@@ -190,7 +195,10 @@ def _hints(cls: type, ns: dict[str, Any] | None = None) -> dict[str, Any]:
     except Exception as exc:  # NameError for unresolvable forward references, and others
         # Annotations that are already objects (no `from __future__ import annotations`)
         # can be used as they are, even when another one cannot be resolved.
-        hints = {f.name: f.type for f in dataclasses.fields(cls)}
+        own: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            own.update(vars(klass).get("__annotations__", {}))
+        hints = {name: own.get(name) for name in _field_names(cls)}
         unresolved = [name for name, tp in hints.items() if isinstance(tp, str)]
         if not unresolved:
             return hints
@@ -200,14 +208,74 @@ def _hints(cls: type, ns: dict[str, Any] | None = None) -> dict[str, Any]:
         ) from exc
 
 
+def _model_kind(tp: Any) -> str | None:
+    """Which kind of model class ``tp`` is: ``"dataclass"``, ``"attrs"``, ``"msgspec"`` or
+    ``"pydantic"`` (v2), or None. The libraries are looked up among the modules already
+    imported: a class from one of them means it is, and obj imports none itself."""
+    if not isinstance(tp, type):
+        return None
+    if dataclasses.is_dataclass(tp):
+        return "dataclass"
+    if "__attrs_attrs__" in dir(tp):
+        return "attrs"
+    msgspec = sys.modules.get("msgspec")
+    if msgspec is not None and issubclass(tp, msgspec.Struct) and tp is not msgspec.Struct:
+        return "msgspec"
+    pydantic = sys.modules.get("pydantic")
+    if (
+        pydantic is not None
+        and issubclass(tp, pydantic.BaseModel)
+        and tp is not pydantic.BaseModel
+        and hasattr(tp, "model_fields")
+    ):
+        return "pydantic"
+    return None
+
+
+def _field_names(cls: type) -> list[str]:
+    """The stored fields of a model class, in declaration order."""
+    kind = _model_kind(cls)
+    if kind == "dataclass":
+        return [f.name for f in dataclasses.fields(cls)]
+    if kind == "attrs":
+        return [a.name for a in cls.__attrs_attrs__]  # type: ignore[attr-defined]
+    if kind == "msgspec":
+        return list(cls.__struct_fields__)  # type: ignore[attr-defined]
+    if kind == "pydantic":
+        return list(cls.model_fields)  # type: ignore[attr-defined]
+    raise InvalidArgumentError(f"{cls.__name__} is not a model class")
+
+
+def _pydantic_finish(obj: Any) -> None:
+    """What ``model_construct`` sets besides the fields, on a model loaded field by field
+    (no validation runs on load: the stored fields were valid when written)."""
+    cls = type(obj)
+    setattr_ = object.__setattr__
+    setattr_(obj, "__pydantic_fields_set__", set(cls.model_fields))
+    setattr_(obj, "__pydantic_extra__", None)
+    private = getattr(cls, "__private_attributes__", None)
+    setattr_(
+        obj,
+        "__pydantic_private__",
+        {name: attr.get_default() for name, attr in private.items()} if private else None,
+    )
+
+
 def _describe_struct(
     cls: type, seen: tuple[type, ...], ns: dict[str, Any] | None = None
 ) -> tuple[Any, ...]:
     hints = _hints(cls, ns)
     fields = []
-    for f in dataclasses.fields(cls):
-        fields.append((f.name, _describe(hints[f.name], f"{cls.__name__}.{f.name}", seen, ns)))
-    return ("struct", cls, fields)
+    for name in _field_names(cls):
+        hint = hints.get(name)
+        if hint is None:
+            raise InvalidArgumentError(
+                f"{cls.__name__}.{name} has no type annotation; annotate every field"
+            )
+        fields.append((name, _describe(hint, f"{cls.__name__}.{name}", seen, ns)))
+    # A model whose objects need more than their fields set says what, run after loading.
+    finish = _pydantic_finish if _model_kind(cls) == "pydantic" else None
+    return ("struct", cls, fields, finish)
 
 
 def _path_type(desc: tuple[Any, ...], path: str, owner: str) -> tuple[Any, ...]:
@@ -238,15 +306,15 @@ def _index_specs(
 ) -> list[tuple[str, str, list[str]]]:
     specs: list[tuple[str, str, list[str]]] = []
     hints = _hints(cls, ns)
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
+    for name in _field_names(cls):
+        hint = hints.get(name)
         if typing.get_origin(hint) is not typing.Annotated:
             continue
         for marker in typing.get_args(hint)[1:]:
             if not isinstance(marker, _IndexMarker):
                 continue
-            field_desc = _path_type(desc, f.name, cls.__name__)
-            where = f"{cls.__name__}.{f.name}"
+            field_desc = _path_type(desc, name, cls.__name__)
+            where = f"{cls.__name__}.{name}"
             if marker.kind == "each":
                 inner = field_desc[1] if field_desc[0] == "optional" else field_desc
                 if inner[0] != "list" or _scalar(inner[1]) not in _INDEXABLE:
@@ -258,7 +326,7 @@ def _index_specs(
                     f"{where}: {marker!r} needs an indexable type "
                     "(int, float, str, bytes, bool, None, datetime, date, UUID)"
                 )
-            specs.append((f.name, marker.kind, [f.name]))
+            specs.append((name, marker.kind, [name]))
     for comp in composites:
         if not isinstance(comp, Composite):
             raise InvalidArgumentError(
@@ -320,9 +388,10 @@ def document(
     del caller
 
     def wrap(cls: type) -> type:
-        if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
+        if _model_kind(cls) is None:
             raise InvalidArgumentError(
-                "@obj.document must decorate a dataclass: put @dataclass below @obj.document"
+                "@obj.document must decorate a dataclass (put @dataclass below "
+                "@obj.document), an attrs class, a msgspec.Struct or a pydantic model"
             )
         desc = _describe_struct(cls, (cls,), ns)
         specs = _index_specs(cls, desc, composites, ns)

@@ -48,6 +48,9 @@ struct StructPlan {
     cls: Py<PyType>,
     names: Vec<Py<PyString>>,
     plans: Vec<Plan>,
+    /// Called with each object loaded, after its fields are set, for model classes whose
+    /// objects carry more than their fields (pydantic's bookkeeping); None for most.
+    finish: Option<Py<PyAny>>,
 }
 
 struct EnumPlan {
@@ -482,8 +485,18 @@ fn compile(d: &Bound<'_, PyAny>, depth: usize) -> PyResult<(Plan, FieldType)> {
                 plans.push(p);
                 fields.push(Field { name, ty: f });
             }
+            // (Not part of the stored shape: the schema is the fields.)
+            let finish = match t.len() > 3 {
+                true => Some(arg(3)?).filter(|f| !f.is_none()).map(Bound::unbind),
+                false => None,
+            };
             (
-                Plan::Struct(StructPlan { cls, names, plans }),
+                Plan::Struct(StructPlan {
+                    cls,
+                    names,
+                    plans,
+                    finish,
+                }),
                 FieldType::Struct(StructType { fields }),
             )
         }
@@ -875,20 +888,25 @@ impl<'py> Sink for Build<'py> {
 }
 
 impl<'py> TypedSink<Plan> for Build<'py> {
-    type Struct = Bound<'py, PyAny>;
+    /// The object being loaded, and what to call once its fields are set.
+    type Struct = (Bound<'py, PyAny>, Option<Bound<'py, PyAny>>);
 
-    fn struct_begin(&mut self, s: &StructPlan) -> Built<'py> {
-        Ok(new_instance(self.py, s.cls.bind(self.py))?)
+    fn struct_begin(&mut self, s: &StructPlan) -> Result<Self::Struct, Failed> {
+        let obj = new_instance(self.py, s.cls.bind(self.py))?;
+        Ok((obj, s.finish.as_ref().map(|f| f.bind(self.py).clone())))
     }
     fn struct_field(
         &mut self,
-        obj: &mut Bound<'py, PyAny>,
+        st: &mut Self::Struct,
         name: &Py<PyString>,
         value: Bound<'py, PyAny>,
     ) -> Result<(), Failed> {
-        Ok(set_field(obj, name.bind(self.py), value)?)
+        Ok(set_field(&st.0, name.bind(self.py), value)?)
     }
-    fn struct_end(&mut self, obj: Bound<'py, PyAny>) -> Built<'py> {
+    fn struct_end(&mut self, (obj, finish): Self::Struct) -> Built<'py> {
+        if let Some(finish) = finish {
+            finish.call1((&obj,))?;
+        }
         Ok(obj)
     }
     fn tuple_end(&mut self, items: Bound<'py, PyList>) -> Built<'py> {
