@@ -169,6 +169,12 @@ class Db(Reads):
     def insert(self, document: object, value: None = None, /) -> int:
         """Stores an ``@obj.document`` instance under a new id."""
     @overload
+    def insert_many(self, documents: str, values: Iterable[_Writable], /) -> list[int]:
+        """Stores bytes or dicts under new ids of the named collection, in order."""
+    @overload
+    def insert_many(self, documents: Iterable[object], values: None = None, /) -> list[int]:
+        """Stores ``@obj.document`` instances under new ids, in order (one call)."""
+    @overload
     def upsert(self, target: type[_D], id: int, value: _D, /) -> bool: ...
     @overload
     def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
@@ -250,6 +256,12 @@ class WriteTransaction(Reads):
     @overload
     def insert(self, document: object, value: None = None, /) -> int:
         """Stores an ``@obj.document`` instance under a new id."""
+    @overload
+    def insert_many(self, documents: str, values: Iterable[_Writable], /) -> list[int]:
+        """Stores bytes or dicts under new ids of the named collection, in order."""
+    @overload
+    def insert_many(self, documents: Iterable[object], values: None = None, /) -> list[int]:
+        """Stores ``@obj.document`` instances under new ids, in order (one call)."""
     @overload
     def upsert(self, target: type[_D], id: int, value: _D, /) -> bool:
         """Stores a document under ``id``; True if it replaced one."""

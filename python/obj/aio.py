@@ -566,6 +566,17 @@ class AsyncTransaction(_AsyncReads):
         return await self._run(call)
 
     @overload
+    async def insert_many(self, documents: str, values: Iterable[_Writable], /) -> list[int]: ...
+    @overload
+    async def insert_many(
+        self, documents: Iterable[object], values: None = None, /
+    ) -> list[int]: ...
+    async def insert_many(self, documents: Any, values: Any = None, /) -> list[int]:
+        """Stores each document under a new id, in order, and returns the ids (see
+        :meth:`obj.Db.insert_many`)."""
+        return await self._run(functools.partial(self._source().insert_many, documents, values))
+
+    @overload
     async def upsert(self, target: type[D], id: int, value: D, /) -> bool: ...
     @overload
     async def upsert(self, target: str, id: int, value: _Writable, /) -> bool: ...
@@ -901,6 +912,19 @@ class AsyncDb(_AsyncReads):
             else functools.partial(db.insert, document, value)
         )
         return await self._write(call)
+
+    @overload
+    async def insert_many(self, documents: str, values: Iterable[_Writable], /) -> list[int]: ...
+    @overload
+    async def insert_many(
+        self, documents: Iterable[object], values: None = None, /
+    ) -> list[int]: ...
+    async def insert_many(self, documents: Any, values: Any = None, /) -> list[int]:
+        """Stores each document under a new id, in order, in one transaction of its own,
+        and returns the ids: ``@obj.document`` instances, or bytes or dicts under a
+        collection name. A bad item writes nothing. (A generator is consumed on a worker
+        thread.)"""
+        return await self._write(functools.partial(self._db.insert_many, documents, values))
 
     @overload
     async def upsert(self, target: type[D], id: int, value: D, /) -> bool: ...

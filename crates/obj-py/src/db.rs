@@ -160,6 +160,22 @@ impl Db {
         Ok(self.write_doc(py, &doc, None)?.0)
     }
 
+    /// Stores each document under a new id, in order, in one transaction of its own, and
+    /// returns the ids: `insert_many(docs)` for `@obj.document` instances,
+    /// `insert_many(collection, values)` for bytes or dicts. A bad item writes nothing.
+    #[pyo3(signature = (documents, values = None, /))]
+    fn insert_many<'py>(
+        &self,
+        py: Python<'py>,
+        documents: &Bound<'py, PyAny>,
+        values: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<u64>> {
+        let shared = &self.shared;
+        shared.write_with(py, |txn, local| {
+            crate::shared::insert_each(py, txn, local, shared, documents, values)
+        })
+    }
+
     /// Stores a document under `id`, replacing any document there. True if one was replaced.
     #[pyo3(signature = (target, id, value, /))]
     fn upsert(

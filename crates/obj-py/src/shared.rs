@@ -478,6 +478,66 @@ pub(crate) fn migrate_older(
     Ok(rewritten)
 }
 
+/// `insert_many(docs)` / `insert_many(collection, values)`: each item stored under a new
+/// id in `txn`, in order, one boundary crossing for the whole batch (the arguments of each
+/// item are those of `insert`). Returns the ids in order; the first bad item raises, and
+/// what came before it is in `txn` (a `Db`-level call then rolls it all back).
+pub(crate) fn insert_each(
+    py: Python<'_>,
+    txn: &mut WriteTxn,
+    local: &mut Local,
+    shared: &Shared,
+    documents: &Bound<'_, PyAny>,
+    values: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<u64>> {
+    let (name, items) = match values {
+        Some(values) => (Some(documents), values),
+        None if documents.is_instance_of::<pyo3::types::PyString>() => {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "insert_many(collection, values) is missing its values (an iterable of bytes \
+                 or dicts)",
+            ))
+        }
+        None => (None, documents),
+    };
+    if items.is_instance_of::<pyo3::types::PyBytes>()
+        || items.is_instance_of::<pyo3::types::PyDict>()
+    {
+        return Err(InvalidArgumentError::new_err(
+            "insert_many takes an iterable of documents (a list, a generator...), not one \
+             document; use insert() for one",
+        ));
+    }
+    let mut ids = Vec::with_capacity(items.len().unwrap_or(0));
+    for item in items.try_iter()? {
+        let item = item?;
+        let doc = match name {
+            Some(name) => crate::args::insert_args(name, crate::args::Given::Value(item))?,
+            None if item.is_instance_of::<pyo3::types::PyString>() => {
+                return Err(InvalidArgumentError::new_err(format!(
+                    "insert_many(docs): item {} is a str, not a document; to store bytes or \
+                     dicts by collection name, call insert_many(collection, values)",
+                    ids.len()
+                )))
+            }
+            None => crate::args::insert_args(&item, crate::args::Given::Missing)?,
+        };
+        if let Some(dt) = &doc.doctype {
+            prepare(py, txn, local, shared, dt.get())?;
+        }
+        let id = txn
+            .insert_doc(
+                &doc.collection,
+                doc.kind,
+                doc.version,
+                doc.payload.as_slice(),
+            )
+            .map_err(to_py)?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 /// Stores the codec's schema (or checks it against the stored one), migrates records of
 /// older versions to it ([`migrate_older`]) and creates, or backfills, every index it
 /// declares. Runs once per class and write transaction; returns how many records it

@@ -87,6 +87,23 @@ impl WriteTransaction {
         Ok(self.write(py, &doc, None)?.0)
     }
 
+    /// Stores each document under a new id, in order, and returns the ids:
+    /// `insert_many(docs)` for `@obj.document` instances, `insert_many(collection, values)`
+    /// for bytes or dicts. One call for the whole batch.
+    #[pyo3(signature = (documents, values = None, /))]
+    fn insert_many<'py>(
+        &self,
+        py: Python<'py>,
+        documents: &Bound<'py, PyAny>,
+        values: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<u64>> {
+        let shared = &*self.state.shared;
+        self.state.with(py, |live| {
+            let (txn, local) = (&mut live.txn, &mut live.local);
+            crate::shared::insert_each(py, txn, local, shared, documents, values)
+        })
+    }
+
     /// Stores a document under `id`, replacing any document there. True if one was replaced.
     #[pyo3(signature = (target, id, value, /))]
     fn upsert(
