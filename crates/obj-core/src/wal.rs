@@ -563,8 +563,19 @@ impl Wal {
     /// True when a frame that verifies (this log's salts, chained from its last commit)
     /// lies just past the end this handle knows: another handle appended without the shm
     /// saying so (a writer killed before it published, or one using another shm file after
-    /// this one was deleted), and appending here would overwrite it.
+    /// this one was deleted), and appending here would overwrite it. Reads a frame header
+    /// (32 bytes), and the frame only when the header carries this log's salts.
     pub fn more_beyond(&self) -> Result<bool> {
+        // The header first (usually past the end of the file, or of an older generation).
+        let mut hdr = [0u8; FRAME_HEADER_SIZE];
+        match self.backend.read_at(self.end, &mut hdr) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        if get_u32(&hdr, F_SALT1) != self.salt1 || get_u32(&hdr, F_SALT2) != self.salt2 {
+            return Ok(false);
+        }
         let frame_size = FRAME_HEADER_SIZE + self.page_size;
         let mut frame = vec![0u8; frame_size];
         match self.backend.read_at(self.end, &mut frame) {
