@@ -245,3 +245,19 @@ def test_readers_and_writers_share_the_file(path: pathlib.Path, run_python: RunP
         assert result.stdout.strip() == "opened", result.stderr
         result = run_python(OPEN_IN_CHILD, str(path), "0", "rw")
         assert result.stdout.strip() == "opened", result.stdout + result.stderr
+
+
+def test_stat_counts_the_readers_of_every_handle_on_the_file(path: pathlib.Path) -> None:
+    with obj.Db(path) as a, obj.Db(path) as b:
+        a.insert("c", b"x")
+        with a.read_transaction() as snap:
+            assert snap.count("c") == 1
+            b.insert("c", b"y")  # b's latest commit is now past a's snapshot
+            st = b.stat()
+            assert (st.readers, st.other_readers) == (1, 1), st
+            assert st.oldest_snapshot_seq is not None
+            assert st.oldest_snapshot_seq < st.commit_seq
+            assert st.oldest_snapshot_age is not None and st.oldest_snapshot_age >= 0
+            assert "1 readers on 1 read marks" in st.describe()
+        st = b.stat()
+        assert (st.readers, st.other_readers, st.oldest_snapshot_seq) == (0, 0, None), st

@@ -486,8 +486,19 @@ class Db(Reads, _obj.Db):
                 for idx in cs.indexes:
                     print(cs.name, idx.name, idx.kind, idx.key_paths, idx.status)
         """
-        # The snapshot counts come in Stat's field order (commit_seq ... other_oldest_seq).
-        readers = self._readers()
+        (
+            commit_seq,
+            mine,
+            my_oldest,
+            my_age,
+            others,
+            other_marks,
+            other_oldest,
+            other_age,
+        ) = self._readers()
+        # Snapshots on the whole file: this handle's and every other handle's (process's).
+        oldests = [s for s in (my_oldest, other_oldest) if s is not None]
+        ages = [a for a in (my_age, other_age if others else None) if a is not None]
         page_size, page_count, free_pages, wal_frames, collections = self._stat()
         return Stat(
             page_size,
@@ -505,7 +516,13 @@ class Db(Reads, _obj.Db):
                 )
                 for name, kind, docs, size, indexes, expired in collections
             ),
-            *readers,
+            commit_seq,
+            mine + others,
+            min(oldests) if oldests else None,
+            max(ages) if ages else None,
+            others,
+            other_marks,
+            other_oldest,
         )
 
     def checkpoint(self) -> CheckpointInfo:

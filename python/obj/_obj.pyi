@@ -196,7 +196,7 @@ class Db(Reads):
         through its ``migrate`` classmethod; returns how many were rewritten."""
     def _readers(
         self,
-    ) -> tuple[int, int, int | None, float | None, int, int, int | None]: ...
+    ) -> tuple[int, int, int | None, float | None, int, int, int | None, float | None]: ...
     def _stat(
         self,
     ) -> tuple[

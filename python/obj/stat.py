@@ -56,16 +56,18 @@ class Stat:
     collections: tuple[CollectionStat, ...]
     #: The latest commit's sequence number.
     commit_seq: int = 0
-    #: Live snapshots on this handle: read transactions, iterators and query results not
-    #: yet exhausted or closed. Each keeps the log from being reset past its commit.
+    #: Live snapshots on the file: read transactions, iterators and query results not yet
+    #: exhausted or closed, of this handle and of every other process (and handle) that
+    #: has the file open. Each keeps the log from being reset past its commit.
     readers: int = 0
-    #: The commit the oldest live snapshot reads (None without readers): a reader many
-    #: commits behind ``commit_seq`` is what keeps ``wal_frames`` growing.
+    #: The commit the oldest live snapshot reads, in any process (None without readers,
+    #: or when only another process's reader is older than this handle knows): a reader
+    #: many commits behind ``commit_seq`` is what keeps ``wal_frames`` growing.
     oldest_snapshot_seq: int | None = None
     #: Seconds the oldest live snapshot has been open (None without readers).
     oldest_snapshot_age: float | None = None
-    #: Live snapshots of other handles on the file: other processes (and other ``Db``
-    #: handles in this one). They too keep the log from being reset past their commits.
+    #: Of ``readers``, those of other handles on the file: other processes (and other
+    #: ``Db`` handles in this one).
     other_readers: int = 0
     #: Read marks those snapshots hold (snapshots of one commit share a mark).
     other_read_marks: int = 0

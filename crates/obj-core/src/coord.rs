@@ -166,6 +166,7 @@ impl Coord {
             if !marks[i].held && shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
                 shm.active(i).store(0, Ordering::SeqCst);
                 shm.set_mark(i, want);
+                shm.stamp(i);
                 if !shm.try_lock(Lock::Read(i), LockKind::Shared)? {
                     shm.unlock(Lock::Read(i))?;
                     return Err(Error::corrupt("a read mark could not be downgraded"));
@@ -340,29 +341,35 @@ impl Coord {
 
     /// Marks held by other handles (probed without disturbing this handle's own), the
     /// snapshots on them, and the oldest frame count one pins in `generation`.
-    pub(crate) fn others(&self, generation: u64) -> Result<(u64, u64, Option<u64>)> {
+    pub(crate) fn others(&self, generation: u64) -> Result<Others> {
         let shm = &self.shm;
         let marks = self.marks.lock();
-        let (mut held, mut snapshots, mut oldest) = (0u64, 0u64, None::<u64>);
+        let mut o = Others::default();
         for (i, m) in marks.iter().enumerate() {
-            let active = shm.active(i).load(Ordering::SeqCst);
-            if m.held {
+            let theirs = if m.held {
                 let theirs = self.others_on(i);
                 if theirs == 0 || self.alone_on(i)? {
                     continue;
                 }
-                snapshots += theirs;
+                theirs
             } else if shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
                 shm.unlock(Lock::Read(i))?;
                 continue;
             } else {
-                snapshots += active;
+                shm.active(i).load(Ordering::SeqCst)
+            };
+            o.marks += 1;
+            o.snapshots += theirs;
+            if theirs == 0 {
+                continue; // an idle mark: no snapshot on it
             }
-            held += 1;
             let f = mark_frames(shm.mark(i), generation).unwrap_or(0);
-            oldest = Some(oldest.map_or(f, |o: u64| o.min(f)));
+            o.oldest_frames = Some(o.oldest_frames.map_or(f, |x| x.min(f)));
+            if let Some(age) = shm.age(i) {
+                o.oldest_age = Some(o.oldest_age.map_or(age, |x| x.max(age)));
+            }
         }
-        Ok((held, snapshots, oldest))
+        Ok(o)
     }
 
     /// Releases every lock of this handle (close).
@@ -373,6 +380,19 @@ impl Coord {
         }
         self.shm.unlock_all()
     }
+}
+
+/// What other handles hold (see [`Coord::others`]).
+#[derive(Default)]
+pub(crate) struct Others {
+    /// Read marks other handles hold.
+    pub(crate) marks: u64,
+    /// Their live snapshots on those marks.
+    pub(crate) snapshots: u64,
+    /// The smallest frame count one of those snapshots reads at, and the longest any of
+    /// their marks has been set.
+    pub(crate) oldest_frames: Option<u64>,
+    pub(crate) oldest_age: Option<Duration>,
 }
 
 /// How [`MarksLocked`] holds a mark.

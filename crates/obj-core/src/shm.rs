@@ -50,6 +50,8 @@ const RESTART_WANTED: usize = 18;
 const MARK: usize = 32;
 /// Per mark: how many handles have live snapshots on it (for `stat`).
 const ACTIVE: usize = MARK + MARKS;
+/// Per mark: when it was set (microseconds since the Unix epoch), for `stat`'s ages.
+const SINCE: usize = ACTIVE + MARKS;
 
 /// A mark nobody has set.
 pub(crate) const UNUSED: u64 = u64::MAX;
@@ -286,6 +288,24 @@ impl Shm {
 
     pub(crate) fn active(&self, i: usize) -> &AtomicU64 {
         self.w(ACTIVE + i)
+    }
+
+    /// Mark `i` was set now.
+    pub(crate) fn stamp(&self, i: usize) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        self.w(SINCE + i).store(now, Ordering::Release);
+    }
+
+    /// How long ago mark `i` was set (None when unknown).
+    pub(crate) fn age(&self, i: usize) -> Option<Duration> {
+        let since = self.w(SINCE + i).load(Ordering::Acquire);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_micros() as u64;
+        (since != 0).then(|| Duration::from_micros(now.saturating_sub(since)))
     }
 
     pub(crate) fn backfilled(&self) -> u64 {

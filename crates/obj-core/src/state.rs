@@ -78,9 +78,11 @@ pub struct ReaderStat {
     pub other_marks: u64,
     /// Live snapshots of other handles on those marks.
     pub other_readers: u64,
-    /// The oldest commit another handle's mark pins, counted like `commit_seq` (None when
-    /// no other handle reads, or it pins a commit this handle no longer indexes).
+    /// The oldest commit another handle's snapshot reads, counted like `commit_seq` (None
+    /// when no other handle reads, or it reads a commit this handle no longer indexes).
     pub other_oldest: Option<u64>,
+    /// How long the longest-held of those snapshots' marks has been set.
+    pub other_oldest_age: Option<Duration>,
 }
 
 struct Published {
@@ -754,10 +756,11 @@ impl Shared {
         };
         if let Some(c) = &self.coord {
             let generation = self.published.lock().generation;
-            if let Ok((marks, readers, oldest)) = c.others(generation) {
-                stat.other_marks = marks;
-                stat.other_readers = readers;
-                stat.other_oldest = oldest.and_then(|f| self.pager.seq_at_frames(f));
+            if let Ok(o) = c.others(generation) {
+                stat.other_marks = o.marks;
+                stat.other_readers = o.snapshots;
+                stat.other_oldest = o.oldest_frames.and_then(|f| self.pager.seq_at_frames(f));
+                stat.other_oldest_age = o.oldest_age;
             }
         }
         stat

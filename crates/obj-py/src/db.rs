@@ -359,10 +359,21 @@ impl Db {
     }
 
     /// The live snapshots: `(commit_seq, readers, oldest_seq, oldest_age, other_readers,
-    /// other_marks, other_oldest_seq)`: this handle's (oldest None when there is no reader,
-    /// age in seconds), then those of other handles and processes on the file.
+    /// other_marks, other_oldest_seq, other_oldest_age)`: this handle's (oldest None when
+    /// there is no reader, ages in seconds), then those of other handles and processes.
     #[allow(clippy::type_complexity)]
-    fn _readers(&self) -> (u64, u64, Option<u64>, Option<f64>, u64, u64, Option<u64>) {
+    fn _readers(
+        &self,
+    ) -> (
+        u64,
+        u64,
+        Option<u64>,
+        Option<f64>,
+        u64,
+        u64,
+        Option<u64>,
+        Option<f64>,
+    ) {
         let r = self.shared.db.readers();
         (
             r.commit_seq,
@@ -372,6 +383,7 @@ impl Db {
             r.other_readers,
             r.other_marks,
             r.other_oldest,
+            r.other_oldest_age.map(|age| age.as_secs_f64()),
         )
     }
 
