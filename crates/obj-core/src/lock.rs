@@ -1,5 +1,7 @@
-//! Cross-process file lock: exclusive for a read-write handle, shared for a read-only one.
-//! The OS releases it when the holder exits, so a killed writer never leaves a stale lock.
+//! The whole-file lock (`flock`): shared for every `locking="shared"` handle, exclusive for
+//! a `locking="exclusive"` one (and for every writer of builds before several processes
+//! could share a file), so those never meet the others. The OS releases it when the
+//! holder exits, so a killed process never leaves a stale lock.
 
 use crate::error::{Error, Result};
 use std::fs::{File, TryLockError};
@@ -23,9 +25,14 @@ pub fn acquire(file: &File, path: &Path, exclusive: bool, timeout: Duration) -> 
         let now = Instant::now();
         if now >= deadline {
             return Err(Error::Busy(format!(
-                "{} is open {} another handle or process; gave up after {:.1}s (raise busy_timeout to wait longer)",
+                "{} is open {}; gave up after {:.1}s (raise busy_timeout to wait longer)",
                 path.display(),
-                if exclusive { "in" } else { "for writing in" },
+                if exclusive {
+                    "in another handle or process"
+                } else {
+                    "with locking=\"exclusive\" (or by an older obj build) in another handle \
+                     or process"
+                },
                 timeout.as_secs_f64()
             )));
         }
