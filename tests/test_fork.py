@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
+import time
 
 import pytest
 
@@ -100,3 +101,37 @@ def test_an_async_db_in_the_child_refuses_too(tmp_path: pathlib.Path) -> None:
         await adb.close()
 
     asyncio.run(main())
+
+
+def test_children_forked_at_any_moment_open_the_database_afresh(tmp_path: pathlib.Path) -> None:
+    # The engine's background thread (which lets go of idle read marks) must never be
+    # holding one of its locks when the process forks: the child gets no copy of the
+    # thread, and would wait on that lock forever when it opens a database.
+    path = tmp_path / "forks.obj"
+    with obj.Db(path) as db:
+        db.insert("c", {"n": 1})
+        hung = 0
+        for i in range(150):
+            assert db.get("c", 1) == {"n": 1}  # keeps an idle mark for the thread to drop
+            time.sleep(0.0004 * (i % 25))
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                code = 1
+                try:
+                    with obj.Db(path, read_only=True) as mine:
+                        code = 0 if mine.get("c", 1) == {"n": 1} else 2
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + 10
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    assert os.waitstatus_to_exitcode(status) == 0
+                    break
+                if time.monotonic() > deadline:
+                    hung += 1
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.001)
+        assert hung == 0, f"{hung} children hung opening the database"

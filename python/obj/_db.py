@@ -83,8 +83,19 @@ def _disown_after_fork() -> None:
         db._after_fork()
 
 
+def _after_fork_in_child() -> None:
+    _obj._after_fork_anywhere()
+    _disown_after_fork()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_disown_after_fork)
+    # Before: the engine's background thread lets go of its locks, so the child (which
+    # gets no copy of it) can open databases afresh.
+    os.register_at_fork(
+        before=_obj._before_fork,
+        after_in_parent=_obj._after_fork_anywhere,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class IntegrityReport(NamedTuple):

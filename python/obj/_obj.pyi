@@ -85,6 +85,12 @@ class _Defaults(TypedDict):
 def _set_clock(seconds: float | None, /) -> None:
     """Sets the clock expiry checks read (None: the system time); for tests."""
 
+def _before_fork() -> None:
+    """Right before fork(): the engine's background thread holds none of its locks."""
+
+def _after_fork_anywhere() -> None:
+    """Right after fork(), in the parent and the child."""
+
 def _defaults() -> _Defaults:
     """The defaults of the options of ``Db`` (the engine's)."""
 

@@ -465,12 +465,31 @@ pub(crate) fn watch(handle: Weak<dyn Idle>) {
     reaper::register(handle);
 }
 
+/// Call right before `fork()`: waits until the reaper thread holds none of its locks and
+/// keeps it from taking them, so the child (which gets no copy of the thread) never
+/// inherits one held. [`after_fork`] (in both processes) lets it go on.
+pub fn before_fork() {
+    reaper::PAUSED.store(true, Ordering::SeqCst);
+    while reaper::INSIDE.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Call right after `fork()`, in the parent and in the child (see [`before_fork`]).
+pub fn after_fork() {
+    reaper::PAUSED.store(false, Ordering::SeqCst);
+}
+
 /// One thread per process drops idle pins of every shared handle; it ends when no handle
 /// is left and starts again with the next one.
 mod reaper {
     use super::*;
 
     pub(super) static TICK: AtomicU64 = AtomicU64::new(0);
+    /// Set around a `fork()` (see `before_fork`): the reaper takes no lock meanwhile.
+    pub(super) static PAUSED: AtomicBool = AtomicBool::new(false);
+    /// 1 while the reaper may hold a lock.
+    pub(super) static INSIDE: AtomicU64 = AtomicU64::new(0);
 
     struct Registry {
         handles: Vec<Weak<dyn Idle>>,
@@ -503,19 +522,34 @@ mod reaper {
     fn run() {
         loop {
             std::thread::sleep(IDLE / 2);
-            let now = TICK.fetch_add(1, Ordering::Relaxed) + 1;
-            let live: Vec<Arc<dyn Idle>> = {
-                let mut r = REGISTRY.lock();
-                r.handles.retain(|w| w.strong_count() > 0);
-                if r.handles.is_empty() || r.running_in != Some(std::process::id()) {
-                    r.running_in = None;
-                    return;
-                }
-                r.handles.iter().filter_map(Weak::upgrade).collect()
-            };
-            for h in live {
-                h.reap(now.saturating_sub(1));
+            INSIDE.store(1, Ordering::SeqCst);
+            if PAUSED.load(Ordering::SeqCst) {
+                INSIDE.store(0, Ordering::SeqCst);
+                continue;
+            }
+            let go_on = reap_all();
+            INSIDE.store(0, Ordering::SeqCst);
+            if !go_on {
+                return;
             }
         }
+    }
+
+    /// One round over every handle; false when none is left (the thread then ends).
+    fn reap_all() -> bool {
+        let now = TICK.fetch_add(1, Ordering::Relaxed) + 1;
+        let live: Vec<Arc<dyn Idle>> = {
+            let mut r = REGISTRY.lock();
+            r.handles.retain(|w| w.strong_count() > 0);
+            if r.handles.is_empty() || r.running_in != Some(std::process::id()) {
+                r.running_in = None;
+                return false;
+            }
+            r.handles.iter().filter_map(Weak::upgrade).collect()
+        };
+        for h in live {
+            h.reap(now.saturating_sub(1));
+        }
+        true
     }
 }

@@ -488,6 +488,18 @@ impl Db {
         Ok(info)
     }
 
+    /// Call right before `fork()` (the Python binding does, from `os.register_at_fork`):
+    /// the engine's background thread then holds none of its locks, so a child can open
+    /// databases afresh. Pair it with [`Db::after_fork`] in the parent and the child.
+    pub fn before_fork() {
+        crate::coord::before_fork();
+    }
+
+    /// Call right after `fork()`, in the parent and in the child (see [`Db::before_fork`]).
+    pub fn after_fork() {
+        crate::coord::after_fork();
+    }
+
     /// Call in a child process right after `fork()`: the handle (opened by the parent) then
     /// refuses every call with `Error::Closed` saying to open the database again, and
     /// closing or dropping it releases none of the parent's locks and writes nothing. (The

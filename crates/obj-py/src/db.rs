@@ -521,3 +521,16 @@ impl Db {
         ))
     }
 }
+
+/// Right before `fork()` (from `os.register_at_fork`): the engine's background thread
+/// holds none of its locks while the process forks.
+#[pyfunction]
+pub(crate) fn _before_fork() {
+    CoreDb::before_fork();
+}
+
+/// Right after `fork()`, in the parent and in the child.
+#[pyfunction]
+pub(crate) fn _after_fork_anywhere() {
+    CoreDb::after_fork();
+}

@@ -61,6 +61,8 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cursor::sort_key, m)?)?;
     m.add_function(wrap_pyfunction!(options::_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(table::_set_clock, m)?)?;
+    m.add_function(wrap_pyfunction!(db::_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(db::_after_fork_anywhere, m)?)?;
     error::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("WAL_HEADER_SIZE", obj_core::WAL_HEADER_SIZE)?;
