@@ -41,6 +41,8 @@ __all__ = [
     "Vector",
     "WriteTransaction",
     "__version__",
+    "_after_fork_anywhere",
+    "_before_fork",
     "_defaults",
     "_set_clock",
     "sort_key",
