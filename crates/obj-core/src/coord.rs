@@ -143,16 +143,12 @@ impl Coord {
     fn try_acquire(&self, want: u64, generation: u64) -> Result<Option<usize>> {
         let shm = &self.shm;
         let mut marks = self.marks.lock();
-        // This handle's own mark at exactly this commit; idle marks at older ones go.
+        // This handle's own mark at exactly this commit.
         for i in 0..MARKS {
             let m = &mut marks[i];
             if m.held && m.value == want {
                 self.use_mark(m);
                 return Ok(Some(i));
-            }
-            if m.held && m.users == 0 {
-                shm.unlock(Lock::Read(i))?;
-                *m = Held::default();
             }
         }
         // Another handle's mark at this commit: share it.
@@ -279,6 +275,22 @@ impl Coord {
         Ok(true)
     }
 
+    /// Whether another handle holds mark `i` (this handle's own entry is `m`): None when
+    /// none does, or when the only others on a mark this handle shares have no snapshot
+    /// on it; else the snapshots they have on it (a mark held by others alone counts as
+    /// held whatever its count says). Probes with lock calls; the caller holds `marks`.
+    fn held_elsewhere(&self, m: &Held, i: usize) -> Result<Option<u64>> {
+        if m.held {
+            let theirs = self.others_on(i);
+            return Ok((theirs != 0 && !self.alone_on(i)?).then_some(theirs));
+        }
+        if self.shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
+            self.shm.unlock(Lock::Read(i))?;
+            return Ok(None);
+        }
+        Ok(Some(self.shm.active(i).load(Ordering::SeqCst)))
+    }
+
     /// Live snapshots of other handles on mark `i`, which this handle holds too.
     fn others_on(&self, i: usize) -> u64 {
         let active = self.shm.active(i).load(Ordering::SeqCst);
@@ -294,13 +306,7 @@ impl Coord {
         let marks = self.marks.lock();
         let mut s = Survey { safe_frames: max };
         for (i, m) in marks.iter().enumerate() {
-            if m.held {
-                // Another handle may share it: count it when they have snapshots on it.
-                if self.alone_on(i)? || self.others_on(i) == 0 {
-                    continue;
-                }
-            } else if shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
-                shm.unlock(Lock::Read(i))?;
+            if self.held_elsewhere(m, i)?.is_none() {
                 continue;
             }
             let v = shm.mark(i);
@@ -346,17 +352,8 @@ impl Coord {
         let marks = self.marks.lock();
         let mut o = Others::default();
         for (i, m) in marks.iter().enumerate() {
-            let theirs = if m.held {
-                let theirs = self.others_on(i);
-                if theirs == 0 || self.alone_on(i)? {
-                    continue;
-                }
-                theirs
-            } else if shm.try_lock(Lock::Read(i), LockKind::Exclusive)? {
-                shm.unlock(Lock::Read(i))?;
+            let Some(theirs) = self.held_elsewhere(m, i)? else {
                 continue;
-            } else {
-                shm.active(i).load(Ordering::SeqCst)
             };
             o.marks += 1;
             o.snapshots += theirs;

@@ -85,6 +85,14 @@ pub struct ReaderStat {
     pub other_oldest_age: Option<Duration>,
 }
 
+impl Published {
+    /// The latest commit now lies where `pos` says (its read-mark value).
+    fn at(&mut self, pos: &crate::wal::LogPosition) {
+        self.generation = pos.generation;
+        self.frames = pos.frames;
+    }
+}
+
 struct Published {
     seq: u64,
     /// The header of commit `meta_seq`: `seq`'s, unless another process's commit moved
@@ -331,21 +339,7 @@ impl Shared {
         }
         *busy = true;
         drop(busy);
-        let mut guard = WriterGuard {
-            shared: self.clone(),
-            across: false,
-        };
-        if let Some(c) = &self.coord {
-            c.shm.lock(
-                Lock::Write,
-                LockKind::Exclusive,
-                "another process (or another handle on the file) held the write lock",
-            )?;
-            guard.across = true;
-            self.write_held.store(true, Ordering::Release);
-            self.follow_for_write(c)?;
-        }
-        Ok(guard)
+        self.writer_across(true)
     }
 
     /// The writer lock if it is free now.
@@ -356,19 +350,33 @@ impl Shared {
         }
         *busy = true;
         drop(busy);
+        self.writer_across(false).ok()
+    }
+
+    /// With the in-process writer lock just taken: the guard that releases it, and for a
+    /// shared handle the `Write` lock byte too (waited for when `wait`, else tried once:
+    /// `Busy` when another handle has it), with every commit made elsewhere followed.
+    fn writer_across(self: &Arc<Self>, wait: bool) -> Result<WriterGuard> {
         let mut guard = WriterGuard {
             shared: self.clone(),
             across: false,
         };
-        if let Some(c) = &self.coord {
-            if !c.shm.try_lock(Lock::Write, LockKind::Exclusive).ok()? {
-                return None;
-            }
-            guard.across = true;
-            self.write_held.store(true, Ordering::Release);
-            self.follow_for_write(c).ok()?;
+        let Some(c) = &self.coord else {
+            return Ok(guard);
+        };
+        if wait {
+            c.shm.lock(
+                Lock::Write,
+                LockKind::Exclusive,
+                "another process (or another handle on the file) held the write lock",
+            )?;
+        } else if !c.shm.try_lock(Lock::Write, LockKind::Exclusive)? {
+            return Err(Error::Busy("another handle holds the write lock".into()));
         }
-        Some(guard)
+        guard.across = true;
+        self.write_held.store(true, Ordering::Release);
+        self.follow_for_write(c)?;
+        Ok(guard)
     }
 
     /// Under the write lock: follow every commit made elsewhere, and give a log without a
@@ -399,9 +407,7 @@ impl Shared {
             wal.reset(sync, 0)?;
             let pos = wal.position();
             c.publish(&pos);
-            let mut p = self.published.lock();
-            p.generation = pos.generation;
-            p.frames = pos.frames;
+            self.published.lock().at(&pos);
         }
         Ok(())
     }
@@ -490,7 +496,7 @@ impl Shared {
             LockKind::Exclusive,
             "another process rebuilt the index",
         )?;
-        let pos = wal.scan_end(c.db_id);
+        let pos = wal.scan_end();
         let _ = c.shm.unlock(Lock::Recover);
         c.shm.publish(c.db_id, &pos?);
         Ok(())
@@ -498,16 +504,14 @@ impl Shared {
 
     /// Takes in what another process appended (or a restart of the log it made).
     fn apply(&self, appended: crate::wal::Appended, pos: &crate::wal::LogPosition) -> Result<()> {
-        if appended.reset {
-            // Nobody anywhere held a mark, so no snapshot of this handle is alive: every
-            // version and cached page (the checkpoint rewrote the main file) goes.
-            self.pager.clear_versions();
-            self.pager.purge_cache();
-        }
         let mut seq = self.published.lock().seq;
         if appended.reset {
-            // Commits this handle never saw may lie in the main file now: the state there
-            // counts as a commit of its own (its header is read from page 0 when pinned).
+            // Nobody anywhere held a mark, so no snapshot of this handle is alive: every
+            // version and cached page (the checkpoint rewrote the main file) goes. Commits
+            // this handle never saw may lie in the main file now: the state there counts as
+            // a commit of its own (its header is read from page 0 when pinned).
+            self.pager.clear_versions();
+            self.pager.purge_cache();
             seq += 1;
         }
         let mut first = appended.first;
@@ -532,8 +536,7 @@ impl Shared {
         let mut p = self.published.lock();
         self.drop_sticky(&mut p);
         p.seq = seq;
-        p.generation = pos.generation;
-        p.frames = pos.frames;
+        p.at(pos);
         Ok(())
     }
 
@@ -741,9 +744,9 @@ impl Shared {
     /// The live snapshots (see [`ReaderStat`]).
     pub(crate) fn readers(self: &Arc<Self>) -> ReaderStat {
         let _ = self.follow();
-        let mut stat = {
+        let (mut stat, generation) = {
             let p = self.published.lock();
-            ReaderStat {
+            let stat = ReaderStat {
                 commit_seq: p.seq,
                 readers: p.readers.values().map(|pins| pins.count as u64).sum(),
                 oldest: p
@@ -752,10 +755,10 @@ impl Shared {
                     .find(|(_, pins)| pins.count > 0)
                     .map(|(seq, pins)| (*seq, pins.since.elapsed())),
                 ..ReaderStat::default()
-            }
+            };
+            (stat, p.generation)
         };
         if let Some(c) = &self.coord {
-            let generation = self.published.lock().generation;
             if let Ok(o) = c.others(generation) {
                 stat.other_marks = o.marks;
                 stat.other_readers = o.snapshots;
@@ -877,8 +880,7 @@ impl Shared {
             p.meta = c.meta;
             p.meta_seq = seq;
             self.drop_sticky(&mut p);
-            p.generation = pos.generation;
-            p.frames = pos.frames;
+            p.at(&pos);
         }
         let frames = wal.frames();
         if frames >= self.opts.checkpoint_frames && frames >= self.next_auto.load(Ordering::Relaxed)
@@ -1099,9 +1101,7 @@ impl Shared {
                     c.shm.set_restarting(false);
                     // (Lock order: the published commit before the marks, never after.)
                     drop(marks);
-                    let mut p = self.published.lock();
-                    p.generation = pos.generation;
-                    p.frames = pos.frames;
+                    self.published.lock().at(&pos);
                 }
             }
         }

@@ -590,8 +590,7 @@ impl Wal {
     /// Where the last complete commit of the log on disk ends (for rebuilding the shared
     /// index): from this handle's position when the log still has its generation, from the
     /// start otherwise. The caller holds the write lock; nothing changes here.
-    pub fn scan_end(&self, db_id: u64) -> Result<LogPosition> {
-        debug_assert_eq!(db_id, self.db_id);
+    pub fn scan_end(&self) -> Result<LogPosition> {
         let Some(header) = self.read_header()? else {
             return Ok(LogPosition {
                 frames: 0,
