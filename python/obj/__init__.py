@@ -38,12 +38,14 @@ from ._db import (
     RawRecord,
     Sync,
 )
-from ._obj import WAL_HEADER_SIZE, DocumentIterator, QueryCursor, Vector
+from ._changes import ChangeFeed, ChangeLogInfo, Retention
+from ._obj import WAL_HEADER_SIZE, Change, DocumentChange, DocumentIterator, QueryCursor, Vector
 from ._obj import __version__ as __version__
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
 from .document import Composite, Each, Index, Unique, document, is_document
 from .errors import (
     BusyError,
+    ChangesExpiredError,
     ConditionFailedError,
     CorruptionError,
     DatabaseExistsError,
@@ -59,6 +61,7 @@ from .errors import (
 )
 from .query import MAX_SORT_BUFFER, Expr, Field, Query, field
 from .stat import CollectionStat, IndexStat, Stat
+from .state import DiffEntry, State, StateRecord
 from .store import MAX_KEY_LEN, KeyTypeError, Store
 from .table import Page, SortKeyCondition, Table, sk
 
@@ -88,6 +91,10 @@ __all__ = [
     "AsyncQuery",
     "AsyncTransaction",
     "BusyError",
+    "Change",
+    "ChangeFeed",
+    "ChangeLogInfo",
+    "ChangesExpiredError",
     "CheckpointInfo",
     "Collection",
     "CollectionStat",
@@ -99,7 +106,9 @@ __all__ = [
     "DatabaseNotFoundError",
     "Db",
     "DbOptions",
+    "DiffEntry",
     "DocHeader",
+    "DocumentChange",
     "DocumentIterator",
     "Durability",
     "Each",
@@ -124,8 +133,11 @@ __all__ = [
     "QueryCursor",
     "RawRecord",
     "ReadTransaction",
+    "Retention",
     "SortKeyCondition",
     "Stat",
+    "State",
+    "StateRecord",
     "Store",
     "Sync",
     "Table",

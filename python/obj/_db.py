@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple, TypedDict, TypeVar, overload
 
 from . import _obj
+from ._changes import ChangeLog, ChangesOption, Retention, _check_context
 from ._reads import Reads
 from ._txn import ReadTransaction, WriteTransaction
 from .errors import InvalidArgumentError, NotFoundError, ObjError
@@ -18,6 +19,8 @@ from .stat import CollectionStat, IndexStat, Stat
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from .state import State
 
 __all__ = [
     "CheckpointInfo",
@@ -66,6 +69,8 @@ class DbOptions(TypedDict, total=False):
     compression: Literal["lz4"] | None
     encryption_key: bytes | str | None
     locking: Locking
+    changes: ChangesOption
+    retention: Retention | None
 
 
 #: The defaults of the options of :class:`Db`: the engine's own.
@@ -179,7 +184,7 @@ def _int_option(name: str, value: object, minimum: int, maximum: int = 2**64 - 1
     return value
 
 
-class Db(Reads, _obj.Db):
+class Db(Reads, ChangeLog, _obj.Db):
     """An open database: the file at ``path`` and its write-ahead log ``<path>-wal``.
 
     The file is created if it does not exist (unless ``read_only``). Any number of
@@ -206,7 +211,8 @@ class Db(Reads, _obj.Db):
     ``checkpoint_frames``, the log length that triggers an automatic checkpoint;
     ``locking`` (see :data:`Locking`): by default any number of processes open the file at
     once, each reading snapshots without blocking anyone, one writer at a time across all
-    of them.
+    of them; ``changes`` turns the change log on (True, or which images to keep: see
+    :meth:`enable_changes`), with ``retention`` (an :class:`obj.Retention`).
 
     Single-document methods (``insert``, ``get``, ``upsert``, ``delete``, ``count``,
     ``all``, ``iter_all``, ``find_unique``, ``index_range``, ``get_raw``) each run in a
@@ -234,6 +240,8 @@ class Db(Reads, _obj.Db):
         compression: Literal["lz4"] | None = None,
         encryption_key: bytes | str | None = None,
         locking: Locking = _DEFAULTS["locking"],
+        changes: ChangesOption = None,
+        retention: Retention | None = None,
         _mode: _OpenMode = "open_or_create",
     ) -> Db:
         where = pathlib.Path(_fspath(path))
@@ -254,6 +262,12 @@ class Db(Reads, _obj.Db):
         )
         self._path = where
         _OPEN_HANDLES.add(self)
+        if changes is not None or retention is not None:
+            try:
+                self._configure_changes(changes, retention)
+            except BaseException:
+                self.close()
+                raise
         return self
 
     @classmethod
@@ -340,6 +354,8 @@ class Db(Reads, _obj.Db):
         compression: Literal["lz4"] | None = None,
         encryption_key: bytes | str | None = None,
         locking: Locking = _DEFAULTS["locking"],
+        changes: ChangesOption = None,
+        retention: Retention | None = None,
         _mode: _OpenMode = "open_or_create",
     ) -> None:
         """Opens (or creates) the database at ``path``; see the class documentation."""
@@ -444,7 +460,13 @@ class Db(Reads, _obj.Db):
             with contextlib.suppress(ObjError):
                 _handle(handle).close()
 
-    def transaction(self) -> WriteTransaction:
+    def transaction(
+        self,
+        *,
+        action: str | None = None,
+        user: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> WriteTransaction:
         """Starts the write transaction.
 
         Only one write transaction runs at a time per database; this waits up to
@@ -455,8 +477,36 @@ class Db(Reads, _obj.Db):
             with db.transaction() as tx:
                 for order in orders:
                     tx.insert(order)
+
+        With a change log (``changes=True``), ``action``, ``user`` and ``meta`` (a dict) are
+        recorded with the commit (they override a surrounding :meth:`context`)::
+
+            with db.transaction(action="create_user", user="ana") as tx:
+                tx.insert("users", {"name": "Alice"})
         """
-        return WriteTransaction(self)
+        tx = WriteTransaction(self)
+        if action is not None or user is not None or meta is not None:
+            try:
+                _check_context(action, user, meta)
+                tx._set_context(action, user, meta)
+            except BaseException:
+                tx.rollback()
+                raise
+        return tx
+
+    def state(self, cls: type[D], name: str = "state") -> State[D]:
+        """The root object ``name`` of this database (see :class:`obj.State`), created
+        from ``cls()`` on first use; ``cls`` is a dataclass, attrs class, ``msgspec.Struct``
+        or pydantic model (an undecorated class is declared
+        ``@obj.document(collection="state:<name>")`` here)::
+
+            state = db.state(Data, name="app")
+            with state.transaction(action="create_user", user="ana") as data:
+                data.users["alice"] = User(name="Alice")
+        """
+        from .state import State
+
+        return State(self, cls, name)
 
     def read_transaction(self) -> ReadTransaction:
         """Starts a read-only snapshot of the latest commit.

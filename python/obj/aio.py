@@ -66,6 +66,17 @@ from typing import (
 )
 
 from ._astore import AsyncStore
+from ._changes import (
+    CURRENT,
+    ChangeFeed,
+    ChangeLogInfo,
+    Images,
+    Retention,
+    _check_context,
+    _check_seq,
+    _collections,
+)
+from ._changes import _timeout as _check_timeout
 from ._atable import AsyncTable
 from ._db import (
     CheckpointInfo,
@@ -80,6 +91,7 @@ from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
 from .errors import BusyError, InvalidArgumentError, ObjError
 from .query import Expr, Query
 from .stat import Stat
+from .state import State, StateRecord
 from .store import Normalize
 
 if TYPE_CHECKING:
@@ -434,10 +446,20 @@ class AsyncTransaction(_AsyncReads):
     the transaction to end instead. :meth:`commit` and :meth:`rollback` end it early.
     """
 
-    __slots__ = ("_adb", "_started", "_task", "_token", "_tx", "_worker")
+    __slots__ = ("_adb", "_context", "_meta", "_started", "_task", "_token", "_tx", "_worker")
 
-    def __init__(self, adb: AsyncDb) -> None:
+    def __init__(
+        self,
+        adb: AsyncDb,
+        action: str | None = None,
+        user: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        _check_context(action, user, meta)
         self._adb = adb
+        self._meta = (action, user, meta)
+        #: The caller's context (a surrounding ``adb.context``), for the worker's begin.
+        self._context: contextvars.Context | None = None
         self._task: asyncio.Task[Any] | None = None
         self._tx: WriteTransaction | None = None
         self._worker: Worker | None = None
@@ -480,6 +502,7 @@ class AsyncTransaction(_AsyncReads):
             await adb._take_writer()
             try:
                 worker = Worker(adb._executor)
+                self._context = contextvars.copy_context()
                 try:
                     await worker.run(self._begin)
                 except BaseException:
@@ -500,7 +523,10 @@ class AsyncTransaction(_AsyncReads):
         return self
 
     def _begin(self) -> None:
-        self._tx = self._adb._db.transaction()
+        action, user, meta = self._meta
+        begin = functools.partial(self._adb._db.transaction, action=action, user=user, meta=meta)
+        context = self._context
+        self._tx = begin() if context is None else context.run(begin)
 
     def _abandon(self) -> None:
         if self._tx is not None and self._tx.active:
@@ -790,6 +816,9 @@ class AsyncDb(_AsyncReads):
             return await tx._worker.run(fn, finish=finish)
         if self._state == _CLOSED:
             raise ObjError("this AsyncDb has been closed; open the database again")
+        if CURRENT.get() is not None:
+            # An `adb.context(...)` block: the worker's writes see its metadata.
+            fn = functools.partial(contextvars.copy_context().run, fn)
         future = asyncio.wrap_future(self._executor.submit(fn))
         return await (asyncio.shield(future) if finish else future)
 
@@ -885,11 +914,18 @@ class AsyncDb(_AsyncReads):
 
     # -- transactions ---------------------------------------------------------------------
 
-    def transaction(self) -> AsyncTransaction:
+    def transaction(
+        self,
+        *,
+        action: str | None = None,
+        user: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> AsyncTransaction:
         """``async with adb.transaction() as tx:`` — the write transaction; commits on a
         clean exit, rolls back on an exception or cancellation (see
-        :class:`AsyncTransaction`)."""
-        return AsyncTransaction(self)
+        :class:`AsyncTransaction`). ``action``, ``user`` and ``meta`` are recorded with the
+        commit in the change log (see :meth:`obj.Db.transaction`)."""
+        return AsyncTransaction(self, action, user, meta)
 
     def read_transaction(self) -> AsyncReadTransaction:
         """``async with adb.read_transaction() as snap:`` — a snapshot of the latest commit
@@ -951,6 +987,63 @@ class AsyncDb(_AsyncReads):
         """Rewrites the documents stored at older versions of the class (see
         :meth:`obj.Db.migrate`); returns how many were rewritten."""
         return await self._write(functools.partial(self._db.migrate, target))
+
+    # -- the change log -------------------------------------------------------------------
+
+    async def enable_changes(
+        self, images: Images = "both", *, retention: Retention | None = None
+    ) -> bool:
+        """Turns the change log on or changes its settings (see :meth:`obj.Db.enable_changes`)."""
+        return await self._write(
+            functools.partial(self._db.enable_changes, images, retention=retention)
+        )
+
+    async def disable_changes(self) -> bool:
+        """Turns the change log off, dropping its records (see :meth:`obj.Db.disable_changes`)."""
+        return await self._write(self._db.disable_changes)
+
+    async def change_log(self) -> ChangeLogInfo | None:
+        """The change log's settings and extent (see :meth:`obj.Db.change_log`)."""
+        return await self._run(self._db.change_log)
+
+    def changes(
+        self,
+        since: int = 0,
+        *,
+        collections: str | Iterable[str] | None = None,
+        until: int | None = None,
+        follow: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncChangeFeed:
+        """``async for change in adb.changes(since, follow=True):`` — the change records
+        after ``since`` (see :meth:`obj.Db.changes`), read in batches on a worker thread;
+        while following, a worker waits for the next commit a fraction of a second at a
+        time (other calls get the pool's other threads)."""
+        return AsyncChangeFeed(self, since, until, collections, follow, timeout)
+
+    async def apply_changes(self, changes: Iterable[Any]) -> int:
+        """Applies another database's change records (see :meth:`obj.Db.apply_changes`);
+        an iterable is consumed on a worker thread."""
+        return await self._write(functools.partial(self._db.apply_changes, changes))
+
+    async def revert(self, seq: int) -> int:
+        """Undoes change record ``seq`` as a new transaction (see :meth:`obj.Db.revert`)."""
+        return await self._write(functools.partial(self._db.revert, seq))
+
+    def context(
+        self,
+        action: str | None = None,
+        user: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> contextlib.AbstractContextManager[None]:
+        """``with adb.context(action=..., user=...):`` — metadata for the commits this task
+        makes in the block (see :meth:`obj.Db.context`)."""
+        return self._db.context(action, user, meta)
+
+    async def state(self, cls: type[D], name: str = "state") -> AsyncState[D]:
+        """The root object ``name`` of this database (see :meth:`obj.Db.state`), created
+        on first use; mutate it in ``async with state.transaction(...) as data:``."""
+        return AsyncState(self, await self._write(functools.partial(self._db.state, cls, name)))
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -1052,6 +1145,174 @@ class AsyncDb(_AsyncReads):
     def __repr__(self) -> str:
         state = "" if self._state == _OPEN_STATE else f" {self._state}"
         return f"<obj.AsyncDb {str(self._db.path)!r} workers={self._workers}{state}>"
+
+
+class AsyncState(Generic[D]):
+    """A database's root object for asyncio callers (from :meth:`AsyncDb.state`): the
+    same root, history and diffs as :class:`obj.State`, with ``async with`` transactions
+    that run their database work on the transaction's worker thread."""
+
+    __slots__ = ("_adb", "_lock", "_state", "_task")
+
+    def __init__(self, adb: AsyncDb, state: State[D]) -> None:
+        self._adb = adb
+        self._state = state
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[Any] | None = None
+
+    @property
+    def data(self) -> D:
+        """The live root (see :attr:`obj.State.data`)."""
+        return self._state.data
+
+    @property
+    def name(self) -> str:
+        """The key the root is stored under."""
+        return self._state.name
+
+    @contextlib.asynccontextmanager
+    async def transaction(
+        self,
+        action: str | None = None,
+        *,
+        user: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> AsyncIterator[D]:
+        """``async with state.transaction(action=..., user=...) as data:`` (see
+        :meth:`obj.State.transaction`)."""
+        if self._task is not None and self._task is asyncio.current_task():
+            raise ObjError(
+                "a state transaction of this root is already open in this task; nested "
+                "state transactions are refused"
+            )
+        st = self._state
+        async with self._lock:
+            self._task = asyncio.current_task()
+            try:
+                st._refuse_outside_changes()
+                after = None
+                async with self._adb.transaction(action=action, user=user, meta=meta) as atx:
+
+                    def read() -> Any:
+                        return atx._source().store(st.collection, values=st._cls).get(st.name)
+
+                    st._follow(await atx._run(read))
+                    before = st._committed
+                    try:
+                        yield st.data
+                        plan = st._plan(before, meta)
+                        if plan is not None:
+                            after, record = plan
+
+                            def write() -> None:
+                                tx = atx._source()
+                                tx._set_context(action, user, record)
+                                tx.store(st.collection, values=st._cls)[st.name] = st.data
+
+                            await atx._run(write)
+                    except BaseException:
+                        st._restore(before)
+                        raise
+                if after is not None:
+                    st._committed_as(after)
+            finally:
+                self._task = None
+
+    async def history(self, since: int = 0) -> list[StateRecord]:
+        """The commits after ``since`` that changed the root (see :meth:`obj.State.history`)."""
+        return await self._adb._run(functools.partial(self._state.history, since))
+
+    async def at(self, seq: int) -> D:
+        """The root as it was right after record ``seq`` (see :meth:`obj.State.at`)."""
+        return await self._adb._run(functools.partial(self._state.at, seq))
+
+    def __repr__(self) -> str:
+        return repr(self._state).replace("<obj.State", "<obj.AsyncState", 1)
+
+
+class AsyncChangeFeed:
+    """The change records of an :class:`AsyncDb` after a ``seq`` (from
+    :meth:`AsyncDb.changes`): ``async for`` yields :class:`obj.Change` objects in order;
+    :attr:`position` is the last ``seq`` read."""
+
+    __slots__ = ("_adb", "_args", "_buffer", "_feed", "_follow", "_timeout", "position")
+
+    #: Longest single wait on a worker thread while following, in seconds.
+    _WAIT_SLICE = 0.25
+
+    def __init__(
+        self,
+        adb: AsyncDb,
+        since: int,
+        until: int | None,
+        collections: str | Iterable[str] | None,
+        follow: bool,
+        timeout: float | None,
+    ) -> None:
+        if not isinstance(follow, bool):
+            raise InvalidArgumentError(f"follow must be a bool, got {type(follow).__name__}")
+        self._adb = adb
+        self._args = (until, collections)
+        self._follow = follow
+        self._timeout = timeout
+        self.position = since
+        self._feed: ChangeFeed | None = None
+        self._buffer: list[Any] = []
+        # Checked now, as Db.changes checks them.
+        _check_seq("since", since)
+        _check_seq("until", until, optional=True)
+        _collections(collections)
+        _check_timeout(timeout)
+
+    def _open(self) -> ChangeFeed:
+        until, collections = self._args
+        return self._adb._db.changes(self.position, collections=collections, until=until)
+
+    def _take(self) -> list[Any]:
+        if self._feed is None:
+            self._feed = self._open()
+        out = []
+        for change in self._feed:
+            out.append(change)
+            if len(out) >= 256:
+                break
+        return out
+
+    def __aiter__(self) -> AsyncChangeFeed:
+        return self
+
+    async def __anext__(self) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = None if self._timeout is None else loop.time() + self._timeout
+        while True:
+            if self._buffer:
+                change = self._buffer.pop()
+                self.position = change.seq
+                return change
+            batch = await self._adb._run(self._take)
+            feed = self._feed
+            if feed is not None and feed.position > self.position and not batch:
+                self.position = feed.position
+            if batch:
+                batch.reverse()
+                self._buffer = batch
+                continue
+            until = self._args[0]
+            if not self._follow or (until is not None and self.position >= until):
+                raise StopAsyncIteration
+            seen = feed._seen if feed is not None else 0
+            while True:
+                wait = self._WAIT_SLICE
+                if deadline is not None:
+                    wait = min(wait, deadline - loop.time())
+                    if wait <= 0:
+                        raise StopAsyncIteration
+                latest = await self._adb._run(
+                    functools.partial(self._adb._db._wait_commit, seen, wait)
+                )
+                if latest > seen:
+                    break
+            self._feed = None
 
 
 def _close_opened(opening: concurrent.futures.Future[Db]) -> None:

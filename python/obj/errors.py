@@ -17,6 +17,7 @@ The classes are defined by the native module, so ``obj.ObjError is obj._obj.ObjE
 
 from ._obj import (
     BusyError,
+    ChangesExpiredError,
     ConditionFailedError,
     CorruptionError,
     DatabaseExistsError,
@@ -33,6 +34,7 @@ from ._obj import (
 
 __all__ = [
     "BusyError",
+    "ChangesExpiredError",
     "ConditionFailedError",
     "CorruptionError",
     "DatabaseExistsError",

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 const COLLECTION_PREFIX: u8 = 0x01;
 const SCHEMA_PREFIX: u8 = 0x02;
+/// The change log's state (one record, format 4; see `changelog.rs`).
+pub(crate) const CHANGE_LOG_KEY: &[u8] = &[0x04];
+/// How far a replica has applied another database's change log (format 4).
+pub(crate) const APPLIED_KEY: &[u8] = &[0x05];
 
 /// Longest collection name, in UTF-8 bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -346,7 +350,7 @@ impl IndexKind {
         }
     }
 
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             IndexKind::Standard => 0,
             IndexKind::Unique => 1,
@@ -356,7 +360,7 @@ impl IndexKind {
         }
     }
 
-    fn of(code: u64) -> Option<Self> {
+    pub(crate) fn of(code: u64) -> Option<Self> {
         match code {
             0 => Some(IndexKind::Standard),
             1 => Some(IndexKind::Unique),

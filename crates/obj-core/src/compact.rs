@@ -12,6 +12,7 @@
 use crate::btree::node::{self, LeafValue};
 use crate::btree::{PageRead, PageWrite, MAX_DEPTH};
 use crate::catalog;
+use crate::changelog;
 use crate::error::{Error, Result};
 use crate::format::{get_u64, put_u64, PageKind};
 use crate::freelist::{self, Allocator};
@@ -119,6 +120,18 @@ fn relocate_all(tx: &mut WriteTxn, target: u64, moved: &mut u64) -> Result<()> {
             st.indexes_changed = true;
         }
     }
+    let catalog_root = tx.meta.catalog_root;
+    if let Some(mut state) = changelog::load(tx, catalog_root)? {
+        let r = relocate_tree(tx, state.root, target, moved)?;
+        if r != state.root {
+            state.root = r;
+            changelog::store(tx, catalog_root, &state)?;
+            // The record this commit appends goes to the moved tree.
+            if let Some(log) = &mut tx.log {
+                log.state.root = r;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -198,6 +211,7 @@ fn highest_live_page(tx: &mut WriteTxn) -> Result<u64> {
         roots.push(tx.writable_state(&name)?.rec.root);
         roots.extend(tx.indexes(&name)?.iter().map(|d| d.root));
     }
+    roots.extend(changelog::root(tx, root)?);
     let mut highest = 1u64;
     for r in roots {
         let crate::btree::TreeLayout { nodes, chains } = crate::btree::tree_layout(tx, r)?;

@@ -384,7 +384,27 @@ impl Db {
             // Recorded in the header by the first commit; from then on the file needs lz4.
             meta.required_features |= format::FEATURE_LZ4;
         }
-        Ok(WriteTxn::new(writer, self.shared.clone(), seq, meta))
+        let mut txn = WriteTxn::new(writer, self.shared.clone(), seq, meta);
+        txn.start_log()?;
+        Ok(txn)
+    }
+
+    /// Turns the change log on with `settings`, changes its settings, or (None) turns it
+    /// off, in a commit of its own (which appends no record); true if anything changed.
+    pub fn set_changes(&self, settings: Option<crate::changes::LogSettings>) -> Result<bool> {
+        let mut txn = self.begin_write()?;
+        let changed = txn.set_changes(settings)?;
+        if changed {
+            txn.commit()?;
+        }
+        Ok(changed)
+    }
+
+    /// Waits until a commit after number `after` (a snapshot's
+    /// [`ReadTxn::commit_seq`]) is visible, or `timeout` passes; returns the latest commit
+    /// number. Followers of the change log block here instead of polling.
+    pub fn wait_commit(&self, after: u64, timeout: Option<std::time::Duration>) -> Result<u64> {
+        self.shared.wait_commit(after, timeout)
     }
 
     /// Copies committed pages from the WAL into the main file and, when no reader still

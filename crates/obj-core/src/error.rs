@@ -51,6 +51,15 @@ pub enum Error {
     /// made it refuse writes (an I/O cause is restated as `Io` instead).
     #[error("database handle unusable: {0}")]
     Closed(String),
+    /// A change-log read asked for records that retention already dropped: the oldest
+    /// record kept is `oldest`.
+    #[error("change log expired: {message}")]
+    ChangesExpired {
+        /// The `seq` of the oldest record the log still keeps.
+        oldest: u64,
+        /// What was asked for and what to do.
+        message: String,
+    },
 }
 
 impl Error {

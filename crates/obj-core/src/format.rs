@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 pub const MAGIC: [u8; 8] = *b"\x89OBJdb\r\n";
 /// Current on-disk format version, the one every commit writes. See "Version history" in
 /// `docs/format.md`.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Oldest format version this build opens (a commit then writes the current one).
 pub const MIN_FORMAT_VERSION: u32 = 1;
 pub const MIN_PAGE_SIZE: u32 = 4096;
@@ -26,6 +26,10 @@ pub const FEATURE_LZ4: u64 = 1 << 0;
 /// Required feature bit: pages are encrypted (see `cipher.rs`).
 pub const FEATURE_ENCRYPTION: u64 = 1 << 1;
 
+/// Required feature bit: the database keeps a change log, and every commit must append
+/// its record (format 4; see `changelog.rs`).
+pub const FEATURE_CHANGES: u64 = 1 << 2;
+
 /// Feature bits this build understands. A required bit outside this set refuses to open.
 pub const KNOWN_REQUIRED_FEATURES: u64 = (if cfg!(feature = "compression") {
     FEATURE_LZ4
@@ -35,7 +39,7 @@ pub const KNOWN_REQUIRED_FEATURES: u64 = (if cfg!(feature = "compression") {
     FEATURE_ENCRYPTION
 } else {
     0
-});
+}) | FEATURE_CHANGES;
 
 /// Bytes at the end of each physical page that the engine's logical page does not use.
 pub fn reserved_bytes(required_features: u64) -> usize {
@@ -46,7 +50,11 @@ pub fn reserved_bytes(required_features: u64) -> usize {
     }
 }
 /// Names of required feature bits, for messages (bit index → name).
-pub const REQUIRED_FEATURE_NAMES: &[&str] = &["compression-lz4", "encryption-xchacha20poly1305"];
+pub const REQUIRED_FEATURE_NAMES: &[&str] = &[
+    "compression-lz4",
+    "encryption-xchacha20poly1305",
+    "change-log",
+];
 
 /// Page kinds, stored in byte 0 of every page except the meta page (which starts with MAGIC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,6 +23,8 @@ pub struct IntegrityReport {
     pub free_pages: u64,
     /// One report per collection.
     pub collections: Vec<CollectionReport>,
+    /// Pages of the change log's tree (0 without a log).
+    pub change_log_pages: u64,
 }
 
 /// What the check found in one collection.
@@ -324,6 +326,33 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
             documents: entries,
             pages,
         });
+    }
+    // The change log: every record's header and parts decode, in key order.
+    match crate::changelog::load(snap, meta.catalog_root) {
+        Ok(Some(state)) => {
+            let mut bad = 0u64;
+            let (_, pages) = walk.tree(state.root, u32::MAX - 2, "change log", &mut |_, key, _| {
+                if key.len() != 12 {
+                    bad += 1;
+                }
+            });
+            if bad > 0 {
+                walk.problem(format!("change log: {bad} keys of the wrong length"));
+            }
+            if let Err(e) = crate::changelog::read(
+                snap,
+                meta.catalog_root,
+                state.oldest.saturating_sub(1),
+                None,
+                usize::MAX,
+                None,
+            ) {
+                walk.problem(format!("change log: {e}"));
+            }
+            report.change_log_pages = pages;
+        }
+        Ok(None) => {}
+        Err(e) => walk.failed("change log", e),
     }
     // Freelist.
     let mut free = 0u64;

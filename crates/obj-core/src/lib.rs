@@ -24,6 +24,7 @@
 pub mod backend;
 mod btree;
 mod catalog;
+mod changelog;
 mod cipher;
 pub mod clock;
 pub mod codec;
@@ -55,6 +56,13 @@ mod shm;
 mod stat;
 mod state;
 pub mod table;
+/// The change log: one record per commit (see `obj_core::Db::set_changes`).
+pub mod changes {
+    pub use crate::changelog::{
+        Batch, ChangeReads, Context, Entry, Images, LogInfo, LogSettings, Op, Record, Retention,
+    };
+}
+mod replay;
 mod view;
 mod wal;
 mod write;

@@ -19,6 +19,8 @@ pub struct Stat {
     pub wal_frames: u64,
     /// One entry per collection, by name.
     pub collections: Vec<CollectionStat>,
+    /// The change log, if the database keeps one, and the bytes of its pages.
+    pub change_log: Option<(crate::changes::LogInfo, u64)>,
 }
 
 /// Counts and sizes of one collection.
@@ -97,7 +99,12 @@ pub(crate) fn stat(snap: &ReadTxn, physical_page: u64, wal_frames: u64) -> Resul
             expired,
         });
     }
+    let change_log = match crate::changelog::load(snap, meta.catalog_root)? {
+        Some(state) => Some((state.info(), tree_pages(snap, state.root)? * physical_page)),
+        None => None,
+    };
     Ok(Stat {
+        change_log,
         page_size: physical_page,
         page_count: meta.page_count,
         free_pages: meta.free_count,

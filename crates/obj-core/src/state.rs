@@ -26,6 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// How often a waiter for commits looks whether another process committed.
+const FOLLOW_POLL: Duration = Duration::from_millis(10);
+
 /// What a checkpoint did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -117,6 +120,8 @@ pub(crate) struct Shared {
     published: Mutex<Published>,
     writer_busy: Mutex<bool>,
     writer_cv: Condvar,
+    /// Signalled (under `published`) when this handle publishes a commit or closes.
+    commit_cv: Condvar,
     /// Collection roots never move; each entry is valid for snapshots at or after its seq.
     roots: RwLock<NameMap<(Root, u64)>>,
     /// Committed schemas; a stored (collection, version) shape never changes.
@@ -182,6 +187,7 @@ impl Shared {
             }),
             writer_busy: Mutex::new(false),
             writer_cv: Condvar::new(),
+            commit_cv: Condvar::new(),
             roots: RwLock::new(NameMap::default()),
             schemas: RwLock::new(NameMap::default()),
             indexes: RwLock::new(NameMap::default()),
@@ -546,6 +552,39 @@ impl Shared {
         Ok((p.seq, self.latest_meta(&mut p)?))
     }
 
+    /// Waits until a commit after `after` is published (by this handle, or by another one
+    /// on the file, which a shared handle notices within a few milliseconds) or `timeout`
+    /// passes; returns the latest commit number. Commits of this handle wake the waiter at
+    /// once; there is no condition shared between processes, so a shared handle also looks
+    /// at the shared index every [`FOLLOW_POLL`].
+    pub(crate) fn wait_commit(
+        self: &Arc<Self>,
+        after: u64,
+        timeout: Option<Duration>,
+    ) -> Result<u64> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            self.check_open()?;
+            self.follow()?;
+            let mut p = self.published.lock();
+            if p.seq > after {
+                return Ok(p.seq);
+            }
+            let now = Instant::now();
+            let mut slice = match self.coord {
+                Some(_) => FOLLOW_POLL,
+                None => Duration::from_millis(250),
+            };
+            if let Some(d) = deadline {
+                if now >= d {
+                    return Ok(p.seq);
+                }
+                slice = slice.min(d - now);
+            }
+            self.commit_cv.wait_for(&mut p, slice);
+        }
+    }
+
     /// True when other processes may share the file (a `coord` is set).
     pub(crate) fn is_shared(&self) -> bool {
         self.coord.is_some()
@@ -882,6 +921,7 @@ impl Shared {
             self.drop_sticky(&mut p);
             p.at(&pos);
         }
+        self.commit_cv.notify_all();
         let frames = wal.frames();
         if frames >= self.opts.checkpoint_frames && frames >= self.next_auto.load(Ordering::Relaxed)
         {
@@ -938,6 +978,7 @@ impl Shared {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.commit_cv.notify_all();
         if let Some(c) = &self.coord {
             c.release_all()?;
         }

@@ -3,6 +3,7 @@
 
 use crate::btree::{self, PageRead, PageWrite};
 use crate::catalog::{self, CollectionKind, CollectionRecord, IndexDef, IndexSpec, NameMap, Root};
+use crate::changelog::{self, EntryRef, Pending};
 use crate::codec::{dynamic, Datum, Schema};
 use crate::doc::{compress, DocHeader, DocKind, COMPRESS_MIN, FLAG_COMPRESSED};
 use crate::error::{Error, Result};
@@ -53,6 +54,8 @@ pub struct WriteTxn {
     /// Schemas stored by this transaction, published to the shared cache at commit.
     pub(crate) new_schemas: Vec<(String, Arc<Schema>)>,
     pub(crate) alloc: Allocator,
+    /// The record this commit appends, while the database keeps a change log.
+    pub(crate) log: Option<Pending>,
     /// The writer lock, released when the transaction ends (commit, rollback or drop).
     writer: WriterGuard,
 }
@@ -69,7 +72,33 @@ impl WriteTxn {
             colls: NameMap::default(),
             new_schemas: Vec::new(),
             alloc: Allocator::default(),
+            log: None,
         }
+    }
+
+    /// Loads the change log's state when the database keeps one, so this transaction's
+    /// changes are recorded.
+    pub(crate) fn start_log(&mut self) -> Result<()> {
+        if self.meta.required_features & format::FEATURE_CHANGES != 0 {
+            let state = changelog::load(self, self.meta.catalog_root)?.ok_or_else(|| {
+                Error::corrupt("the header says the file keeps a change log, the catalog has none")
+            })?;
+            self.log = Some(Pending::new(state));
+        }
+        Ok(())
+    }
+
+    /// Sets who makes this transaction's commit and why, as its change record will say
+    /// (nothing is recorded when the database keeps no change log).
+    pub fn set_context(&mut self, context: changelog::Context) {
+        if let Some(log) = &mut self.log {
+            log.context = context;
+        }
+    }
+
+    /// True when this transaction's commit appends a change record.
+    pub fn records_changes(&self) -> bool {
+        self.log.as_ref().is_some_and(|l| !l.silent)
     }
 
     /// The state of `collection`, created (of kind `create`) if missing and `create` is set.
@@ -154,6 +183,11 @@ impl WriteTxn {
         }
         let existed = self.state(collection, None)?.is_some();
         self.state_of_kind(collection, Some(kind))?;
+        if !existed {
+            if let Some(log) = &mut self.log {
+                log.push(collection, EntryRef::Create(kind));
+            }
+        }
         Ok(!existed)
     }
 
@@ -187,6 +221,9 @@ impl WriteTxn {
             return Ok(stored);
         }
         catalog::store_schema(self, root, collection, schema)?;
+        if let Some(log) = &mut self.log {
+            log.push(collection, EntryRef::Schema(schema));
+        }
         let schema = Arc::new(schema.clone());
         self.new_schemas
             .push((collection.to_string(), schema.clone()));
@@ -202,7 +239,11 @@ impl WriteTxn {
         self.new_schemas
             .retain(|(c, s)| !(c == collection && s.version == version));
         let root = self.meta.catalog_root;
-        catalog::delete_schema(self, root, collection, version)
+        let dropped = catalog::delete_schema(self, root, collection, version)?;
+        if let (true, Some(log)) = (dropped, &mut self.log) {
+            log.push(collection, EntryRef::DropSchema(version));
+        }
+        Ok(dropped)
     }
 
     /// Stores raw bytes under a new id (one more than the highest id ever used) and
@@ -411,15 +452,21 @@ impl WriteTxn {
             _ => &id_bytes,
         };
         let defs = self.index_defs(collection)?;
+        let keep_old = self.log.as_ref().is_some_and(|l| l.images().keeps_old());
+        // An insert takes an id above every id ever used: nothing can be stored there.
+        let old = match target {
+            Target::NewId => None,
+            _ if defs.is_empty() && !keep_old => None,
+            _ => btree::get(self, root, pk)?,
+        };
+        let old_image = match (&old, keep_old) {
+            (Some(v), true) => Some(v.to_vec()),
+            _ => None,
+        };
         let changes = if defs.is_empty() {
             Vec::new()
         } else {
             let new_doc = self.decode_new(collection, kind, type_version, payload, &defs)?;
-            // An insert takes an id above every id ever used: nothing can be stored there.
-            let old = match target {
-                Target::NewId => None,
-                _ => btree::get(self, root, pk)?,
-            };
             let (old_doc, old_expires) = match old {
                 Some(stored) => {
                     let stored = Value::from_tree(stored)?;
@@ -445,6 +492,17 @@ impl WriteTxn {
         let value = self.stored(collection, kind, type_version, payload, expires_at);
         let replaced = btree::put(self, root, pk, &value)?;
         index::apply_changes(self, &defs, pk, changes)?;
+        if let Some(log) = &mut self.log {
+            let keyed = want == CollectionKind::Keyed;
+            log.data(
+                collection,
+                keyed,
+                pk,
+                replaced,
+                old_image.as_deref(),
+                Some(&value),
+            );
+        }
         if let Some(st) = self.colls.get_mut(collection) {
             if want == CollectionKind::Ids {
                 // 0 means every id has been handed out (the id after u64::MAX).
@@ -484,10 +542,16 @@ impl WriteTxn {
         }
         let root = st.rec.root;
         let defs = self.index_defs(collection)?;
-        if !defs.is_empty() {
-            let Some(stored) = btree::get(self, root, pk)? else {
-                return Ok(false);
-            };
+        let keep_old = self.log.as_ref().is_some_and(|l| l.images().keeps_old());
+        let old = match defs.is_empty() && !keep_old {
+            true => None,
+            false => match btree::get(self, root, pk)? {
+                Some(stored) => Some(stored),
+                None => return Ok(false),
+            },
+        };
+        let old_image = old.as_ref().filter(|_| keep_old).map(|v| v.to_vec());
+        if let (false, Some(stored)) = (defs.is_empty(), old) {
             let stored = Value::from_tree(stored)?;
             let h = stored.header();
             let old_doc = self.index_view(collection, h.kind, h.type_version, &stored, &defs)?;
@@ -509,6 +573,10 @@ impl WriteTxn {
             if let Some(st) = self.colls.get_mut(collection) {
                 st.rec.count -= 1;
                 st.dirty = true;
+            }
+            if let Some(log) = &mut self.log {
+                let keyed = want == CollectionKind::Keyed;
+                log.data(collection, keyed, pk, true, old_image.as_deref(), None);
             }
         }
         Ok(removed)
@@ -623,6 +691,9 @@ impl WriteTxn {
             st.indexes = Some(Arc::new(next));
             st.indexes_changed = true;
         }
+        if let Some(log) = &mut self.log {
+            log.push(collection, EntryRef::Index(spec));
+        }
         Ok(true)
     }
 
@@ -681,6 +752,9 @@ impl WriteTxn {
             return Ok(());
         }
         let catalog_root = self.meta.catalog_root;
+        if let Some(log) = self.log.take() {
+            changelog::append(&mut self, catalog_root, log, crate::clock::now_micros())?;
+        }
         for (name, rec) in &changed {
             catalog::store(&mut self, catalog_root, name, rec)?;
         }

@@ -303,6 +303,37 @@ impl DocType {
         })
     }
 
+    /// The typed payload of `obj` (an instance of the class), as a write stores it.
+    fn _encode<'py>(
+        &self,
+        py: Python<'py>,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.encode_doc(obj)?))
+    }
+
+    /// An instance from a payload written at `version` (older versions migrated through the
+    /// class's history).
+    fn _decode<'py>(
+        &self,
+        py: Python<'py>,
+        version: u32,
+        payload: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.decode_doc(py, version, payload)
+    }
+
+    /// The payload (of this version) as the dict a read by collection name returns.
+    fn _payload_to_value<'py>(
+        &self,
+        py: Python<'py>,
+        payload: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let d = obj_core::codec::dynamic::decode(&self.schema().root, payload)
+            .map_err(crate::error::to_py)?;
+        crate::datum::to_py(py, &d)
+    }
+
     /// Records `cls` as the class whose `__obj_doctype__` this is (once).
     fn _bind(&self, cls: &Bound<'_, PyType>) -> PyResult<()> {
         let owner = self.owner.get_or_init(|| cls.clone().unbind());

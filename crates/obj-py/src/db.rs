@@ -8,6 +8,7 @@
 //! on their first argument exactly like the transactions' (see `write_txn.rs`).
 
 use crate::args::{self, Given, NewDoc, Target};
+use crate::changes;
 use crate::datum;
 use crate::error::{self, to_py, InvalidArgumentError, ObjError};
 use crate::iter::DocumentIterator;
@@ -26,6 +27,8 @@ use std::sync::Arc;
 
 type IndexStatRow = (String, &'static str, Vec<String>, &'static str, u64);
 type CollectionStatRow = (String, &'static str, u64, u64, Vec<IndexStatRow>, u64);
+/// `(images, max_records, max_age_micros, oldest, next_seq)` of a change log.
+type ChangeLogRow = (&'static str, Option<u64>, Option<u64>, u64, u64);
 type StatRow = (u64, u64, u64, u64, Vec<CollectionStatRow>);
 /// `(at, kind, flags, type_version, collection_id, payload)` of a stored record, `at` its
 /// id or, in a keyed collection, its key.
@@ -475,6 +478,136 @@ impl Db {
         self.shared.db.page_size()
     }
 
+    /// Turns the change log on (`images` "keys", "new", "old" or "both", with retention),
+    /// changes its settings, or (`images` None) turns it off, in a commit of its own;
+    /// True if anything changed.
+    #[pyo3(signature = (images, max_records = None, max_age_micros = None))]
+    fn _set_changes(
+        &self,
+        py: Python<'_>,
+        images: Option<&str>,
+        max_records: Option<u64>,
+        max_age_micros: Option<u64>,
+    ) -> PyResult<bool> {
+        self.shared
+            .refuse_if_writer_here("changing the change log")?;
+        let settings = images
+            .map(|i| changes::settings(i, max_records, max_age_micros))
+            .transpose()?;
+        py.detach(|| self.shared.db.set_changes(settings))
+            .map_err(to_py)
+    }
+
+    /// The change log as the latest commit sees it: `(images, max_records,
+    /// max_age_micros, oldest, next_seq)`, or None when the database keeps none.
+    fn _change_log(&self) -> PyResult<Option<ChangeLogRow>> {
+        use obj_core::changes::ChangeReads;
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        Ok(snap.change_log().map_err(to_py)?.map(|i| {
+            let r = i.settings.retention;
+            (
+                i.settings.images.name(),
+                r.max_records,
+                r.max_age_micros,
+                i.oldest,
+                i.next_seq,
+            )
+        }))
+    }
+
+    /// One batch of change records after `since`: `(changes, through, done, commit)`, the
+    /// read going on after `through`, `done` once it reached the end of the log (or
+    /// `until`), `commit` the commit number of the snapshot read (for `_wait_commit`).
+    #[pyo3(signature = (since, until, collections, max_entries))]
+    fn _changes(
+        &self,
+        py: Python<'_>,
+        since: u64,
+        until: Option<u64>,
+        collections: Option<Vec<String>>,
+        max_entries: usize,
+    ) -> PyResult<(Vec<changes::Change>, u64, bool, u64)> {
+        let snap = self.shared.db.begin_read().map_err(to_py)?;
+        let commit = snap.commit_seq();
+        let (batch, through, done) =
+            changes::read_batch(py, &snap, since, until, collections, max_entries)?;
+        Ok((batch, through, done, commit))
+    }
+
+    /// Waits (the interpreter released, signals checked every tenth of a second) until a
+    /// commit after number `after` is visible or `timeout` seconds pass (None: no limit);
+    /// returns the latest commit number.
+    #[pyo3(signature = (after, timeout))]
+    fn _wait_commit(&self, py: Python<'_>, after: u64, timeout: Option<f64>) -> PyResult<u64> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + secs(t));
+        loop {
+            let slice = match deadline {
+                Some(d) => d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(std::time::Duration::from_millis(100)),
+                None => std::time::Duration::from_millis(100),
+            };
+            let seen = py
+                .detach(|| self.shared.db.wait_commit(after, Some(slice)))
+                .map_err(to_py)?;
+            if seen > after || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(seen);
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// Applies change records (`obj.Change`s or their `to_bytes()`), each in a commit of
+    /// its own; records this database already applied are skipped, a gap is refused.
+    /// Returns how many were applied.
+    fn _apply_changes(&self, py: Python<'_>, records: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let mut applied = 0u64;
+        for item in records.try_iter()? {
+            let item = item?;
+            let owned;
+            let record = if let Ok(c) = item.cast::<changes::Change>() {
+                owned = c.get().record().clone();
+                &owned
+            } else if let Ok(b) = item.cast::<PyBytes>() {
+                owned = obj_core::changes::Record::from_bytes(b.as_bytes()).map_err(to_py)?;
+                &owned
+            } else {
+                return Err(InvalidArgumentError::new_err(format!(
+                    "apply_changes takes obj.Change records (or their to_bytes()), not {}",
+                    datum::type_name(&item)
+                )));
+            };
+            let done = self.shared.write_with(py, |txn, _| {
+                py.detach(|| txn.apply_record(record)).map_err(to_py)
+            })?;
+            applied += u64::from(done);
+        }
+        Ok(applied)
+    }
+
+    /// Undoes the document changes of change record `seq` in a commit of its own (its
+    /// record says action "revert" unless a `db.context` says otherwise); returns the
+    /// seq of that new record.
+    fn _revert(&self, py: Python<'_>, seq: u64) -> PyResult<u64> {
+        self.shared.write_with(py, |txn, _| {
+            if txn.applied_seq().is_ok() && !self.shared.has_context(py)? {
+                let mut ctx = changes::context(Some("revert".into()), None, None)?;
+                let meta = pyo3::types::PyDict::new(py);
+                meta.set_item("reverts", seq)?;
+                ctx.meta = Some(datum::encode(&meta, "meta")?);
+                txn.set_context(ctx);
+            }
+            let new_seq = txn.applied_seq().map_err(to_py)? + 1;
+            py.detach(|| txn.revert(seq)).map_err(to_py)?;
+            Ok(new_seq)
+        })
+    }
+
+    /// The key `db.context(...)` files this handle's metadata under.
+    fn _context_key(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
     /// Every schema stored for the collection, oldest version first, as `(version, schema)`
     /// with the schema in its self-describing form (`WriteTransaction._register_schema`
     /// takes it back).
@@ -520,6 +653,12 @@ impl Db {
             false,
         ))
     }
+}
+
+/// A duration of `t` seconds (negative and NaN: none, huge: a year).
+fn secs(t: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(t.max(0.0))
+        .unwrap_or(std::time::Duration::from_secs(365 * 86400))
 }
 
 /// Right before `fork()` (from `os.register_at_fork`): the engine's background thread

@@ -68,6 +68,14 @@ create_exception!(
     "The file needs a feature this build of obj does not have."
 );
 
+create_exception!(
+    obj,
+    ChangesExpiredError,
+    ObjError,
+    "A change-log read asked for records retention already dropped; ``oldest`` is the seq \
+of the oldest record kept (resync from a backup or a full export, then follow from there)."
+);
+
 const OBJ_IO_ERROR_DOC: &str =
     "An operating-system I/O error (a full disk, a file the process may not \
 write, ...): both an ObjError and an OSError, with ``errno`` and, where known, ``filename``.";
@@ -206,6 +214,13 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         Error::Encryption(_) => EncryptionError::new_err(msg),
         Error::Io(_) => io_error(msg, err.os_error(), err.io_path()),
         Error::ReadOnly(_) | Error::Closed(_) => ObjError::new_err(msg),
+        Error::ChangesExpired { oldest, .. } => {
+            let e = ChangesExpiredError::new_err(msg);
+            Python::attach(|py| {
+                let _ = e.value(py).setattr("oldest", oldest);
+            });
+            e
+        }
         _ => ObjError::new_err(msg),
     }
 }
@@ -231,6 +246,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "FeatureUnsupportedError",
         py.get_type::<FeatureUnsupportedError>(),
     )?;
+    m.add("ChangesExpiredError", py.get_type::<ChangesExpiredError>())?;
     m.add("ObjIOError", obj_io_error(py)?)?;
     m.add("DatabaseExistsError", database_exists_error(py)?)?;
     m.add("DatabaseNotFoundError", database_not_found_error(py)?)?;

@@ -23,6 +23,7 @@
 mod args;
 mod at;
 mod batch;
+mod changes;
 mod codec;
 mod cursor;
 mod datum;
@@ -58,6 +59,8 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vector::Vector>()?;
     m.add_class::<cursor::QueryCursor>()?;
     m.add_class::<codec::DocType>()?;
+    m.add_class::<changes::Change>()?;
+    m.add_class::<changes::DocumentChange>()?;
     m.add_function(wrap_pyfunction!(cursor::sort_key, m)?)?;
     m.add_function(wrap_pyfunction!(options::_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(table::_set_clock, m)?)?;

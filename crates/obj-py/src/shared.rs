@@ -196,7 +196,23 @@ impl Shared {
     /// already has one open (waiting would only time out).
     pub(crate) fn begin_write(&self, py: Python<'_>) -> PyResult<WriteTxn> {
         self.refuse_if_writer_here("a Db-level write")?;
-        py.detach(|| self.db.begin_write()).map_err(to_py)
+        let mut txn = py.detach(|| self.db.begin_write()).map_err(to_py)?;
+        if txn.records_changes() {
+            if let Some(ctx) = crate::changes::current_context(py, self.context_key())? {
+                txn.set_context(ctx);
+            }
+        }
+        Ok(txn)
+    }
+
+    /// The key `db.context(...)` files this handle's metadata under.
+    fn context_key(&self) -> usize {
+        self as *const Shared as usize
+    }
+
+    /// True when a `with db.context(...)` block of this handle is active here.
+    pub(crate) fn has_context(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(crate::changes::current_context(py, self.context_key())?.is_some())
     }
 
     /// True when `dt` needs no catalog work before a typed write: its schema and indexes

@@ -128,7 +128,7 @@ fn key_arg(key: &Bound<'_, PyAny>, what: &str) -> PyResult<(Datum, Option<Datum>
 }
 
 /// A stored key as Python sees it: `(pk, sk)`, `sk` None for a table without sort keys.
-fn key_to_py<'py>(py: Python<'py>, key: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
+pub(crate) fn key_to_py<'py>(py: Python<'py>, key: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
     let (pk, sk) = table::decode_key(key).map_err(to_py)?;
     let sk = match sk {
         Some(sk) => datum::to_py(py, &sk)?,

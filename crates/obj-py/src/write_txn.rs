@@ -74,6 +74,23 @@ impl WriteTransaction {
         )
     }
 
+    /// Sets who makes this transaction's commit and why, as its change record will say
+    /// (`meta` a dict); nothing is recorded when the database keeps no change log.
+    #[pyo3(signature = (action = None, user = None, meta = None))]
+    fn _set_context(
+        &self,
+        py: Python<'_>,
+        action: Option<String>,
+        user: Option<String>,
+        meta: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let ctx = crate::changes::context(action, user, meta)?;
+        self.state.with(py, |live| {
+            live.txn.set_context(ctx);
+            Ok(())
+        })
+    }
+
     /// Stores a document under a new id and returns the id: `insert(doc)` for an
     /// `@obj.document` instance, `insert(collection, value)` for bytes or a dict.
     #[pyo3(signature = (document, value = Given::Missing, /))]
