@@ -1,13 +1,14 @@
 //! Format stability: small databases written by each format version are checked in under
-//! `tests/golden/` (`v1-*` by format 1, `v2-*` by format 2, `v3-*` by format 3, each plain,
+//! `tests/golden/` (`v1-*` by format 1, `v2-*` by format 2, `v3-*` by format 3, `v4-*` by format 4, each plain,
 //! lz4 and encrypted with a commit still in the WAL); these tests open them and check every
 //! document, schema and index, so a change that breaks old files fails here.
 //!
 //! `OBJ_WRITE_GOLDEN=1 cargo test -p obj-core --test golden` rewrites the files of the
-//! current format (`v3-*`) with this build. Older files are never rewritten: this build
-//! writes format 3, so they could not be made again. When the format version changes, add
+//! current format (`v4-*`) with this build. Older files are never rewritten: this build
+//! writes format 4, so they could not be made again. When the format version changes, add
 //! the new version's files and keep every old one.
 
+use obj_core::changes::{ChangeReads, Context, Images, LogSettings, Op, Retention};
 use obj_core::codec::wire::{put_bytes, put_ivarint};
 use obj_core::codec::{Datum, Field, FieldType, Schema, StructType};
 #[allow(unused_imports)]
@@ -91,7 +92,18 @@ fn write(path: &Path, opts: &Options) {
         let _ = std::fs::remove_file(p);
     }
     let db = Db::open(path, opts.clone()).unwrap();
+    // What format 4 added: a change log, recording both commits below.
+    db.set_changes(Some(LogSettings {
+        images: Images::Both,
+        retention: Retention::default(),
+    }))
+    .unwrap();
     let mut tx = db.begin_write().unwrap();
+    tx.set_context(Context {
+        action: Some("load".into()),
+        user: Some("golden".into()),
+        ..Context::default()
+    });
     tx.register_schema("people", &schema()).unwrap();
     tx.ensure_index(
         "people",
@@ -551,18 +563,73 @@ fn golden_files_of_format_2_still_read() {
 #[test]
 #[cfg(all(feature = "compression", feature = "encryption"))]
 fn golden_files_of_format_3_still_read() {
-    let dir = golden_dir();
-    if std::env::var("OBJ_WRITE_GOLDEN").is_ok() {
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, opts) in variants(3) {
-            write(&dir.join(name), &opts);
-        }
-    }
     for (name, opts) in variants(3) {
         let all = ["events", "items", "kv", "people", "raw", "users"];
         check_keyed_file(&name, opts.clone(), 3, &all);
         check_table_file(&name, opts);
     }
+}
+
+#[test]
+#[cfg(all(feature = "compression", feature = "encryption"))]
+fn golden_files_of_format_4_still_read() {
+    let dir = golden_dir();
+    if std::env::var("OBJ_WRITE_GOLDEN").is_ok() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, opts) in variants(4) {
+            write(&dir.join(name), &opts);
+        }
+    }
+    for (name, opts) in variants(4) {
+        let all = ["events", "items", "kv", "people", "raw", "users"];
+        check_keyed_file(&name, opts.clone(), 4, &all);
+        check_table_file(&name, opts.clone());
+        check_change_log(&name, opts);
+    }
+}
+
+/// The change log of a v4 file: one record per commit, the first with its metadata, the
+/// second (in the WAL) with the changes [`write`] makes there, images included; and the
+/// file goes on recording after it is opened.
+fn check_change_log(name: &str, opts: Options) {
+    let (_tmp, db) = open_copy(name, opts);
+    let rx = db.begin_read().unwrap();
+    let info = rx.change_log().unwrap().unwrap();
+    assert_eq!((info.oldest, info.next_seq), (1, 3), "{name}");
+    assert_eq!(info.settings.images, Images::Both, "{name}");
+    let batch = rx.changes(0, None, usize::MAX, None).unwrap();
+    let recs = batch.records;
+    assert_eq!(recs.len(), 2, "{name}");
+    assert_eq!(recs[0].context.action.as_deref(), Some("load"), "{name}");
+    assert_eq!(recs[0].context.user.as_deref(), Some("golden"), "{name}");
+    // The first commit: the schema and index registrations come before the documents.
+    let first: Vec<&str> = recs[0]
+        .entries
+        .iter()
+        .map(|e| e.op.name())
+        .take(3)
+        .collect();
+    assert_eq!(first, ["schema", "index", "index"], "{name}");
+    let second = &recs[1].entries;
+    let deleted = second
+        .iter()
+        .find(|e| &*e.collection == "events" && e.op == Op::Delete)
+        .unwrap_or_else(|| panic!("{name}: no delete of events"));
+    assert_eq!(deleted.id(), Some(2), "{name}");
+    assert_eq!(
+        Datum::decode(&deleted.old_value().unwrap().unwrap()).unwrap(),
+        event(1),
+        "{name}"
+    );
+    let raw = second
+        .iter()
+        .find(|e| &*e.collection == "raw")
+        .unwrap_or_else(|| panic!("{name}: no insert of raw"));
+    assert_eq!(raw.op, Op::Insert, "{name}");
+    assert_eq!(&*raw.new_value().unwrap().unwrap(), b"in the log", "{name}");
+    drop(rx);
+    db.integrity_check()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
 }
 
 /// Checks a golden file of format `version` (2 or later): its id collections, its keyed
