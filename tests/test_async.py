@@ -60,6 +60,8 @@ NOT_AWAITED = {
     "limit",
     "offset",
     "sort_buffer_limit",
+    "changes",
+    "context",
 }
 
 

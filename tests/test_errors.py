@@ -26,6 +26,7 @@ SUBCLASSES = [
     "EncryptionError",
     "FeatureUnsupportedError",
     "ConditionFailedError",
+    "ChangesExpiredError",
 ]
 
 #: Subclasses that are also a built-in OSError subclass, for ``except FileExistsError``.

@@ -26,6 +26,7 @@ strings you encode yourself::
 
 from typing import TYPE_CHECKING, Any
 
+from ._changes import ChangeFeed, ChangeLogInfo, Retention
 from ._db import (
     CheckpointInfo,
     CompactInfo,
@@ -38,7 +39,6 @@ from ._db import (
     RawRecord,
     Sync,
 )
-from ._changes import ChangeFeed, ChangeLogInfo, Retention
 from ._obj import WAL_HEADER_SIZE, Change, DocumentChange, DocumentIterator, QueryCursor, Vector
 from ._obj import __version__ as __version__
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction

@@ -36,14 +36,17 @@ __all__ = [
 #: ``"both"`` (the default), as DynamoDB streams name them.
 Images = Literal["keys", "new", "old", "both"]
 
+_IMAGES: tuple[Images, ...] = ("keys", "new", "old", "both")
+
 #: ``changes=`` of :class:`obj.Db`: True (``"both"``), an :data:`Images` name, False (turn
 #: the log off, dropping its records) or None (keep what the file says).
 ChangesOption = Union[bool, Images, None]
 
 #: The metadata ``with db.context(...)`` sets, per database handle:
 #: ``{handle key: (action, user, meta)}``. The binding reads it when a transaction starts.
-CURRENT: contextvars.ContextVar[dict[int, tuple[str | None, str | None, dict[str, Any] | None]] | None] = (
-    contextvars.ContextVar("obj_change_context", default=None)
+_Context = tuple[Union[str, None], Union[str, None], Union[dict[str, Any], None]]
+CURRENT: contextvars.ContextVar[dict[int, _Context] | None] = contextvars.ContextVar(
+    "obj_change_context", default=None
 )
 
 #: Entries read per batch by the feed (a record is never split).
@@ -116,14 +119,14 @@ class ChangeLogInfo(NamedTuple):
         return self.last - self.oldest + 1
 
 
-def _images(changes: object) -> str:
+def _images(changes: object) -> Images:
     if changes is True:
         return "both"
-    if isinstance(changes, str) and changes in ("keys", "new", "old", "both"):
-        return changes
+    for name in _IMAGES:
+        if changes == name:
+            return name
     raise InvalidArgumentError(
-        f"changes must be True, False, None or one of 'keys', 'new', 'old', 'both'; got "
-        f"{changes!r}"
+        f"changes must be True, False, None or one of 'keys', 'new', 'old', 'both'; got {changes!r}"
     )
 
 
@@ -140,7 +143,7 @@ def _collections(collections: object) -> list[str] | None:
     if isinstance(collections, str):
         return [collections]
     try:
-        names = list(collections)  # type: ignore[call-overload]
+        names: list[object] = list(collections)  # type: ignore[call-overload]
     except TypeError:
         raise InvalidArgumentError(
             f"collections must be a collection name or an iterable of them, got "
@@ -151,7 +154,7 @@ def _collections(collections: object) -> list[str] | None:
             raise InvalidArgumentError(
                 f"collections must hold collection names (str), got {type(n).__name__}"
             )
-    return names
+    return [str(n) for n in names]
 
 
 def _timeout(timeout: object) -> float | None:
@@ -265,7 +268,9 @@ class ChangeLog:
         if info is None or info.images != images or info.retention != (retention or Retention()):
             self.enable_changes(images, retention=retention)
 
-    def enable_changes(self, images: Images = "both", *, retention: Retention | None = None) -> bool:
+    def enable_changes(
+        self, images: Images = "both", *, retention: Retention | None = None
+    ) -> bool:
         """Turns the change log on (or changes its settings), in a commit of its own: from
         the next commit on, every commit of any handle appends one record. The setting is
         stored in the file. Returns whether anything changed::

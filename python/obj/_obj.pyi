@@ -17,12 +17,15 @@ __all__ = [
     "MAX_KEY_LEN",
     "WAL_HEADER_SIZE",
     "BusyError",
+    "Change",
+    "ChangesExpiredError",
     "ConditionFailedError",
     "CorruptionError",
     "DatabaseExistsError",
     "DatabaseNotFoundError",
     "Db",
     "DocType",
+    "DocumentChange",
     "DocumentIterator",
     "EncryptionError",
     "FeatureUnsupportedError",
@@ -74,6 +77,9 @@ class ConditionFailedError(ObjError): ...
 class DatabaseExistsError(InvalidArgumentError, FileExistsError): ...
 class DatabaseNotFoundError(NotFoundError, FileNotFoundError): ...
 class InvalidValueError(InvalidArgumentError, ValueError): ...
+
+class ChangesExpiredError(ObjError):
+    oldest: int
 
 class _Defaults(TypedDict):
     read_only: bool
@@ -241,6 +247,24 @@ class Db(Reads):
     def page_size(self) -> int: ...
     def _schemas(self, target: _Target, /) -> list[tuple[int, dict[str, Any]]]:
         """``(version, schema)`` of every stored schema, the schema as plain data."""
+    def _set_changes(
+        self, images: str | None, max_records: int | None = None, max_age_micros: int | None = None
+    ) -> bool:
+        """Turns the change log on, changes its settings or (None) turns it off."""
+    def _change_log(self) -> tuple[str, int | None, int | None, int, int] | None:
+        """``(images, max_records, max_age_micros, oldest, next_seq)``, or None."""
+    def _changes(
+        self, since: int, until: int | None, collections: list[str] | None, max_entries: int
+    ) -> tuple[list[Change], int, bool, int]:
+        """One batch of records after ``since``: ``(changes, through, done, commit)``."""
+    def _wait_commit(self, after: int, timeout: float | None) -> int:
+        """Waits for a commit after number ``after``; the latest commit number."""
+    def _apply_changes(self, records: Iterator[Change | bytes]) -> int:
+        """Applies change records, each in a commit of its own; how many were applied."""
+    def _revert(self, seq: int) -> int:
+        """Undoes record ``seq`` in a commit of its own; the new record's seq."""
+    def _context_key(self) -> int:
+        """The key ``db.context`` files this handle's metadata under."""
     def _records(
         self, target: _Target, /
     ) -> DocumentIterator[tuple[Literal["raw", "value", "typed"], int, Any]]:
@@ -291,6 +315,10 @@ class WriteTransaction(Reads):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
+    def _set_context(
+        self, action: str | None = None, user: str | None = None, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Who makes this commit and why, as its change record says."""
     def _register_schema(self, collection: str, schema: dict[str, Any], /) -> int:
         """Stores a schema given as ``Db._schemas`` gives it (or checks it); its version."""
     def _write_typed(
@@ -503,6 +531,54 @@ class DocType:
     def difference(self, other: DocType) -> str | None: ...
     def encode(self, obj: object) -> bytes: ...
     def decode(self, version: int, payload: bytes) -> Any: ...
+    def _payload_to_value(self, payload: bytes) -> dict[str, Any]:
+        """A payload of this version as the dict a read by collection name returns."""
+
+@final
+class Change:
+    """One commit's change record (see ``obj.Db.changes``)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def meta(self) -> dict[str, Any] | None: ...
+    @property
+    def changes(self) -> list[DocumentChange]: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> Change: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[DocumentChange]: ...
+
+@final
+class DocumentChange:
+    """One changed document of a change record: also ``collection, key, op, old, new``."""
+
+    @property
+    def collection(self) -> str: ...
+    @property
+    def key(self) -> int | bytes: ...
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def table_key(self) -> tuple[Any, Any]: ...
+    @property
+    def op(self) -> Literal["insert", "update", "delete"]: ...
+    @property
+    def old(self) -> Any: ...
+    @property
+    def new(self) -> Any: ...
+    def _image(self, new: bool) -> tuple[str, int, bytes] | None:
+        """``(kind, type_version, payload)`` of the old or new image, or None."""
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
 
 def sort_key(value: object, /) -> bytes:
     """The bytes a query orders ``value`` by (the order of index keys)."""

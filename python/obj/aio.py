@@ -66,6 +66,7 @@ from typing import (
 )
 
 from ._astore import AsyncStore
+from ._atable import AsyncTable
 from ._changes import (
     CURRENT,
     ChangeFeed,
@@ -77,7 +78,6 @@ from ._changes import (
     _collections,
 )
 from ._changes import _timeout as _check_timeout
-from ._atable import AsyncTable
 from ._db import (
     CheckpointInfo,
     CompactInfo,

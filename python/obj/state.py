@@ -108,7 +108,17 @@ def _fields(obj: Any) -> list[str]:
 class State(Generic[T]):
     """The root object ``name`` of a database (from :meth:`obj.Db.state`)."""
 
-    __slots__ = ("_cls", "_collection", "_committed", "_data", "_db", "_doctype", "_lock", "_name", "_owner")
+    __slots__ = (
+        "_cls",
+        "_collection",
+        "_committed",
+        "_data",
+        "_db",
+        "_doctype",
+        "_lock",
+        "_name",
+        "_owner",
+    )
 
     def __init__(self, db: Db, cls: type[T], name: str) -> None:
         if not isinstance(name, str) or not name:
@@ -145,11 +155,11 @@ class State(Generic[T]):
         self._committed: bytes = self._encode(data)
 
     def _encode(self, obj: Any) -> bytes:
-        return bytes(self._doctype._encode(obj))
+        return bytes(self._doctype.encode(obj))
 
     def _restore(self, payload: bytes) -> None:
         """Puts the live root back to ``payload``, in place (references stay valid)."""
-        fresh = self._doctype._decode(self._doctype.version, payload)
+        fresh = self._doctype.decode(self._doctype.version, payload)
         live = self._data
         try:
             for f in _fields(live):
@@ -202,7 +212,9 @@ class State(Generic[T]):
             finally:
                 self._owner = None
 
-    def _run(self, action: str | None, user: str | None, meta: dict[str, Any] | None) -> Iterator[T]:
+    def _run(
+        self, action: str | None, user: str | None, meta: dict[str, Any] | None
+    ) -> Iterator[T]:
         self._refuse_outside_changes()
         with self._db.transaction(action=action, user=user, meta=meta) as tx:
             store = tx.store(self._collection, values=self._cls)
@@ -242,7 +254,9 @@ class State(Generic[T]):
             self._restore(now)
             self._committed = now
 
-    def _plan(self, before: bytes, meta: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]] | None:
+    def _plan(
+        self, before: bytes, meta: dict[str, Any] | None
+    ) -> tuple[bytes, dict[str, Any]] | None:
         """What the commit writes: the new payload and the record's metadata with the
         diff (None when the block changed nothing)."""
         after = self._encode(self._data)
@@ -272,7 +286,13 @@ class State(Generic[T]):
                 if not self._mine(dc):
                     continue
                 out.append(
-                    StateRecord(change.seq, change.time, change.action, change.user, self._diff_of(change, dc))
+                    StateRecord(
+                        change.seq,
+                        change.time,
+                        change.action,
+                        change.user,
+                        self._diff_of(change, dc),
+                    )
                 )
         return out
 
@@ -315,14 +335,16 @@ class State(Generic[T]):
             for dc in change.changes:
                 if self._mine(dc):
                     if dc.op == "insert":
-                        raise InvalidArgumentError(f"the root {self._name!r} did not exist at seq {seq}")
+                        raise InvalidArgumentError(
+                            f"the root {self._name!r} did not exist at seq {seq}"
+                        )
                     return self._image(dc, new=False, seq=seq)
         # No record touched the root since: it is as stored now.
         with self._db.read_transaction() as rx:
             now = rx.store(self._collection, values=self._cls).get(self._name)
         if now is None:
             raise InvalidArgumentError(f"the root {self._name!r} does not exist")
-        return now  # type: ignore[no-any-return]
+        return now
 
     def _image(self, dc: DocumentChange, *, new: bool, seq: int) -> T:
         image = dc._image(new)
@@ -333,7 +355,7 @@ class State(Generic[T]):
                 "rebuilt: use changes='both'"
             )
         _kind, version, payload = image
-        return self._doctype._decode(version, payload)  # type: ignore[no-any-return]
+        return self._doctype.decode(version, payload)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<obj.State {self._name!r} of {self._cls.__name__} in {self._collection!r}>"

@@ -833,7 +833,9 @@ pub(crate) fn append<W: PageWrite>(
         entries,
         ..
     } = pending;
-    if !silent {
+    // A commit that changed no document, schema or index (a compaction, say) has nothing
+    // to record, and takes no seq: a replica applying the log never needs it.
+    if !silent && entries > 0 {
         let seq = state.next_seq;
         let time = context.time_micros.unwrap_or(now);
         if body.is_empty() {

@@ -9,7 +9,7 @@
 
 use crate::datum;
 use crate::error::{to_py, InvalidArgumentError};
-use obj_core::changes::{ChangeReads, Context, Entry, Images, LogSettings, Record, Retention};
+use obj_core::changes::{ChangeReads, Entry, Images, LogSettings, Record, Retention};
 use obj_core::codec::{dynamic, Schema};
 use obj_core::{DocKind, ReadTxn, Reader, Value};
 use pyo3::exceptions::PyIndexError;
@@ -420,51 +420,4 @@ pub(crate) fn settings(
     };
     s.check().map_err(to_py)?;
     Ok(s)
-}
-
-/// The metadata a transaction records, from Python arguments: `meta` must be a dict.
-pub(crate) fn context(
-    action: Option<String>,
-    user: Option<String>,
-    meta: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Context> {
-    let meta = match meta {
-        None => None,
-        Some(m) if m.is_none() => None,
-        Some(m) => {
-            if !m.is_instance_of::<PyDict>() {
-                return Err(InvalidArgumentError::new_err(format!(
-                    "meta must be a dict of metadata to record with the commit, not {}",
-                    datum::type_name(m)
-                )));
-            }
-            Some(datum::encode(m, "meta")?)
-        }
-    };
-    Ok(Context {
-        action,
-        user,
-        meta,
-        time_micros: None,
-    })
-}
-
-/// The metadata `with db.context(...)` set for the database `key` in the current thread
-/// or task (python/obj/_changes.py keeps it in a ContextVar: `{key: (action, user,
-/// meta)}`), if any.
-pub(crate) fn current_context(py: Python<'_>, key: usize) -> PyResult<Option<Context>> {
-    static VAR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let var = VAR.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-        Ok(py.import("obj._changes")?.getattr("CURRENT")?.unbind())
-    })?;
-    let value = var.bind(py).call_method1("get", (py.None(),))?;
-    if value.is_none() {
-        return Ok(None);
-    }
-    let Some(entry) = value.cast::<PyDict>()?.get_item(key)? else {
-        return Ok(None);
-    };
-    let (action, user, meta): (Option<String>, Option<String>, Bound<'_, PyAny>) =
-        entry.extract()?;
-    context(action, user, Some(&meta)).map(Some)
 }

@@ -303,26 +303,6 @@ impl DocType {
         })
     }
 
-    /// The typed payload of `obj` (an instance of the class), as a write stores it.
-    fn _encode<'py>(
-        &self,
-        py: Python<'py>,
-        obj: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, &self.encode_doc(obj)?))
-    }
-
-    /// An instance from a payload written at `version` (older versions migrated through the
-    /// class's history).
-    fn _decode<'py>(
-        &self,
-        py: Python<'py>,
-        version: u32,
-        payload: &[u8],
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.decode_doc(py, version, payload)
-    }
-
     /// The payload (of this version) as the dict a read by collection name returns.
     fn _payload_to_value<'py>(
         &self,

@@ -25,6 +25,7 @@ mod at;
 mod batch;
 mod changes;
 mod codec;
+mod context;
 mod cursor;
 mod datum;
 mod db;

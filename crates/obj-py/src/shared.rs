@@ -198,7 +198,7 @@ impl Shared {
         self.refuse_if_writer_here("a Db-level write")?;
         let mut txn = py.detach(|| self.db.begin_write()).map_err(to_py)?;
         if txn.records_changes() {
-            if let Some(ctx) = crate::changes::current_context(py, self.context_key())? {
+            if let Some(ctx) = crate::context::current_context(py, self.context_key())? {
                 txn.set_context(ctx);
             }
         }
@@ -212,7 +212,7 @@ impl Shared {
 
     /// True when a `with db.context(...)` block of this handle is active here.
     pub(crate) fn has_context(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(crate::changes::current_context(py, self.context_key())?.is_some())
+        Ok(crate::context::current_context(py, self.context_key())?.is_some())
     }
 
     /// True when `dt` needs no catalog work before a typed write: its schema and indexes

@@ -84,7 +84,7 @@ impl WriteTransaction {
         user: Option<String>,
         meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let ctx = crate::changes::context(action, user, meta)?;
+        let ctx = crate::context::context(action, user, meta)?;
         self.state.with(py, |live| {
             live.txn.set_context(ctx);
             Ok(())
