@@ -7,6 +7,8 @@
     obj dump FILE COLLECTION [--limit N] [--json]
     obj export FILE [COLLECTION] --jsonl OUT
     obj import FILE [COLLECTION] --jsonl IN [--keep-ids]
+    obj changes FILE [--since N] [--until N] [--collection C]... [--follow [--timeout S]]
+                     [--jsonl]          the change log's records, in seq order
     obj checkpoint FILE                 fold the write-ahead log into the file
     obj demo [PATH]                     a guided tour (in a temporary directory by default)
 
@@ -42,6 +44,19 @@ stores, dict-native or raw documents in a typed collection (or typed ones among 
 or raw documents), and keyed lines in an id collection (or lines without a key in a keyed
 one). The whole import is one transaction: after a refused line the file is as it was (and
 a file the import created is removed).
+
+Changes prints the records of the file's change log (see ``obj.Db.changes``) after seq
+``--since`` (default: all the log keeps) up to ``--until``, only those of the ``--collection``
+names if given; with ``--follow`` it then waits for new commits (of any process) and prints
+each as it comes, until ``--timeout`` seconds pass without one (default: until interrupted).
+A record is a line ``SEQ TIME action=ACTION user=USER`` (``-`` for none, then ``meta=`` and
+its JSON if it has any) and one indented line ``OP COLLECTION KEY`` per changed document;
+with ``--jsonl``, one JSON object per record: ``{"seq": N, "time": "<ISO 8601, UTC>",
+"action": ..., "user": ..., "meta": {...} or null, "changes": [{"collection": ...,
+"key": ..., "op": "insert"|"update"|"delete", "old": DOC, "new": DOC}, ...]}``, tagged as
+above (a key is the id, or the key's bytes as ``{"$bytes": ...}``; ``old``/``new`` null
+where the log keeps no such image). A file that keeps no change log is a usage error (2);
+``--since`` older than what retention kept fails (1), naming the oldest seq kept.
 """
 
 from __future__ import annotations
@@ -61,13 +76,19 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import IO, Annotated, Any, Callable, Literal, NoReturn, Optional
+from typing import IO, Annotated, Any, Callable, Literal, NoReturn, Optional, Protocol
 
 from ._db import Db
 from ._obj import Vector, __version__
 from ._txn import WriteTransaction
 from .document import Composite, Each, Index, Unique, document
-from .errors import ConditionFailedError, CorruptionError, IntegrityError, ObjError
+from .errors import (
+    ChangesExpiredError,
+    ConditionFailedError,
+    CorruptionError,
+    IntegrityError,
+    ObjError,
+)
 from .query import field
 from .store import KeyTypeError
 from .table import sk
@@ -906,6 +927,141 @@ def _cmd_checkpoint(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
+class _DocumentChange(Protocol):
+    """What ``obj changes`` reads of an ``obj.DocumentChange``."""
+
+    @property
+    def collection(self) -> str: ...
+    @property
+    def key(self) -> int | bytes: ...
+    @property
+    def op(self) -> str: ...
+    @property
+    def old(self) -> Any: ...
+    @property
+    def new(self) -> Any: ...
+
+
+class _Change(Protocol):
+    """What ``obj changes`` reads of an ``obj.Change`` (a change record)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def time(self) -> datetime.datetime: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def meta(self) -> dict[str, Any] | None: ...
+    @property
+    def changes(self) -> Sequence[_DocumentChange]: ...
+
+
+def _change_json(change: _Change) -> str:
+    """A change record as its line of ``obj changes --jsonl``."""
+    return _json_line(
+        {
+            "seq": change.seq,
+            "time": change.time.isoformat(),
+            "action": change.action,
+            "user": change.user,
+            "meta": to_json(change.meta),
+            "changes": [
+                {
+                    "collection": dc.collection,
+                    "key": to_json(dc.key),
+                    "op": dc.op,
+                    "old": to_json(dc.old),
+                    "new": to_json(dc.new),
+                }
+                for dc in change.changes
+            ],
+        }
+    )
+
+
+def _change_text(change: _Change) -> str:
+    """A change record as ``obj changes`` prints it: a line, then one per document."""
+    head = (
+        f"{change.seq} {change.time.isoformat()} action={_word(change.action)} "
+        f"user={_word(change.user)}"
+    )
+    if change.meta is not None:
+        head += f" meta={_json_line(to_json(change.meta))}"
+    lines = [head]
+    for dc in change.changes:
+        key = dc.key if isinstance(dc.key, int) else repr(_key_text(dc.key))
+        lines.append(f"  {dc.op} {_word(dc.collection)} {key}")
+    return "\n".join(lines)
+
+
+def _word(text: str | None) -> str:
+    """A name in a line of ``obj changes``: ``-`` for None, quoted when it has a space,
+    is empty or could be mistaken for none (so a record stays one line per document)."""
+    if text is None:
+        return "-"
+    if not text or text == "-" or not text.isprintable() or " " in text:
+        return repr(text)
+    return text
+
+
+def _expired(path: str, since: int, oldest: int) -> ChangesExpiredError:
+    return ChangesExpiredError(
+        f"{path}: the records after seq {since} are no longer in the change log: retention "
+        f"kept only seq {oldest} onwards (--since {oldest - 1} reads what is left)"
+    )
+
+
+def _cmd_changes(args: argparse.Namespace, out: IO[str]) -> int:
+    for flag, value in (("--since", args.since), ("--until", args.until)):
+        if value is not None and value < 0:
+            raise _UsageError(f"{flag} must be a seq >= 0, got {value}")
+    if args.timeout is not None:
+        if not args.follow:
+            raise _UsageError("--timeout is for --follow (how long to wait for a new commit)")
+        if not math.isfinite(args.timeout) or args.timeout < 0:
+            raise _UsageError(
+                f"--timeout must be a number of seconds >= 0, got {args.timeout} (without "
+                "it, --follow waits until interrupted)"
+            )
+    write = _change_json if args.jsonl else _change_text
+    with _open(args.file) as db:
+        info = db.change_log()
+        if info is None:
+            raise _UsageError(
+                f"{args.file} keeps no change log (a program turns it on with "
+                "obj.Db(path, changes=True) or db.enable_changes())"
+            )
+        # Without --since: all the log keeps (retention may trim it meanwhile: then from
+        # where it starts by the time it is read).
+        since = info.oldest - 1 if args.since is None else args.since
+        while True:
+            try:
+                feed = db.changes(
+                    since,
+                    collections=args.collection,
+                    until=args.until,
+                    follow=args.follow,
+                    timeout=args.timeout,
+                )
+                break
+            except ChangesExpiredError as e:
+                if args.since is not None:
+                    raise _expired(args.file, since, int(e.oldest)) from None
+                since = int(e.oldest) - 1
+        try:
+            for change in feed:
+                out.write(write(change) + "\n")
+                if args.follow:
+                    out.flush()
+        except ChangesExpiredError as e:
+            # Retention trimmed records this feed had not read yet (a reader far behind).
+            raise _expired(args.file, feed.position, int(e.oldest)) from None
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
     if args.path is not None:
         demo(_creatable(args.path))
@@ -980,6 +1136,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmd.set_defaults(run=_cmd_import)
 
+    cmd = commands.add_parser(
+        "changes", help="print the records of the change log (who changed what, when)"
+    )
+    cmd.add_argument("file", help="database file")
+    cmd.add_argument(
+        "--since", type=int, metavar="N", help="records after seq N (default: all kept)"
+    )
+    cmd.add_argument("--until", type=int, metavar="N", help="records up to seq N (inclusive)")
+    cmd.add_argument(
+        "--collection",
+        action="append",
+        metavar="C",
+        help="only the changes of collection C (repeatable)",
+    )
+    cmd.add_argument(
+        "--follow", action="store_true", help="then wait for new commits and print them"
+    )
+    cmd.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --follow: stop after SECONDS without a new record (default: never)",
+    )
+    cmd.add_argument("--jsonl", action="store_true", help="one JSON object per record")
+    cmd.set_defaults(run=_cmd_changes)
+
     cmd = commands.add_parser("checkpoint", help="fold the write-ahead log into the file")
     cmd.add_argument("file", help="database file")
     cmd.set_defaults(run=_cmd_checkpoint)
@@ -1000,7 +1182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace, IO[str]], int] | None = getattr(args, "run", None)
     if run is None:
-        commands = "stat, check, dump, export, import, checkpoint, demo"
+        commands = "stat, check, dump, export, import, changes, checkpoint, demo"
         _report(f"obj: error: name a command ({commands}); see obj --help")
         return 2
     prefix = f"obj {args.command}"
