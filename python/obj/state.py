@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from .document import _model_kind, doctype_of, document, is_document
+from .document import _field_names, _model_kind, doctype_of, document, is_document
 from .errors import ChangesExpiredError, InvalidArgumentError, ObjError
 
 if TYPE_CHECKING:
@@ -99,12 +99,6 @@ def _diff_from_meta(rows: Any) -> list[DiffEntry]:
     return [DiffEntry(tuple(p), o, n, bool(a), bool(r)) for p, o, n, a, r in rows]
 
 
-def _fields(obj: Any) -> list[str]:
-    from .document import _field_names
-
-    return _field_names(type(obj))
-
-
 class State(Generic[T]):
     """The root object ``name`` of a database (from :meth:`obj.Db.state`)."""
 
@@ -162,7 +156,7 @@ class State(Generic[T]):
         fresh = self._doctype.decode(self._doctype.version, payload)
         live = self._data
         try:
-            for f in _fields(live):
+            for f in _field_names(type(live)):
                 object.__setattr__(live, f, getattr(fresh, f))
         except (AttributeError, TypeError):
             self._data = fresh

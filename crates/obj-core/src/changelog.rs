@@ -378,8 +378,9 @@ impl Entry {
     }
 }
 
-/// A stored document image as a value.
-fn image(bytes: &[u8]) -> Result<Value> {
+/// A stored document image (header and payload, as an entry keeps it) as a value, its
+/// payload decompressed.
+pub fn image(bytes: &[u8]) -> Result<Value> {
     Value::from_tree(TreeValue::owned(bytes.to_vec()))
 }
 
@@ -766,28 +767,12 @@ impl Pending {
         if self.body.len() - part_start >= PART_BYTES {
             self.cuts.push(self.body.len());
         }
-        let images = self.images();
-        let entry = match entry {
-            EntryRef::Data {
-                op,
-                keyed,
-                key,
-                old,
-                new,
-            } => EntryRef::Data {
-                op,
-                keyed,
-                key,
-                old: old.filter(|_| images.keeps_old()),
-                new: new.filter(|_| images.keeps_new()),
-            },
-            other => other,
-        };
         encode_entry(&mut self.body, name, entry);
         self.entries += 1;
     }
 
-    /// Notes a document change: `existed` whether a document was there before.
+    /// Notes a document change: `existed` whether a document was there before, `new` the
+    /// document written (None: deleted); the record keeps the images its settings say.
     pub(crate) fn data(
         &mut self,
         collection: &str,
@@ -802,14 +787,15 @@ impl Pending {
             (true, true) => OP_UPDATE,
             (false, true) => OP_INSERT,
         };
+        let images = self.images();
         self.push(
             collection,
             EntryRef::Data {
                 op,
                 keyed,
                 key,
-                old,
-                new,
+                old: old.filter(|_| images.keeps_old()),
+                new: new.filter(|_| images.keeps_new()),
             },
         );
     }

@@ -339,15 +339,17 @@ pub fn check(snap: &ReadTxn) -> Result<IntegrityReport> {
             if bad > 0 {
                 walk.problem(format!("change log: {bad} keys of the wrong length"));
             }
-            if let Err(e) = crate::changelog::read(
-                snap,
-                meta.catalog_root,
-                state.oldest.saturating_sub(1),
-                None,
-                usize::MAX,
-                None,
-            ) {
-                walk.problem(format!("change log: {e}"));
+            // In batches, so a long log is never in memory at once.
+            let mut since = state.oldest.saturating_sub(1);
+            loop {
+                match crate::changelog::read(snap, meta.catalog_root, since, None, 4096, None) {
+                    Ok(batch) if batch.done => break,
+                    Ok(batch) => since = batch.through,
+                    Err(e) => {
+                        walk.problem(format!("change log: {e}"));
+                        break;
+                    }
+                }
             }
             report.change_log_pages = pages;
         }

@@ -59,7 +59,8 @@ pub mod table;
 /// The change log: one record per commit (see `obj_core::Db::set_changes`).
 pub mod changes {
     pub use crate::changelog::{
-        Batch, ChangeReads, Context, Entry, Images, LogInfo, LogSettings, Op, Record, Retention,
+        image, Batch, ChangeReads, Context, Entry, Images, LogInfo, LogSettings, Op, Record,
+        Retention,
     };
 }
 mod replay;

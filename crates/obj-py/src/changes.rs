@@ -219,18 +219,7 @@ impl DocumentChange {
 }
 
 fn image_value(bytes: &[u8]) -> PyResult<Value> {
-    let entry = Entry {
-        collection: Arc::from(""),
-        op: obj_core::changes::Op::Insert,
-        keyed: true,
-        key: Vec::new(),
-        old: None,
-        new: Some(bytes.to_vec()),
-    };
-    entry
-        .new_value()
-        .map_err(to_py)?
-        .ok_or_else(|| InvalidArgumentError::new_err("an empty image"))
+    obj_core::changes::image(bytes).map_err(to_py)
 }
 
 #[pymethods]

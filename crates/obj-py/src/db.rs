@@ -590,7 +590,7 @@ impl Db {
     /// seq of that new record.
     fn _revert(&self, py: Python<'_>, seq: u64) -> PyResult<u64> {
         self.shared.write_with(py, |txn, _| {
-            if txn.applied_seq().is_ok() && !self.shared.has_context(py)? {
+            if txn.records_changes() && !self.shared.has_context(py)? {
                 let mut ctx = crate::context::context(Some("revert".into()), None, None)?;
                 let meta = pyo3::types::PyDict::new(py);
                 meta.set_item("reverts", seq)?;
