@@ -42,10 +42,14 @@ class Obj(System):
         'durability="immediate" (fsync of the WAL per commit); default 256 MiB page cache'
     )
 
+    #: ``changes=`` of the database (``benches/changes.py`` runs it with the log on).
+    changes: str | None = None
+
     def open(self) -> None:
         self.db = obj.Db(
             os.path.join(self.directory, "bench.obj"),
             durability="immediate" if self.durable else "none",
+            changes=self.changes,
         )
 
     def close(self) -> None:
