@@ -512,6 +512,7 @@ class DocType:
         indexes: list[tuple[str, str, list[str]]],
         history: list[DocType],
         migrate: Callable[..., Any] | None,
+        migrations: list[tuple[int, Callable[[dict[str, Any]], dict[str, Any]]]] | None = None,
     ) -> Self: ...
     @property
     def collection(self) -> str: ...

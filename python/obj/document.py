@@ -36,13 +36,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import inspect
 import sys
 import threading
 import types
 import typing
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, TypeVar
 
 from . import _obj
@@ -246,6 +247,40 @@ def _field_names(cls: type) -> list[str]:
     raise InvalidArgumentError(f"{cls.__name__} is not a model class")
 
 
+def _field_defaults(cls: type) -> dict[str, Callable[[], Any]]:
+    """``{field: make its default}`` for the fields of a model class that have one."""
+    kind = _model_kind(cls)
+    out: dict[str, Callable[[], Any]] = {}
+
+    def constant(v: Any) -> Callable[[], Any]:
+        return lambda: v
+
+    if kind == "dataclass":
+        for f in dataclasses.fields(cls):
+            if f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory
+            elif f.default is not dataclasses.MISSING:
+                out[f.name] = constant(f.default)
+    elif kind == "attrs":
+        attrs = sys.modules["attr"]
+        for a in cls.__attrs_attrs__:  # type: ignore[attr-defined]
+            if isinstance(a.default, attrs.Factory) and not a.default.takes_self:
+                out[a.name] = a.default.factory
+            elif a.default is not attrs.NOTHING and not isinstance(a.default, attrs.Factory):
+                out[a.name] = constant(a.default)
+    elif kind == "msgspec":
+        for f in sys.modules["msgspec"].structs.fields(cls):
+            if f.default_factory is not sys.modules["msgspec"].NODEFAULT:
+                out[f.name] = f.default_factory
+            elif f.default is not sys.modules["msgspec"].NODEFAULT:
+                out[f.name] = constant(f.default)
+    elif kind == "pydantic":
+        for name, info in cls.model_fields.items():  # type: ignore[attr-defined]
+            if not info.is_required():
+                out[name] = functools.partial(info.get_default, call_default_factory=True)
+    return out
+
+
 def _pydantic_finish(obj: Any) -> None:
     """What ``model_construct`` sets besides the fields, on a model loaded field by field
     (no validation runs on load: the stored fields were valid when written)."""
@@ -351,6 +386,7 @@ def document(
     version: int = 1,
     indexes: Iterable[Composite] = (),
     history: Iterable[type] = (),
+    migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
 ) -> Callable[[type], type]:
     """Declares a dataclass as a document stored in ``collection`` at schema ``version``.
 
@@ -369,6 +405,25 @@ def document(
             def migrate(cls, doc, from_version):
                 return cls(text=doc.text, tags=[])
 
+    ``migrations`` covers older versions whose classes are gone from the code: plain
+    functions on dicts, keyed by the version they take. A record stored at version ``k``
+    is decoded to a dict by the schema the file keeps for it, passed through the function
+    of ``k`` and of every later key in turn, and the last result becomes the class (its
+    fields checked as any document's)::
+
+        @obj.document(collection="notes", version=3, migrations={
+            1: lambda d: {**d, "tags": []},            # v1 -> v2
+            2: lambda d: {"text": d["body"], "tags": d["tags"]},  # v2 -> v3
+        })
+        @dataclass
+        class Note:
+            text: str
+            tags: list[str]
+
+    Reads migrate on the fly; the first write of the class, or :meth:`obj.Db.migrate`
+    (recorded in the change log as ``action="migrate"``), rewrites the stored records once.
+    A version may come from ``history`` or ``migrations``, not both.
+
     Declaring a different shape for a ``(collection, version)`` already declared in this
     process raises :class:`obj.InvalidArgumentError`; so does writing to a file that stores
     another shape under it.
@@ -381,6 +436,7 @@ def document(
         raise InvalidArgumentError(f"version must be an int from 1 to 2**32-1, got {version!r}")
     composites = list(indexes)
     older = list(history)
+    functions = _migration_functions(migrations, version)
     # Names visible where the decorator is applied, for string annotations that refer to
     # classes defined in the same function.
     caller = sys._getframe(1)
@@ -420,7 +476,14 @@ def document(
                 f"{cls.__name__} has history=[...] but no "
                 "migrate(cls, doc, from_version) classmethod (decorate it with @classmethod)"
             )
-        doctype = _obj.DocType(collection, version, desc, specs, past, migrate)
+        both = sorted({d.version for d in past} & {v for v, _ in functions})
+        if both:
+            raise InvalidArgumentError(
+                f"{cls.__name__}: version {both[0]} is in both history=[...] and "
+                "migrations={...}; keep one way to migrate it"
+            )
+        chain = _with_defaults(functions, cls)
+        doctype = _obj.DocType(collection, version, desc, specs, past, migrate, chain)
         with _REGISTRY_LOCK:
             known = _REGISTRY.get((collection, version))
             if known is not None and known.schema_bytes != doctype.schema_bytes:
@@ -435,10 +498,58 @@ def document(
         # What it takes to compile the same codec for another collection name: a class
         # read from an attached namespace decodes against the bare collection there (the
         # binding compiles it, `Attachment::rebased` in crates/obj-py/src/shared.rs).
-        cls.__obj_declaration__ = (version, desc, specs, tuple(older), migrate)  # type: ignore[attr-defined]
+        cls.__obj_declaration__ = (version, desc, specs, tuple(older), migrate, chain)  # type: ignore[attr-defined]
         return cls
 
     return wrap
+
+
+def _migration_functions(
+    migrations: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] | None, version: int
+) -> list[tuple[int, Callable[[dict[str, Any]], dict[str, Any]]]]:
+    """``migrations={version: fn}`` checked: int keys older than ``version``, callables."""
+    if migrations is None:
+        return []
+    if not isinstance(migrations, Mapping):
+        raise InvalidArgumentError(
+            "migrations must be a dict {older version: function(dict) -> dict}, got "
+            f"{type(migrations).__name__}"
+        )
+    out = []
+    for v, fn in migrations.items():
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v < version:
+            raise InvalidArgumentError(
+                f"migrations keys are the older versions they migrate (ints from 1 to "
+                f"{version - 1}), got {v!r}"
+            )
+        if not callable(fn):
+            raise InvalidArgumentError(
+                f"migrations[{v}] must be a function taking and returning a dict, got "
+                f"{type(fn).__name__}"
+            )
+        out.append((v, fn))
+    return sorted(out, key=lambda item: item[0])
+
+
+def _with_defaults(
+    functions: list[tuple[int, Callable[[dict[str, Any]], dict[str, Any]]]], cls: type
+) -> list[tuple[int, Callable[[dict[str, Any]], dict[str, Any]]]]:
+    """The functions, the last one also filling in the fields it leaves out that ``cls``
+    has defaults for (every chain of migrations ends with it)."""
+    if not functions:
+        return functions
+    defaults = _field_defaults(cls)
+    last_version, last = functions[-1]
+
+    def last_with_defaults(doc: dict[str, Any]) -> dict[str, Any]:
+        out = last(doc)
+        if isinstance(out, dict):
+            missing = [name for name in defaults if name not in out]
+            if missing:
+                out = {**out, **{name: defaults[name]() for name in missing}}
+        return out
+
+    return [*functions[:-1], (last_version, last_with_defaults)]
 
 
 def _own_doctype(cls: type) -> _obj.DocType | None:

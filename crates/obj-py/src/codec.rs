@@ -108,6 +108,10 @@ pub struct DocType {
     history: Vec<Py<DocType>>,
     /// `cls.migrate(doc, from_version)`, when the class defines it.
     migrate: Option<Py<PyAny>>,
+    /// `migrations={version: fn}`, ascending: functions on dicts that take a document
+    /// stored at `version` (a class no longer in the code) to the next listed version, the
+    /// last one to this class's shape.
+    migrations: Vec<(u32, Py<PyAny>)>,
     /// The class this codec is the `__obj_doctype__` of (set once by `_bind`): only that
     /// class itself is a document class, not a subclass that inherits the attribute.
     owner: std::sync::OnceLock<Py<PyType>>,
@@ -150,6 +154,49 @@ impl DocType {
             return Some(self);
         }
         self.history.iter().find_map(|h| h.get().codec_for(version))
+    }
+
+    /// True when records written at `version` reach this class through `migrations`
+    /// functions on dicts (no history class decodes them).
+    pub fn migrates_by_function(&self, version: u32) -> bool {
+        version < self.version
+            && self.codec_for(version).is_none()
+            && self.migrations.iter().any(|(v, _)| *v == version)
+    }
+
+    /// Migrates a document stored at `version`, decoded by name to `doc` (a dict), through
+    /// the `migrations` functions from that version on, and builds this class from the
+    /// result (encoded with this class's shape and decoded as any record is, so nested
+    /// classes, enums and dates come out as declared and a wrong field says which).
+    pub fn migrate_dict<'py>(
+        &self,
+        py: Python<'py>,
+        version: u32,
+        doc: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut doc = doc;
+        let mut from = version;
+        for (v, f) in self.migrations.iter().filter(|(v, _)| *v >= version) {
+            doc = f.bind(py).call1((doc,))?;
+            if !doc.is_instance_of::<PyDict>() {
+                return Err(InvalidArgumentError::new_err(format!(
+                    "{}: migrations[{v}] must return the document as a dict, got {}",
+                    self.class_name(py),
+                    type_name(&doc)
+                )));
+            }
+            from = *v;
+        }
+        let datum = datum::to_datum(&doc, "document")?;
+        let payload = dynamic::encode(&self.schema.root, &datum).map_err(|e| {
+            InvalidArgumentError::new_err(format!(
+                "{}: the dict migrations[{from}] returned does not fit version {}: {}",
+                self.class_name(py),
+                self.version,
+                crate::error::to_py(e).value(py)
+            ))
+        })?;
+        walk::read_payload(&self.root, &payload, &mut Build { py }).map_err(|e| e.0)
     }
 
     /// The declared type at a dotted field path (through optional nested structs).
@@ -255,7 +302,7 @@ pub fn unknown_version(py: Python<'_>, dt: &DocType, version: u32) -> PyErr {
 impl DocType {
     /// Compiles `description` (see `python/obj/document.py`) for `collection` at `version`.
     #[new]
-    #[pyo3(signature = (collection, version, description, indexes, history, migrate))]
+    #[pyo3(signature = (collection, version, description, indexes, history, migrate, migrations=None))]
     fn new(
         collection: String,
         version: u32,
@@ -263,7 +310,10 @@ impl DocType {
         indexes: Vec<(String, String, Vec<String>)>,
         history: Vec<Py<DocType>>,
         migrate: Option<Py<PyAny>>,
+        migrations: Option<Vec<(u32, Py<PyAny>)>>,
     ) -> PyResult<Self> {
+        let mut migrations = migrations.unwrap_or_default();
+        migrations.sort_by_key(|(v, _)| *v);
         let (plan, ty) = compile(description, 0)?;
         let (Plan::Struct(root), FieldType::Struct(root_ty)) = (plan, ty) else {
             return Err(InvalidArgumentError::new_err(
@@ -299,6 +349,7 @@ impl DocType {
             indexes,
             history,
             migrate,
+            migrations,
             owner: std::sync::OnceLock::new(),
         })
     }

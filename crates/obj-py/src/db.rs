@@ -333,8 +333,9 @@ impl Db {
     }
 
     /// Rewrites the documents of the class's collection that are stored at an older
-    /// version through its `migrate` (one write transaction) and returns how many were
-    /// rewritten. The first write of the class does the same; this is for handles that
+    /// version through its `migrate` or `migrations` (one write transaction, recorded in
+    /// the change log as `action="migrate"`) and returns how many were rewritten. The
+    /// first write of the class does the same; this is for handles that
     /// only read, and for doing it at a moment of your choosing.
     #[pyo3(signature = (target, /))]
     fn migrate(&self, py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<u64> {
@@ -346,6 +347,11 @@ impl Db {
         let dt = dt.get();
         let shared = &*self.shared;
         let mut txn = shared.begin_write(py)?;
+        // Recorded in the change log as a migration unless a `db.context` names the action.
+        let mut ctx =
+            crate::context::current_context(py, shared.context_key())?.unwrap_or_default();
+        ctx.action.get_or_insert_with(|| "migrate".to_owned());
+        txn.set_context(ctx);
         let mut local = Local::default();
         // A class already prepared in this process skips its migration in `prepare`: run it
         // here too (it finds nothing to do when `prepare` just did it).

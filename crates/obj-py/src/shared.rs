@@ -72,13 +72,14 @@ impl Attachment {
     }
 }
 
-/// `(version, description, indexes, history classes, migrate)` of a document class, as
-/// `obj.document` records it in `__obj_declaration__`.
+/// `(version, description, indexes, history classes, migrate, migrations)` of a document
+/// class, as `obj.document` records it in `__obj_declaration__`.
 type Declaration<'py> = (
     Bound<'py, PyAny>,
     Bound<'py, PyAny>,
     Bound<'py, PyAny>,
     Vec<Bound<'py, PyAny>>,
+    Bound<'py, PyAny>,
     Bound<'py, PyAny>,
 );
 
@@ -87,7 +88,7 @@ type Declaration<'py> = (
 fn rebase<'py>(dt: &Bound<'py, DocType>, collection: &str) -> PyResult<Bound<'py, DocType>> {
     let py = dt.py();
     let cls = dt.getattr(intern!(py, "cls"))?;
-    let (version, description, indexes, history, migrate): Declaration<'py> =
+    let (version, description, indexes, history, migrate, migrations): Declaration<'py> =
         cls.getattr(intern!(py, "__obj_declaration__"))?.extract()?;
     let mut past = Vec::with_capacity(history.len());
     for older in history {
@@ -99,7 +100,15 @@ fn rebase<'py>(dt: &Bound<'py, DocType>, collection: &str) -> PyResult<Bound<'py
     let past = PyList::new(py, past)?;
     Ok(py
         .get_type::<DocType>()
-        .call1((collection, version, description, indexes, past, migrate))?
+        .call1((
+            collection,
+            version,
+            description,
+            indexes,
+            past,
+            migrate,
+            migrations,
+        ))?
         .cast_into::<DocType>()?)
 }
 
@@ -206,7 +215,7 @@ impl Shared {
     }
 
     /// The key `db.context(...)` files this handle's metadata under.
-    fn context_key(&self) -> usize {
+    pub(crate) fn context_key(&self) -> usize {
         self as *const Shared as usize
     }
 
@@ -462,9 +471,15 @@ pub(crate) fn migrate_older(
                     e.value(py)
                 ))
             };
-            let decoded = checks
-                .check_schema(py, &*txn, dt, h.type_version)
-                .and_then(|()| dt.decode_doc(py, h.type_version, &value));
+            let decoded = if dt.migrates_by_function(h.type_version) {
+                crate::stored::decode_old(&*txn, collection, &value)
+                    .and_then(|d| crate::datum::to_py(py, &d))
+                    .and_then(|d| dt.migrate_dict(py, h.type_version, d))
+            } else {
+                checks
+                    .check_schema(py, &*txn, dt, h.type_version)
+                    .and_then(|()| dt.decode_doc(py, h.type_version, &value))
+            };
             let doc = decoded.map_err(context)?;
             let payload = dt.encode_doc(&doc).map_err(context)?;
             updates.push((pk, payload));

@@ -14,7 +14,7 @@ use crate::args::Target;
 use crate::at::At;
 use crate::codec::DocType;
 use crate::datum;
-use crate::error::{to_py, InvalidArgumentError};
+use crate::error::{to_py, CorruptionError, InvalidArgumentError};
 use crate::shared::Checks;
 use obj_core::codec::Datum;
 use obj_core::{DocHeader, DocKind, Reader, Value};
@@ -41,6 +41,9 @@ pub(crate) enum Ready {
     Dict(Value),
     Datum(Datum),
     Typed(Value),
+    /// A typed record of a version only `migrations` functions reach: its version and its
+    /// fields decoded by the schema the file stores for it.
+    Migrated(u32, Datum),
     /// A record read by name, with the header it is stored under.
     Stored(DocHeader, Box<Ready>),
     Nothing,
@@ -64,6 +67,18 @@ fn by_name<R: Reader>(r: &R, collection: &str, value: Value) -> PyResult<Ready> 
             None => Ready::Bytes(value),
         },
     })
+}
+
+/// The fields of a typed record of an older version, decoded by the schema the file stores
+/// for it (its class is gone from the code; `migrations` functions take it from here).
+pub(crate) fn decode_old<R: Reader>(r: &R, collection: &str, value: &Value) -> PyResult<Datum> {
+    r.decode_stored(collection, value)
+        .map_err(to_py)?
+        .ok_or_else(|| {
+            CorruptionError::new_err(format!(
+                "a typed record of {collection:?} decodes to nothing by its stored schema"
+            ))
+        })
 }
 
 impl Decode {
@@ -103,6 +118,12 @@ impl Decode {
                         dt.class_name(py)
                     )));
                 }
+                if dt.migrates_by_function(header.type_version) {
+                    return Ok(Ready::Migrated(
+                        header.type_version,
+                        decode_old(r, collection, &value)?,
+                    ));
+                }
                 checks.check_schema(py, r, dt, header.type_version)?;
                 Ok(Ready::Typed(value))
             }
@@ -120,6 +141,10 @@ impl Decode {
                 let value = self.build(py, *ready)?;
                 (header.kind.name(), header.type_version, value).into_bound_py_any(py)
             }
+            Ready::Migrated(version, d) => match self {
+                Decode::Typed(dt) => dt.get().migrate_dict(py, version, datum::to_py(py, &d)?),
+                _ => datum::to_py(py, &d),
+            },
             Ready::Typed(v) => match self {
                 Decode::Typed(dt) => dt.get().decode_doc(py, v.header().type_version, &v),
                 _ => Ok(PyBytes::new(py, &v).into_any()),
