@@ -311,6 +311,14 @@ def test_demo_command(tmp_path: pathlib.Path) -> None:
         users = tx.table("users")
         assert users.count("org#acme") == 5
         assert users.get("org#zeta", sk="user#2") == {"email": "u2@zeta.org", "logins": 1}
+    assert "action='reprioritise' user='ana' meta={'ticket': 42} -> update tasks" in (result.stdout)
+    assert "budget: 0 -> 100" in result.stdout
+    with obj.Db(target, read_only=True) as db:
+        actions = [r.action for r in db.changes()]
+        assert actions[:2] == ["reprioritise", "sign-up"] and actions[-1] == "hire"
+        from obj.cli import Team
+
+        assert db.state(Team, name="demo-team").data.budget == 100
 
 
 def test_demo_command_without_path() -> None:

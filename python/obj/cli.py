@@ -114,6 +114,14 @@ class Task:
     due: Optional[datetime.date] = None  # noqa: UP045 (Python 3.9 evaluates the hints)
 
 
+@dataclasses.dataclass
+class Team:
+    """The root state of the demonstration (``db.state``): a team's members and budget."""
+
+    members: dict[str, str] = dataclasses.field(default_factory=dict)
+    budget: int = 0
+
+
 _TASKS = [
     Task("T-1", "ana", "renew the passport", 3, ["admin"], due=datetime.date(2030, 1, 31)),
     Task("T-2", "ben", "fix the bike", 1, ["home", "outdoor"]),
@@ -176,6 +184,7 @@ def demo(path: pathlib.Path, out: Callable[[str], None] = print) -> None:
         _typed_demo(db, out)
         _store_demo(db, out)
         _table_demo(db, out)
+        _changes_demo(db, out)
         _processes_demo(db, path, out)
 
         out(
@@ -272,6 +281,43 @@ def _table_demo(db: Db, out: Callable[[str], None]) -> None:
     out(f"    query_index('email', 'u3@zeta.org') -> {[item['email'] for item in hit]}")
     users.put("org#acme", {"email": "temp@acme.org"}, sk="session#1", ttl=3600)
     out(f"    an item with ttl=3600 s; count('org#acme') = {users.count('org#acme')}")
+
+
+def _changes_demo(db: Db, out: Callable[[str], None]) -> None:
+    out("  a change log in the file (who changed what, when and why, in the same commit):")
+    db.enable_changes("both")
+    log = db.change_log()
+    start = log.last if log is not None else 0
+    with db.transaction(action="reprioritise", user="ana", meta={"ticket": 42}) as tx:
+        for oid, task in tx.query(Task).filter(field("key") == "T-2").fetch():
+            task.priority += 1
+            tx.upsert(Task, oid, task)
+    with db.context(action="sign-up", user="web"):
+        db.store("sessions")["user:99"] = {"plan": "trial", "seen": 0}
+    for record in db.changes(since=start):
+        what = ", ".join(f"{c.op} {c.collection}" for c in record.changes)
+        out(
+            f"    seq {record.seq}: action={record.action!r} user={record.user!r} "
+            f"meta={record.meta} -> {what}"
+        )
+    out("  root state, kanta-style (db.state: one object, a structural diff per commit):")
+    team = db.state(Team, name="demo-team")
+    with team.transaction(action="hire", user="ana") as data:
+        data.members[f"m{len(data.members) + 1}"] = "engineer"
+        data.budget += 100
+    try:
+        with team.transaction(action="overspend", user="ben") as data:
+            data.budget -= 10_000
+            raise ValueError("over budget")
+    except ValueError:
+        out(f"    a state transaction that raised rolled back: budget {team.data.budget}")
+    last = team.history()[-1]
+    out(f"    history()[-1]: seq {last.seq} action={last.action!r} user={last.user!r}")
+    for entry in last.diff:
+        out(f"      {'/'.join(map(str, entry.path))}: {entry.old!r} -> {entry.new!r}")
+    if len(team.history()) > 1:
+        before = team.at(team.history()[-2].seq)
+        out(f"    at(seq {team.history()[-2].seq}) -> budget {before.budget}")
 
 
 def _typed_demo(db: Db, out: Callable[[str], None]) -> None:

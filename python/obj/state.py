@@ -20,6 +20,7 @@ same codec, migrations (``history=[...]`` + ``migrate``) and crash safety as any
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,18 +134,25 @@ class State(Generic[T]):
         self._collection: str = self._doctype.collection
         self._lock = threading.Lock()
         self._owner: int | None = None
-        with db.transaction() as tx:
-            store = tx.store(self._collection, values=cls)
-            data = store.get(name)
-            if data is None:
-                try:
-                    data = cls()
-                except TypeError as e:
-                    raise InvalidArgumentError(
-                        f"{cls.__name__}() must build the initial state with no arguments "
-                        f"(give every field a default): {e}"
-                    ) from None
-                store[name] = data
+        with db.read_transaction() as snap:
+            data = snap.store(self._collection, values=cls).get(name)
+        if data is None:
+            # Created on first use, by the first handle that writes it (a read-only handle
+            # sees the initial state without storing it).
+            with contextlib.ExitStack() as stack:
+                tx = None if db.read_only else stack.enter_context(db.transaction())
+                store = None if tx is None else tx.store(self._collection, values=cls)
+                data = None if store is None else store.get(name)
+                if data is None:
+                    try:
+                        data = cls()
+                    except TypeError as e:
+                        raise InvalidArgumentError(
+                            f"{cls.__name__}() must build the initial state with no "
+                            f"arguments (give every field a default): {e}"
+                        ) from None
+                    if store is not None:
+                        store[name] = data
         self._data: T = data
         self._committed: bytes = self._encode(data)
 
