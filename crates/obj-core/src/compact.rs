@@ -82,7 +82,7 @@ fn take_freelist(tx: &mut WriteTxn) -> Result<Vec<u64>> {
         trunk = freelist::next(&page);
     }
     for &p in &out {
-        tx.dirty.remove(&p);
+        tx.forget_page(p);
     }
     tx.meta.free_head = 0;
     tx.meta.free_count = 0;
@@ -145,7 +145,7 @@ fn relocate_page(tx: &mut WriteTxn, no: u64, target: u64, moved: &mut u64) -> Re
     };
     let content = tx.page(no)?;
     tx.page_new(hole)?.copy_from_slice(&content);
-    tx.dirty.remove(&no);
+    tx.forget_page(no);
     *moved += 1;
     Ok(hole)
 }

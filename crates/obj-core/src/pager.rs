@@ -420,9 +420,14 @@ impl Pager {
 
     /// Records the pages of commit `seq`, just appended to the WAL from frame `first` on in
     /// this order, as the newest versions, and caches them.
-    pub fn publish(&self, seq: u64, first: u32, pages: Vec<(u64, PageBuf)>) {
-        self.index_commit(seq, first, pages.iter().map(|(no, _)| *no));
-        for (frame, (_, page)) in (first..).zip(pages) {
+    pub fn publish(&self, seq: u64, first: u32, spilled: Vec<u64>, pages: Vec<(u64, PageBuf)>) {
+        let cached = first + spilled.len() as u32;
+        self.index_commit(
+            seq,
+            first,
+            spilled.into_iter().chain(pages.iter().map(|(no, _)| *no)),
+        );
+        for (frame, (_, page)) in (cached..).zip(pages) {
             self.cache.insert(frame_key(frame), page);
         }
     }
@@ -622,7 +627,7 @@ mod tests {
         let frames: Vec<(u64, &[u8])> = pages.iter().map(|(no, p)| (*no, &p[..])).collect();
         let first = wal.append_commit(&frames, PAGES, false).unwrap();
         if cache {
-            pager.publish(seq, first, pages);
+            pager.publish(seq, first, Vec::new(), pages);
         } else {
             pager.index_commit(seq, first, pages.iter().map(|(no, _)| *no));
         }

@@ -651,6 +651,11 @@ impl ReadTxn {
         ReadTxn { pin: Arc::new(pin) }
     }
 
+    /// The pager this snapshot reads through.
+    pub(crate) fn pager(&self) -> &crate::pager::Pager {
+        &self.pin.shared.pager
+    }
+
     /// The commit this snapshot sees.
     pub fn commit_seq(&self) -> u64 {
         self.pin.seq

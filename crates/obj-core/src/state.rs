@@ -12,10 +12,11 @@ use crate::catalog::{IndexDef, NameMap, Root};
 use crate::codec::Schema;
 use crate::coord::Coord;
 use crate::error::{Error, IoContext, Result};
-use crate::format::Meta;
+use crate::format::{self, Meta};
 use crate::options::{Durability, Options};
 use crate::pager::{PageBuf, Pager};
 use crate::shm::{mark_value, Lock, MAIN_ONLY};
+use crate::spill::SpillView;
 use crate::wal::{self, Wal};
 use obj_sys::LockKind;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -254,8 +255,10 @@ impl Drop for Snapshot {
 pub(crate) struct Commit {
     /// The commit the transaction read; the new one is `base_seq + 1`.
     pub(crate) base_seq: u64,
-    /// Every changed page, sealed, in page order (page 0 carries `meta`).
+    /// Every changed page in memory, sealed, in page order (page 0 carries `meta`).
     pub(crate) pages: Vec<(u64, PageBuf)>,
+    /// The changed pages the transaction spilled (unsealed), written before `pages`.
+    pub(crate) spilled: Option<SpillView>,
     pub(crate) meta: Meta,
     /// Collection roots created or moved.
     pub(crate) new_roots: Vec<(String, Root)>,
@@ -884,14 +887,25 @@ impl Shared {
         let seq = c.base_seq + 1;
         let sync = self.opts.durability == Durability::Immediate;
         let mut wal = self.wal.lock();
+        let spilled = c.spilled.as_ref().map(SpillView::pages).unwrap_or_default();
         let first = {
-            let encoded = c
-                .pages
-                .iter()
-                .map(|(no, p)| Ok((*no, self.pager.encode(*no, p)?)))
-                .collect::<Result<Vec<_>>>()?;
-            let frames: Vec<(u64, &[u8])> = encoded.iter().map(|(no, p)| (*no, &**p)).collect();
-            match wal.append_commit(&frames, c.meta.page_count, sync) {
+            let pager = &self.pager;
+            let count = spilled.len() + c.pages.len();
+            // Spilled pages stream from the spill file one at a time; the others are here.
+            let mut fill = |i: usize, frame: &mut [u8]| -> Result<u64> {
+                if let (Some(view), Some(&no)) = (&c.spilled, spilled.get(i)) {
+                    let mut page = view
+                        .get(pager, no)?
+                        .ok_or_else(|| Error::corrupt_page(no, "left the spill file"))?;
+                    format::seal_page(no, &mut page);
+                    frame.copy_from_slice(&pager.encode(no, &page)?);
+                    return Ok(no);
+                }
+                let (no, page) = &c.pages[i - spilled.len()];
+                frame.copy_from_slice(&pager.encode(*no, page)?);
+                Ok(*no)
+            };
+            match wal.append_commit_with(count, c.meta.page_count, sync, &mut fill) {
                 Ok(first) => first,
                 Err(e) => {
                     self.fail("writing a commit to the log", &e);
@@ -899,7 +913,7 @@ impl Shared {
                 }
             }
         };
-        self.pager.publish(seq, first, c.pages);
+        self.pager.publish(seq, first, spilled, c.pages);
         for (name, root) in &c.new_roots {
             self.publish_root(name, *root, seq);
         }

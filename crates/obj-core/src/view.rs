@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::Meta;
 use crate::pager::{PageBuf, PageMap};
 use crate::reader::{ReadTxn, Reader, Source};
+use crate::spill::SpillView;
 use std::sync::Arc;
 
 /// What a view keeps of one collection the transaction touched.
@@ -34,6 +35,8 @@ struct ViewState {
     base: ReadTxn,
     meta: Meta,
     dirty: PageMap<PageBuf>,
+    /// The transaction's spilled pages at the moment (the spill file is append-only).
+    spill: Option<SpillView>,
     colls: NameMap<CollView>,
     new_schemas: Vec<(String, Arc<Schema>)>,
 }
@@ -43,6 +46,7 @@ impl TxnView {
         base: ReadTxn,
         meta: Meta,
         dirty: PageMap<PageBuf>,
+        spill: Option<SpillView>,
         colls: NameMap<CollView>,
         new_schemas: Vec<(String, Arc<Schema>)>,
     ) -> Self {
@@ -51,6 +55,7 @@ impl TxnView {
                 base,
                 meta,
                 dirty,
+                spill,
                 colls,
                 new_schemas,
             }),
@@ -63,6 +68,11 @@ impl PageRead for TxnView {
         let s = &self.inner;
         if let Some(page) = s.dirty.get(&no) {
             return Ok(page.clone());
+        }
+        if let Some(spill) = &s.spill {
+            if let Some(page) = spill.get(s.base.pager(), no)? {
+                return Ok(Arc::new(page));
+            }
         }
         if no >= s.meta.page_count {
             return Err(Error::corrupt_page(

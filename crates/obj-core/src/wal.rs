@@ -20,6 +20,9 @@ pub const FRAME_HEADER_SIZE: usize = 32;
 /// 32 bits (16 TiB of 4 KiB pages).
 pub const MAX_FRAMES: u64 = u32::MAX as u64;
 
+/// Frames a commit writes per system call (4 MiB of 4 KiB pages).
+pub const APPEND_BATCH: usize = 1024;
+
 /// Bytes recovery reads at a time (rounded down to whole frames, at least one).
 const READ_CHUNK: usize = 1 << 20;
 
@@ -638,18 +641,39 @@ impl Wal {
 
     /// Appends one commit: a frame per page, the last one carrying the commit marker.
     /// Returns the index of its first frame (the others follow it in order).
+    #[cfg(test)]
     pub fn append_commit(
         &mut self,
         pages: &[(u64, &[u8])],
         db_pages: u64,
         sync: bool,
     ) -> Result<u32> {
-        debug_assert!(!pages.is_empty() && db_pages > 0);
+        self.append_commit_with(pages.len(), db_pages, sync, &mut |i, body| {
+            let (no, page) = pages[i];
+            body.copy_from_slice(page);
+            Ok(no)
+        })
+    }
+
+    /// Appends one commit of `count` frames, `fill(i, body)` writing the `i`-th page's
+    /// stored image into `body` and returning its page number. Frames go out in batches,
+    /// so a commit larger than memory streams through a buffer of [`APPEND_BATCH`] frames;
+    /// the log's end moves only once every frame is written (a failure part-way leaves
+    /// frames without a commit marker past the end, which recovery ignores and the next
+    /// commit overwrites).
+    pub fn append_commit_with(
+        &mut self,
+        count: usize,
+        db_pages: u64,
+        sync: bool,
+        fill: &mut dyn FnMut(usize, &mut [u8]) -> Result<u64>,
+    ) -> Result<u32> {
+        debug_assert!(count > 0 && db_pages > 0);
         let frame_size = FRAME_HEADER_SIZE + self.page_size;
         let first_index = (self.end - WAL_HEADER_SIZE as u64) / frame_size as u64;
         let first = u32::try_from(first_index)
             .ok()
-            .filter(|_| first_index + pages.len() as u64 <= MAX_FRAMES)
+            .filter(|_| first_index + count as u64 <= MAX_FRAMES)
             .ok_or_else(|| {
                 Error::Busy(format!(
                     "the WAL holds {} frames, the most it can: a reader has pinned an old \
@@ -657,35 +681,42 @@ impl Wal {
                     self.frames
                 ))
             })?;
-        let mut buf = vec![0u8; frame_size * pages.len()];
+        let mut buf = vec![0u8; frame_size * count.min(APPEND_BATCH)];
         let mut chain = self.chain;
         let behind_synced_log = self.synced_end == self.end;
-        for (i, (no, page)) in pages.iter().enumerate() {
-            debug_assert_eq!(page.len(), self.page_size);
-            let frame = &mut buf[i * frame_size..(i + 1) * frame_size];
-            let (hdr, body) = frame.split_at_mut(FRAME_HEADER_SIZE);
-            put_u64(hdr, F_PAGE, *no);
-            let marker = if i + 1 == pages.len() { db_pages } else { 0 };
-            put_u64(hdr, F_COMMIT, marker);
-            put_u32(hdr, F_SALT1, self.salt1);
-            put_u32(hdr, F_SALT2, self.salt2);
-            body.copy_from_slice(page);
-            chain = frame_checksum(chain, hdr, body);
-            put_u32(hdr, F_CHECKSUM, chain);
-            if i == 0 && behind_synced_log {
-                put_u32(hdr, F_MARK, durable_mark(chain, first_index));
+        let mut at = self.end;
+        let mut i = 0;
+        while i < count {
+            let n = (count - i).min(APPEND_BATCH);
+            for (j, frame) in buf.chunks_exact_mut(frame_size).take(n).enumerate() {
+                let index = i + j;
+                let (hdr, body) = frame.split_at_mut(FRAME_HEADER_SIZE);
+                hdr.fill(0);
+                let no = fill(index, body)?;
+                put_u64(hdr, F_PAGE, no);
+                let marker = if index + 1 == count { db_pages } else { 0 };
+                put_u64(hdr, F_COMMIT, marker);
+                put_u32(hdr, F_SALT1, self.salt1);
+                put_u32(hdr, F_SALT2, self.salt2);
+                chain = frame_checksum(chain, hdr, body);
+                put_u32(hdr, F_CHECKSUM, chain);
+                if index == 0 && behind_synced_log {
+                    put_u32(hdr, F_MARK, durable_mark(chain, first_index));
+                }
             }
+            self.backend.write_at(at, &buf[..n * frame_size])?;
+            at += (n * frame_size) as u64;
+            i += n;
         }
-        self.backend.write_at(self.end, &buf)?;
         if sync {
             self.backend.sync()?;
         }
-        self.end += buf.len() as u64;
+        self.end = at;
         if sync {
             self.synced_end = self.end;
         }
         self.chain = chain;
-        self.frames += pages.len() as u64;
+        self.frames += count as u64;
         Ok(first)
     }
 

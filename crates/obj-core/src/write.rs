@@ -12,6 +12,7 @@ use crate::freelist::{Allocator, FreePages};
 use crate::index;
 use crate::pager::{PageBuf, PageMap};
 use crate::reader::{check_id, id_key, wrong_kind, ReadTxn, Reader, Source, Value};
+use crate::spill::Spill;
 use crate::state::{Commit, Shared, WriterGuard};
 use crate::view::{CollView, TxnView};
 use std::ops::Bound;
@@ -50,6 +51,8 @@ pub struct WriteTxn {
     /// The header as the transaction began: a change to it alone still needs a commit.
     pub(crate) meta_at_start: Meta,
     pub(crate) dirty: PageMap<PageBuf>,
+    /// Changed pages moved out of memory when `dirty` outgrew its budget.
+    pub(crate) spill: Option<Spill>,
     pub(crate) colls: NameMap<CollState>,
     /// Schemas stored by this transaction, published to the shared cache at commit.
     pub(crate) new_schemas: Vec<(String, Arc<Schema>)>,
@@ -69,6 +72,7 @@ impl WriteTxn {
             meta_at_start: meta.clone(),
             meta,
             dirty: PageMap::default(),
+            spill: None,
             colls: NameMap::default(),
             new_schemas: Vec::new(),
             alloc: Allocator::default(),
@@ -739,6 +743,31 @@ impl WriteTxn {
         }
     }
 
+    /// Runs `f` with the change log's capture off: for writes that are not a user's data
+    /// change of their own (a blob's chunks; its header is recorded).
+    pub(crate) fn unlogged<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let log = self.log.take();
+        let result = f(self);
+        self.log = log;
+        result
+    }
+
+    /// Hands out the next number of `collection`'s id counter (the ids `insert` uses in an
+    /// id collection; a keyed collection's is free for its kind to use, as blob ids).
+    pub(crate) fn take_id(&mut self, collection: &str) -> Result<u64> {
+        let st = self.writable_state(collection)?;
+        let id = st.rec.next_id;
+        if id == 0 {
+            return Err(Error::invalid(format!(
+                "collection {collection:?} has used every id"
+            )));
+        }
+        // 0 once the last id is handed out, as for inserts.
+        st.rec.next_id = id.checked_add(1).unwrap_or(0);
+        st.dirty = true;
+        Ok(id)
+    }
+
     /// Makes every change durable (per the durability option) and visible to new readers.
     pub fn commit(mut self) -> Result<()> {
         self.check_usable()?;
@@ -748,7 +777,12 @@ impl WriteTxn {
             .filter(|(_, s)| s.dirty)
             .map(|(n, s)| (n.clone(), s.rec.clone()))
             .collect();
-        if self.dirty.is_empty() && changed.is_empty() && self.meta == self.meta_at_start {
+        let spilled = self.spill.as_ref().is_some_and(|s| s.len() > 0);
+        if self.dirty.is_empty()
+            && !spilled
+            && changed.is_empty()
+            && self.meta == self.meta_at_start
+        {
             return Ok(());
         }
         let catalog_root = self.meta.catalog_root;
@@ -761,6 +795,9 @@ impl WriteTxn {
         // Pages above the size (moved away by a compaction) are no longer part of the file.
         let size = self.meta.page_count;
         self.dirty.retain(|no, _| *no < size);
+        if let Some(spill) = &mut self.spill {
+            spill.retain(|no| no < size);
+        }
         self.meta.commit_seq += 1;
         self.meta.wal_generation = self.shared.wal_generation();
         let meta = self.meta.clone();
@@ -787,6 +824,11 @@ impl WriteTxn {
         let commit = Commit {
             base_seq: self.base_seq,
             pages,
+            spilled: self
+                .spill
+                .take()
+                .map(|s| s.view())
+                .filter(|v| !v.is_empty()),
             meta,
             new_roots,
             schemas: std::mem::take(&mut self.new_schemas),
@@ -815,6 +857,7 @@ impl WriteTxn {
             base,
             self.meta.clone(),
             self.dirty.clone(),
+            self.spill.as_ref().map(Spill::view),
             colls,
             self.new_schemas.clone(),
         ))
@@ -824,10 +867,73 @@ impl WriteTxn {
     pub fn rollback(self) {}
 }
 
+impl WriteTxn {
+    /// How many changed pages stay in memory before some move to the spill file.
+    fn dirty_budget(&self) -> usize {
+        let bytes = (self.shared.opts().cache_size / 4).max(4 << 20);
+        (bytes / self.page_size()).max(64)
+    }
+
+    /// The spilled image of page `no`, if it is spilled.
+    fn spilled(&self, no: u64) -> Result<Option<Vec<u8>>> {
+        match &self.spill {
+            Some(s) if s.contains(no) => s.get(&self.shared.pager, no),
+            _ => Ok(None),
+        }
+    }
+
+    /// Moves half of the changed pages (never `keep` or the header page) to the spill file
+    /// once they outgrow the budget, so a transaction's memory stays bounded whatever it
+    /// writes.
+    fn maybe_spill(&mut self, keep: u64) -> Result<()> {
+        let budget = self.dirty_budget();
+        if self.dirty.len() <= budget {
+            return Ok(());
+        }
+        if self.spill.is_none() {
+            let slot = self.shared.pager.physical_size();
+            self.spill = Some(Spill::create(self.shared.path(), slot)?);
+        }
+        let mut victims: Vec<u64> = self
+            .dirty
+            .keys()
+            .copied()
+            .filter(|no| *no != keep && *no != 0)
+            .collect();
+        victims.sort_unstable();
+        // The highest page numbers are the newest (freshly allocated data pages, written
+        // once); the low ones are more often tree nodes the transaction goes back to.
+        let from = victims.len().saturating_sub(budget / 2);
+        let moved: Vec<(u64, PageBuf)> = victims[from..]
+            .iter()
+            .filter_map(|no| self.dirty.remove(no).map(|p| (*no, p)))
+            .collect();
+        let spill = self
+            .spill
+            .as_mut()
+            .ok_or_else(|| Error::corrupt("the spill file vanished"))?;
+        for batch in moved.chunks(256) {
+            spill.put(&self.shared.pager, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a changed page altogether (freed or moved by compaction).
+    pub(crate) fn forget_page(&mut self, no: u64) {
+        self.dirty.remove(&no);
+        if let Some(s) = &mut self.spill {
+            s.remove(no);
+        }
+    }
+}
+
 impl PageRead for WriteTxn {
     fn page(&self, no: u64) -> Result<PageBuf> {
         if let Some(page) = self.dirty.get(&no) {
             return Ok(page.clone());
+        }
+        if let Some(page) = self.spilled(no)? {
+            return Ok(Arc::new(page));
         }
         if no >= self.meta.page_count {
             return Err(Error::corrupt_page(
@@ -847,7 +953,11 @@ impl PageWrite for WriteTxn {
     fn page_mut(&mut self, no: u64) -> Result<&mut [u8]> {
         if !self.dirty.contains_key(&no) {
             let page = self.page(no)?;
+            if let Some(s) = &mut self.spill {
+                s.remove(no);
+            }
             self.dirty.insert(no, page);
+            self.maybe_spill(no)?;
         }
         let page = self
             .dirty
@@ -858,6 +968,13 @@ impl PageWrite for WriteTxn {
 
     fn page_new(&mut self, no: u64) -> Result<&mut [u8]> {
         let size = self.page_size();
+        if !self.dirty.contains_key(&no) {
+            if let Some(s) = &mut self.spill {
+                s.remove(no);
+            }
+            self.dirty.insert(no, Arc::new(vec![0u8; size]));
+            self.maybe_spill(no)?;
+        }
         let page = self
             .dirty
             .entry(no)
@@ -896,7 +1013,7 @@ impl FreePages for WriteTxn {
     }
 
     fn discard(&mut self, no: u64) {
-        self.dirty.remove(&no);
+        self.forget_page(no);
     }
 }
 
