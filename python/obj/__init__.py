@@ -62,6 +62,7 @@ from .errors import (
 from .query import MAX_SORT_BUFFER, Expr, Field, Query, field
 from .stat import CollectionStat, IndexStat, Stat
 from .state import DiffEntry, State, StateRecord
+from .blobs import BlobInfo, BlobReader, BlobStore, BlobWriter
 from .store import MAX_KEY_LEN, KeyTypeError, Store
 from .table import Page, SortKeyCondition, Table, sk
 
@@ -139,6 +140,10 @@ __all__ = [
     "State",
     "StateRecord",
     "Store",
+    "BlobInfo",
+    "BlobReader",
+    "BlobStore",
+    "BlobWriter",
     "Sync",
     "Table",
     "Unique",

@@ -157,6 +157,7 @@ class Reads:
     def _key_handle(
         self, target: _Target, raw: bool, key_type_error: type[Exception], key_errors: str, /
     ) -> KeyedHandle: ...
+    def _blob_handle(self, store: str, /) -> BlobHandle: ...
 
 @disjoint_base
 class Db(Reads):
@@ -451,6 +452,37 @@ class TableHandle:
         start_after: bytes | None,
         /,
     ) -> tuple[list[_Item], bytes | None]: ...
+
+#: ``(id, size, sha256, content_type, meta, created_micros, chunk_size)`` of a blob.
+_BlobHeader = tuple[int, int, bytes, str | None, dict[str, Any] | None, int, int]
+
+@final
+class BlobHandle:
+    """One blob store of a database or transaction (see ``python/obj/blobs.py``)."""
+
+    def info(self, key: bytes) -> _BlobHeader | None: ...
+    def chunk(self, id: int, size: int, chunk_size: int, index: int) -> bytes: ...
+    def put(
+        self,
+        key: bytes,
+        data: bytes | bytearray | memoryview,
+        content_type: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> _BlobHeader: ...
+    def delete(self, key: bytes) -> bool: ...
+    def writer(
+        self, key: bytes, content_type: str | None = None, meta: dict[str, Any] | None = None
+    ) -> BlobWriter: ...
+
+@final
+class BlobWriter:
+    """A blob being streamed into a write transaction."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> int: ...
+    @property
+    def size(self) -> int: ...
+    def finish(self) -> _BlobHeader: ...
+    def abort(self) -> None: ...
 
 @final
 class KeyedHandle:

@@ -14,6 +14,7 @@ from .errors import InvalidArgumentError
 from .query import Query
 
 if TYPE_CHECKING:
+    from .blobs import BlobStore
     from .store import Normalize, Store
     from .table import Table
 
@@ -179,6 +180,25 @@ class Reads(_obj.Reads):
             buffer=buffer,
             autoflush_on_read=autoflush_on_read,
         )
+
+    @overload
+    def blobs(self, name: str, *, keys: Literal["str"] = "str") -> BlobStore[str]: ...
+    @overload
+    def blobs(self, name: str, *, keys: Literal["bytes"]) -> BlobStore[bytes]: ...
+    def blobs(self, name: str, *, keys: Literal["str", "bytes"] = "str") -> BlobStore[Any]:
+        """The blob store ``name`` (:class:`obj.BlobStore`): values of any size under keys,
+        streamed in and out in chunks, created at its first write::
+
+            media = db.blobs("media")
+            media["cover:001"] = png_bytes
+            with media.open("video:7", "wb", content_type="video/mp4") as f:
+                f.write(chunk)
+
+        Keys follow :class:`obj.Store`'s rules; ``keys`` says what iteration returns.
+        """
+        from .blobs import BlobStore
+
+        return BlobStore(self, name, keys=keys)  # type: ignore[arg-type]
 
     def table(self, name: str, indexes: Iterable[str | Sequence[str]] | None = None) -> Table:
         """The table ``name`` (:class:`obj.Table`): items addressed by a partition key and

@@ -22,6 +22,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backend;
+pub mod blob;
 mod btree;
 mod catalog;
 mod changelog;
@@ -53,6 +54,7 @@ mod pager;
 pub mod query;
 mod reader;
 mod shm;
+mod spill;
 mod stat;
 mod state;
 pub mod table;

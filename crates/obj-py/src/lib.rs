@@ -23,6 +23,7 @@
 mod args;
 mod at;
 mod batch;
+mod blob;
 mod changes;
 mod codec;
 mod context;
@@ -57,6 +58,8 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<keyed::KeyIterator>()?;
     m.add_class::<keyed::KeyedHandle>()?;
     m.add_class::<table::TableHandle>()?;
+    m.add_class::<blob::BlobHandle>()?;
+    m.add_class::<blob::BlobWriter>()?;
     m.add_class::<vector::Vector>()?;
     m.add_class::<cursor::QueryCursor>()?;
     m.add_class::<codec::DocType>()?;

@@ -226,6 +226,18 @@ impl Reads {
         )
     }
 
+    /// A blob store's handle on its collections (see `blob.rs`).
+    #[pyo3(signature = (store, /))]
+    fn _blob_handle(&self, store: &Bound<'_, PyAny>) -> PyResult<crate::blob::BlobHandle> {
+        let name = args::read_collection(store)?.into_owned();
+        if name.contains('.') || name.contains('#') {
+            return Err(crate::error::InvalidArgumentError::new_err(format!(
+                "blob store name {name:?} may not contain '.' or '#'"
+            )));
+        }
+        Ok(crate::blob::BlobHandle::new(self.origin.clone(), name))
+    }
+
     /// Names of all collections of this database (not of attached ones), sorted.
     fn collections<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let names = self.origin.with(py, &Place::Here, |snap, _| {
