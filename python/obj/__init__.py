@@ -42,6 +42,7 @@ from ._db import (
 from ._obj import WAL_HEADER_SIZE, Change, DocumentChange, DocumentIterator, QueryCursor, Vector
 from ._obj import __version__ as __version__
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
+from .blobs import BlobInfo, BlobReader, BlobStore, BlobWriter
 from .document import Composite, Each, Index, Unique, document, is_document
 from .errors import (
     BusyError,
@@ -62,7 +63,6 @@ from .errors import (
 from .query import MAX_SORT_BUFFER, Expr, Field, Query, field
 from .stat import CollectionStat, IndexStat, Stat
 from .state import DiffEntry, State, StateRecord
-from .blobs import BlobInfo, BlobReader, BlobStore, BlobWriter
 from .store import MAX_KEY_LEN, KeyTypeError, Store
 from .table import Page, SortKeyCondition, Table, sk
 
@@ -91,6 +91,10 @@ __all__ = [
     "AsyncDb",
     "AsyncQuery",
     "AsyncTransaction",
+    "BlobInfo",
+    "BlobReader",
+    "BlobStore",
+    "BlobWriter",
     "BusyError",
     "Change",
     "ChangeFeed",
@@ -140,10 +144,6 @@ __all__ = [
     "State",
     "StateRecord",
     "Store",
-    "BlobInfo",
-    "BlobReader",
-    "BlobStore",
-    "BlobWriter",
     "Sync",
     "Table",
     "Unique",

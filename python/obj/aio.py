@@ -65,6 +65,7 @@ from typing import (
     overload,
 )
 
+from ._ablobs import AsyncBlobReader, AsyncBlobStore, AsyncBlobWriter
 from ._astore import AsyncStore
 from ._atable import AsyncTable
 from ._changes import (
@@ -101,6 +102,9 @@ if TYPE_CHECKING:
     _Source = Db | WriteTransaction | ReadTransaction
 
 __all__ = [
+    "AsyncBlobReader",
+    "AsyncBlobStore",
+    "AsyncBlobWriter",
     "AsyncCollection",
     "AsyncDb",
     "AsyncQuery",
@@ -335,6 +339,14 @@ class _AsyncReads:
         )
         blocking = await self._run(make)
         return AsyncStore(blocking, self._run, self._store_writes())
+
+    async def blobs(
+        self, name: str, *, keys: Literal["str", "bytes"] = "str"
+    ) -> AsyncBlobStore[Any]:
+        """The blob store ``name`` (see :meth:`obj.Db.blobs`), its calls run on the worker
+        threads."""
+        blocking = await self._run(functools.partial(self._source().blobs, name, keys=keys))
+        return AsyncBlobStore(blocking, self._run, self._store_writes())
 
     async def table(
         self, name: str, indexes: Iterable[str | Sequence[str]] | None = None

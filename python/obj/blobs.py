@@ -25,12 +25,13 @@ and sees its own writes; one of a read transaction reads its snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
 import os
 import shutil
 from collections.abc import Iterator, MutableMapping
-from typing import IO, TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, Union
 
 from .errors import InvalidArgumentError, ObjError
 from .store import Store
@@ -310,7 +311,9 @@ class BlobReader(io.RawIOBase):
             raise KeyError(key)
         self._t = t
         self._info = _info(key, t)
-        self._id, self._size, self._chunk = t[0], t[1], t[6]
+        self._id: int = t[0]
+        self._size: int = t[1]
+        self._chunk: int = t[6]
         self._pos = 0
         self._cached = -1
         self._data = b""
@@ -486,11 +489,8 @@ class BlobWriter(io.RawIOBase):
     def __del__(self) -> None:
         # Dropped without close(): store nothing (IOBase would close, i.e. commit).
         if not getattr(self, "_done", True):
-            try:
+            with contextlib.suppress(Exception):
                 self.abort()
-            except Exception:
-                pass
 
     def __repr__(self) -> str:
         return f"<obj.BlobWriter {self.name!r}>"
-
