@@ -561,6 +561,7 @@ class Db(Reads, ChangeLog, _obj.Db):
         oldests = [s for s in (my_oldest, other_oldest) if s is not None]
         ages = [a for a in (my_age, other_age if others else None) if a is not None]
         page_size, page_count, free_pages, wal_frames, collections = self._stat()
+        collections = _blob_kinds(collections)
         return Stat(
             page_size,
             page_count,
@@ -634,3 +635,18 @@ def _handle(handle: object) -> Db:
     """An attached database's handle (the native registry holds it untyped)."""
     assert isinstance(handle, Db)
     return handle
+
+
+def _blob_kinds(collections: list[Any]) -> list[Any]:
+    """The stat rows with a blob store's two collections named for what they are: its
+    headers ``"blobs"``, its chunks ``"blob chunks"``."""
+    names = {row[0] for row in collections}
+    chunks = {_obj._blob_chunks_of(name): name for name in names}
+    out = []
+    for name, kind, *rest in collections:
+        if _obj._blob_chunks_of(name) in names:
+            kind = "blobs"
+        elif name in chunks:
+            kind = "blob chunks"
+        out.append((name, kind, *rest))
+    return out

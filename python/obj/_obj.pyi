@@ -613,5 +613,8 @@ class DocumentChange:
     def __getitem__(self, index: int, /) -> Any: ...
     def __iter__(self) -> Iterator[Any]: ...
 
+def _blob_chunks_of(store: str, /) -> str:
+    """The collection holding the chunks of blob store ``store``."""
+
 def sort_key(value: object, /) -> bytes:
     """The bytes a query orders ``value`` by (the order of index keys)."""

@@ -32,8 +32,9 @@ class CollectionStat:
     #: Bytes of the pages the collection owns (documents, overflow pages and indexes).
     file_size_bytes: int
     indexes: tuple[IndexStat, ...]
-    #: ``"id"`` (documents under engine-assigned ids) or ``"keyed"`` (under caller-given
-    #: keys: an :class:`obj.Store` or :class:`obj.Table`).
+    #: ``"id"`` (documents under engine-assigned ids), ``"keyed"`` (under caller-given
+    #: keys: an :class:`obj.Store` or :class:`obj.Table`), ``"blobs"`` (the headers of an
+    #: :class:`obj.BlobStore`, one per blob) or ``"blob chunks"`` (its content).
     kind: str = "id"
     #: Items of a table that have expired (``ttl``) but still take space, until later
     #: writes to the table or :meth:`Db.compact` reclaim them. ``doc_count`` includes them;

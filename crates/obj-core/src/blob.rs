@@ -40,6 +40,19 @@ fn chunk_key(id: u64, index: u64) -> [u8; 16] {
     k
 }
 
+/// The blob id a chunk key starts with.
+fn blob_id_of(key: &[u8], store: &str) -> Result<u64> {
+    key.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .filter(|_| key.len() == 16)
+        .ok_or_else(|| {
+            Error::corrupt(format!(
+                "a chunk key of blob store {store:?} is not 16 bytes"
+            ))
+        })
+}
+
 /// What a blob's header says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlobInfo {
@@ -223,7 +236,16 @@ impl BlobWriter {
         let chunks = chunks_of(store);
         txn.create_collection(store, CollectionKind::Keyed)?;
         txn.unlogged(|t| t.create_collection(&chunks, CollectionKind::Keyed))?;
-        let id = txn.take_id(&chunks)?;
+        // Above every blob id in use, also when the chunks came from elsewhere (an import
+        // of exported records does not carry the counter).
+        let highest = match txn
+            .key_range(&chunks, Bound::Unbounded, Bound::Unbounded, true)?
+            .next()
+        {
+            Some(entry) => blob_id_of(&entry?.0, store)?,
+            None => 0,
+        };
+        let id = txn.take_id(&chunks, highest + 1)?;
         Ok(BlobWriter {
             store: store.to_owned(),
             chunks,
@@ -359,12 +381,7 @@ pub fn orphan_chunks<R: Reader>(r: &R, store: &str) -> Result<u64> {
     let mut orphans = 0;
     for entry in r.key_range(&chunks_of(store), Bound::Unbounded, Bound::Unbounded, false)? {
         let (key, _) = entry?;
-        let id = key
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| Error::corrupt(format!("a chunk key of store {store:?} is short")))?;
-        if !ids.contains(&id) {
+        if !ids.contains(&blob_id_of(&key, store)?) {
             orphans += 1;
         }
     }

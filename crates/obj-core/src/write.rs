@@ -752,11 +752,15 @@ impl WriteTxn {
         result
     }
 
-    /// Hands out the next number of `collection`'s id counter (the ids `insert` uses in an
-    /// id collection; a keyed collection's is free for its kind to use, as blob ids).
-    pub(crate) fn take_id(&mut self, collection: &str) -> Result<u64> {
+    /// Hands out the next number of `collection`'s id counter, at least `at_least` (the
+    /// ids `insert` uses in an id collection; a keyed collection's is free for its kind to
+    /// use, as blob ids).
+    pub(crate) fn take_id(&mut self, collection: &str, at_least: u64) -> Result<u64> {
         let st = self.writable_state(collection)?;
-        let id = st.rec.next_id;
+        let id = match st.rec.next_id {
+            0 => 0,
+            next => next.max(at_least),
+        };
         if id == 0 {
             return Err(Error::invalid(format!(
                 "collection {collection:?} has used every id"

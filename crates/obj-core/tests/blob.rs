@@ -164,3 +164,43 @@ fn the_change_log_records_headers_not_chunks() {
         ]
     );
 }
+
+#[test]
+fn blob_ids_stay_above_chunks_copied_in_from_another_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Db::open(dir.path().join("a.obj"), Options::default()).unwrap();
+    let mut tx = a.begin_write().unwrap();
+    blob::put_blob(&mut tx, "m", b"old", &bytes(CHUNK_SIZE + 5, 3), None, None).unwrap();
+    tx.commit().unwrap();
+    // Copy every record as an export and import would (the id counter does not travel).
+    let b = Db::open(dir.path().join("b.obj"), Options::default()).unwrap();
+    let r = a.begin_read().unwrap();
+    let mut tx = b.begin_write().unwrap();
+    for name in ["m".to_string(), chunks_of("m")] {
+        tx.create_collection(&name, obj_core::CollectionKind::Keyed)
+            .unwrap();
+        for entry in r
+            .key_range(
+                &name,
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Unbounded,
+                false,
+            )
+            .unwrap()
+        {
+            let (k, v) = entry.unwrap();
+            let h = v.header();
+            tx.put_key_doc(&name, &k, h.kind, h.type_version, &v)
+                .unwrap();
+        }
+    }
+    blob::put_blob(&mut tx, "m", b"new", &bytes(10, 4), None, None).unwrap();
+    tx.commit().unwrap();
+    let r = b.begin_read().unwrap();
+    assert_eq!(read_all(&r, "m", b"old").unwrap(), bytes(CHUNK_SIZE + 5, 3));
+    assert_eq!(read_all(&r, "m", b"new").unwrap(), bytes(10, 4));
+    assert!(
+        r.blob_info("m", b"new").unwrap().unwrap().id
+            > r.blob_info("m", b"old").unwrap().unwrap().id
+    );
+}

@@ -236,3 +236,9 @@ impl BlobWriter {
             .with(py, |live| w.abort(&mut live.txn).map_err(to_py))
     }
 }
+
+/// The collection holding the chunks of blob store `store` (`obj_core::blob::chunks_of`).
+#[pyfunction]
+pub fn _blob_chunks_of(store: &str) -> String {
+    blob::chunks_of(store)
+}

@@ -66,6 +66,7 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<changes::Change>()?;
     m.add_class::<changes::DocumentChange>()?;
     m.add_function(wrap_pyfunction!(cursor::sort_key, m)?)?;
+    m.add_function(wrap_pyfunction!(blob::_blob_chunks_of, m)?)?;
     m.add_function(wrap_pyfunction!(options::_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(table::_set_clock, m)?)?;
     m.add_function(wrap_pyfunction!(db::_before_fork, m)?)?;
