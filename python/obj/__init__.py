@@ -43,6 +43,7 @@ from ._obj import WAL_HEADER_SIZE, Change, DocumentChange, DocumentIterator, Que
 from ._obj import __version__ as __version__
 from ._txn import Collection, IndexInfo, ReadTransaction, WriteTransaction
 from .blobs import BlobInfo, BlobReader, BlobStore, BlobWriter
+from .columns import Column
 from .document import Composite, Each, Index, Unique, document, is_document
 from .errors import (
     BusyError,
@@ -103,6 +104,7 @@ __all__ = [
     "CheckpointInfo",
     "Collection",
     "CollectionStat",
+    "Column",
     "CompactInfo",
     "Composite",
     "ConditionFailedError",

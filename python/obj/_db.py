@@ -561,7 +561,7 @@ class Db(Reads, ChangeLog, _obj.Db):
         oldests = [s for s in (my_oldest, other_oldest) if s is not None]
         ages = [a for a in (my_age, other_age if others else None) if a is not None]
         page_size, page_count, free_pages, wal_frames, collections = self._stat()
-        collections = _blob_kinds(collections)
+        collections = _kinds(self, collections)
         return Stat(
             page_size,
             page_count,
@@ -637,9 +637,10 @@ def _handle(handle: object) -> Db:
     return handle
 
 
-def _blob_kinds(collections: list[Any]) -> list[Any]:
-    """The stat rows with a blob store's two collections named for what they are: its
-    headers ``"blobs"``, its chunks ``"blob chunks"``."""
+def _kinds(db: Db, collections: list[Any]) -> list[Any]:
+    """The stat rows with the collections of blob stores and columns named for what they
+    are: a blob store's headers ``"blobs"``, its chunks ``"blob chunks"``; a column's
+    ``"column <dtype>"``."""
     names = {row[0] for row in collections}
     chunks = {_obj._blob_chunks_of(name): name for name in names}
     out = []
@@ -648,5 +649,12 @@ def _blob_kinds(collections: list[Any]) -> list[Any]:
             kind = "blobs"
         elif name in chunks:
             kind = "blob chunks"
+        elif kind == "keyed":
+            try:
+                header = db._column_handle(name).header()
+            except ObjError:
+                header = None
+            if header is not None:
+                kind = f"column {header[0]}"
         out.append((name, kind, *rest))
     return out

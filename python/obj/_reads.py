@@ -15,6 +15,7 @@ from .query import Query
 
 if TYPE_CHECKING:
     from .blobs import BlobStore
+    from .columns import Column
     from .store import Normalize, Store
     from .table import Table
 
@@ -199,6 +200,21 @@ class Reads(_obj.Reads):
         from .blobs import BlobStore
 
         return BlobStore(self, name, keys=keys)  # type: ignore[arg-type]
+
+    def column(self, name: str, dtype: str | None = None) -> Column:
+        """The column ``name`` (:class:`obj.Column`), created with ``dtype`` if it does not
+        exist (``"i64"``, ``"f64"``, ``"str"``, ``"vec:f32:128"``, ... see
+        :mod:`obj.columns`); another dtype for an existing column is
+        :class:`obj.InvalidArgumentError`, no dtype for a missing one
+        :class:`obj.NotFoundError`::
+
+            temps = db.column("temperatures", "f64")
+            temps.extend(readings)
+            temps[-10:], temps.to_numpy()
+        """
+        from .columns import Column
+
+        return Column(self, name, dtype)  # type: ignore[arg-type]
 
     def table(self, name: str, indexes: Iterable[str | Sequence[str]] | None = None) -> Table:
         """The table ``name`` (:class:`obj.Table`): items addressed by a partition key and

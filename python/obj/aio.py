@@ -66,6 +66,7 @@ from typing import (
 )
 
 from ._ablobs import AsyncBlobReader, AsyncBlobStore, AsyncBlobWriter
+from ._acolumn import AsyncColumn
 from ._astore import AsyncStore
 from ._atable import AsyncTable
 from ._changes import (
@@ -106,6 +107,7 @@ __all__ = [
     "AsyncBlobStore",
     "AsyncBlobWriter",
     "AsyncCollection",
+    "AsyncColumn",
     "AsyncDb",
     "AsyncQuery",
     "AsyncReadTransaction",
@@ -347,6 +349,12 @@ class _AsyncReads:
         threads."""
         blocking = await self._run(functools.partial(self._source().blobs, name, keys=keys))
         return AsyncBlobStore(blocking, self._run, self._store_writes())
+
+    async def column(self, name: str, dtype: str | None = None) -> AsyncColumn:
+        """The column ``name`` (see :meth:`obj.Db.column`), its calls run on the worker
+        threads."""
+        blocking = await self._run(functools.partial(self._source().column, name, dtype))
+        return AsyncColumn(blocking, self._run, self._store_writes())
 
     async def table(
         self, name: str, indexes: Iterable[str | Sequence[str]] | None = None

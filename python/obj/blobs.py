@@ -33,6 +33,7 @@ import shutil
 from collections.abc import Iterator, MutableMapping
 from typing import IO, TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, Union
 
+from ._handles import Given, Own
 from .errors import InvalidArgumentError, ObjError
 from .store import Store
 
@@ -111,17 +112,19 @@ class BlobStore(MutableMapping[K, bytes], Generic[K]):
     def _reading(self) -> Any:
         """A context giving the blob handle to read on one snapshot."""
         if self._is_db:
-            return _DbSnapshot(self._owner, self._name)
-        return _Given(self._h)
+            name = self._name
+            return Own(self._owner.read_transaction, lambda tx: tx._blob_handle(name))
+        return Given(self._h)
 
     def _writing(self) -> Any:
         """A context giving the blob handle to write with: a transaction of its own for a
         database, the owner's for a transaction."""
         if self._is_db:
-            return _DbTransaction(self._owner, self._name)
+            name = self._name
+            return Own(self._owner.transaction, lambda tx: tx._blob_handle(name))
         if not hasattr(self._owner, "commit"):
             raise ObjError("a blob store of a read transaction cannot write")
-        return _Given(self._h)
+        return Given(self._h)
 
     # -- whole values -----------------------------------------------------------------------
 
@@ -251,45 +254,6 @@ def _chunks(h: Any, t: tuple[Any, ...]) -> Iterator[bytes]:
     blob_id, size, _sha, _ct, _meta, _micros, chunk = t
     for i in range(-(-size // chunk)):
         yield h.chunk(blob_id, size, chunk, i)
-
-
-class _Given:
-    def __init__(self, h: Any) -> None:
-        self._h = h
-
-    def __enter__(self) -> Any:
-        return self._h
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-class _DbSnapshot:
-    """A read transaction of the database for one read."""
-
-    def __init__(self, db: Any, name: str) -> None:
-        self._tx = db.read_transaction()
-        self._name = name
-
-    def __enter__(self) -> Any:
-        return self._tx.__enter__()._blob_handle(self._name)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._tx.__exit__(*exc)
-
-
-class _DbTransaction:
-    """A write transaction of the database for one write."""
-
-    def __init__(self, db: Any, name: str) -> None:
-        self._tx = db.transaction()
-        self._name = name
-
-    def __enter__(self) -> Any:
-        return self._tx.__enter__()._blob_handle(self._name)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._tx.__exit__(*exc)
 
 
 class BlobReader(io.RawIOBase):

@@ -34,7 +34,8 @@ class CollectionStat:
     indexes: tuple[IndexStat, ...]
     #: ``"id"`` (documents under engine-assigned ids), ``"keyed"`` (under caller-given
     #: keys: an :class:`obj.Store` or :class:`obj.Table`), ``"blobs"`` (the headers of an
-    #: :class:`obj.BlobStore`, one per blob) or ``"blob chunks"`` (its content).
+    #: :class:`obj.BlobStore`, one per blob), ``"blob chunks"`` (its content) or
+    #: ``"column <dtype>"`` (an :class:`obj.Column`: its header and chunks).
     kind: str = "id"
     #: Items of a table that have expired (``ttl``) but still take space, until later
     #: writes to the table or :meth:`Db.compact` reclaim them. ``doc_count`` includes them;

@@ -29,6 +29,7 @@ mod changelog;
 mod cipher;
 pub mod clock;
 pub mod codec;
+pub mod column;
 mod compact;
 mod coord;
 mod db;

@@ -26,6 +26,7 @@ mod batch;
 mod blob;
 mod changes;
 mod codec;
+mod column;
 mod context;
 mod cursor;
 mod datum;
@@ -60,6 +61,7 @@ fn _obj(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<table::TableHandle>()?;
     m.add_class::<blob::BlobHandle>()?;
     m.add_class::<blob::BlobWriter>()?;
+    m.add_class::<column::ColumnHandle>()?;
     m.add_class::<vector::Vector>()?;
     m.add_class::<cursor::QueryCursor>()?;
     m.add_class::<codec::DocType>()?;

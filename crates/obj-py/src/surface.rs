@@ -238,6 +238,13 @@ impl Reads {
         Ok(crate::blob::BlobHandle::new(self.origin.clone(), name))
     }
 
+    /// A column's handle (see `column.rs`).
+    #[pyo3(signature = (name, /))]
+    fn _column_handle(&self, name: &Bound<'_, PyAny>) -> PyResult<crate::column::ColumnHandle> {
+        let name = args::read_collection(name)?.into_owned();
+        Ok(crate::column::ColumnHandle::new(self.origin.clone(), name))
+    }
+
     /// Names of all collections of this database (not of attached ones), sorted.
     fn collections<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let names = self.origin.with(py, &Place::Here, |snap, _| {
