@@ -81,6 +81,7 @@ from typing import IO, Annotated, Any, Callable, Literal, NoReturn, Optional, Pr
 from ._db import Db
 from ._obj import Vector, __version__
 from ._txn import WriteTransaction
+from .columns import Column
 from .document import Composite, Each, Index, Unique, document
 from .errors import (
     ChangesExpiredError,
@@ -606,6 +607,15 @@ def _records(
 
 
 def _documents(db: Db, collection: str, limit: int | None) -> Iterator[tuple[tuple[str, Any], Any]]:
+    """What ``obj dump`` shows: each record with its id or key, or a column's elements
+    with their positions (``"$i"``)."""
+    if _column_dtype(db, collection) is not None:
+        column = db.column(collection)
+        stop = len(column) if limit is None else min(limit, len(column))
+        for i in range(0, stop, 4096):
+            for k, value in enumerate(column[i : min(stop, i + 4096)]):
+                yield ("$i", i + k), value
+        return
     for n, (at, (_kind, _version, doc)) in enumerate(_records(db, collection)):
         if limit is not None and n >= limit:
             return
@@ -617,7 +627,7 @@ def _cmd_dump(args: argparse.Namespace, out: IO[str]) -> int:
         raise _UsageError("--limit must be >= 0")
     with _open(args.file) as db:
         _collections(db, args.collection)
-        total = db.count(args.collection)
+        total = _export_count(db, args.collection)
         progress = _Progress(f"dump {args.collection}", min(total, args.limit or total))
         for (where, at), doc in _documents(db, args.collection, args.limit):
             if args.json:
@@ -630,8 +640,25 @@ def _cmd_dump(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
+def _column_dtype(db: Db, name: str) -> str | None:
+    """The dtype of ``name`` when it is an :class:`obj.Column`, else None."""
+    try:
+        header = db._column_handle(name).header()
+    except ObjError:
+        return None
+    return None if header is None else header[0]
+
+
 def _export_lines(db: Db, name: str) -> Iterator[tuple[bool, str]]:
-    """The lines of one collection: ``(is_document, line)``, its schemas first."""
+    """The lines of one collection: ``(is_document, line)``, its schemas first. A column
+    is a ``{"collection", "$column": dtype}`` line and one ``{"collection", "$i",
+    "value"}`` line per element, in order."""
+    dtype = _column_dtype(db, name)
+    if dtype is not None:
+        yield False, _json_line({"collection": name, "$column": dtype})
+        for i, value in enumerate(db.column(name)):
+            yield True, _json_line({"collection": name, "$i": i, "value": to_json(value)})
+        return
     for _version, schema in db._schemas(name):
         yield False, _json_line({"collection": name, "$schema": to_json(schema)})
     for (where, at), (kind, version, doc) in _records(db, name):
@@ -649,7 +676,7 @@ def _cmd_export(args: argparse.Namespace, out: IO[str]) -> int:
         names = _collections(db, args.collection)
         if args.jsonl != "-" and _same_file(args.jsonl, db.path, db.wal_path):
             raise _UsageError(f"--jsonl {args.jsonl} is the database itself; name another file")
-        total = sum(db.count(name) for name in names)
+        total = sum(_export_count(db, name) for name in names)
         progress = _Progress("export", total)
         written = 0
         dest = sys.stdout if args.jsonl == "-" else open(args.jsonl, "w", encoding="utf-8")  # noqa: SIM115
@@ -672,6 +699,11 @@ def _cmd_export(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
+def _export_count(db: Db, name: str) -> int:
+    """The document lines export writes for ``name`` (a column's elements)."""
+    return len(db.column(name)) if _column_dtype(db, name) is not None else int(db.count(name))
+
+
 def _same_file(path: str, *others: pathlib.Path) -> bool:
     try:
         return any(o.exists() and os.path.samefile(path, o) for o in others)
@@ -686,7 +718,9 @@ class _Line:
     number: int
     #: ``"schema"`` (a stored schema), ``"typed"`` (a typed document: ``doc`` holds its
     #: fields) or ``"plain"`` (a dict-native document, or raw bytes).
-    kind: Literal["schema", "typed", "plain"]
+    #: ``"column"`` (a column and its dtype) and ``"element"`` (its next element: ``doc``
+    #: the value, ``id`` its position).
+    kind: Literal["schema", "typed", "plain", "column", "element"]
     doc: Any
     #: The collection an exported line names (None for a plain JSON object).
     collection: str | None = None
@@ -701,6 +735,8 @@ class _Line:
 #: The keys of an exported document line and of a schema line.
 _DOC_KEYS = {"collection", "id", "$key", "doc", "$version", "$kind"}
 _SCHEMA_KEYS = {"collection", "$schema"}
+_COLUMN_KEYS = {"collection", "$column"}
+_ELEMENT_KEYS = {"collection", "$i", "value"}
 
 
 def _read_lines(source: IO[bytes]) -> Iterator[tuple[int, str]]:
@@ -738,6 +774,15 @@ def _parse_line(number: int, text: str) -> _Line:
         if not isinstance(schema, dict):
             raise ValueError('"$schema" must be a JSON object')
         return _Line(number, "schema", schema, _collection(record))
+    if set(record) == _COLUMN_KEYS:
+        if not isinstance(record["$column"], str):
+            raise ValueError('"$column" must be a dtype string such as "i64"')
+        return _Line(number, "column", record["$column"], _collection(record))
+    if set(record) == _ELEMENT_KEYS:
+        at = record["$i"]
+        if isinstance(at, bool) or not isinstance(at, int) or at < 0:
+            raise ValueError(f'"$i" must be an int >= 0, got {json.dumps(at)}')
+        return _Line(number, "element", from_json(record["value"]), _collection(record), at)
     if "doc" not in record or not set(record) <= _DOC_KEYS:
         return _plain(number, from_json(record), None, None)
     collection = _collection(record)
@@ -831,6 +876,42 @@ class _Target:
         self.keyed: bool | None = None if kind is None else kind == "keyed"
         self.versions = {version for version, _ in db._schemas(name)}
         self.typed: bool | None = True if self.versions else (False if count else None)
+        self.column: Column | None = None
+        self.next_index = 0
+        self.pending: list[Any] = []
+
+    #: Elements of a column waiting to be appended (in batches: one append per element
+    #: would rewrite the column's last chunk each time).
+    _COLUMN_BATCH = 10_000
+
+    def column_line(self, tx: WriteTransaction, line: _Line) -> None:
+        """A column's dtype line (creates or checks the column), or its next element."""
+        if line.kind == "column":
+            if self.pending:
+                self.flush()
+            self.column = tx.column(self.name, line.doc)
+            self.next_index = len(self.column)
+            return
+        if self.column is None:
+            raise _UsageError(
+                f"line {line.number}: an element of {self.name!r} before its "
+                '{"collection": ..., "$column": dtype} line'
+            )
+        if line.id != self.next_index:
+            raise _UsageError(
+                f"line {line.number}: element {line.id} of column {self.name!r} where "
+                f"element {self.next_index} comes next (elements import in order)"
+            )
+        self.pending.append(line.doc)
+        self.next_index += 1
+        if len(self.pending) >= self._COLUMN_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Appends the waiting elements."""
+        if self.pending and self.column is not None:
+            self.column.extend(self.pending)
+        self.pending = []
 
     def admit(self, line: _Line) -> None:
         """Refuses a line of the other kind than the collection's."""
@@ -878,6 +959,11 @@ class _Target:
 
 
 def _import_line(tx: WriteTransaction, target: _Target, line: _Line, keep_ids: bool) -> None:
+    if line.kind in ("column", "element"):
+        target.column_line(tx, line)
+        return
+    if target.pending:
+        target.flush()
     target.admit(line)
     doc_id = line.id if keep_ids else None
     if line.kind == "schema":
@@ -922,6 +1008,11 @@ class _Targets:
                 raise _UsageError(f"line {line.number}: {e}") from None
         return target
 
+    def flush(self) -> None:
+        """Appends every column's waiting elements."""
+        for target in self._known.values():
+            target.flush()
+
     def describe(self) -> str:
         names = list(self._known)
         return repr(names[0]) if len(names) == 1 else f"{len(names)} collections"
@@ -942,15 +1033,18 @@ def _cmd_import(args: argparse.Namespace, out: IO[str]) -> int:
             progress = _Progress(f"import {args.collection or ''}".strip(), None)
             try:
                 with db.transaction() as tx:
-                    for line in _import_lines(source):
-                        target = targets.of(line)
-                        try:
+                    number = 0
+                    try:
+                        for line in _import_lines(source):
+                            number = line.number
+                            target = targets.of(line)
                             _import_line(tx, target, line, args.keep_ids)
-                        except ObjError as e:
-                            raise _UsageError(f"line {line.number}: {e}") from None
-                        if line.kind != "schema":
-                            count += 1
-                            progress.step()
+                            if line.kind not in ("schema", "column"):
+                                count += 1
+                                progress.step()
+                        targets.flush()
+                    except ObjError as e:
+                        raise _UsageError(f"line {number}: {e}") from None
             finally:
                 if source is not sys.stdin.buffer:
                     source.close()
