@@ -1005,3 +1005,19 @@ fn set_field(
     }
     Ok(())
 }
+
+/// The fields of a typed record of an older version, decoded by the schema the file stores
+/// for it (its class is gone from the code; `migrations` functions take it from here).
+pub(crate) fn decode_old<R: obj_core::Reader>(
+    r: &R,
+    collection: &str,
+    value: &obj_core::Value,
+) -> PyResult<Datum> {
+    r.decode_stored(collection, value)
+        .map_err(crate::error::to_py)?
+        .ok_or_else(|| {
+            CorruptionError::new_err(format!(
+                "a typed record of {collection:?} decodes to nothing by its stored schema"
+            ))
+        })
+}

@@ -472,7 +472,7 @@ pub(crate) fn migrate_older(
                 ))
             };
             let decoded = if dt.migrates_by_function(h.type_version) {
-                crate::stored::decode_old(&*txn, collection, &value)
+                crate::codec::decode_old(&*txn, collection, &value)
                     .and_then(|d| crate::datum::to_py(py, &d))
                     .and_then(|d| dt.migrate_dict(py, h.type_version, d))
             } else {

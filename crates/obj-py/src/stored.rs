@@ -14,7 +14,7 @@ use crate::args::Target;
 use crate::at::At;
 use crate::codec::DocType;
 use crate::datum;
-use crate::error::{to_py, CorruptionError, InvalidArgumentError};
+use crate::error::{to_py, InvalidArgumentError};
 use crate::shared::Checks;
 use obj_core::codec::Datum;
 use obj_core::{DocHeader, DocKind, Reader, Value};
@@ -69,18 +69,6 @@ fn by_name<R: Reader>(r: &R, collection: &str, value: Value) -> PyResult<Ready> 
     })
 }
 
-/// The fields of a typed record of an older version, decoded by the schema the file stores
-/// for it (its class is gone from the code; `migrations` functions take it from here).
-pub(crate) fn decode_old<R: Reader>(r: &R, collection: &str, value: &Value) -> PyResult<Datum> {
-    r.decode_stored(collection, value)
-        .map_err(to_py)?
-        .ok_or_else(|| {
-            CorruptionError::new_err(format!(
-                "a typed record of {collection:?} decodes to nothing by its stored schema"
-            ))
-        })
-}
-
 impl Decode {
     pub(crate) fn of(target: &Target<'_>) -> Decode {
         match target {
@@ -121,7 +109,7 @@ impl Decode {
                 if dt.migrates_by_function(header.type_version) {
                     return Ok(Ready::Migrated(
                         header.type_version,
-                        decode_old(r, collection, &value)?,
+                        crate::codec::decode_old(r, collection, &value)?,
                     ));
                 }
                 checks.check_schema(py, r, dt, header.type_version)?;
