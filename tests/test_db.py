@@ -313,6 +313,9 @@ def test_demo_command(tmp_path: pathlib.Path) -> None:
         assert users.get("org#zeta", sk="user#2") == {"email": "u2@zeta.org", "logins": 1}
     assert "action='reprioritise' user='ana' meta={'ticket': 42} -> update tasks" in (result.stdout)
     assert "budget: 0 -> 100" in result.stdout
+    assert "streamed 1,200,000 bytes into 'video:7'" in result.stdout
+    assert "an interrupted upload stored nothing: 'video:8' in media -> False" in result.stdout
+    assert "len 10,001, temps[-1] = 36.6" in result.stdout
     with obj.Db(target, read_only=True) as db:
         actions = [r.action for r in db.changes()]
         assert actions[:2] == ["reprioritise", "sign-up"] and actions[-1] == "hire"

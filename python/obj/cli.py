@@ -185,6 +185,8 @@ def demo(path: pathlib.Path, out: Callable[[str], None] = print) -> None:
         _typed_demo(db, out)
         _store_demo(db, out)
         _table_demo(db, out)
+        _blobs_demo(db, out)
+        _columns_demo(db, out)
         _changes_demo(db, out)
         _processes_demo(db, path, out)
 
@@ -282,6 +284,46 @@ def _table_demo(db: Db, out: Callable[[str], None]) -> None:
     out(f"    query_index('email', 'u3@zeta.org') -> {[item['email'] for item in hit]}")
     users.put("org#acme", {"email": "temp@acme.org"}, sk="session#1", ttl=3600)
     out(f"    an item with ttl=3600 s; count('org#acme') = {users.count('org#acme')}")
+
+
+def _blobs_demo(db: Db, out: Callable[[str], None]) -> None:
+    out("  blobs (obj.BlobStore: streamed in 256 KiB chunks, with size and SHA-256):")
+    media = db.blobs("media")
+    with media.open("video:7", "wb", content_type="video/mp4", meta={"by": "ana"}) as f:
+        for i in range(12):
+            f.write(bytes([i]) * 100_000)
+    info = media.stat("video:7")
+    out(
+        f"    streamed {info.size:,} bytes into 'video:7' ({info.content_type}, sha256 "
+        f"{info.sha256[:16]}...), atomic at close"
+    )
+    with media.open("video:7") as f:
+        f.seek(650_000)
+        piece = f.read(4)
+    out(f"    seek(650,000) + read(4) -> {piece!r} (reads only the chunk it needs)")
+    try:
+        with media.open("video:8", "wb") as f:
+            f.write(b"partial")
+            raise RuntimeError("upload interrupted")
+    except RuntimeError:
+        pass
+    out(f"    an interrupted upload stored nothing: 'video:8' in media -> {'video:8' in media}")
+
+
+def _columns_demo(db: Db, out: Callable[[str], None]) -> None:
+    out("  columns (obj.Column: typed sequences packed in pages):")
+    temps = db.column("demo-temperatures", "f64")
+    temps.clear()
+    temps.extend(float(20 + (i % 7)) / 2 for i in range(10_000))
+    temps.append(36.6)
+    out(
+        f"    extend 10,000 f64 + append: len {len(temps):,}, temps[-1] = {temps[-1]}, "
+        f"temps[100:103] = {temps[100:103]}"
+    )
+    try:
+        db.column("demo-counts", "i32").append(2**40)
+    except ObjError as e:
+        out(f"    an i32 column refuses 2**40: {e}")
 
 
 def _changes_demo(db: Db, out: Callable[[str], None]) -> None:
