@@ -16,9 +16,12 @@ from typing_extensions import Self, disjoint_base
 __all__ = [
     "MAX_KEY_LEN",
     "WAL_HEADER_SIZE",
+    "BlobHandle",
+    "BlobWriter",
     "BusyError",
     "Change",
     "ChangesExpiredError",
+    "ColumnHandle",
     "ConditionFailedError",
     "CorruptionError",
     "DatabaseExistsError",
@@ -46,6 +49,7 @@ __all__ = [
     "__version__",
     "_after_fork_anywhere",
     "_before_fork",
+    "_blob_chunks_of",
     "_defaults",
     "_set_clock",
     "sort_key",
@@ -629,7 +633,7 @@ class DocumentChange:
     def __getitem__(self, index: int, /) -> Any: ...
     def __iter__(self) -> Iterator[Any]: ...
 
-def _blob_chunks_of(store: str, /) -> str:
+def _blob_chunks_of(store: str) -> str:
     """The collection holding the chunks of blob store ``store``."""
 
 def sort_key(value: object, /) -> bytes:
